@@ -1,0 +1,50 @@
+# servestack: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstall when pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+
+.PHONY: help venv engine lint test test-unit test-engine demo bench clean
+
+help:
+	@echo "make demo   - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
+	@echo "make test   - install, lint, type-check, run unit, mock and engine test tiers"
+	@echo "make engine - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+engine:
+	bash tools/build-engine.sh
+
+lint: venv
+	$(BIN)/ruff check components tests examples bench __main__.py
+	$(BIN)/ruff format --check components tests examples bench __main__.py
+	$(BIN)/mypy
+
+test-unit: venv
+	$(BIN)/pytest -q -m "not engine" tests
+
+test-engine: venv engine
+	$(BIN)/pytest -q -m engine tests
+
+# One pytest run over every tier, so its closing line counts them all.
+test: venv lint engine
+	$(BIN)/pytest -q tests
+
+demo: venv engine
+	$(BIN)/python -m components.demo
+
+bench: venv engine
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf out .pulumi-state .engine

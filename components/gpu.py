@@ -1,0 +1,94 @@
+"""The one GPU vocabulary.
+
+Every place that needs to know something about a GPU type (container resource key, the
+node label a deployment selects, the taint a node pool carries and a deployment tolerates,
+cloud machine types and accelerator names) reads this table, so a pool and the pods meant
+for it can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class GpuType(StrEnum):
+    T4 = "T4"
+    V100 = "V100"
+    A10G = "A10G"
+    A100 = "A100"
+    L4 = "L4"
+    L40S = "L40S"
+    H100 = "H100"
+
+
+#: Label every servestack node pool puts on its nodes, and every GPU deployment selects.
+GPU_LABEL = "servestack.io/gpu"
+#: Label naming the node pool a node belongs to.
+POOL_LABEL = "servestack.io/node-pool"
+#: Extended resource advertised by the NVIDIA device plugin.
+GPU_RESOURCE = "nvidia.com/gpu"
+#: Taint GKE adds to every GPU node by itself; deployments tolerate it everywhere.
+NVIDIA_TAINT_KEY = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    """What one GPU type compiles into."""
+
+    type: GpuType
+    memory_gib: int
+    #: Value of the `nvidia.com/gpu.product` label set by GPU feature discovery.
+    product_label: str
+    #: GKE `guest_accelerator.type`; None where GKE offers no such GPU.
+    gke_accelerator: str | None
+    #: A GKE machine type that carries one such GPU (a default; users may override).
+    gke_machine_type: str | None
+    #: An EC2 instance type with this GPU, for EKS node groups and Karpenter.
+    eks_instance_type: str | None
+    #: Value of Karpenter's `karpenter.k8s.aws/instance-gpu-name` requirement.
+    karpenter_gpu_name: str
+
+    @property
+    def label_value(self) -> str:
+        """Value of :data:`GPU_LABEL` on nodes carrying this GPU (lower case, label-safe)."""
+        return self.type.value.lower()
+
+    def node_selector(self) -> dict[str, str]:
+        return {GPU_LABEL: self.label_value}
+
+    def taint(self) -> dict[str, str]:
+        """The taint a pool of this GPU carries, in Kubernetes' shape."""
+        return {"key": GPU_LABEL, "value": self.label_value, "effect": "NoSchedule"}
+
+    def tolerations(self) -> list[dict[str, str]]:
+        """Tolerations a pod asking for this GPU needs on any backend."""
+        return [
+            {"key": GPU_LABEL, "operator": "Equal", "value": self.label_value,
+             "effect": "NoSchedule"},
+            {"key": NVIDIA_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
+        ]
+
+
+GPU_TABLE: dict[GpuType, GpuInfo] = {
+    info.type: info
+    for info in (
+        GpuInfo(GpuType.T4, 16, "Tesla-T4", "nvidia-tesla-t4", "n1-standard-8",
+                "g4dn.xlarge", "t4"),
+        GpuInfo(GpuType.V100, 16, "Tesla-V100-SXM2-16GB", "nvidia-tesla-v100",
+                "n1-standard-8", "p3.2xlarge", "v100"),
+        GpuInfo(GpuType.A10G, 24, "NVIDIA-A10G", None, None,
+                "g5.xlarge", "a10g"),
+        GpuInfo(GpuType.A100, 40, "NVIDIA-A100-SXM4-40GB", "nvidia-tesla-a100",
+                "a2-highgpu-1g", "p4d.24xlarge", "a100"),
+        GpuInfo(GpuType.L4, 24, "NVIDIA-L4", "nvidia-l4", "g2-standard-8", "g6.xlarge", "l4"),
+        GpuInfo(GpuType.L40S, 48, "NVIDIA-L40S", None, None,
+                "g6e.xlarge", "l40s"),
+        GpuInfo(GpuType.H100, 80, "NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb",
+                "a3-highgpu-8g", "p5.48xlarge", "h100"),
+    )
+}
+
+
+def gpu_info(gpu_type: GpuType | str) -> GpuInfo:
+    return GPU_TABLE[GpuType(gpu_type)]

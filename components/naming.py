@@ -1,0 +1,76 @@
+"""The one place child names come from.
+
+A child's Pulumi name and its Kubernetes ``metadata.name`` are the same string, derived
+here. Names are contract: renaming a child (or a type token) without an ``alias`` replaces
+live resources, so treat any change in this module as breaking.
+"""
+
+from __future__ import annotations
+
+import re
+
+from components.config import DeploymentSpec, StrategyType
+
+TYPE_PREFIX = "servestack:index"
+
+MODEL_DEPLOYMENT = f"{TYPE_PREFIX}:ModelDeployment"
+AUTOSCALER = f"{TYPE_PREFIX}:Autoscaler"
+LOAD_BALANCER = f"{TYPE_PREFIX}:LoadBalancer"
+GPU_NODE_POOL = f"{TYPE_PREFIX}:GpuNodePool"
+
+#: Suffixes of children; a child named with no suffix carries the parent's name.
+CANARY = "canary"
+STABLE = "stable"
+TRACK_LABEL = "servestack.io/track"
+VERSION_LABEL = "servestack.io/model-version"
+GATEWAY_RULE = "lb"
+ROUTES = "routes"
+BUDGET = "pdb"
+
+
+def child_name(parent: str, suffix: str | None = None) -> str:
+    """Pulumi name and Kubernetes name of a child resource."""
+    return f"{parent}-{suffix}" if suffix else parent
+
+
+def version_slug(version: str) -> str:
+    """A model version as a DNS-label fragment: ``v2.1.0`` -> ``v2-1-0``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
+    return slug[:20].rstrip("-") or "v"
+
+
+def workload_name(spec: DeploymentSpec) -> str:
+    """Name of the stable Deployment.
+
+    Blue-green keys the Deployment by model version, so a new version is a new Deployment
+    created next to the old one: traffic switches when it is ready, then the old one goes.
+    """
+    if spec.strategy.type is StrategyType.blue_green:
+        return child_name(spec.name, version_slug(spec.model.version))
+    return spec.name
+
+
+def labels(spec: DeploymentSpec) -> dict[str, str]:
+    """Labels on every child of a deployment (selectors use :func:`selector` only)."""
+    return {
+        "app.kubernetes.io/name": spec.name,
+        "app.kubernetes.io/managed-by": "servestack",
+        "servestack.io/model-type": spec.model.type.value,
+        "servestack.io/environment": spec.environment.value,
+        **{f"tags.servestack.io/{k}": v for k, v in spec.tags.items()},
+    }
+
+
+def selector(spec: DeploymentSpec, track: str | None = None) -> dict[str, str]:
+    """Pod selector. With a track it is a Deployment's (immutable) selector.
+
+    Only fields whose edit already means a new Deployment go in: the name, the track and,
+    for blue-green (whose Deployment is keyed by version), the version. Anything else here
+    would turn an ordinary edit into a replacement.
+    """
+    sel = {"app.kubernetes.io/name": spec.name}
+    if track is not None:
+        sel[TRACK_LABEL] = track
+    if spec.strategy.type is StrategyType.blue_green and track != CANARY:
+        sel[VERSION_LABEL] = version_slug(spec.model.version)
+    return sel

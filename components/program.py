@@ -1,0 +1,95 @@
+"""The servestack stack program: `servestack:*` config in, components out.
+
+Root `__main__.py` calls :func:`main`. Validation happens before any resource is
+registered; a bad config ends the run with one line per problem and no traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import StackConfig, Target
+from components.errors import ConfigError
+from components.gpu_node_pool import GpuNodePool
+from components.model_deployment import ModelDeployment
+from components.validation import NAMESPACE, parse_stack
+
+RENDER_ROOT = "out"
+
+
+def stack_config() -> dict[str, Any]:
+    """Every `servestack:*` key of the running stack, prefix removed, secrets decrypted."""
+    from pulumi.runtime.config import get_config_env
+
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    cfg = pulumi.Config(NAMESPACE)
+    for full_key in get_config_env():
+        if full_key.startswith(prefix):
+            key = full_key[len(prefix):]
+            raw[key] = cfg.get_object(key)
+            if raw[key] is None:
+                raw[key] = cfg.get(key)
+    return raw
+
+
+def render_directory(stack: str) -> Path:
+    return Path(RENDER_ROOT) / stack
+
+
+def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
+    """Render mode writes manifests to `out/<stack>/`; cluster mode uses the kubeconfig.
+
+    The provider is named after the cluster: moving a stack to another cluster is a new
+    provider, so the engine replaces every resource on it, as the field-effect table says.
+    """
+    name = f"k8s-{config.cluster.name}"
+    if config.target is Target.render:
+        return k8s.Provider(name, render_yaml_to_directory=str(render_directory(stack)),
+                            enable_server_side_apply=True)
+    return k8s.Provider(name, namespace=config.namespace, enable_server_side_apply=True)
+
+
+def build(config: StackConfig, stack: str) -> dict[str, Any]:
+    """Create every resource of a validated stack; returns the stack outputs."""
+    provider = kubernetes_provider(config, stack)
+    opts = pulumi.ResourceOptions(provider=provider)
+    namespace = k8s.core.v1.Namespace(
+        config.namespace,
+        metadata={"name": config.namespace,
+                  "labels": {"app.kubernetes.io/managed-by": "servestack",
+                             "pod-security.kubernetes.io/enforce": "restricted"}},
+        opts=pulumi.ResourceOptions(provider=provider, delete_before_replace=True))
+    pools = {p.name: GpuNodePool(p.name, p, config.cluster, opts=opts) for p in config.node_pools}
+    deployments = {
+        d.name: ModelDeployment(d.name, d, opts=pulumi.ResourceOptions(
+            provider=provider, depends_on=[namespace, *pools.values()]))
+        for d in config.deployments
+    }
+    outputs: dict[str, Any] = {
+        "environment": config.environment.value,
+        "namespace": config.namespace,
+        "endpoints": {n: d.endpoint for n, d in deployments.items() if d.endpoint is not None},
+        "models": {n: {"id": d.spec.model.id, "version": d.spec.model.version,
+                       "type": d.spec.model.type.value, "active": d.spec.active}
+                   for n, d in deployments.items()},
+        "nodePools": {n: {"labels": p.labels} for n, p in pools.items()},
+    }
+    if config.target is Target.render:
+        outputs["renderDirectory"] = str(render_directory(stack))
+    return outputs
+
+
+def main() -> None:
+    stack = pulumi.get_stack()
+    try:
+        config = parse_stack(stack_config(), source=f"stack {stack}")
+    except ConfigError as err:
+        # RunError is reported by the engine as a plain message: no Python traceback.
+        raise pulumi.RunError(f"invalid servestack config:\n{err}") from None
+    for key, value in build(config, stack).items():
+        pulumi.export(key, value)

@@ -1,0 +1,153 @@
+"""Whole-stack validation and loading of `Pulumi.<stack>.yaml` files.
+
+Everything here is pure: it runs before the Pulumi runtime registers anything, so a bad
+config never reaches the engine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from components.config import (
+    CloudProvider,
+    ClusterSpec,
+    DeploymentSpec,
+    NodePoolSpec,
+    StackConfig,
+)
+from components.errors import ConfigError, Problem, from_validation_error
+from components.gpu import gpu_info
+
+NAMESPACE = "servestack"
+
+
+def parse_stack(raw: Any, *, source: str | None = None) -> StackConfig:
+    """Validate a plain `servestack` config mapping (keys without the `servestack:` prefix)."""
+    if not isinstance(raw, dict):
+        raise ConfigError([Problem("", f"expected a mapping of servestack keys, got {raw!r}")],
+                          source)
+    try:
+        stack = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = from_validation_error(exc, raw, StackConfig)
+        raise ConfigError(err.problems, source) from None
+    problems = cross_checks(stack)
+    if problems:
+        raise ConfigError(problems, source)
+    return stack
+
+
+def parse_deployment(raw: Any) -> DeploymentSpec:
+    """Validate one deployment given as a plain dict in the YAML shape."""
+    try:
+        return DeploymentSpec.model_validate(raw)
+    except ValidationError as exc:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        raise from_validation_error(
+            exc, raw, DeploymentSpec, root=f"deployments[{name}]" if name else "deployment"
+        ) from None
+
+
+def cross_checks(stack: StackConfig) -> list[Problem]:
+    """Rules that span several deployments or node pools."""
+    problems: list[Problem] = []
+    for kind, items in (("deployments", stack.deployments), ("nodePools", stack.node_pools)):
+        counts = Counter(item.name for item in items)
+        problems += [Problem(f"{kind}[{name}].name", f"{name!r} is used {n} times; names must "
+                             "be unique") for name, n in counts.items() if n > 1]
+    offered = {p.gpu.type for p in stack.node_pools}
+    for dep in stack.deployments:
+        gpu = dep.resources.gpu
+        if stack.node_pools and gpu.type is not None and gpu.type not in offered:
+            names = ", ".join(sorted(t.value for t in offered if t is not None))
+            problems.append(Problem(
+                f"deployments[{dep.name}].resources.gpu.type",
+                f"{gpu.type.value} is offered by no node pool; declared pools offer: {names}",
+            ))
+        pools = [p for p in stack.node_pools if p.gpu.type == gpu.type]
+        if pools and gpu.count > max(p.gpu.count for p in pools):
+            problems.append(Problem(
+                f"deployments[{dep.name}].resources.gpu.count",
+                f"{gpu.count} GPUs per replica, but the largest {gpu.type} node has "
+                f"{max(p.gpu.count for p in pools)}",
+            ))
+    provider = stack.cluster.provider
+    for pool in stack.node_pools:
+        info = gpu_info(pool.gpu.type) if pool.gpu.type else None
+        path = f"nodePools[{pool.name}]"
+        if provider is CloudProvider.karpenter and pool.min_nodes > 0:
+            problems.append(Problem(f"{path}.minNodes", f"{pool.min_nodes} is not allowed with "
+                                    "provider karpenter: it launches nodes on demand; use 0"))
+        if pool.disk_size_gb is not None and provider in (CloudProvider.karpenter,
+                                                          CloudProvider.existing):
+            problems.append(Problem(f"{path}.diskSizeGb", f"{pool.disk_size_gb} is not read "
+                                    f"with provider {provider}: only gke and eks create disks"))
+        if provider is CloudProvider.gke and info and info.gke_accelerator is None:
+            problems.append(Problem(f"{path}.gpu.type", f"{info.type} is not offered on GKE"))
+        if provider in (CloudProvider.gke, CloudProvider.eks, CloudProvider.karpenter):
+            default = (info.gke_machine_type if provider is CloudProvider.gke
+                       else info.eks_instance_type) if info else None
+            if pool.machine_type is None and default is None:
+                problems.append(Problem(f"{path}.machineType", "required: no default machine "
+                                        f"type for {pool.gpu.type} on {provider}"))
+    return problems
+
+
+def read_stack_file(path: str | Path) -> dict[str, Any]:
+    """Read the `servestack:*` keys of a `Pulumi.<stack>.yaml` file, prefix removed.
+
+    Raises:
+        ConfigError: the file is missing or is not YAML of the expected shape.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
+    try:
+        doc = YAML(typ="safe", pure=True).load(text) or {}
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise ConfigError([Problem("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")],
+                          str(path)) from None
+    config = doc.get("config", {}) if isinstance(doc, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError([Problem("config", "must be a mapping of keys")], str(path))
+    return {k.split(":", 1)[1]: v for k, v in config.items()
+            if isinstance(k, str) and k.startswith(f"{NAMESPACE}:")}
+
+
+def load_stack_config(path: str | Path) -> StackConfig:
+    """Read and validate a `Pulumi.<stack>.yaml` file.
+
+    Raises:
+        ConfigError: one line per problem, each naming the path, the value and what is allowed.
+    """
+    return parse_stack(read_stack_file(path), source=str(path))
+
+
+def parse_node_pool(
+    spec: NodePoolSpec | dict[str, Any], cluster: ClusterSpec | dict[str, Any]
+) -> tuple[NodePoolSpec, ClusterSpec]:
+    """Validate a node pool and its cluster given as models or YAML-shaped dicts."""
+    try:
+        cl = cluster if isinstance(cluster, ClusterSpec) else ClusterSpec.model_validate(cluster)
+    except ValidationError as exc:
+        raise from_validation_error(exc, cluster, ClusterSpec, root="cluster") from None
+    try:
+        pool = spec if isinstance(spec, NodePoolSpec) else NodePoolSpec.model_validate(spec)
+    except ValidationError as exc:
+        name = spec.get("name") if isinstance(spec, dict) else None
+        raise from_validation_error(exc, spec, NodePoolSpec,
+                                    root=f"nodePools[{name}]" if name else "nodePool") from None
+    problems = [p for p in cross_checks(StackConfig(cluster=cl, node_pools=(pool,)))]
+    if problems:
+        raise ConfigError(problems)
+    return pool, cl

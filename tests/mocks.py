@@ -1,0 +1,71 @@
+"""Mock tier harness: run a Pulumi program under `pulumi.runtime.set_mocks` and record
+every registered resource (type, name, inputs, parent)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import Mocks, MockCallArgs, MockResourceArgs
+
+
+@dataclass
+class Registered:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    parent: str | None
+    urn: str
+
+
+@dataclass
+class Recorder(Mocks):
+    resources: list[Registered] = field(default_factory=list)
+
+    parents: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        parent = self.parents.get((args.typ, args.name))
+        self.resources.append(Registered(args.typ, args.name, dict(args.inputs), parent, ""))
+        return f"{args.name}-id", dict(args.inputs)
+
+    def transform(self, args: pulumi.ResourceTransformationArgs) -> None:
+        parent = args.opts.parent if args.opts else None
+        self.parents[(args.type_, args.name)] = (
+            f"{parent._type}::{parent._name}" if parent is not None  # noqa: SLF001
+            and hasattr(parent, "_name") else None)
+
+    def call(self, args: MockCallArgs) -> dict[str, Any]:
+        return {}
+
+    def of_type(self, typ: str) -> list[Registered]:
+        return [r for r in self.resources if r.type == typ]
+
+    def one(self, typ: str, name: str) -> Registered:
+        found = [r for r in self.resources if r.type == typ and r.name == name]
+        assert len(found) == 1, f"expected one {typ} {name}, got {len(found)}: {self.names()}"
+        return found[0]
+
+    def names(self) -> set[tuple[str, str]]:
+        return {(r.type, r.name) for r in self.resources}
+
+
+def run_program(program: Callable[[], Any], *, stack: str = "test") -> Recorder:
+    """Run ``program`` under mocks and wait until every registration has been seen."""
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, project="servestack", stack=stack, preview=False)
+    result: dict[str, Any] = {}
+
+    @pulumi.runtime.test
+    def _run() -> Any:
+        def record(args: pulumi.ResourceTransformationArgs) -> None:
+            recorder.transform(args)
+
+        pulumi.runtime.register_stack_transformation(record)
+        result["value"] = program()
+        return pulumi.Output.from_input(1)
+
+    _run()
+    return recorder
