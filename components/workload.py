@@ -158,6 +158,8 @@ def deployment(spec: DeploymentSpec, eff: Effective, *, track: str = naming.STAB
         # With an autoscaler the HPA owns the replica count; writing it here would fight it.
         body["replicas"] = eff.replicas
     if strategy.type is StrategyType.blue_green or canary:
+        # A blue-green Deployment is new per version; the canary track is small: both
+        # start all their pods at once.
         body["strategy"] = {"type": "RollingUpdate",
                             "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}
     else:

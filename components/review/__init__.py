@@ -1,0 +1,1 @@
+"""Review tool: offline diff, preview explanation and PR summaries."""

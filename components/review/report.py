@@ -1,0 +1,209 @@
+"""Renderings of review results: a terminal table, a pull-request comment, JSON.
+
+Pull-request markdown puts replacements and deletions first, each with its cause and
+downtime class; everything else is in collapsible sections; the summary line stays at the
+top even when the body is trimmed to fit a comment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from io import StringIO
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from components.review.diff import Change, DiffResult, FieldChange
+from components.review.explain import StepExplanation
+
+ORDER = (Change.forbidden, Change.replace, Change.delete, Change.restart, Change.create,
+         Change.in_place)
+STYLE = {Change.forbidden: "bold red", Change.replace: "bold red", Change.delete: "red",
+         Change.restart: "yellow", Change.create: "green", Change.in_place: "cyan"}
+#: GitHub comments hold 65,536 characters; keep room for the workflow's own text.
+MARKDOWN_LIMIT = 60_000
+
+
+def _value(v: Any) -> str:
+    if v is None:
+        return "-"
+    text = json.dumps(v) if isinstance(v, dict | list) else str(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def summary_line(summary: dict[str, int]) -> str:
+    return " · ".join(f"{k} {summary[k.value]}" for k in ORDER)
+
+
+def _sorted(changes: Iterable[FieldChange]) -> list[FieldChange]:
+    return sorted(changes, key=lambda c: ORDER.index(c.effect))
+
+
+def diff_text(result: DiffResult, blocking: list[FieldChange], *, color: bool = True) -> str:
+    table = Table(title="servestack diff", show_lines=False, expand=False)
+    for col in ("effect", "field", "before -> after", "why / impact"):
+        table.add_column(col, overflow="fold")
+    for ch in _sorted(result.changes):
+        why = ch.reason + (f"\n[dim]{ch.impact}[/dim]" if ch.impact else "")
+        if ch.allowance:
+            why += f"\n[green]allowed: {ch.allowance}[/green]"
+        table.add_row(f"[{STYLE[ch.effect]}]{ch.effect.value}[/]", ch.path,
+                      f"{_value(ch.before)} -> {_value(ch.after)}", why)
+    buf = StringIO()
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=140)
+    if result.changes:
+        console.print(table)
+    else:
+        console.print("no changes")
+    console.print(summary_line(result.summary))
+    for ch in blocking:
+        console.print(f"[bold red]BLOCKED[/] {ch.path}: {ch.effect.value} ({ch.reason})")
+    return buf.getvalue()
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _md_rows(changes: list[FieldChange], *, impact: bool) -> list[str]:
+    head = "| field | before → after | cause |" + (" downtime / capacity |" if impact else "")
+    rule = "|---|---|---|" + ("---|" if impact else "")
+    rows = [head, rule]
+    for ch in changes:
+        cells = [f"`{ch.path}`", _md_escape(f"{_value(ch.before)} → {_value(ch.after)}"),
+                 _md_escape(ch.reason)]
+        if impact:
+            note = ch.impact or "-"
+            if ch.allowance:
+                note += f" — allowed: {ch.allowance}"
+            cells.append(_md_escape(note))
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def diff_markdown(result: DiffResult, blocking: list[FieldChange], *, stack: str = "",
+                  limit: int = MARKDOWN_LIMIT) -> str:
+    title = f"### servestack review{f' — `{stack}`' if stack else ''}"
+    head = [title, "", f"**{summary_line(result.summary)}**", ""]
+    if blocking:
+        head.append(f"> :no_entry: **{len(blocking)} blocking change(s)**: "
+                    + ", ".join(f"`{c.path}` ({c.effect.value})" for c in blocking))
+        head.append("> Production refuses replacements and deletions unless the stack file "
+                    "lists them under `servestack:allowReplacements` with a reason.")
+        head.append("")
+    by = {e: [c for c in result.changes if c.effect is e] for e in ORDER}
+    body: list[str] = []
+    first = by[Change.forbidden] + by[Change.replace] + by[Change.delete]
+    if first:
+        body += ["#### Replacements, deletions and refused edits", ""]
+        body += _md_rows(first, impact=True) + [""]
+    for effect, label in ((Change.restart, "Pod restarts"), (Change.create, "Created"),
+                          (Change.in_place, "In-place updates")):
+        items = by[effect]
+        if items:
+            body += [f"<details><summary>{label} ({len(items)})</summary>", ""]
+            body += _md_rows(items, impact=effect is Change.restart)
+            body += ["", "</details>", ""]
+    if not result.changes:
+        body.append("No config changes.")
+    return _trim(head, body, limit)
+
+
+def _trim(head: list[str], body: list[str], limit: int) -> str:
+    text = "\n".join(head + body)
+    if len(text) <= limit:
+        return text + "\n"
+    kept: list[str] = []
+    size = len("\n".join(head)) + 200
+    for line in body:
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+    if kept.count("<details>") or any(k.startswith("<details>") for k in kept):
+        opened = sum(k.startswith("<details>") for k in kept)
+        closed = sum(k == "</details>" for k in kept)
+        kept += ["</details>"] * (opened - closed)
+    omitted = len(body) - len(kept)
+    kept += ["", f"_…output trimmed: {omitted} more lines. Run `servestack diff` locally or "
+                 "see the JSON artifact for everything._"]
+    return "\n".join(head + kept) + "\n"
+
+
+def diff_json(result: DiffResult, blocking: list[FieldChange]) -> str:
+    data = result.to_json()
+    data["blocking"] = [c.path for c in blocking]
+    return json.dumps(data, indent=2)
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+def explain_summary(steps: list[StepExplanation]) -> dict[str, int]:
+    counts = {c.value: 0 for c in Change}
+    for s in steps:
+        if s.observed is not None:
+            counts[s.observed.value] += 1
+    counts["unexpected"] = sum(s.unexpected for s in steps)
+    return counts
+
+
+def _sorted_steps(steps: list[StepExplanation]) -> list[StepExplanation]:
+    def key(s: StepExplanation) -> tuple[int, int]:
+        return (0 if s.unexpected else 1,
+                ORDER.index(s.observed) if s.observed in ORDER else len(ORDER))
+    return sorted(steps, key=key)
+
+
+def explain_text(steps: list[StepExplanation], *, color: bool = True) -> str:
+    table = Table(title="servestack explain")
+    for col in ("engine", "resource", "caused by", "table says", "note"):
+        table.add_column(col, overflow="fold")
+    for s in _sorted_steps(steps):
+        style = STYLE.get(s.observed, "") if s.observed else ""
+        table.add_row(f"[{style}]{s.op}[/]" if style else s.op, f"{s.kind}/{s.name}",
+                      "\n".join(s.fields) or (s.component or "-"),
+                      s.predicted.value if s.predicted else "-",
+                      "[bold red]UNEXPECTED[/]" if s.unexpected else
+                      ", ".join(s.replace_reasons))
+    buf = StringIO()
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=140)
+    console.print(table)
+    summary = explain_summary(steps)
+    console.print(" · ".join(f"{k} {v}" for k, v in summary.items()))
+    return buf.getvalue()
+
+
+def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMIT) -> str:
+    summary = explain_summary(steps)
+    head = ["### servestack explain — planned operations by config field", "",
+            "**" + " · ".join(f"{k} {v}" for k, v in summary.items()) + "**", ""]
+    ordered = _sorted_steps(steps)
+    major = [s for s in ordered if s.unexpected or s.observed in
+             (Change.replace, Change.delete)]
+    rest = [s for s in ordered if s not in major]
+
+    def rows(items: list[StepExplanation]) -> list[str]:
+        out = ["| engine | resource | caused by | table says | note |", "|---|---|---|---|---|"]
+        for s in items:
+            note = "**unexpected**" if s.unexpected else ", ".join(s.replace_reasons) or "-"
+            out.append(f"| {s.op} | `{s.kind}/{s.name}` | "
+                       f"{_md_escape(', '.join(f'`{f}`' for f in s.fields) or '-')} | "
+                       f"{s.predicted.value if s.predicted else '-'} | {_md_escape(note)} |")
+        return out
+
+    body: list[str] = []
+    if major:
+        body += ["#### Replacements, deletions and surprises", ""] + rows(major) + [""]
+    if rest:
+        body += [f"<details><summary>Other steps ({len(rest)})</summary>", ""] + rows(rest)
+        body += ["", "</details>"]
+    if not steps:
+        body.append("The preview changes nothing.")
+    return _trim(head, body, limit)
+
+
+def explain_json(steps: list[StepExplanation]) -> str:
+    return json.dumps({"steps": [s.to_json() for s in steps],
+                       "summary": explain_summary(steps)}, indent=2)
