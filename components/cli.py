@@ -20,8 +20,12 @@ from components.review.diff import diff_configs
 from components.review.explain import explain_preview
 from components.validation import load_stack_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="servestack: ML model serving on Kubernetes with Pulumi.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="servestack: ML model serving on Kubernetes with Pulumi.",
+)
 
 EXIT_INVALID = 1
 EXIT_BLOCKED = 2
@@ -34,8 +38,8 @@ class Format(StrEnum):
 
 
 class FailOn(StrEnum):
-    replace = "replace"
-    forbidden = "forbidden"
+    REPLACE = "replace"
+    FORBIDDEN = "forbidden"
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> None:
@@ -45,12 +49,13 @@ def _fail(message: str, code: int = EXIT_INVALID) -> None:
 
 def _stack_name(path: Path) -> str:
     name = path.name
-    return name[len("Pulumi."):-len(".yaml")] if name.startswith("Pulumi.") else name
+    return name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") else name
 
 
 @app.command()
-def validate(files: Annotated[list[Path], typer.Argument(help="Pulumi.<stack>.yaml files")]
-             ) -> None:
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Pulumi.<stack>.yaml files")],
+) -> None:
     """Validate stack files; one line per problem."""
     bad = False
     for f in files:
@@ -60,8 +65,10 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Pulumi.<stack>.ya
             typer.echo(err.render(), err=True)
             bad = True
             continue
-        typer.echo(f"{f}: ok ({cfg.environment.value}, {len(cfg.deployments)} deployments, "
-                   f"{len(cfg.node_pools)} node pools)")
+        typer.echo(
+            f"{f}: ok ({cfg.environment.value}, {len(cfg.deployments)} deployments, "
+            f"{len(cfg.node_pools)} node pools)"
+        )
     if bad:
         raise typer.Exit(EXIT_INVALID)
 
@@ -71,8 +78,9 @@ def diff(
     old: Annotated[Path, typer.Argument(help="stack file before the change")],
     new: Annotated[Path, typer.Argument(help="stack file after the change")],
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
-    fail_on: Annotated[FailOn, typer.Option(
-        "--fail-on", help="also block on replacements and deletions")] = FailOn.forbidden,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="also block on replacements and deletions")
+    ] = FailOn.FORBIDDEN,
 ) -> None:
     """Classify every changed field between two stack files (offline)."""
     try:
@@ -82,7 +90,7 @@ def diff(
         _fail(err.render())
         return
     result = diff_configs(before, after)
-    blocking = result.blocking(fail_on is FailOn.replace)
+    blocking = result.blocking(fail_on is FailOn.REPLACE)
     if fmt is Format.json:
         typer.echo(report.diff_json(result, blocking))
     elif fmt is Format.markdown:
@@ -96,11 +104,15 @@ def diff(
 @app.command()
 def explain(
     preview: Annotated[Path, typer.Argument(help="output of `pulumi preview --json`")],
-    stack_file: Annotated[Path | None, typer.Option(
-        "--stack-file", help="the stack file the preview was made from")] = None,
+    stack_file: Annotated[
+        Path | None, typer.Option("--stack-file", help="the stack file the preview was made from")
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
-    fail_on_unexpected: Annotated[bool, typer.Option(
-        "--fail-on-unexpected", help="exit 2 when the engine does more than the table says")
+    fail_on_unexpected: Annotated[
+        bool,
+        typer.Option(
+            "--fail-on-unexpected", help="exit 2 when the engine does more than the table says"
+        ),
     ] = False,
 ) -> None:
     """Trace each step of a real preview to the config field that caused it."""

@@ -204,9 +204,7 @@ class NodePoolSpec(Spec):
         if self.gpu.count == 0:
             raise _problem("gpu.count must be >= 1: a GPU node pool needs GPUs")
         if self.min_nodes > self.max_nodes:
-            raise _problem(
-                f"minNodes ({self.min_nodes}) must be <= maxNodes ({self.max_nodes})"
-            )
+            raise _problem(f"minNodes ({self.min_nodes}) must be <= maxNodes ({self.max_nodes})")
         return self
 
 
@@ -325,13 +323,15 @@ class Strategy(Spec):
                     f"{key} is only allowed with type {owner.value} (type is {self.type.value})"
                 )
         if self.type is StrategyType.canary:
-            missing = [k for k in ("weight", "canaryVersion", "canaryImage")
-                       if owners[k][0] is None]
+            missing = [
+                k for k in ("weight", "canaryVersion", "canaryImage") if owners[k][0] is None
+            ]
             if missing:
                 raise _problem(f"type canary needs {', '.join(missing)}")
             assert self.canary_version is not None and self.canary_image is not None
-            ModelRef(id="x", version=self.canary_version, type=ModelType.llm,
-                     image=self.canary_image)
+            ModelRef(
+                id="x", version=self.canary_version, type=ModelType.llm, image=self.canary_image
+            )
         for key in ("maxSurge", "maxUnavailable"):
             value = owners[key][0]
             if isinstance(value, str) and not re.fullmatch(r"\d{1,3}%", value):
@@ -339,8 +339,9 @@ class Strategy(Spec):
             if isinstance(value, int) and value < 0:
                 raise _problem(f"{key} ({value}) must be >= 0")
         if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
-            raise _problem("maxSurge and maxUnavailable cannot both be 0: a rollout could "
-                           "never make progress")
+            raise _problem(
+                "maxSurge and maxUnavailable cannot both be 0: a rollout could never make progress"
+            )
         return self
 
 
@@ -379,11 +380,15 @@ class DeploymentSpec(Spec):
             if self.queue is None:
                 raise _problem("processing async needs queue (kind, name, connectionSecret)")
             if self.load_balancer is not None:
-                raise _problem("loadBalancer is only for processing sync: async workers "
-                               "take work from their queue, not from a Service")
+                raise _problem(
+                    "loadBalancer is only for processing sync: async workers "
+                    "take work from their queue, not from a Service"
+                )
             if self.strategy.type is not StrategyType.rolling:
-                raise _problem(f"strategy {self.strategy.type.value} needs processing sync "
-                               "(it splits or switches request traffic)")
+                raise _problem(
+                    f"strategy {self.strategy.type.value} needs processing sync "
+                    "(it splits or switches request traffic)"
+                )
         elif self.queue is not None:
             raise _problem("queue is only for processing async")
         return self
@@ -411,9 +416,12 @@ class StackConfig(Spec):
         }
         deployments = data.get("deployments")
         if isinstance(deployments, list):
-            data = {**data, "deployments": [
-                {**inherited, **d} if isinstance(d, dict) else d for d in deployments
-            ]}
+            data = {
+                **data,
+                "deployments": [
+                    {**inherited, **d} if isinstance(d, dict) else d for d in deployments
+                ],
+            }
         return data
 
 

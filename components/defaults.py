@@ -39,8 +39,11 @@ ENV_DEFAULTS: dict[Environment, EnvDefaults] = {
     Environment.development: EnvDefaults(1, None, False, 1, 1),
     Environment.staging: EnvDefaults(2, None, True, "25%", 0),
     Environment.production: EnvDefaults(
-        2, Autoscaling(enabled=True, min_replicas=2, max_replicas=10, target_cpu_utilization=70),
-        True, 1, 0,
+        2,
+        Autoscaling(enabled=True, min_replicas=2, max_replicas=10, target_cpu_utilization=70),
+        True,
+        1,
+        0,
     ),
 }
 
@@ -69,8 +72,11 @@ def effective(spec: DeploymentSpec) -> Effective:
     replicas = spec.replicas if spec.replicas is not None else d.replicas
     if autoscaling is None and spec.processing is Processing.async_:
         # Queue workers are always scaled by KEDA; without bounds they stay at `replicas`.
-        autoscaling = Autoscaling(min_replicas=max(replicas, 1), max_replicas=max(replicas, 1),
-                                  target_cpu_utilization=None)
+        autoscaling = Autoscaling(
+            min_replicas=max(replicas, 1),
+            max_replicas=max(replicas, 1),
+            target_cpu_utilization=None,
+        )
     if not spec.active:
         autoscaling = None
     lb: LoadBalancerSpec | None = None
@@ -84,8 +90,8 @@ def effective(spec: DeploymentSpec) -> Effective:
         autoscaling=autoscaling,
         load_balancer=lb,
         disruption_budget=spec.active and d.disruption_budget and most > 1,
-        max_surge=strategy.max_surge if rolling and strategy.max_surge is not None
-        else d.max_surge,
+        max_surge=strategy.max_surge if rolling and strategy.max_surge is not None else d.max_surge,
         max_unavailable=strategy.max_unavailable
-        if rolling and strategy.max_unavailable is not None else d.max_unavailable,
+        if rolling and strategy.max_unavailable is not None
+        else d.max_unavailable,
     )

@@ -122,7 +122,7 @@ def _message(err: ErrorDetails, model: type[BaseModel]) -> tuple[tuple[int | str
     if kind == "servestack":
         return loc, err["msg"]
     if kind == "value_error":
-        return loc, f"{_describe(value)} {str(ctx.get('error', err['msg']))}"
+        return loc, f"{_describe(value)} {ctx.get('error', err['msg'])!s}"
     return loc, f"{_describe(value)} is not allowed: {err['msg'][0].lower()}{err['msg'][1:]}"
 
 

@@ -64,8 +64,12 @@ class GpuInfo:
     def tolerations(self) -> list[dict[str, str]]:
         """Tolerations a pod asking for this GPU needs on any backend."""
         return [
-            {"key": GPU_LABEL, "operator": "Equal", "value": self.label_value,
-             "effect": "NoSchedule"},
+            {
+                "key": GPU_LABEL,
+                "operator": "Equal",
+                "value": self.label_value,
+                "effect": "NoSchedule",
+            },
             {"key": NVIDIA_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
         ]
 
@@ -73,19 +77,39 @@ class GpuInfo:
 GPU_TABLE: dict[GpuType, GpuInfo] = {
     info.type: info
     for info in (
-        GpuInfo(GpuType.T4, 16, "Tesla-T4", "nvidia-tesla-t4", "n1-standard-8",
-                "g4dn.xlarge", "t4"),
-        GpuInfo(GpuType.V100, 16, "Tesla-V100-SXM2-16GB", "nvidia-tesla-v100",
-                "n1-standard-8", "p3.2xlarge", "v100"),
-        GpuInfo(GpuType.A10G, 24, "NVIDIA-A10G", None, None,
-                "g5.xlarge", "a10g"),
-        GpuInfo(GpuType.A100, 40, "NVIDIA-A100-SXM4-40GB", "nvidia-tesla-a100",
-                "a2-highgpu-1g", "p4d.24xlarge", "a100"),
+        GpuInfo(
+            GpuType.T4, 16, "Tesla-T4", "nvidia-tesla-t4", "n1-standard-8", "g4dn.xlarge", "t4"
+        ),
+        GpuInfo(
+            GpuType.V100,
+            16,
+            "Tesla-V100-SXM2-16GB",
+            "nvidia-tesla-v100",
+            "n1-standard-8",
+            "p3.2xlarge",
+            "v100",
+        ),
+        GpuInfo(GpuType.A10G, 24, "NVIDIA-A10G", None, None, "g5.xlarge", "a10g"),
+        GpuInfo(
+            GpuType.A100,
+            40,
+            "NVIDIA-A100-SXM4-40GB",
+            "nvidia-tesla-a100",
+            "a2-highgpu-1g",
+            "p4d.24xlarge",
+            "a100",
+        ),
         GpuInfo(GpuType.L4, 24, "NVIDIA-L4", "nvidia-l4", "g2-standard-8", "g6.xlarge", "l4"),
-        GpuInfo(GpuType.L40S, 48, "NVIDIA-L40S", None, None,
-                "g6e.xlarge", "l40s"),
-        GpuInfo(GpuType.H100, 80, "NVIDIA-H100-80GB-HBM3", "nvidia-h100-80gb",
-                "a3-highgpu-8g", "p5.48xlarge", "h100"),
+        GpuInfo(GpuType.L40S, 48, "NVIDIA-L40S", None, None, "g6e.xlarge", "l40s"),
+        GpuInfo(
+            GpuType.H100,
+            80,
+            "NVIDIA-H100-80GB-HBM3",
+            "nvidia-h100-80gb",
+            "a3-highgpu-8g",
+            "p5.48xlarge",
+            "h100",
+        ),
     )
 }
 

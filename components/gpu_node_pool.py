@@ -29,9 +29,13 @@ class GpuNodePool(pulumi.ComponentResource):
     labels: dict[str, str]
     taints: list[dict[str, str]]
 
-    def __init__(self, name: str, spec: NodePoolSpec | dict[str, Any],
-                 cluster: ClusterSpec | dict[str, Any],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: NodePoolSpec | dict[str, Any],
+        cluster: ClusterSpec | dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         pool, cl = parse_node_pool(spec, cluster)
         super().__init__(naming.GPU_NODE_POOL, name, None, opts)
         self.labels = node_pools.node_labels(pool)
@@ -42,21 +46,33 @@ class GpuNodePool(pulumi.ComponentResource):
         if cl.provider is CloudProvider.karpenter:
             m = node_pools.karpenter_node_pool(pool, cl)
             self.resource = k8s.apiextensions.CustomResource(
-                name, api_version=m["apiVersion"], kind=m["kind"], metadata=m["metadata"],
-                spec=m["spec"], opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(
-                    delete_before_replace=True, replace_on_changes=KARPENTER_REPLACE_ON)))
+                name,
+                api_version=m["apiVersion"],
+                kind=m["kind"],
+                metadata=m["metadata"],
+                spec=m["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    child,
+                    pulumi.ResourceOptions(
+                        delete_before_replace=True, replace_on_changes=KARPENTER_REPLACE_ON
+                    ),
+                ),
+            )
         elif cl.provider is CloudProvider.gke:
             from pulumi_gcp import container
 
-            self.resource = container.NodePool(name, **node_pools.gke_node_pool_args(pool, cl),
-                                               opts=child)
+            self.resource = container.NodePool(
+                name, **node_pools.gke_node_pool_args(pool, cl), opts=child
+            )
         elif cl.provider is CloudProvider.eks:
             from pulumi_aws import eks
 
-            self.resource = eks.NodeGroup(name, **node_pools.eks_node_group_args(pool, cl),
-                                          opts=child)
-        self.register_outputs({"labels": self.labels, "taints": self.taints,
-                               "backend": cl.provider.value})
+            self.resource = eks.NodeGroup(
+                name, **node_pools.eks_node_group_args(pool, cl), opts=child
+            )
+        self.register_outputs(
+            {"labels": self.labels, "taints": self.taints, "backend": cl.provider.value}
+        )
 
 
 #: Karpenter applies NodePool edits to new nodes only and drifts old ones away; servestack

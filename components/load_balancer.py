@@ -23,25 +23,36 @@ class LoadBalancer(pulumi.ComponentResource):
     service: k8s.core.v1.Service
     endpoint: pulumi.Output[str]
 
-    def __init__(self, name: str, spec: DeploymentSpec, lb: LoadBalancerSpec,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: DeploymentSpec,
+        lb: LoadBalancerSpec,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         super().__init__(naming.LOAD_BALANCER, name, None, opts)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         svc = routing.service(spec)
-        self.service = k8s.core.v1.Service(name, metadata=svc["metadata"], spec=svc["spec"],
-                                           opts=child)
+        self.service = k8s.core.v1.Service(
+            name, metadata=svc["metadata"], spec=svc["spec"], opts=child
+        )
         outputs: dict[str, Any] = {"service": self.service.metadata.name}
         if lb.enabled:
             self._custom(routing.destination_rule(spec, lb), child)
             if spec.strategy.type is StrategyType.canary:
                 self._custom(routing.virtual_service(spec), child)
         self.endpoint = pulumi.Output.concat(
-            "http://", routing.host(spec), ":", str(routing.SERVICE_PORT))
+            "http://", routing.host(spec), ":", str(routing.SERVICE_PORT)
+        )
         outputs["endpoint"] = self.endpoint
         self.register_outputs(outputs)
 
     def _custom(self, manifest: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
         k8s.apiextensions.CustomResource(
-            manifest["metadata"]["name"], api_version=manifest["apiVersion"],
-            kind=manifest["kind"], metadata=manifest["metadata"], spec=manifest["spec"],
-            opts=opts)
+            manifest["metadata"]["name"],
+            api_version=manifest["apiVersion"],
+            kind=manifest["kind"],
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=opts,
+        )

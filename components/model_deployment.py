@@ -37,8 +37,12 @@ class ModelDeployment(pulumi.ComponentResource):
     deployment: k8s.apps.v1.Deployment
     endpoint: pulumi.Output[str] | None
 
-    def __init__(self, name: str, spec: DeploymentSpec | dict[str, Any],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: DeploymentSpec | dict[str, Any],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
         if isinstance(spec, dict):
             spec = parse_deployment({"name": name, **spec})
         if spec.name != name:
@@ -49,48 +53,75 @@ class ModelDeployment(pulumi.ComponentResource):
 
         sa = workload.service_account(spec)
         account = k8s.core.v1.ServiceAccount(
-            name, metadata=sa["metadata"],
-            automount_service_account_token=sa["automountServiceAccountToken"], opts=child)
+            name,
+            metadata=sa["metadata"],
+            automount_service_account_token=sa["automountServiceAccountToken"],
+            opts=child,
+        )
         deps: list[pulumi.Resource] = [account]
 
         self.deployment = self._deployment(spec, workload.deployment(spec, eff), child, deps)
         workloads: list[pulumi.Resource] = [self.deployment]
         if spec.strategy.type is StrategyType.canary:
-            workloads.append(self._deployment(
-                spec, workload.deployment(spec, eff, track=naming.CANARY), child, deps))
+            workloads.append(
+                self._deployment(
+                    spec, workload.deployment(spec, eff, track=naming.CANARY), child, deps
+                )
+            )
 
         if eff.disruption_budget:
             pdb = workload.disruption_budget(spec)
             k8s.policy.v1.PodDisruptionBudget(
-                pdb["metadata"]["name"], metadata=pdb["metadata"], spec=pdb["spec"], opts=child)
+                pdb["metadata"]["name"], metadata=pdb["metadata"], spec=pdb["spec"], opts=child
+            )
 
         if eff.autoscaling is not None:
             Autoscaler(
                 name,
                 ScalerTarget(
-                    name=name, deployment=naming.workload_name(spec), namespace=spec.namespace,
-                    bounds=eff.autoscaling, labels=naming.labels(spec), queue=spec.queue),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=workloads))
+                    name=name,
+                    deployment=naming.workload_name(spec),
+                    namespace=spec.namespace,
+                    bounds=eff.autoscaling,
+                    labels=naming.labels(spec),
+                    queue=spec.queue,
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=workloads),
+            )
 
         self.endpoint = None
         if eff.load_balancer is not None:
-            lb = LoadBalancer(name, spec, eff.load_balancer,
-                              opts=pulumi.ResourceOptions(parent=self, depends_on=workloads))
+            lb = LoadBalancer(
+                name,
+                spec,
+                eff.load_balancer,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=workloads),
+            )
             self.endpoint = lb.endpoint
 
         self.spec = spec
-        self.register_outputs({
-            "deployment": self.deployment.metadata.name,
-            "endpoint": self.endpoint,
-            "active": spec.active,
-            "modelVersion": spec.model.version,
-        })
+        self.register_outputs(
+            {
+                "deployment": self.deployment.metadata.name,
+                "endpoint": self.endpoint,
+                "active": spec.active,
+                "modelVersion": spec.model.version,
+            }
+        )
 
-    def _deployment(self, spec: DeploymentSpec, manifest: dict[str, Any],
-                    opts: pulumi.ResourceOptions,
-                    deps: list[pulumi.Resource]) -> k8s.apps.v1.Deployment:
+    def _deployment(
+        self,
+        spec: DeploymentSpec,
+        manifest: dict[str, Any],
+        opts: pulumi.ResourceOptions,
+        deps: list[pulumi.Resource],
+    ) -> k8s.apps.v1.Deployment:
         manifest["metadata"]["labels"][PROCESSING_LABEL] = spec.processing.value
         return k8s.apps.v1.Deployment(
-            manifest["metadata"]["name"], metadata=manifest["metadata"], spec=manifest["spec"],
-            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-                depends_on=deps, replace_on_changes=LOCKED_PATHS)))
+            manifest["metadata"]["name"],
+            metadata=manifest["metadata"],
+            spec=manifest["spec"],
+            opts=pulumi.ResourceOptions.merge(
+                opts, pulumi.ResourceOptions(depends_on=deps, replace_on_changes=LOCKED_PATHS)
+            ),
+        )

@@ -49,16 +49,28 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
             "template": {
                 "metadata": {"labels": node_labels(pool)},
                 "spec": {
-                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
-                                     "name": cluster.node_class},
+                    "nodeClassRef": {
+                        "group": "karpenter.k8s.aws",
+                        "kind": "EC2NodeClass",
+                        "name": cluster.node_class,
+                    },
                     "taints": [gpu.taint()],
                     "requirements": [
-                        {"key": "node.kubernetes.io/instance-type", "operator": "In",
-                         "values": [machine_type(pool, cluster)]},
-                        {"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In",
-                         "values": [gpu.karpenter_gpu_name]},
-                        {"key": "karpenter.sh/capacity-type", "operator": "In",
-                         "values": ["spot" if pool.spot else "on-demand"]},
+                        {
+                            "key": "node.kubernetes.io/instance-type",
+                            "operator": "In",
+                            "values": [machine_type(pool, cluster)],
+                        },
+                        {
+                            "key": "karpenter.k8s.aws/instance-gpu-name",
+                            "operator": "In",
+                            "values": [gpu.karpenter_gpu_name],
+                        },
+                        {
+                            "key": "karpenter.sh/capacity-type",
+                            "operator": "In",
+                            "values": ["spot" if pool.spot else "on-demand"],
+                        },
                     ],
                 },
             },
@@ -83,13 +95,14 @@ def gke_node_pool_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, An
             "spot": pool.spot,
             "disk_size_gb": pool.disk_size_gb or DEFAULT_DISK_GB,
             "labels": node_labels(pool),
-            "taints": [{"key": taint["key"], "value": taint["value"],
-                        "effect": "NO_SCHEDULE"}],
-            "guest_accelerators": [{
-                "type": gpu.gke_accelerator,
-                "count": pool.gpu.count,
-                "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
-            }],
+            "taints": [{"key": taint["key"], "value": taint["value"], "effect": "NO_SCHEDULE"}],
+            "guest_accelerators": [
+                {
+                    "type": gpu.gke_accelerator,
+                    "count": pool.gpu.count,
+                    "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
+                }
+            ],
             "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
         },
         "management": {"auto_repair": True, "auto_upgrade": True},
@@ -107,8 +120,11 @@ def eks_node_group_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
         "instance_types": [machine_type(pool, cluster)],
         "capacity_type": "SPOT" if pool.spot else "ON_DEMAND",
         "disk_size": pool.disk_size_gb or DEFAULT_DISK_GB,
-        "scaling_config": {"min_size": pool.min_nodes, "max_size": pool.max_nodes,
-                           "desired_size": pool.min_nodes},
+        "scaling_config": {
+            "min_size": pool.min_nodes,
+            "max_size": pool.max_nodes,
+            "desired_size": pool.min_nodes,
+        },
         "labels": node_labels(pool),
         "taints": [{"key": taint["key"], "value": taint["value"], "effect": "NO_SCHEDULE"}],
     }

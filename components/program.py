@@ -6,6 +6,7 @@ registered; a bad config ends the run with one line per problem and no traceback
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def stack_config() -> dict[str, Any]:
     cfg = pulumi.Config(NAMESPACE)
     for full_key in get_config_env():
         if full_key.startswith(prefix):
-            key = full_key[len(prefix):]
+            key = full_key[len(prefix) :]
             raw[key] = cfg.get_object(key)
             if raw[key] is None:
                 raw[key] = cfg.get(key)
@@ -38,7 +39,8 @@ def stack_config() -> dict[str, Any]:
 
 
 def render_directory(stack: str) -> Path:
-    return Path(RENDER_ROOT) / stack
+    """`out/<stack>` under the project, or under ``SERVESTACK_RENDER_ROOT`` when set."""
+    return Path(os.environ.get("SERVESTACK_RENDER_ROOT", RENDER_ROOT)) / stack
 
 
 def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
@@ -49,8 +51,11 @@ def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
     """
     name = f"k8s-{config.cluster.name}"
     if config.target is Target.render:
-        return k8s.Provider(name, render_yaml_to_directory=str(render_directory(stack)),
-                            enable_server_side_apply=True)
+        return k8s.Provider(
+            name,
+            render_yaml_to_directory=str(render_directory(stack)),
+            enable_server_side_apply=True,
+        )
     return k8s.Provider(name, namespace=config.namespace, enable_server_side_apply=True)
 
 
@@ -60,23 +65,37 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
     opts = pulumi.ResourceOptions(provider=provider)
     namespace = k8s.core.v1.Namespace(
         config.namespace,
-        metadata={"name": config.namespace,
-                  "labels": {"app.kubernetes.io/managed-by": "servestack",
-                             "pod-security.kubernetes.io/enforce": "restricted"}},
-        opts=pulumi.ResourceOptions(provider=provider, delete_before_replace=True))
+        metadata={
+            "name": config.namespace,
+            "labels": {
+                "app.kubernetes.io/managed-by": "servestack",
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        },
+        opts=pulumi.ResourceOptions(provider=provider, delete_before_replace=True),
+    )
     pools = {p.name: GpuNodePool(p.name, p, config.cluster, opts=opts) for p in config.node_pools}
     deployments = {
-        d.name: ModelDeployment(d.name, d, opts=pulumi.ResourceOptions(
-            provider=provider, depends_on=[namespace, *pools.values()]))
+        d.name: ModelDeployment(
+            d.name,
+            d,
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *pools.values()]),
+        )
         for d in config.deployments
     }
     outputs: dict[str, Any] = {
         "environment": config.environment.value,
         "namespace": config.namespace,
         "endpoints": {n: d.endpoint for n, d in deployments.items() if d.endpoint is not None},
-        "models": {n: {"id": d.spec.model.id, "version": d.spec.model.version,
-                       "type": d.spec.model.type.value, "active": d.spec.active}
-                   for n, d in deployments.items()},
+        "models": {
+            n: {
+                "id": d.spec.model.id,
+                "version": d.spec.model.version,
+                "type": d.spec.model.type.value,
+                "active": d.spec.active,
+            }
+            for n, d in deployments.items()
+        },
         "nodePools": {n: {"labels": p.labels} for n, p in pools.items()},
     }
     if config.target is Target.render:

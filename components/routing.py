@@ -37,8 +37,9 @@ def service(spec: DeploymentSpec) -> Manifest:
         "spec": {
             "type": "ClusterIP",
             "selector": naming.selector(spec),
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http",
-                       "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
         },
     }
 
@@ -88,11 +89,19 @@ def virtual_service(spec: DeploymentSpec) -> Manifest:
         "metadata": metadata(spec, naming.child_name(spec.name, naming.ROUTES)),
         "spec": {
             "hosts": [host(spec)],
-            "http": [{"route": [
-                {"destination": {"host": host(spec), "subset": naming.STABLE},
-                 "weight": 100 - weight},
-                {"destination": {"host": host(spec), "subset": naming.CANARY},
-                 "weight": weight},
-            ]}],
+            "http": [
+                {
+                    "route": [
+                        {
+                            "destination": {"host": host(spec), "subset": naming.STABLE},
+                            "weight": 100 - weight,
+                        },
+                        {
+                            "destination": {"host": host(spec), "subset": naming.CANARY},
+                            "weight": weight,
+                        },
+                    ]
+                }
+            ],
         },
     }

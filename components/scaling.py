@@ -36,27 +36,46 @@ def _meta(t: ScalerTarget) -> Manifest:
 def hpa(t: ScalerTarget) -> Manifest:
     b = t.bounds
     metrics: list[Manifest] = []
-    for resource, target in (("cpu", b.target_cpu_utilization),
-                             ("memory", b.target_memory_utilization)):
+    for resource, target in (
+        ("cpu", b.target_cpu_utilization),
+        ("memory", b.target_memory_utilization),
+    ):
         if target is not None:
-            metrics.append({"type": "Resource", "resource": {
-                "name": resource, "target": {"type": "Utilization", "averageUtilization": target}}})
+            metrics.append(
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": resource,
+                        "target": {"type": "Utilization", "averageUtilization": target},
+                    },
+                }
+            )
     if b.target_gpu_utilization is not None:
-        metrics.append({"type": "Pods", "pods": {
-            "metric": {"name": GPU_METRIC},
-            "target": {"type": "AverageValue", "averageValue": str(b.target_gpu_utilization)}}})
+        metrics.append(
+            {
+                "type": "Pods",
+                "pods": {
+                    "metric": {"name": GPU_METRIC},
+                    "target": {
+                        "type": "AverageValue",
+                        "averageValue": str(b.target_gpu_utilization),
+                    },
+                },
+            }
+        )
     return {
         "metadata": _meta(t),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
-                               "name": t.deployment},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.deployment},
             "minReplicas": b.min_replicas,
             "maxReplicas": b.max_replicas,
             "metrics": metrics,
-            "behavior": {"scaleDown": {
-                "stabilizationWindowSeconds": b.scale_down_stabilization_seconds,
-                "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
-            }},
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": b.scale_down_stabilization_seconds,
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                }
+            },
         },
     }
 
@@ -64,11 +83,19 @@ def hpa(t: ScalerTarget) -> Manifest:
 def _queue_trigger(q: Queue) -> Manifest:
     depth = str(q.target_depth)
     if q.kind is QueueKind.rabbitmq:
-        meta = {"queueName": q.name, "mode": "QueueLength", "value": depth,
-                "hostFromEnv": "QUEUE_URL"}
+        meta = {
+            "queueName": q.name,
+            "mode": "QueueLength",
+            "value": depth,
+            "hostFromEnv": "QUEUE_URL",
+        }
     elif q.kind is QueueKind.kafka:
-        meta = {"topic": q.name, "consumerGroup": q.name, "lagThreshold": depth,
-                "bootstrapServersFromEnv": "QUEUE_URL"}
+        meta = {
+            "topic": q.name,
+            "consumerGroup": q.name,
+            "lagThreshold": depth,
+            "bootstrapServersFromEnv": "QUEUE_URL",
+        }
     else:
         meta = {"listName": q.name, "listLength": depth, "addressFromEnv": "QUEUE_URL"}
     return {"type": q.kind.value, "metadata": meta}
@@ -79,11 +106,14 @@ def scaled_object(t: ScalerTarget) -> Manifest:
     assert t.queue is not None
     b = t.bounds
     triggers = [_queue_trigger(t.queue)]
-    for resource, target in (("cpu", b.target_cpu_utilization),
-                             ("memory", b.target_memory_utilization)):
+    for resource, target in (
+        ("cpu", b.target_cpu_utilization),
+        ("memory", b.target_memory_utilization),
+    ):
         if target is not None:
-            triggers.append({"type": resource, "metricType": "Utilization",
-                             "metadata": {"value": str(target)}})
+            triggers.append(
+                {"type": resource, "metricType": "Utilization", "metadata": {"value": str(target)}}
+            )
     return {
         "apiVersion": KEDA_API,
         "kind": "ScaledObject",

@@ -30,8 +30,9 @@ NAMESPACE = "servestack"
 def parse_stack(raw: Any, *, source: str | None = None) -> StackConfig:
     """Validate a plain `servestack` config mapping (keys without the `servestack:` prefix)."""
     if not isinstance(raw, dict):
-        raise ConfigError([Problem("", f"expected a mapping of servestack keys, got {raw!r}")],
-                          source)
+        raise ConfigError(
+            [Problem("", f"expected a mapping of servestack keys, got {raw!r}")], source
+        )
     try:
         stack = StackConfig.model_validate(raw)
     except ValidationError as exc:
@@ -59,43 +60,69 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
     problems: list[Problem] = []
     for kind, items in (("deployments", stack.deployments), ("nodePools", stack.node_pools)):
         counts = Counter(item.name for item in items)
-        problems += [Problem(f"{kind}[{name}].name", f"{name!r} is used {n} times; names must "
-                             "be unique") for name, n in counts.items() if n > 1]
+        problems += [
+            Problem(f"{kind}[{name}].name", f"{name!r} is used {n} times; names must be unique")
+            for name, n in counts.items()
+            if n > 1
+        ]
     offered = {p.gpu.type for p in stack.node_pools}
     for dep in stack.deployments:
         gpu = dep.resources.gpu
         if stack.node_pools and gpu.type is not None and gpu.type not in offered:
             names = ", ".join(sorted(t.value for t in offered if t is not None))
-            problems.append(Problem(
-                f"deployments[{dep.name}].resources.gpu.type",
-                f"{gpu.type.value} is offered by no node pool; declared pools offer: {names}",
-            ))
+            problems.append(
+                Problem(
+                    f"deployments[{dep.name}].resources.gpu.type",
+                    f"{gpu.type.value} is offered by no node pool; declared pools offer: {names}",
+                )
+            )
         pools = [p for p in stack.node_pools if p.gpu.type == gpu.type]
         if pools and gpu.count > max(p.gpu.count for p in pools):
-            problems.append(Problem(
-                f"deployments[{dep.name}].resources.gpu.count",
-                f"{gpu.count} GPUs per replica, but the largest {gpu.type} node has "
-                f"{max(p.gpu.count for p in pools)}",
-            ))
+            problems.append(
+                Problem(
+                    f"deployments[{dep.name}].resources.gpu.count",
+                    f"{gpu.count} GPUs per replica, but the largest {gpu.type} node has "
+                    f"{max(p.gpu.count for p in pools)}",
+                )
+            )
     provider = stack.cluster.provider
     for pool in stack.node_pools:
         info = gpu_info(pool.gpu.type) if pool.gpu.type else None
         path = f"nodePools[{pool.name}]"
         if provider is CloudProvider.karpenter and pool.min_nodes > 0:
-            problems.append(Problem(f"{path}.minNodes", f"{pool.min_nodes} is not allowed with "
-                                    "provider karpenter: it launches nodes on demand; use 0"))
-        if pool.disk_size_gb is not None and provider in (CloudProvider.karpenter,
-                                                          CloudProvider.existing):
-            problems.append(Problem(f"{path}.diskSizeGb", f"{pool.disk_size_gb} is not read "
-                                    f"with provider {provider}: only gke and eks create disks"))
+            problems.append(
+                Problem(
+                    f"{path}.minNodes",
+                    f"{pool.min_nodes} is not allowed with "
+                    "provider karpenter: it launches nodes on demand; use 0",
+                )
+            )
+        if pool.disk_size_gb is not None and provider in (
+            CloudProvider.karpenter,
+            CloudProvider.existing,
+        ):
+            problems.append(
+                Problem(
+                    f"{path}.diskSizeGb",
+                    f"{pool.disk_size_gb} is not read "
+                    f"with provider {provider}: only gke and eks create disks",
+                )
+            )
         if provider is CloudProvider.gke and info and info.gke_accelerator is None:
             problems.append(Problem(f"{path}.gpu.type", f"{info.type} is not offered on GKE"))
         if provider in (CloudProvider.gke, CloudProvider.eks, CloudProvider.karpenter):
-            default = (info.gke_machine_type if provider is CloudProvider.gke
-                       else info.eks_instance_type) if info else None
+            default = (
+                (info.gke_machine_type if provider is CloudProvider.gke else info.eks_instance_type)
+                if info
+                else None
+            )
             if pool.machine_type is None and default is None:
-                problems.append(Problem(f"{path}.machineType", "required: no default machine "
-                                        f"type for {pool.gpu.type} on {provider}"))
+                problems.append(
+                    Problem(
+                        f"{path}.machineType",
+                        f"required: no default machine type for {pool.gpu.type} on {provider}",
+                    )
+                )
     return problems
 
 
@@ -110,18 +137,27 @@ def read_stack_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
+    return read_stack_text(text, source=str(path))
+
+
+def read_stack_text(text: str, *, source: str | None = None) -> dict[str, Any]:
+    """The `servestack:*` keys of a stack file's text, prefix removed."""
     try:
         doc = YAML(typ="safe", pure=True).load(text) or {}
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError([Problem("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")],
-                          str(path)) from None
+        raise ConfigError(
+            [Problem("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")], source
+        ) from None
     config = doc.get("config", {}) if isinstance(doc, dict) else None
     if not isinstance(config, dict):
-        raise ConfigError([Problem("config", "must be a mapping of keys")], str(path))
-    return {k.split(":", 1)[1]: v for k, v in config.items()
-            if isinstance(k, str) and k.startswith(f"{NAMESPACE}:")}
+        raise ConfigError([Problem("config", "must be a mapping of keys")], source)
+    return {
+        k.split(":", 1)[1]: v
+        for k, v in config.items()
+        if isinstance(k, str) and k.startswith(f"{NAMESPACE}:")
+    }
 
 
 def load_stack_config(path: str | Path) -> StackConfig:
@@ -145,8 +181,9 @@ def parse_node_pool(
         pool = spec if isinstance(spec, NodePoolSpec) else NodePoolSpec.model_validate(spec)
     except ValidationError as exc:
         name = spec.get("name") if isinstance(spec, dict) else None
-        raise from_validation_error(exc, spec, NodePoolSpec,
-                                    root=f"nodePools[{name}]" if name else "nodePool") from None
+        raise from_validation_error(
+            exc, spec, NodePoolSpec, root=f"nodePools[{name}]" if name else "nodePool"
+        ) from None
     problems = [p for p in cross_checks(StackConfig(cluster=cl, node_pools=(pool,)))]
     if problems:
         raise ConfigError(problems)

@@ -16,7 +16,7 @@ from components.gpu import GPU_RESOURCE, gpu_info
 Manifest = dict[str, Any]
 
 #: Writable scratch for model servers under a read-only root filesystem.
-SCRATCH_MOUNTS = (("tmp", "/tmp"), ("model-cache", "/var/cache/model"))  # noqa: S108
+SCRATCH_MOUNTS = (("tmp", "/tmp"), ("model-cache", "/var/cache/model"))
 LIVENESS_PATH = "/health"
 RUN_AS_USER = 10001
 
@@ -59,8 +59,10 @@ def _env(spec: DeploymentSpec, version: str) -> list[Manifest]:
         env += [
             {"name": "QUEUE_KIND", "value": spec.queue.kind.value},
             {"name": "QUEUE_NAME", "value": spec.queue.name},
-            {"name": "QUEUE_URL", "valueFrom": {"secretKeyRef": {
-                "name": spec.queue.connection_secret, "key": "url"}}},
+            {
+                "name": "QUEUE_URL",
+                "valueFrom": {"secretKeyRef": {"name": spec.queue.connection_secret, "key": "url"}},
+            },
         ]
     env += [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
     return env
@@ -71,10 +73,17 @@ def _probes(spec: DeploymentSpec, eff: Effective) -> Manifest:
     ready = eff.load_balancer.health_check if eff.load_balancer else None
     return {
         # Model loading can take minutes: the startup probe holds liveness off until then.
-        "startupProbe": {"httpGet": {**http, "path": LIVENESS_PATH}, "periodSeconds": 10,
-                         "failureThreshold": 60},
-        "livenessProbe": {"httpGet": {**http, "path": LIVENESS_PATH}, "periodSeconds": 10,
-                          "timeoutSeconds": 2, "failureThreshold": 3},
+        "startupProbe": {
+            "httpGet": {**http, "path": LIVENESS_PATH},
+            "periodSeconds": 10,
+            "failureThreshold": 60,
+        },
+        "livenessProbe": {
+            "httpGet": {**http, "path": LIVENESS_PATH},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
         "readinessProbe": {
             "httpGet": {**http, "path": ready.path if ready else "/ready"},
             "periodSeconds": ready.interval_seconds if ready else 10,
@@ -84,8 +93,9 @@ def _probes(spec: DeploymentSpec, eff: Effective) -> Manifest:
     }
 
 
-def pod_template(spec: DeploymentSpec, eff: Effective, *, track: str, version: str,
-                 image: str) -> Manifest:
+def pod_template(
+    spec: DeploymentSpec, eff: Effective, *, track: str, version: str, image: str
+) -> Manifest:
     res = spec.resources
     pod_labels = {
         **naming.selector(spec, track),
@@ -160,11 +170,15 @@ def deployment(spec: DeploymentSpec, eff: Effective, *, track: str = naming.STAB
     if strategy.type is StrategyType.blue_green or canary:
         # A blue-green Deployment is new per version; the canary track is small: both
         # start all their pods at once.
-        body["strategy"] = {"type": "RollingUpdate",
-                            "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}}
+        body["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0},
+        }
     else:
-        body["strategy"] = {"type": "RollingUpdate", "rollingUpdate": {
-            "maxSurge": eff.max_surge, "maxUnavailable": eff.max_unavailable}}
+        body["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": eff.max_surge, "maxUnavailable": eff.max_unavailable},
+        }
     meta = metadata(spec, name)
     if annotations:
         meta["annotations"] = annotations

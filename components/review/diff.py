@@ -23,15 +23,15 @@ from components.effects import EditContext, Effect, rule_for
 class Change(StrEnum):
     """The six words a change is classified with."""
 
-    in_place = "in-place"
-    restart = "restart"
-    replace = "replace"
-    forbidden = "forbidden"
-    create = "create"
-    delete = "delete"
+    IN_PLACE = "in-place"
+    RESTART = "restart"
+    REPLACE = "replace"
+    FORBIDDEN = "forbidden"
+    CREATE = "create"
+    DELETE = "delete"
 
 
-BLOCKING_ON_REPLACE = (Change.replace, Change.delete)
+BLOCKING_ON_REPLACE = (Change.REPLACE, Change.DELETE)
 
 #: Fields a deployment inherits from the stack: diffed once, at the stack level.
 INHERITED = ("environment", "namespace")
@@ -52,8 +52,11 @@ class FieldChange:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "path": self.path, "before": self.before, "after": self.after,
-            "effect": self.effect.value, "reason": self.reason,
+            "path": self.path,
+            "before": self.before,
+            "after": self.after,
+            "effect": self.effect.value,
+            "reason": self.reason,
             "resources": list(self.resources),
         }
         if self.allowance is not None:
@@ -82,8 +85,12 @@ class DiffResult:
         always in production, unless the NEW file carries an allowance for them.
         """
         gate = fail_on_replace or self.environment is Environment.production
-        return [c for c in self.changes if c.effect is Change.forbidden or (
-            gate and c.effect in BLOCKING_ON_REPLACE and c.allowance is None)]
+        return [
+            c
+            for c in self.changes
+            if c.effect is Change.FORBIDDEN
+            or (gate and c.effect in BLOCKING_ON_REPLACE and c.allowance is None)
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "summary": self.summary}
@@ -116,17 +123,30 @@ def _resources(kinds: tuple[str, ...], owner: str | None) -> tuple[str, ...]:
     return tuple(f"{k}/{owner}" if owner else k for k in kinds)
 
 
-def _classify(path: str, before: Any, after: Any, ctx: EditContext,
-              owner: str | None) -> FieldChange:
+def _classify(
+    path: str, before: Any, after: Any, ctx: EditContext, owner: str | None
+) -> FieldChange:
     rule = rule_for(path)
     effect, reason = rule.resolve(ctx)
     change = Change(effect.value)
-    return FieldChange(path, before, after, change, reason, _resources(rule.resources, owner),
-                       impact=impact(change, rule.path, reason, ctx.new))
+    return FieldChange(
+        path,
+        before,
+        after,
+        change,
+        reason,
+        _resources(rule.resources, owner),
+        impact=impact(change, rule.path, reason, ctx.new),
+    )
 
 
-def _named(old: tuple[Any, ...], new: tuple[Any, ...], kind: str, old_stack: StackConfig,
-           new_stack: StackConfig) -> list[FieldChange]:
+def _named(
+    old: tuple[Any, ...],
+    new: tuple[Any, ...],
+    kind: str,
+    old_stack: StackConfig,
+    new_stack: StackConfig,
+) -> list[FieldChange]:
     olds = {item.name: item for item in old}
     news = {item.name: item for item in new}
     changes: list[FieldChange] = []
@@ -135,19 +155,34 @@ def _named(old: tuple[Any, ...], new: tuple[Any, ...], kind: str, old_stack: Sta
         o, n = olds.get(name), news.get(name)
         path = f"{kind}.{name}"
         if o is None:
-            changes.append(FieldChange(
-                path, None, _dump(n, inherited=is_dep), Change.create, f"new {kind[:-1]}",
-                (path,), impact="new endpoint" if is_dep else "new capacity"))
+            changes.append(
+                FieldChange(
+                    path,
+                    None,
+                    _dump(n, inherited=is_dep),
+                    Change.CREATE,
+                    f"new {kind[:-1]}",
+                    (path,),
+                    impact="new endpoint" if is_dep else "new capacity",
+                )
+            )
         elif n is None:
-            changes.append(FieldChange(
-                path, _dump(o, inherited=is_dep), None, Change.delete,
-                f"{kind[:-1]} removed: its resources are deleted", (path,),
-                impact="endpoint removed; all pods deleted" if is_dep
-                else "GPU capacity removed; pods on it are evicted"))
+            changes.append(
+                FieldChange(
+                    path,
+                    _dump(o, inherited=is_dep),
+                    None,
+                    Change.DELETE,
+                    f"{kind[:-1]} removed: its resources are deleted",
+                    (path,),
+                    impact="endpoint removed; all pods deleted"
+                    if is_dep
+                    else "GPU capacity removed; pods on it are evicted",
+                )
+            )
         else:
             ctx = EditContext(o, n, old_stack, new_stack)
-            for leaf, b, a in _leaves(_dump(o, inherited=is_dep), _dump(n, inherited=is_dep),
-                                      path):
+            for leaf, b, a in _leaves(_dump(o, inherited=is_dep), _dump(n, inherited=is_dep), path):
                 changes.append(_classify(leaf, b, a, ctx, name))
     return changes
 
@@ -195,16 +230,21 @@ def restart_forecast(spec: DeploymentSpec) -> str:
 
 
 def impact(change: Change, rule_path: str, reason: str, item: Any) -> str:
-    if change is Change.restart and isinstance(item, DeploymentSpec):
+    if change is Change.RESTART and isinstance(item, DeploymentSpec):
         return restart_forecast(item)
-    if change is not Change.replace:
+    if change is not Change.REPLACE:
         return ""
     if "blue-green" in reason:
         return "create-before-delete: new version ready before the switch; 2x capacity"
     if rule_path.startswith("nodePools") or rule_path.startswith("cluster."):
         return "lost warm GPU capacity until new nodes join"
-    if rule_path in ("deployments[].name", "namespace", "target", "cluster.name",
-                     "deployments[].namespace"):
+    if rule_path in (
+        "deployments[].name",
+        "namespace",
+        "target",
+        "cluster.name",
+        "deployments[].namespace",
+    ):
         return "new endpoint; delete-before-create (downtime)"
     return "delete-before-create: the resource is recreated (downtime)"
 
@@ -215,9 +255,16 @@ def _apply_allowances(result: DiffResult, new: StackConfig) -> None:
             continue
         for allow in new.allow_replacements:
             if ch.path == allow.path or ch.path.startswith(allow.path + "."):
-                result.changes[i] = FieldChange(ch.path, ch.before, ch.after, ch.effect,
-                                                ch.reason, ch.resources, allow.reason,
-                                                ch.impact)
+                result.changes[i] = FieldChange(
+                    ch.path,
+                    ch.before,
+                    ch.after,
+                    ch.effect,
+                    ch.reason,
+                    ch.resources,
+                    allow.reason,
+                    ch.impact,
+                )
                 break
 
 
@@ -228,5 +275,4 @@ def effect_of(change: FieldChange) -> Effect | None:
         return None
 
 
-__all__ = ["Change", "DeploymentSpec", "DiffResult", "FieldChange", "NodePoolSpec",
-           "diff_configs"]
+__all__ = ["Change", "DeploymentSpec", "DiffResult", "FieldChange", "NodePoolSpec", "diff_configs"]

@@ -20,9 +20,15 @@ from components.review.diff import Change
 
 COMPONENT_TYPES = {naming.MODEL_DEPLOYMENT: "deployments", naming.GPU_NODE_POOL: "nodePools"}
 #: Environment variables the builders set, and the field each comes from.
-ENV_FIELDS = {"MODEL_ID": "model.id", "MODEL_VERSION": "model.version", "PORT": "port",
-              "QUEUE_KIND": "queue.kind", "QUEUE_NAME": "queue.name",
-              "QUEUE_URL": "queue.connectionSecret", "MODEL_TYPE": "model.type"}
+ENV_FIELDS = {
+    "MODEL_ID": "model.id",
+    "MODEL_VERSION": "model.version",
+    "PORT": "port",
+    "QUEUE_KIND": "queue.kind",
+    "QUEUE_NAME": "queue.name",
+    "QUEUE_URL": "queue.connectionSecret",
+    "MODEL_TYPE": "model.type",
+}
 _KIND_ALIASES = {"NodeGroup": "NodePool"}
 REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
 
@@ -43,12 +49,16 @@ class StepExplanation:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "urn": self.urn, "op": self.op, "kind": self.kind, "name": self.name,
+            "urn": self.urn,
+            "op": self.op,
+            "kind": self.kind,
+            "name": self.name,
             "component": self.component,
             "effect": self.observed.value if self.observed else None,
             "fields": self.fields,
             "predicted": self.predicted.value if self.predicted else None,
-            "unexpected": self.unexpected, "replaceReasons": self.replace_reasons,
+            "unexpected": self.unexpected,
+            "replaceReasons": self.replace_reasons,
             "properties": self.properties,
         }
 
@@ -84,15 +94,15 @@ def _component(state: dict[str, Any], urn: str) -> str | None:
 
 def _observed(op: str, kind: str, props: list[str]) -> Change | None:
     if op in REPLACE_OPS:
-        return Change.replace
+        return Change.REPLACE
     if op == "create":
-        return Change.create
+        return Change.CREATE
     if op == "delete":
-        return Change.delete
+        return Change.DELETE
     if op == "update":
         if kind == "Deployment" and any(p.startswith("spec.template") for p in props):
-            return Change.restart
-        return Change.in_place
+            return Change.RESTART
+        return Change.IN_PLACE
     return None
 
 
@@ -160,8 +170,16 @@ def explain_step(step: dict[str, Any], stack: StackConfig | None = None) -> Step
     props = sorted(detailed) if detailed else list(step.get("diffReasons") or [])
     props = [p for p in props if p not in ("__inputs",)]
     reasons = list(step.get("replaceReasons") or [])
-    exp = StepExplanation(urn, op, kind, name, component, _observed(op, kind, props),
-                          replace_reasons=reasons, properties=props)
+    exp = StepExplanation(
+        urn,
+        op,
+        kind,
+        name,
+        component,
+        _observed(op, kind, props),
+        replace_reasons=reasons,
+        properties=props,
+    )
     found: dict[str, Rule] = {}
     for prop in props or reasons:
         for rule in _refine(rules_rendering(kind, prop), prop, step):
@@ -174,7 +192,7 @@ def explain_step(step: dict[str, Any], stack: StackConfig | None = None) -> Step
         worst = max((r.resolve(ctx)[0] for r in found.values()), key=SEVERITY.__getitem__)
         exp.predicted = Change(worst.value)
         exp.unexpected = _more_severe(exp.observed, worst)
-    elif exp.observed in (Change.replace, Change.restart):
+    elif exp.observed in (Change.REPLACE, Change.RESTART):
         exp.unexpected = True
     return exp
 
@@ -189,16 +207,17 @@ def _context(stack: StackConfig | None, component: str | None) -> EditContext | 
 
 
 def _more_severe(observed: Change | None, predicted: Effect) -> bool:
-    if observed is None or observed in (Change.create, Change.delete):
+    if observed is None or observed in (Change.CREATE, Change.DELETE):
         return False
-    if observed is Change.replace and predicted is Effect.replace:
+    if observed is Change.REPLACE and predicted is Effect.REPLACE:
         return False
-    rank = {Change.in_place: 0, Change.restart: 1, Change.replace: 2}
+    rank = {Change.IN_PLACE: 0, Change.RESTART: 1, Change.REPLACE: 2}
     return rank.get(observed, 0) > SEVERITY[predicted]
 
 
-def explain_preview(preview: dict[str, Any], stack: StackConfig | None = None) -> list[
-        StepExplanation]:
+def explain_preview(
+    preview: dict[str, Any], stack: StackConfig | None = None
+) -> list[StepExplanation]:
     """Explanations of every step that changes something, in the preview's order."""
     out = []
     for step in preview.get("steps", []):

@@ -18,10 +18,22 @@ from rich.table import Table
 from components.review.diff import Change, DiffResult, FieldChange
 from components.review.explain import StepExplanation
 
-ORDER = (Change.forbidden, Change.replace, Change.delete, Change.restart, Change.create,
-         Change.in_place)
-STYLE = {Change.forbidden: "bold red", Change.replace: "bold red", Change.delete: "red",
-         Change.restart: "yellow", Change.create: "green", Change.in_place: "cyan"}
+ORDER = (
+    Change.FORBIDDEN,
+    Change.REPLACE,
+    Change.DELETE,
+    Change.RESTART,
+    Change.CREATE,
+    Change.IN_PLACE,
+)
+STYLE = {
+    Change.FORBIDDEN: "bold red",
+    Change.REPLACE: "bold red",
+    Change.DELETE: "red",
+    Change.RESTART: "yellow",
+    Change.CREATE: "green",
+    Change.IN_PLACE: "cyan",
+}
 #: GitHub comments hold 65,536 characters; keep room for the workflow's own text.
 MARKDOWN_LIMIT = 60_000
 
@@ -49,8 +61,12 @@ def diff_text(result: DiffResult, blocking: list[FieldChange], *, color: bool = 
         why = ch.reason + (f"\n[dim]{ch.impact}[/dim]" if ch.impact else "")
         if ch.allowance:
             why += f"\n[green]allowed: {ch.allowance}[/green]"
-        table.add_row(f"[{STYLE[ch.effect]}]{ch.effect.value}[/]", ch.path,
-                      f"{_value(ch.before)} -> {_value(ch.after)}", why)
+        table.add_row(
+            f"[{STYLE[ch.effect]}]{ch.effect.value}[/]",
+            ch.path,
+            f"{_value(ch.before)} -> {_value(ch.after)}",
+            why,
+        )
     buf = StringIO()
     console = Console(file=buf, force_terminal=color, no_color=not color, width=140)
     if result.changes:
@@ -72,8 +88,11 @@ def _md_rows(changes: list[FieldChange], *, impact: bool) -> list[str]:
     rule = "|---|---|---|" + ("---|" if impact else "")
     rows = [head, rule]
     for ch in changes:
-        cells = [f"`{ch.path}`", _md_escape(f"{_value(ch.before)} → {_value(ch.after)}"),
-                 _md_escape(ch.reason)]
+        cells = [
+            f"`{ch.path}`",
+            _md_escape(f"{_value(ch.before)} → {_value(ch.after)}"),
+            _md_escape(ch.reason),
+        ]
         if impact:
             note = ch.impact or "-"
             if ch.allowance:
@@ -83,28 +102,36 @@ def _md_rows(changes: list[FieldChange], *, impact: bool) -> list[str]:
     return rows
 
 
-def diff_markdown(result: DiffResult, blocking: list[FieldChange], *, stack: str = "",
-                  limit: int = MARKDOWN_LIMIT) -> str:
+def diff_markdown(
+    result: DiffResult, blocking: list[FieldChange], *, stack: str = "", limit: int = MARKDOWN_LIMIT
+) -> str:
     title = f"### servestack review{f' — `{stack}`' if stack else ''}"
     head = [title, "", f"**{summary_line(result.summary)}**", ""]
     if blocking:
-        head.append(f"> :no_entry: **{len(blocking)} blocking change(s)**: "
-                    + ", ".join(f"`{c.path}` ({c.effect.value})" for c in blocking))
-        head.append("> Production refuses replacements and deletions unless the stack file "
-                    "lists them under `servestack:allowReplacements` with a reason.")
+        head.append(
+            f"> :no_entry: **{len(blocking)} blocking change(s)**: "
+            + ", ".join(f"`{c.path}` ({c.effect.value})" for c in blocking)
+        )
+        head.append(
+            "> Production refuses replacements and deletions unless the stack file "
+            "lists them under `servestack:allowReplacements` with a reason."
+        )
         head.append("")
     by = {e: [c for c in result.changes if c.effect is e] for e in ORDER}
     body: list[str] = []
-    first = by[Change.forbidden] + by[Change.replace] + by[Change.delete]
+    first = by[Change.FORBIDDEN] + by[Change.REPLACE] + by[Change.DELETE]
     if first:
         body += ["#### Replacements, deletions and refused edits", ""]
         body += _md_rows(first, impact=True) + [""]
-    for effect, label in ((Change.restart, "Pod restarts"), (Change.create, "Created"),
-                          (Change.in_place, "In-place updates")):
+    for effect, label in (
+        (Change.RESTART, "Pod restarts"),
+        (Change.CREATE, "Created"),
+        (Change.IN_PLACE, "In-place updates"),
+    ):
         items = by[effect]
         if items:
             body += [f"<details><summary>{label} ({len(items)})</summary>", ""]
-            body += _md_rows(items, impact=effect is Change.restart)
+            body += _md_rows(items, impact=effect is Change.RESTART)
             body += ["", "</details>", ""]
     if not result.changes:
         body.append("No config changes.")
@@ -127,8 +154,11 @@ def _trim(head: list[str], body: list[str], limit: int) -> str:
         closed = sum(k == "</details>" for k in kept)
         kept += ["</details>"] * (opened - closed)
     omitted = len(body) - len(kept)
-    kept += ["", f"_…output trimmed: {omitted} more lines. Run `servestack diff` locally or "
-                 "see the JSON artifact for everything._"]
+    kept += [
+        "",
+        f"_…output trimmed: {omitted} more lines. Run `servestack diff` locally or "
+        "see the JSON artifact for everything._",
+    ]
     return "\n".join(head + kept) + "\n"
 
 
@@ -139,6 +169,7 @@ def diff_json(result: DiffResult, blocking: list[FieldChange]) -> str:
 
 
 # --- explain ---------------------------------------------------------------------------------
+
 
 def explain_summary(steps: list[StepExplanation]) -> dict[str, int]:
     counts = {c.value: 0 for c in Change}
@@ -151,8 +182,11 @@ def explain_summary(steps: list[StepExplanation]) -> dict[str, int]:
 
 def _sorted_steps(steps: list[StepExplanation]) -> list[StepExplanation]:
     def key(s: StepExplanation) -> tuple[int, int]:
-        return (0 if s.unexpected else 1,
-                ORDER.index(s.observed) if s.observed in ORDER else len(ORDER))
+        return (
+            0 if s.unexpected else 1,
+            ORDER.index(s.observed) if s.observed in ORDER else len(ORDER),
+        )
+
     return sorted(steps, key=key)
 
 
@@ -162,11 +196,13 @@ def explain_text(steps: list[StepExplanation], *, color: bool = True) -> str:
         table.add_column(col, overflow="fold")
     for s in _sorted_steps(steps):
         style = STYLE.get(s.observed, "") if s.observed else ""
-        table.add_row(f"[{style}]{s.op}[/]" if style else s.op, f"{s.kind}/{s.name}",
-                      "\n".join(s.fields) or (s.component or "-"),
-                      s.predicted.value if s.predicted else "-",
-                      "[bold red]UNEXPECTED[/]" if s.unexpected else
-                      ", ".join(s.replace_reasons))
+        table.add_row(
+            f"[{style}]{s.op}[/]" if style else s.op,
+            f"{s.kind}/{s.name}",
+            "\n".join(s.fields) or (s.component or "-"),
+            s.predicted.value if s.predicted else "-",
+            "[bold red]UNEXPECTED[/]" if s.unexpected else ", ".join(s.replace_reasons),
+        )
     buf = StringIO()
     console = Console(file=buf, force_terminal=color, no_color=not color, width=140)
     console.print(table)
@@ -177,20 +213,25 @@ def explain_text(steps: list[StepExplanation], *, color: bool = True) -> str:
 
 def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMIT) -> str:
     summary = explain_summary(steps)
-    head = ["### servestack explain — planned operations by config field", "",
-            "**" + " · ".join(f"{k} {v}" for k, v in summary.items()) + "**", ""]
+    head = [
+        "### servestack explain — planned operations by config field",
+        "",
+        "**" + " · ".join(f"{k} {v}" for k, v in summary.items()) + "**",
+        "",
+    ]
     ordered = _sorted_steps(steps)
-    major = [s for s in ordered if s.unexpected or s.observed in
-             (Change.replace, Change.delete)]
+    major = [s for s in ordered if s.unexpected or s.observed in (Change.REPLACE, Change.DELETE)]
     rest = [s for s in ordered if s not in major]
 
     def rows(items: list[StepExplanation]) -> list[str]:
         out = ["| engine | resource | caused by | table says | note |", "|---|---|---|---|---|"]
         for s in items:
             note = "**unexpected**" if s.unexpected else ", ".join(s.replace_reasons) or "-"
-            out.append(f"| {s.op} | `{s.kind}/{s.name}` | "
-                       f"{_md_escape(', '.join(f'`{f}`' for f in s.fields) or '-')} | "
-                       f"{s.predicted.value if s.predicted else '-'} | {_md_escape(note)} |")
+            out.append(
+                f"| {s.op} | `{s.kind}/{s.name}` | "
+                f"{_md_escape(', '.join(f'`{f}`' for f in s.fields) or '-')} | "
+                f"{s.predicted.value if s.predicted else '-'} | {_md_escape(note)} |"
+            )
         return out
 
     body: list[str] = []
@@ -205,5 +246,6 @@ def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMI
 
 
 def explain_json(steps: list[StepExplanation]) -> str:
-    return json.dumps({"steps": [s.to_json() for s in steps],
-                       "summary": explain_summary(steps)}, indent=2)
+    return json.dumps(
+        {"steps": [s.to_json() for s in steps], "summary": explain_summary(steps)}, indent=2
+    )

@@ -1,0 +1,90 @@
+"""Round-trip edits of `Pulumi.<stack>.yaml` files that keep comments, order and style.
+
+Paths use the review tool's form: ``deployments.bert-sentiment.resources.cpu`` (list items
+named by their ``name``), ``cluster.name``, ``nodePools.a100.maxNodes``.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+
+from components.validation import NAMESPACE
+
+_DELETE = object()
+
+
+def _yaml() -> YAML:
+    y = YAML()
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=2, sequence=4, offset=2)
+    y.representer.add_representer(
+        type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return y
+
+
+def _step(node: Any, key: str) -> Any:
+    if isinstance(node, list):
+        for item in node:
+            if isinstance(item, dict) and item.get("name") == key:
+                return item
+        raise KeyError(f"no item named {key!r}")
+    return node[key]
+
+
+def set_value(text: str, path: str, value: Any) -> str:
+    """Return ``text`` with the value at ``path`` set (``None`` deletes the key)."""
+    y = _yaml()
+    doc = y.load(text)
+    config = doc["config"]
+    head, *rest = path.split(".")
+    full = f"{NAMESPACE}:{head}"
+    if not rest:
+        if value is None:
+            config.pop(full, None)
+        else:
+            config[full] = value
+    else:
+        node = config[full]
+        for part in rest[:-1]:
+            try:
+                node = _step(node, part)
+            except KeyError:
+                if isinstance(node, dict) and value is not None:
+                    node[part] = CommentedMap()
+                    node = node[part]
+                else:
+                    raise
+        last = rest[-1]
+        if value is None:
+            node.pop(last, None)
+        else:
+            node[last] = value
+    buf = StringIO()
+    y.dump(doc, buf)
+    return buf.getvalue()
+
+
+def get_value(text: str, path: str) -> Any:
+    doc = _yaml().load(text)
+    head, *rest = path.split(".")
+    node = doc["config"][f"{NAMESPACE}:{head}"]
+    for part in rest:
+        node = _step(node, part)
+    return node
+
+
+def edit_file(path: Path, edits: dict[str, Any]) -> str:
+    """Apply edits to a stack file in place; returns the previous text."""
+    before = path.read_text(encoding="utf-8")
+    text = before
+    for key, value in edits.items():
+        text = set_value(text, key, value)
+    path.write_text(text, encoding="utf-8")
+    return before
