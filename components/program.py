@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components.config import StackConfig, Target
 from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
+from components.guards import IDENTITY_OUTPUT, forbidden_edits
 from components.model_deployment import ModelDeployment
 from components.validation import NAMESPACE, parse_stack
 
@@ -103,6 +104,14 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
     return outputs
 
 
+def previous_outputs() -> dict[str, Any]:
+    """Outputs of this stack's last update, read through the engine's builtin provider."""
+    fqn = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": fqn})
+    outputs = (result.value or {}).get("outputs") if result.value else None
+    return outputs if isinstance(outputs, dict) else {}
+
+
 def main() -> None:
     stack = pulumi.get_stack()
     try:
@@ -110,5 +119,11 @@ def main() -> None:
     except ConfigError as err:
         # RunError is reported by the engine as a plain message: no Python traceback.
         raise pulumi.RunError(f"invalid servestack config:\n{err}") from None
+    refused = forbidden_edits(previous_outputs().get(IDENTITY_OUTPUT), config)
+    if refused:
+        raise pulumi.RunError(
+            "servestack refused the change (nothing was applied):\n"
+            + "\n".join(str(p) for p in refused)
+        )
     for key, value in build(config, stack).items():
         pulumi.export(key, value)

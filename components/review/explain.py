@@ -225,3 +225,21 @@ def explain_preview(
         if exp is not None:
             out.append(exp)
     return out
+
+
+def overall_effect(steps: list[StepExplanation]) -> Change | None:
+    """The effect class of a whole preview, as the engine plans it.
+
+    A resource deleted and another of the same kind created under a new name (blue-green,
+    renames) counts as a replacement, like the engine's own replace.
+    """
+    observed = {s.observed for s in steps if s.observed is not None}
+    created = {(s.component, s.kind) for s in steps if s.observed is Change.CREATE}
+    deleted = {(s.component, s.kind) for s in steps if s.observed is Change.DELETE}
+    if Change.REPLACE in observed or created & deleted:
+        return Change.REPLACE
+    if Change.RESTART in observed:
+        return Change.RESTART
+    if observed:
+        return Change.IN_PLACE
+    return None

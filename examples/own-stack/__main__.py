@@ -1,0 +1,46 @@
+"""A team's own program: its own provider, namespace and naming, servestack components
+for the model-serving parts.
+
+Run it like any Pulumi project (`pulumi up`), with `servestack` installed in its
+virtualenv. The engine test tier brings it up and down in render mode.
+"""
+
+import os
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import ClusterSpec, GpuNodePool, ModelDeployment
+
+config = pulumi.Config()
+render_dir = config.get("renderDirectory") or os.path.join("out", pulumi.get_stack())
+provider = k8s.Provider("render", render_yaml_to_directory=render_dir)
+
+cluster = ClusterSpec(name="team-search", provider="karpenter")
+pool = GpuNodePool(
+    "l4",
+    {"name": "l4", "gpu": {"type": "L4", "count": 1}, "machineType": "g6.xlarge",
+     "maxNodes": 2},
+    cluster,
+    opts=pulumi.ResourceOptions(provider=provider),
+)
+
+# The same YAML shape as a stack file, written as a dict in the team's own code.
+ranker = ModelDeployment(
+    "search-ranker",
+    {
+        "description": "Re-ranks search results",
+        "model": {"id": "model-310", "version": "v1.4.2", "type": "embedding",
+                  "image": "registry.example.com/search/ranker:1.4.2"},
+        "resources": {"cpu": 2, "memory": "8Gi", "gpu": {"count": 1, "type": "L4"}},
+        "environment": "staging",
+        "namespace": "search",
+        "replicas": 2,
+        "loadBalancer": {"algorithm": "least_connections"},
+        "tags": {"team": "search"},
+    },
+    opts=pulumi.ResourceOptions(provider=provider, depends_on=[pool]),
+)
+
+pulumi.export("endpoint", ranker.endpoint)
+pulumi.export("nodeLabels", pool.labels)

@@ -1,0 +1,64 @@
+"""The edit matrix: single-field edits spanning the four components and the effect classes.
+
+Shared by the engine tier (what the real preview does) and the review tier (what `diff`
+and `explain` say), so both are checked against the same edits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Edit:
+    stack: str
+    path: str
+    value: Any
+    effect: str
+    component: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.stack}:{self.path}={self.value}"
+
+
+EDITS: tuple[Edit, ...] = (
+    # ModelDeployment
+    Edit("prod", "deployments.bert-sentiment.resources.cpu", 8, "restart", "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.resources.gpu.count", 2, "restart",
+         "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.env.LOG_LEVEL", "debug", "restart",
+         "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.strategy.canaryVersion", "v2.3.0", "restart",
+         "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.description", "Sentiment API (EU)", "in-place",
+         "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.tags.cost-center", "ml-42", "in-place",
+         "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.active", False, "in-place", "ModelDeployment"),
+    Edit("prod", "deployments.llama-chat.model.version", "v3.1.0", "replace",
+         "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.model.type", "stt", "forbidden",
+         "ModelDeployment"),
+    Edit("prod", "namespace", "models-eu", "replace", "ModelDeployment"),
+    Edit("staging", "deployments.resnet-vision.replicas", 3, "in-place", "ModelDeployment"),
+    Edit("staging", "deployments.resnet-vision.model.image",
+         "registry.example.com/vision/resnet:2024.12", "restart", "ModelDeployment"),
+    # Autoscaler
+    Edit("prod", "deployments.bert-sentiment.autoscaling.maxReplicas", 12, "in-place",
+         "Autoscaler"),
+    Edit("prod", "deployments.llama-chat.autoscaling.targetGpuUtilization", 80, "in-place",
+         "Autoscaler"),
+    # LoadBalancer
+    Edit("prod", "deployments.bert-sentiment.strategy.weight", 25, "in-place", "LoadBalancer"),
+    Edit("prod", "deployments.bert-sentiment.loadBalancer.algorithm", "least_connections",
+         "in-place", "LoadBalancer"),
+    Edit("prod", "deployments.bert-sentiment.loadBalancer.healthCheck.path", "/healthz",
+         "restart", "LoadBalancer"),
+    # GpuNodePool
+    Edit("prod", "nodePools.a100.maxNodes", 6, "in-place", "GpuNodePool"),
+    Edit("prod", "nodePools.a100.gpu.count", 4, "in-place", "GpuNodePool"),
+    Edit("prod", "nodePools.a100.machineType", "p4de.24xlarge", "replace", "GpuNodePool"),
+    Edit("prod", "nodePools.a100.spot", True, "replace", "GpuNodePool"),
+)

@@ -1,0 +1,167 @@
+"""`servestack diff`: offline classification of config edits, gate and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from components.cli import app
+from components.review.diff import diff_configs
+from components.review.report import diff_markdown, summary_line
+from components.stackfile import set_value
+from components.validation import parse_stack, read_stack_text
+from tests.engine.matrix import EDITS, Edit
+
+REPO = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def _text(stack: str) -> str:
+    return (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+
+
+def _write(tmp: Path, name: str, text: str) -> Path:
+    path = tmp / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("edit", EDITS, ids=lambda e: e.id)
+def test_matrix_edit_is_one_classified_change(edit: Edit) -> None:
+    base = _text(edit.stack)
+    old = parse_stack(read_stack_text(base))
+    new = parse_stack(read_stack_text(set_value(base, edit.path, edit.value)))
+    result = diff_configs(old, new)
+    assert [(c.path, c.effect.value) for c in result.changes] == [(edit.path, edit.effect)]
+    assert result.summary[edit.effect] == 1
+    assert sum(result.summary.values()) == 1
+
+
+EXTRA = [
+    # (stack, edits, expected [(path, effect)])
+    ("dev", {"deployments.bert-sentiment.resources.memory": "8Gi"},
+     [("deployments.bert-sentiment.resources.memory", "restart")]),
+    ("dev", {"deployments.bert-sentiment.resources.cpu": "2000m"}, []),  # same quantity
+    ("dev", {"deployments.bert-sentiment.autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
+     [("deployments.bert-sentiment.autoscaling.enabled", "in-place"),
+      ("deployments.bert-sentiment.autoscaling.minReplicas", "in-place"),
+      ("deployments.bert-sentiment.autoscaling.maxReplicas", "in-place"),
+      ("deployments.bert-sentiment.autoscaling.targetCpuUtilization", "in-place"),
+      ("deployments.bert-sentiment.autoscaling.scaleDownStabilizationSeconds", "in-place")]),
+    ("staging", {"cluster.name": "staging-eu-2"}, [("cluster.name", "replace")]),
+    ("staging", {"deployments.resnet-vision.strategy.type": "canary",
+                 "deployments.resnet-vision.strategy.weight": 5,
+                 "deployments.resnet-vision.strategy.canaryVersion": "2024.12",
+                 "deployments.resnet-vision.strategy.canaryImage": "r.example.com/resnet:2024.12"},
+     [("deployments.resnet-vision.strategy.type", "in-place"),
+      ("deployments.resnet-vision.strategy.weight", "in-place"),
+      ("deployments.resnet-vision.strategy.canaryVersion", "restart"),
+      ("deployments.resnet-vision.strategy.canaryImage", "restart")]),
+    ("prod", {"deployments.llama-chat.strategy.type": "rolling"},
+     [("deployments.llama-chat.strategy.type", "replace")]),
+    ("prod", {"deployments.llama-chat.model.image": "registry.example.com/llm/llama:3.0.2"},
+     [("deployments.llama-chat.model.image", "restart")]),
+]
+
+
+@pytest.mark.parametrize(("stack", "edits", "expected"), EXTRA)
+def test_more_edits(stack: str, edits: dict, expected: list) -> None:
+    base = _text(stack)
+    text = base
+    for path, value in edits.items():
+        text = set_value(text, path, value)
+    result = diff_configs(parse_stack(read_stack_text(base)), parse_stack(read_stack_text(text)))
+    assert [(c.path, c.effect.value) for c in result.changes] == expected
+
+
+def test_added_and_removed_deployments_are_one_change_each() -> None:
+    base = _text("staging")
+    raw = read_stack_text(base)
+    new_raw = dict(raw)
+    new_raw["deployments"] = [
+        raw["deployments"][0],
+        {**raw["deployments"][1], "name": "resnet-v2"},
+    ]
+    result = diff_configs(parse_stack(raw), parse_stack(new_raw))
+    assert [(c.path, c.effect.value) for c in result.changes] == [
+        ("deployments.resnet-vision", "delete"), ("deployments.resnet-v2", "create")]
+    assert result.summary == {"in-place": 0, "restart": 0, "replace": 0, "forbidden": 0,
+                              "create": 1, "delete": 1}
+
+
+def test_cli_json_contract(tmp_path: Path) -> None:
+    base = _text("dev")
+    new = set_value(base, "deployments.bert-sentiment.resources.cpu", 4)
+    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)),
+                              str(_write(tmp_path, "b.yaml", new)), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["changes"] == [{
+        "path": "deployments.bert-sentiment.resources.cpu", "before": "2", "after": "4",
+        "effect": "restart", "reason": "container requests/limits are in the pod template",
+        "resources": ["Deployment/bert-sentiment"],
+        "impact": "rolls 1 pod; surge needs 1 extra pod"}]
+    assert data["summary"] == {"in-place": 0, "restart": 1, "replace": 0, "forbidden": 0,
+                               "create": 0, "delete": 0}
+
+
+@pytest.mark.parametrize(("stack", "path", "value", "flags", "code"), [
+    ("dev", "deployments.bert-sentiment.strategy.type", "blue_green", [], 0),
+    ("dev", "deployments.bert-sentiment.strategy.type", "blue_green",
+     ["--fail-on", "replace"], 2),
+    ("prod", "deployments.llama-chat.model.version", "v3.1.0", [], 2),  # production gate
+    ("prod", "nodePools.a100.maxNodes", 6, [], 0),
+    ("dev", "deployments.bert-sentiment.model.type", "vision", [], 2),  # forbidden
+])
+def test_exit_codes(tmp_path: Path, stack: str, path: str, value: object, flags: list[str],
+                    code: int) -> None:
+    base = _text(stack)
+    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)),
+                              str(_write(tmp_path, "b.yaml", set_value(base, path, value))),
+                              *flags])
+    assert res.exit_code == code, res.output
+
+
+def test_production_allowance_lets_a_reasoned_replacement_through(tmp_path: Path) -> None:
+    base = _text("prod")
+    new = set_value(base, "deployments.llama-chat.model.version", "v3.1.0")
+    new = set_value(new, "allowReplacements", [
+        {"path": "deployments.llama-chat.model.version",
+         "reason": "blue-green rollout approved in CHG-1234"}])
+    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)),
+                              str(_write(tmp_path, "b.yaml", new)), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    change = json.loads(res.stdout)["changes"][0]
+    assert change["allowance"] == "blue-green rollout approved in CHG-1234"
+    assert json.loads(res.stdout)["blocking"] == []
+
+
+def test_invalid_new_file_exits_1_naming_file_and_field(tmp_path: Path) -> None:
+    base = _text("prod")
+    bad = set_value(base, "deployments.bert-sentiment.autoscaling.minReplicas", 50)
+    b = _write(tmp_path, "b.yaml", bad)
+    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)), str(b)])
+    assert res.exit_code == 1
+    assert res.stderr.strip() == (
+        f"{b}: deployments[bert-sentiment].autoscaling: minReplicas (50) must be <= "
+        "maxReplicas (10)")
+    assert "Traceback" not in res.output
+
+
+def test_markdown_puts_replacements_first_and_keeps_summary_when_trimmed() -> None:
+    base = _text("prod")
+    text = set_value(base, "deployments.llama-chat.model.version", "v3.1.0")
+    for i in range(40):
+        text = set_value(text, f"deployments.bert-sentiment.env.VAR_{i:02d}", "x" * 50)
+    result = diff_configs(parse_stack(read_stack_text(base)), parse_stack(read_stack_text(text)))
+    md = diff_markdown(result, result.blocking(False), stack="prod")
+    assert md.index("deployments.llama-chat.model.version") < md.index("VAR_00")
+    assert "<details><summary>Pod restarts (40)</summary>" in md
+    short = diff_markdown(result, result.blocking(False), stack="prod", limit=2000)
+    assert len(short) <= 2300
+    assert f"**{summary_line(result.summary)}**" in short
+    assert "output trimmed" in short
+    assert short.count("<details>") == short.count("</details>")
