@@ -329,13 +329,22 @@ class Strategy(Spec):
             if missing:
                 raise _problem(f"type canary needs {', '.join(missing)}")
             assert self.canary_version is not None and self.canary_image is not None
-            ModelRef(
-                id="x", version=self.canary_version, type=ModelType.llm, image=self.canary_image
-            )
+            if not _VERSION_RE.match(self.canary_version):
+                raise _problem(
+                    f"canaryVersion {self.canary_version!r} is not allowed: letters, "
+                    "digits, '.', '_', '-', at most 63 characters"
+                )
+            if not _IMAGE_RE.match(self.canary_image):
+                raise _problem(
+                    f"canaryImage {self.canary_image!r} is not a valid image reference"
+                    " (registry/name:tag or registry/name@sha256:<digest>)"
+                )
         for key in ("maxSurge", "maxUnavailable"):
             value = owners[key][0]
             if isinstance(value, str) and not re.fullmatch(r"\d{1,3}%", value):
                 raise _problem(f"{key} {value!r} must be a count or a percentage such as '25%'")
+            if key == "maxUnavailable" and isinstance(value, str) and int(value[:-1]) > 100:
+                raise _problem(f"maxUnavailable {value!r} must be at most '100%'")
             if isinstance(value, int) and value < 0:
                 raise _problem(f"{key} ({value}) must be >= 0")
         if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
@@ -389,8 +398,22 @@ class DeploymentSpec(Spec):
                     f"strategy {self.strategy.type.value} needs processing sync "
                     "(it splits or switches request traffic)"
                 )
+            if self.autoscaling is not None and self.autoscaling.target_gpu_utilization:
+                raise _problem(
+                    "autoscaling.targetGpuUtilization is not supported for processing "
+                    "async: KEDA scales workers on queue depth, CPU and memory"
+                )
         elif self.queue is not None:
             raise _problem("queue is only for processing async")
+        if (
+            self.strategy.type is StrategyType.canary
+            and self.load_balancer is not None
+            and not self.load_balancer.enabled
+        ):
+            raise _problem(
+                "strategy canary needs loadBalancer.enabled: the canary weight is "
+                "applied by the mesh's routes"
+            )
         return self
 
 
@@ -410,10 +433,14 @@ class StackConfig(Spec):
         """Give each deployment the stack's environment and namespace unless it sets them."""
         if not isinstance(data, dict):
             return data
-        inherited = {
-            "environment": data.get("environment", Environment.development.value),
-            "namespace": data.get("namespace", "models"),
-        }
+        env = data.get("environment", Environment.development.value)
+        namespace = data.get("namespace", "models")
+        inherited = {}
+        # Invalid stack-level values are reported once, at the stack level.
+        if env in {e.value for e in Environment}:
+            inherited["environment"] = env
+        if isinstance(namespace, str) and DNS_LABEL_RE.match(namespace):
+            inherited["namespace"] = namespace
         deployments = data.get("deployments")
         if isinstance(deployments, list):
             data = {

@@ -71,7 +71,8 @@ def effective(spec: DeploymentSpec) -> Effective:
         autoscaling = None
     replicas = spec.replicas if spec.replicas is not None else d.replicas
     if autoscaling is None and spec.processing is Processing.async_:
-        # Queue workers are always scaled by KEDA; without bounds they stay at `replicas`.
+        # Queue workers are always scaled by KEDA; without bounds they stay at `replicas`
+        # (at least one: a worker pool of zero would never drain its queue).
         autoscaling = Autoscaling(
             min_replicas=max(replicas, 1),
             max_replicas=max(replicas, 1),

@@ -67,8 +67,13 @@ class GpuNodePool(pulumi.ComponentResource):
         elif cl.provider is CloudProvider.eks:
             from pulumi_aws import eks
 
+            # The cluster autoscaler moves desiredSize; re-applying minNodes would evict pods.
             self.resource = eks.NodeGroup(
-                name, **node_pools.eks_node_group_args(pool, cl), opts=child
+                name,
+                **node_pools.eks_node_group_args(pool, cl),
+                opts=pulumi.ResourceOptions.merge(
+                    child, pulumi.ResourceOptions(ignore_changes=["scalingConfig.desiredSize"])
+                ),
             )
         self.register_outputs(
             {"labels": self.labels, "taints": self.taints, "backend": cl.provider.value}

@@ -45,8 +45,8 @@ class ModelDeployment(pulumi.ComponentResource):
     ) -> None:
         if isinstance(spec, dict):
             spec = parse_deployment({"name": name, **spec})
-        if spec.name != name:
-            spec = spec.model_copy(update={"name": name})
+        elif spec.name != name:
+            spec = parse_deployment({**spec.model_dump(by_alias=True), "name": name})
         super().__init__(naming.MODEL_DEPLOYMENT, name, None, opts)
         eff = effective(spec)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)

@@ -7,6 +7,7 @@ live resources, so treat any change in this module as breaking.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from components.config import DeploymentSpec, StrategyType
@@ -34,9 +35,17 @@ def child_name(parent: str, suffix: str | None = None) -> str:
 
 
 def version_slug(version: str) -> str:
-    """A model version as a DNS-label fragment: ``v2.1.0`` -> ``v2-1-0``."""
-    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")
-    return slug[:20].rstrip("-") or "v"
+    """A model version as a DNS-label fragment: ``v2.1.0`` -> ``v2-1-0``.
+
+    Only lower-case letters, digits and dots map one to one; any other version (upper
+    case, ``_``, ``-``, or longer than 20 characters) gets a short hash of the exact
+    string, so two distinct versions never share a blue-green Deployment.
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v"
+    if re.fullmatch(r"[a-z0-9.]{1,20}", version) and ".." not in version:
+        return slug
+    digest = hashlib.sha256(version.encode()).hexdigest()[:6]
+    return f"{slug[:13].rstrip('-')}-{digest}"
 
 
 def workload_name(spec: DeploymentSpec) -> str:

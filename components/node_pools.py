@@ -33,8 +33,7 @@ def node_labels(pool: NodePoolSpec) -> dict[str, str]:
 
 def machine_type(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
     gpu = info(pool)
-    default = gpu.gke_machine_type if cluster.provider == "gke" else gpu.eks_instance_type
-    chosen = pool.machine_type or default
+    chosen = pool.machine_type or gpu.default_machine(cluster.provider.value, pool.gpu.count)
     assert chosen is not None, "validation guarantees a machine type"
     return chosen
 
@@ -89,7 +88,6 @@ def gke_node_pool_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, An
         "project": cluster.project,
         "name": pool.name,
         "autoscaling": {"min_node_count": pool.min_nodes, "max_node_count": pool.max_nodes},
-        "initial_node_count": pool.min_nodes,
         "node_config": {
             "machine_type": machine_type(pool, cluster),
             "spot": pool.spot,

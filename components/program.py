@@ -6,6 +6,7 @@ registered; a bad config ends the run with one line per problem and no traceback
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -24,18 +25,27 @@ RENDER_ROOT = "out"
 
 
 def stack_config() -> dict[str, Any]:
-    """Every `servestack:*` key of the running stack, prefix removed, secrets decrypted."""
-    from pulumi.runtime.config import get_config_env
+    """Every `servestack:*` key of the running stack, prefix removed, secrets decrypted.
+
+    Pulumi hands every value over as a string; objects and lists arrive as JSON.
+    """
+    from pulumi.runtime.config import CONFIG, get_config_env
 
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
     cfg = pulumi.Config(NAMESPACE)
-    for full_key in get_config_env():
-        if full_key.startswith(prefix):
-            key = full_key[len(prefix) :]
-            raw[key] = cfg.get_object(key)
-            if raw[key] is None:
-                raw[key] = cfg.get(key)
+    for full_key in sorted({*get_config_env(), *CONFIG.get()}):
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix) :]
+        value = cfg.get(key)
+        if value is not None and value.lstrip()[:1] in ("{", "["):
+            try:
+                raw[key] = json.loads(value)
+                continue
+            except json.JSONDecodeError:
+                pass
+        raw[key] = value
     return raw
 
 

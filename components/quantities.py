@@ -77,9 +77,10 @@ def memory_bytes(value: object, *, bare_unit: str = "Gi") -> int:
 
 
 def format_memory(n_bytes: int) -> str:
-    """Shortest exact binary-suffixed quantity for a byte count."""
-    for unit in ("Ti", "Gi", "Mi", "Ki"):
+    """Shortest exact suffixed quantity for a byte count (never a bare number, which this
+    config reads as GiB); amounts below 1 KiB precision round up to whole KiB."""
+    for unit in ("Ti", "Gi", "Mi", "Ki", "T", "G", "M", "K"):
         factor = int(_MEM_FACTORS_BYTES[unit])
         if n_bytes % factor == 0:
             return f"{n_bytes // factor}{unit}"
-    return str(n_bytes)
+    return f"{-(-n_bytes // 1024)}Ki"

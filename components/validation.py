@@ -21,6 +21,7 @@ from components.config import (
     NodePoolSpec,
     StackConfig,
 )
+from components.defaults import effective
 from components.errors import ConfigError, Problem, from_validation_error
 from components.gpu import gpu_info
 
@@ -85,6 +86,16 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
                     f"{max(p.gpu.count for p in pools)}",
                 )
             )
+    for dep in stack.deployments:
+        eff = effective(dep)
+        if eff.max_surge in (0, "0%") and eff.max_unavailable in (0, "0%"):
+            problems.append(
+                Problem(
+                    f"deployments[{dep.name}].strategy",
+                    f"maxSurge {eff.max_surge!r} with maxUnavailable {eff.max_unavailable!r} "
+                    f"({dep.environment.value} default): a rollout could never make progress",
+                )
+            )
     provider = stack.cluster.provider
     for pool in stack.node_pools:
         info = gpu_info(pool.gpu.type) if pool.gpu.type else None
@@ -110,19 +121,22 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
             )
         if provider is CloudProvider.gke and info and info.gke_accelerator is None:
             problems.append(Problem(f"{path}.gpu.type", f"{info.type} is not offered on GKE"))
-        if provider in (CloudProvider.gke, CloudProvider.eks, CloudProvider.karpenter):
-            default = (
-                (info.gke_machine_type if provider is CloudProvider.gke else info.eks_instance_type)
-                if info
-                else None
-            )
-            if pool.machine_type is None and default is None:
-                problems.append(
-                    Problem(
-                        f"{path}.machineType",
-                        f"required: no default machine type for {pool.gpu.type} on {provider}",
-                    )
+        needs_machine = provider in (CloudProvider.gke, CloudProvider.eks, CloudProvider.karpenter)
+        if (
+            needs_machine
+            and info is not None
+            and pool.machine_type is None
+            and info.default_machine(provider, pool.gpu.count) is None
+        ):
+            machines = info.gke_machines if provider is CloudProvider.gke else info.eks_instances
+            listed = ", ".join(f"{n} ({m})" for n, m in sorted(machines.items())) or "none"
+            problems.append(
+                Problem(
+                    f"{path}.machineType",
+                    f"required: no default {provider} machine carries {pool.gpu.count} "
+                    f"{pool.gpu.type}; defaults exist for GPUs per node: {listed}",
                 )
+            )
     return problems
 
 
@@ -137,6 +151,8 @@ def read_stack_file(path: str | Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem("", "not a UTF-8 text file")], str(path)) from None
     return read_stack_text(text, source=str(path))
 
 
@@ -146,10 +162,16 @@ def read_stack_text(text: str, *, source: str | None = None) -> dict[str, Any]:
         doc = YAML(typ="safe", pure=True).load(text) or {}
     except YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(
-            [Problem("", f"{where}not valid YAML ({getattr(exc, 'problem', exc)})")], source
-        ) from None
+        position = getattr(exc, "position", None)
+        where = (
+            f"line {mark.line + 1}: "
+            if mark
+            else f"character {position}: "
+            if position is not None
+            else ""
+        )
+        detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError([Problem("", f"{where}not valid YAML ({detail})")], source) from None
     config = doc.get("config", {}) if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise ConfigError([Problem("config", "must be a mapping of keys")], source)
