@@ -146,6 +146,9 @@ def explain(
 
 
 def main() -> None:
+    from components.ops_cli import register
+
+    register(app)
     app()
 
 

@@ -46,6 +46,8 @@ class Engine:
     state_dir: Path
     passphrase: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Use the backend the user is logged in to (PULUMI_BACKEND_URL) when one is set.
+    use_login: bool = False
 
     @property
     def bin_dir(self) -> Path:
@@ -60,7 +62,8 @@ class Engine:
         env = {
             "PATH": os.pathsep.join([str(self.bin_dir), venv_bin, os.environ.get("PATH", "")]),
             "PULUMI_HOME": str(home),
-            "PULUMI_BACKEND_URL": f"file://{backend}",
+            "PULUMI_BACKEND_URL": (os.environ.get("PULUMI_BACKEND_URL") if self.use_login else None)
+            or f"file://{backend}",
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
