@@ -42,8 +42,9 @@ class Deployed:
 def deploy(tmp: Path, stack: str, text: str | None = None) -> Deployed:
     base = text or (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
     out = tmp / "out"
-    engine = Engine(tmp / "state", passphrase=PASSPHRASE,
-                    extra_env={"SERVESTACK_RENDER_ROOT": str(out)})
+    engine = Engine(
+        tmp / "state", passphrase=PASSPHRASE, extra_env={"SERVESTACK_RENDER_ROOT": str(out)}
+    )
     project = make_project(tmp / "project", stacks={stack: base})
     engine.stack(project, stack).up(on_output=lambda _: None)
     return Deployed(engine, project, stack, base, out)

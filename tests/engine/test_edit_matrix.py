@@ -54,8 +54,10 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
     observed = overall_effect(steps)
     assert observed is not None and observed.value == edit.effect, (
         f"table says {edit.effect}, engine plans "
-        + "; ".join(f"{s.op} {s.kind}/{s.name} {s.properties}" for s in steps))
+        + "; ".join(f"{s.op} {s.kind}/{s.name} {s.properties}" for s in steps)
+    )
     traced = {f for s in steps for f in s.fields}
     assert edit.path in traced or any(edit.path.startswith(f + ".") for f in traced), (
-        f"explain did not trace the plan to {edit.path}: {traced}")
+        f"explain did not trace the plan to {edit.path}: {traced}"
+    )
     assert not [s for s in steps if s.unexpected], [s.to_json() for s in steps if s.unexpected]

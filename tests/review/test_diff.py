@@ -42,28 +42,49 @@ def test_matrix_edit_is_one_classified_change(edit: Edit) -> None:
 
 EXTRA = [
     # (stack, edits, expected [(path, effect)])
-    ("dev", {"deployments.bert-sentiment.resources.memory": "8Gi"},
-     [("deployments.bert-sentiment.resources.memory", "restart")]),
+    (
+        "dev",
+        {"deployments.bert-sentiment.resources.memory": "8Gi"},
+        [("deployments.bert-sentiment.resources.memory", "restart")],
+    ),
     ("dev", {"deployments.bert-sentiment.resources.cpu": "2000m"}, []),  # same quantity
-    ("dev", {"deployments.bert-sentiment.autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
-     [("deployments.bert-sentiment.autoscaling.enabled", "in-place"),
-      ("deployments.bert-sentiment.autoscaling.minReplicas", "in-place"),
-      ("deployments.bert-sentiment.autoscaling.maxReplicas", "in-place"),
-      ("deployments.bert-sentiment.autoscaling.targetCpuUtilization", "in-place"),
-      ("deployments.bert-sentiment.autoscaling.scaleDownStabilizationSeconds", "in-place")]),
+    (
+        "dev",
+        {"deployments.bert-sentiment.autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
+        [
+            ("deployments.bert-sentiment.autoscaling.enabled", "in-place"),
+            ("deployments.bert-sentiment.autoscaling.minReplicas", "in-place"),
+            ("deployments.bert-sentiment.autoscaling.maxReplicas", "in-place"),
+            ("deployments.bert-sentiment.autoscaling.targetCpuUtilization", "in-place"),
+            ("deployments.bert-sentiment.autoscaling.scaleDownStabilizationSeconds", "in-place"),
+        ],
+    ),
     ("staging", {"cluster.name": "staging-eu-2"}, [("cluster.name", "replace")]),
-    ("staging", {"deployments.resnet-vision.strategy.type": "canary",
-                 "deployments.resnet-vision.strategy.weight": 5,
-                 "deployments.resnet-vision.strategy.canaryVersion": "2024.12",
-                 "deployments.resnet-vision.strategy.canaryImage": "r.example.com/resnet:2024.12"},
-     [("deployments.resnet-vision.strategy.type", "in-place"),
-      ("deployments.resnet-vision.strategy.weight", "in-place"),
-      ("deployments.resnet-vision.strategy.canaryVersion", "restart"),
-      ("deployments.resnet-vision.strategy.canaryImage", "restart")]),
-    ("prod", {"deployments.llama-chat.strategy.type": "rolling"},
-     [("deployments.llama-chat.strategy.type", "replace")]),
-    ("prod", {"deployments.llama-chat.model.image": "registry.example.com/llm/llama:3.0.2"},
-     [("deployments.llama-chat.model.image", "restart")]),
+    (
+        "staging",
+        {
+            "deployments.resnet-vision.strategy.type": "canary",
+            "deployments.resnet-vision.strategy.weight": 5,
+            "deployments.resnet-vision.strategy.canaryVersion": "2024.12",
+            "deployments.resnet-vision.strategy.canaryImage": "r.example.com/resnet:2024.12",
+        },
+        [
+            ("deployments.resnet-vision.strategy.type", "in-place"),
+            ("deployments.resnet-vision.strategy.weight", "in-place"),
+            ("deployments.resnet-vision.strategy.canaryVersion", "restart"),
+            ("deployments.resnet-vision.strategy.canaryImage", "restart"),
+        ],
+    ),
+    (
+        "prod",
+        {"deployments.llama-chat.strategy.type": "rolling"},
+        [("deployments.llama-chat.strategy.type", "replace")],
+    ),
+    (
+        "prod",
+        {"deployments.llama-chat.model.image": "registry.example.com/llm/llama:3.0.2"},
+        [("deployments.llama-chat.model.image", "restart")],
+    ),
 ]
 
 
@@ -87,52 +108,110 @@ def test_added_and_removed_deployments_are_one_change_each() -> None:
     ]
     result = diff_configs(parse_stack(raw), parse_stack(new_raw))
     assert [(c.path, c.effect.value) for c in result.changes] == [
-        ("deployments.resnet-vision", "delete"), ("deployments.resnet-v2", "create")]
-    assert result.summary == {"in-place": 0, "restart": 0, "replace": 0, "forbidden": 0,
-                              "create": 1, "delete": 1}
+        ("deployments.resnet-vision", "delete"),
+        ("deployments.resnet-v2", "create"),
+    ]
+    assert result.summary == {
+        "in-place": 0,
+        "restart": 0,
+        "replace": 0,
+        "forbidden": 0,
+        "create": 1,
+        "delete": 1,
+    }
 
 
 def test_cli_json_contract(tmp_path: Path) -> None:
     base = _text("dev")
     new = set_value(base, "deployments.bert-sentiment.resources.cpu", 4)
-    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)),
-                              str(_write(tmp_path, "b.yaml", new)), "--format", "json"])
+    res = runner.invoke(
+        app,
+        [
+            "diff",
+            str(_write(tmp_path, "a.yaml", base)),
+            str(_write(tmp_path, "b.yaml", new)),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
-    assert data["changes"] == [{
-        "path": "deployments.bert-sentiment.resources.cpu", "before": "2", "after": "4",
-        "effect": "restart", "reason": "container requests/limits are in the pod template",
-        "resources": ["Deployment/bert-sentiment"],
-        "impact": "rolls 1 pod; surge needs 1 extra pod"}]
-    assert data["summary"] == {"in-place": 0, "restart": 1, "replace": 0, "forbidden": 0,
-                               "create": 0, "delete": 0}
+    assert data["changes"] == [
+        {
+            "path": "deployments.bert-sentiment.resources.cpu",
+            "before": "2",
+            "after": "4",
+            "effect": "restart",
+            "reason": "container requests/limits are in the pod template",
+            "resources": ["Deployment/bert-sentiment"],
+            "impact": "rolls 1 pod; surge needs 1 extra pod",
+        }
+    ]
+    assert data["summary"] == {
+        "in-place": 0,
+        "restart": 1,
+        "replace": 0,
+        "forbidden": 0,
+        "create": 0,
+        "delete": 0,
+    }
 
 
-@pytest.mark.parametrize(("stack", "path", "value", "flags", "code"), [
-    ("dev", "deployments.bert-sentiment.strategy.type", "blue_green", [], 0),
-    ("dev", "deployments.bert-sentiment.strategy.type", "blue_green",
-     ["--fail-on", "replace"], 2),
-    ("prod", "deployments.llama-chat.model.version", "v3.1.0", [], 2),  # production gate
-    ("prod", "nodePools.a100.maxNodes", 6, [], 0),
-    ("dev", "deployments.bert-sentiment.model.type", "vision", [], 2),  # forbidden
-])
-def test_exit_codes(tmp_path: Path, stack: str, path: str, value: object, flags: list[str],
-                    code: int) -> None:
+@pytest.mark.parametrize(
+    ("stack", "path", "value", "flags", "code"),
+    [
+        ("dev", "deployments.bert-sentiment.strategy.type", "blue_green", [], 0),
+        (
+            "dev",
+            "deployments.bert-sentiment.strategy.type",
+            "blue_green",
+            ["--fail-on", "replace"],
+            2,
+        ),
+        ("prod", "deployments.llama-chat.model.version", "v3.1.0", [], 2),  # production gate
+        ("prod", "nodePools.a100.maxNodes", 6, [], 0),
+        ("dev", "deployments.bert-sentiment.model.type", "vision", [], 2),  # forbidden
+    ],
+)
+def test_exit_codes(
+    tmp_path: Path, stack: str, path: str, value: object, flags: list[str], code: int
+) -> None:
     base = _text(stack)
-    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)),
-                              str(_write(tmp_path, "b.yaml", set_value(base, path, value))),
-                              *flags])
+    res = runner.invoke(
+        app,
+        [
+            "diff",
+            str(_write(tmp_path, "a.yaml", base)),
+            str(_write(tmp_path, "b.yaml", set_value(base, path, value))),
+            *flags,
+        ],
+    )
     assert res.exit_code == code, res.output
 
 
 def test_production_allowance_lets_a_reasoned_replacement_through(tmp_path: Path) -> None:
     base = _text("prod")
     new = set_value(base, "deployments.llama-chat.model.version", "v3.1.0")
-    new = set_value(new, "allowReplacements", [
-        {"path": "deployments.llama-chat.model.version",
-         "reason": "blue-green rollout approved in CHG-1234"}])
-    res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)),
-                              str(_write(tmp_path, "b.yaml", new)), "--format", "json"])
+    new = set_value(
+        new,
+        "allowReplacements",
+        [
+            {
+                "path": "deployments.llama-chat.model.version",
+                "reason": "blue-green rollout approved in CHG-1234",
+            }
+        ],
+    )
+    res = runner.invoke(
+        app,
+        [
+            "diff",
+            str(_write(tmp_path, "a.yaml", base)),
+            str(_write(tmp_path, "b.yaml", new)),
+            "--format",
+            "json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     change = json.loads(res.stdout)["changes"][0]
     assert change["allowance"] == "blue-green rollout approved in CHG-1234"
@@ -147,7 +226,8 @@ def test_invalid_new_file_exits_1_naming_file_and_field(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert res.stderr.strip() == (
         f"{b}: deployments[bert-sentiment].autoscaling: minReplicas (50) must be <= "
-        "maxReplicas (10)")
+        "maxReplicas (10)"
+    )
     assert "Traceback" not in res.output
 
 

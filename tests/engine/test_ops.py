@@ -1,0 +1,226 @@
+"""Operations on the real engine (render mode): effect on the rendered manifests, on the
+stack file (comments kept) and on the returned dict; stop/start round trip; rollback."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import ops
+from components.engine import REPO, Engine, make_project
+from tests.engine.conftest import PASSPHRASE
+
+STACK = "dev"
+
+
+@pytest.fixture
+def ws(engine_ready: Path, tmp_path: Path) -> ops.Workspace:
+    text = (REPO / "stacks" / f"Pulumi.{STACK}.yaml").read_text()
+    project = make_project(tmp_path / "project", stacks={STACK: text})
+    engine = Engine(
+        tmp_path / "state",
+        passphrase=PASSPHRASE,
+        extra_env={"SERVESTACK_RENDER_ROOT": str(tmp_path / "out")},
+    )
+    engine.stack(project, STACK).up(on_output=lambda _: None)
+    return ops.Workspace(project, engine)
+
+
+def _out(ws: ops.Workspace) -> Path:
+    return Path(ws.engine.extra_env["SERVESTACK_RENDER_ROOT"]) / STACK
+
+
+def _snapshot(ws: ops.Workspace) -> dict[str, bytes]:
+    root = _out(ws)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.yaml"))}
+
+
+def _manifest(ws: ops.Workspace, kind: str, name: str) -> dict | None:
+    for f in _out(ws).rglob("*.yaml"):
+        for doc in yaml.safe_load_all(f.read_text()):
+            if doc and doc["kind"] == kind and doc["metadata"]["name"] == name:
+                return doc
+    return None
+
+
+def _container(ws: ops.Workspace, name: str) -> dict:
+    dep = _manifest(ws, "Deployment", name)
+    assert dep is not None
+    return dep["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_update_resources_edits_file_manifests_and_returns_fields(ws: ops.Workspace) -> None:
+    before = ws.stack_file(STACK).read_text()
+    result = ops.update_model_deployment(
+        STACK, "bert-sentiment", cpu=4000, memory=8192, workspace=ws
+    )
+    assert result["status"] == "succeeded"
+    assert {
+        k: result[k]
+        for k in (
+            "name",
+            "model_id",
+            "model_version",
+            "model_type",
+            "image",
+            "environment",
+            "active",
+            "replicas",
+            "cpu",
+            "memory",
+            "gpu",
+        )
+    } == {
+        "name": "bert-sentiment",
+        "model_id": "model-001",
+        "model_version": "v2.1.0",
+        "model_type": "llm",
+        "image": "registry.example.com/nlp/bert-sentiment:2.1.0",
+        "environment": "development",
+        "active": True,
+        "replicas": 1,
+        "cpu": 4000,
+        "memory": 8192,
+        "gpu": {"count": 0, "type": None},
+    }
+    assert [c["path"] for c in result["changes"]] == [
+        "deployments.bert-sentiment.resources.cpu",
+        "deployments.bert-sentiment.resources.memory",
+    ]
+    assert {c["effect"] for c in result["changes"]} == {"restart"}
+    assert result["operation_id"] and result["updated_at"]
+    after = ws.stack_file(STACK).read_text()
+    changed = [
+        (a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True) if a != b
+    ]
+    assert changed == [
+        ("        cpu: 2", "        cpu: 4"),
+        ("        memory: 4Gi", "        memory: 8Gi"),
+    ]
+    assert after.startswith("# Development: CPU only")  # comments kept
+    limits = _container(ws, "bert-sentiment")["resources"]["limits"]
+    assert (limits["cpu"], limits["memory"]) == ("4", "8Gi")
+
+
+def test_stop_then_start_restores_manifests_byte_for_byte(ws: ops.Workspace) -> None:
+    original = _snapshot(ws)
+    stopped = ops.update_model_deployment(STACK, "whisper-batch", active=False, workspace=ws)
+    assert stopped["status"] == "succeeded" and stopped["active"] is False
+    assert stopped["replicas"] == 0
+    assert [c["effect"] for c in stopped["changes"]] == ["in-place"]
+    assert _manifest(ws, "Deployment", "whisper-batch")["spec"]["replicas"] == 0
+    assert _manifest(ws, "ScaledObject", "whisper-batch") is None
+    assert _manifest(ws, "Deployment", "bert-sentiment") is not None
+    started = ops.update_model_deployment(STACK, "whisper-batch", active=True, workspace=ws)
+    assert started["status"] == "succeeded" and started["active"] is True
+    assert _snapshot(ws) == original
+
+
+def test_scale_canary_promote_rollback_delete(ws: ops.Workspace) -> None:
+    scaled = ops.update_model_deployment(STACK, "bert-sentiment", replicas=3, workspace=ws)
+    assert _manifest(ws, "Deployment", "bert-sentiment")["spec"]["replicas"] == 3
+    assert scaled["replicas"] == 3
+
+    text = ws.stack_file(STACK).read_text()
+    edits = ops.set_model_edits(
+        text,
+        "bert-sentiment",
+        version="v2.2.0",
+        image=None,
+        strategy=ops.StrategyType.canary,
+        weight=10,
+    )
+    canary = ops.apply(ws, ops.plan(ws, STACK, edits, "bert-sentiment"))
+    assert canary["status"] == "succeeded"
+    c = _container(ws, "bert-sentiment-canary")
+    assert c["image"] == "registry.example.com/nlp/bert-sentiment:2.2.0"
+    routes = _manifest(ws, "VirtualService", "bert-sentiment-routes")
+    assert [r["weight"] for r in routes["spec"]["http"][0]["route"]] == [90, 10]
+
+    text = ws.stack_file(STACK).read_text()
+    promoted = ops.apply(
+        ws, ops.plan(ws, STACK, ops.promote_edits(text, "bert-sentiment"), "bert-sentiment")
+    )
+    assert promoted["model_version"] == "v2.2.0" and promoted["strategy"] == "rolling"
+    assert _manifest(ws, "Deployment", "bert-sentiment-canary") is None
+    assert _container(ws, "bert-sentiment")["image"].endswith(":2.2.0")
+
+    text = ws.stack_file(STACK).read_text()
+    edits = ops.set_model_edits(
+        text,
+        "bert-sentiment",
+        version="v2.3.0",
+        image=None,
+        strategy=ops.StrategyType.canary,
+        weight=5,
+    )
+    ops.apply(ws, ops.plan(ws, STACK, edits, "bert-sentiment"))
+    assert _manifest(ws, "Deployment", "bert-sentiment-canary") is not None
+    text = ws.stack_file(STACK).read_text()
+    ops.apply(ws, ops.plan(ws, STACK, ops.rollback_edits(text, "bert-sentiment"), "bert-sentiment"))
+    assert _manifest(ws, "Deployment", "bert-sentiment-canary") is None
+    assert _container(ws, "bert-sentiment")["image"].endswith(":2.2.0")
+
+    text = ws.stack_file(STACK).read_text()
+    p = ops.plan(ws, STACK, ops.delete_edits(text, "whisper-batch"))
+    assert [(c.path, c.effect.value) for c in p.diff.changes] == [
+        ("deployments.whisper-batch", "delete")
+    ]
+    ops.apply(ws, p)
+    assert _manifest(ws, "Deployment", "whisper-batch") is None
+    assert "whisper-batch" not in ws.stack_file(STACK).read_text()
+
+
+def test_forbidden_operation_is_refused_and_file_untouched(ws: ops.Workspace) -> None:
+    before = ws.stack_file(STACK).read_text()
+    with pytest.raises(ops.OperationRefused, match="model.type"):
+        ops.plan(ws, STACK, {"deployments.bert-sentiment.model.type": "vision"})
+    assert ws.stack_file(STACK).read_text() == before
+
+
+def test_failed_update_rolls_back_to_last_good_and_keeps_failed_config(ws: ops.Workspace) -> None:
+    good = ops.update_model_deployment(STACK, "bert-sentiment", replicas=2, workspace=ws)
+    assert good["status"] == "succeeded"
+    last_good_text = ws.stack_file(STACK).read_text()
+    # Make the provider fail for real on the next change: the Deployment's rendered file is
+    # replaced by a directory, so the provider cannot write the changed manifest.
+    target = next(
+        p
+        for p in _out(ws).rglob("*.yaml")
+        if "bert-sentiment" in p.name and "deployment" in p.name.lower()
+    )
+    target.unlink()
+    target.mkdir()
+    try:
+        result = ops.update_model_deployment(STACK, "bert-sentiment", cpu=3000, workspace=ws)
+    finally:
+        target.rmdir()
+    assert result["status"] == "rolled_back", result
+    assert result["error"]
+    assert result["rollback"]["status"] == "succeeded"
+    failed = Path(result["rollback"]["failed_config"])
+    assert "cpu: 3" in failed.read_text()
+    assert ws.stack_file(STACK).read_text() == last_good_text
+    # The stack is in its last good state: the engine plans nothing against it.
+    preview = ws.engine.preview_json(ws.project_dir, STACK)
+    assert {k: v for k, v in preview["changeSummary"].items() if k != "same"} == {}
+    op = ops.get_operation(result["operation_id"], ws)
+    assert op["status"] == "rolled_back"
+
+
+def test_no_wait_returns_operation_id_then_result(ws: ops.Workspace) -> None:
+    started = ops.update_model_deployment(
+        STACK, "bert-sentiment", replicas=2, wait=False, workspace=ws
+    )
+    assert started["status"] == "running"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        op = ops.get_operation(started["operation_id"], ws)
+        if op["status"] not in ("pending", "running"):
+            break
+        time.sleep(1)
+    assert op["status"] == "succeeded", op
+    assert op["changes"][0]["path"] == "deployments.bert-sentiment.replicas"
