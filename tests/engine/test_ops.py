@@ -176,7 +176,7 @@ def test_scale_canary_promote_rollback_delete(ws: ops.Workspace) -> None:
 
 def test_forbidden_operation_is_refused_and_file_untouched(ws: ops.Workspace) -> None:
     before = ws.stack_file(STACK).read_text()
-    with pytest.raises(ops.OperationRefused, match="model.type"):
+    with pytest.raises(ops.OperationRefused, match=r"model\.type"):
         ops.plan(ws, STACK, {"deployments.bert-sentiment.model.type": "vision"})
     assert ws.stack_file(STACK).read_text() == before
 

@@ -1,0 +1,932 @@
+"""Config validation: every rule, with the exact line a user reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from components import (
+    GPU_TABLE,
+    CloudProvider,
+    ConfigError,
+    Environment,
+    Problem,
+    Resources,
+    load_stack_config,
+    parse_stack,
+)
+from components.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
+from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
+
+DNS = (
+    "is not a DNS-1123 label of at most 40 characters (lower-case letters, digits and '-', "
+    "starting and ending with a letter or digit)"
+)
+CANARY = {"type": "canary", "weight": 10, "canaryVersion": "v2", "canaryImage": "reg.io/b:2"}
+QUEUE = {"kind": "kafka", "name": "jobs", "connectionSecret": "kafka-conn"}
+A100_POOL = {"name": "a100", "gpu": {"type": "A100", "count": 8}}
+KARPENTER = {"name": "prod-eu-1", "provider": "karpenter"}
+EKS = {
+    "name": "eks-1",
+    "provider": "eks",
+    "nodeRoleArn": "arn:aws:iam::1:role/n",
+    "subnetIds": ["s"],
+}
+
+
+def dep(**overrides: Any) -> dict[str, Any]:
+    """A production stack with one deployment ``bert`` carrying ``overrides``."""
+    return stack_raw(deployment_raw(**overrides))
+
+
+def res(**gpu: Any) -> dict[str, Any]:
+    return {"cpu": 1, "memory": 1, "gpu": gpu}
+
+
+def pool_stack(cluster: dict[str, Any], **pool: Any) -> dict[str, Any]:
+    return stack_raw(deployment_raw(), cluster=cluster, node_pools=[{**A100_POOL, **pool}])
+
+
+# (id, raw stack, exact lines of the error)
+RULES: list[tuple[str, Any, list[str]]] = [
+    # --- replicas and autoscaling ---------------------------------------------------------
+    (
+        "min-gt-max",
+        dep(autoscaling={"minReplicas": 5, "maxReplicas": 3}),
+        ["deployments[bert].autoscaling: minReplicas (5) must be <= maxReplicas (3)"],
+    ),
+    (
+        "replicas-negative",
+        dep(replicas=-1),
+        [
+            "deployments[bert].replicas: -1 is not allowed: input should be greater than or equal "
+            "to 0"
+        ],
+    ),
+    # --- GPUs -------------------------------------------------------------------------------
+    (
+        "gpu-count-without-type",
+        dep(resources=res(count=1)),
+        [
+            "deployments[bert].resources.gpu: count is 1 but type is missing: name one of "
+            "T4, V100, A10G, A100, L4, L40S, H100"
+        ],
+    ),
+    (
+        "gpu-type-without-count",
+        dep(resources=res(type="T4")),
+        [
+            "deployments[bert].resources.gpu: type T4 given but count is 0: set count >= 1 or drop "
+            "type"
+        ],
+    ),
+    (
+        "gpu-unknown-type",
+        dep(resources=res(type="K80", count=1)),
+        [
+            "deployments[bert].resources.gpu.type: 'K80' is not allowed; allowed: 'T4', 'V100', "
+            "'A10G', 'A100', 'L4', 'L40S' or 'H100'"
+        ],
+    ),
+    (
+        "gpu-offered-by-no-pool",
+        stack_raw(
+            deployment_raw(resources=res(type="T4", count=1)),
+            cluster=KARPENTER,
+            node_pools=[A100_POOL, {"name": "l4", "gpu": {"type": "L4", "count": 1}}],
+        ),
+        [
+            "deployments[bert].resources.gpu.type: T4 is offered by no node pool; declared pools "
+            "offer: A100, L4"
+        ],
+    ),
+    (
+        "gpu-more-than-a-node-has",
+        stack_raw(
+            deployment_raw(resources=res(type="A100", count=9)),
+            cluster=KARPENTER,
+            node_pools=[A100_POOL],
+        ),
+        [
+            "deployments[bert].resources.gpu.count: 9 GPUs per replica, but the largest A100 node "
+            "has 8"
+        ],
+    ),
+    (
+        "pool-without-gpus",
+        pool_stack(KARPENTER, gpu={"count": 0}),
+        ["nodePools[a100]: gpu.count must be >= 1: a GPU node pool needs GPUs"],
+    ),
+    (
+        "pool-min-gt-max",
+        pool_stack(EKS, minNodes=3, maxNodes=2),
+        ["nodePools[a100]: minNodes (3) must be <= maxNodes (2)"],
+    ),
+    # --- names --------------------------------------------------------------------------------
+    (
+        "duplicate-deployment",
+        stack_raw(deployment_raw(), deployment_raw()),
+        ["deployments[bert].name: 'bert' is used 2 times; names must be unique"],
+    ),
+    (
+        "duplicate-pool",
+        stack_raw(deployment_raw(), cluster=KARPENTER, node_pools=[A100_POOL, A100_POOL]),
+        ["nodePools[a100].name: 'a100' is used 2 times; names must be unique"],
+    ),
+    ("name-not-dns", dep(name="Bert_API"), [f"deployments[Bert_API].name: 'Bert_API' {DNS}"]),
+    ("name-too-long", dep(name="a" * 41), [f"deployments[{'a' * 41}].name: '{'a' * 41}' {DNS}"]),
+    (
+        "pool-name-not-dns",
+        pool_stack(KARPENTER, name="A100"),
+        [f"nodePools[A100].name: 'A100' {DNS}"],
+    ),
+    (
+        "cluster-name-not-dns",
+        stack_raw(cluster={"name": "prod.eu"}),
+        [f"cluster.name: 'prod.eu' {DNS}"],
+    ),
+    (
+        "queue-secret-not-dns",
+        dep(processing="async", queue={**QUEUE, "connectionSecret": "Kafka"}),
+        [f"deployments[bert].queue.connectionSecret: 'Kafka' {DNS}"],
+    ),
+    # --- unknown keys ---------------------------------------------------------------------------
+    (
+        "unknown-top-level",
+        {**stack_raw(), "deploymets": []},
+        [
+            "unknown key 'deploymets'; did you mean 'deployments'? (allowed: environment, target, "
+            "namespace, cluster, nodePools, deployments, allowReplacements)"
+        ],
+    ),
+    (
+        "unknown-deployment-key",
+        dep(resoures={}),
+        [
+            "deployments[bert]: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
+            "description, model, processing, resources, replicas, active, autoscaling, "
+            "loadBalancer, strategy, queue, port, env, tags, environment, namespace)"
+        ],
+    ),
+    (
+        "unknown-nested-key",
+        dep(autoscaling={"minReplica": 1}),
+        [
+            "deployments[bert].autoscaling: unknown key 'minReplica'; did you mean 'minReplicas'? "
+            "(allowed: enabled, minReplicas, maxReplicas, targetCpuUtilization, "
+            "targetMemoryUtilization, targetGpuUtilization, scaleDownStabilizationSeconds)"
+        ],
+    ),
+    (
+        "unknown-key-no-close-match",
+        dep(model={**deployment_raw()["model"], "zzz": 1}),
+        ["deployments[bert].model: unknown key 'zzz' (allowed: id, version, type, image)"],
+    ),
+    (
+        "lower-case-key",
+        stack_raw(cluster={"name": "c", "nodeclass": "x"}),
+        [
+            "cluster: unknown key 'nodeclass'; did you mean 'nodeClass'? (allowed: name, provider, "
+            "project, location, nodeRoleArn, subnetIds, nodeClass)"
+        ],
+    ),
+    # --- quantities ------------------------------------------------------------------------------
+    (
+        "cpu-words",
+        dep(resources={"cpu": "4 cores", "memory": 1}),
+        [
+            "deployments[bert].resources.cpu: '4 cores' must be a number of cores (e.g. 4, 0.5) or "
+            "millicores (e.g. '500m')"
+        ],
+    ),
+    (
+        "cpu-bool",
+        dep(resources={"cpu": True, "memory": 1}),
+        [
+            "deployments[bert].resources.cpu: True must be a number of cores (e.g. 4, 0.5) or "
+            "millicores (e.g. '500m')"
+        ],
+    ),
+    (
+        "cpu-zero",
+        dep(resources={"cpu": 0, "memory": 1}),
+        ["deployments[bert].resources.cpu: 0 must be more than 0"],
+    ),
+    (
+        "cpu-below-millicore",
+        dep(resources={"cpu": 0.0001, "memory": 1}),
+        ["deployments[bert].resources.cpu: 0.0001 is finer than one millicore"],
+    ),
+    (
+        "memory-gb-suffix",
+        dep(resources={"cpu": 1, "memory": "16GB"}),
+        [
+            "deployments[bert].resources.memory: '16GB' must be a Kubernetes quantity such as "
+            "512Mi or 16Gi, or a number of GiB"
+        ],
+    ),
+    (
+        "memory-zero",
+        dep(resources={"cpu": 1, "memory": 0}),
+        ["deployments[bert].resources.memory: 0 must be more than 0"],
+    ),
+    (
+        "storage-bad",
+        dep(resources={"cpu": 1, "memory": 1, "storage": "lots"}),
+        [
+            "deployments[bert].resources.storage: 'lots' must be a Kubernetes quantity such as "
+            "512Mi or 16Gi, or a number of GiB"
+        ],
+    ),
+    # --- health checks ---------------------------------------------------------------------------
+    (
+        "health-path-no-slash",
+        dep(loadBalancer={"healthCheck": {"path": "ready"}}),
+        [
+            "deployments[bert].loadBalancer.healthCheck: path 'ready' must start with '/' and "
+            "contain no spaces"
+        ],
+    ),
+    (
+        "health-path-space",
+        dep(loadBalancer={"healthCheck": {"path": "/re ady"}}),
+        [
+            "deployments[bert].loadBalancer.healthCheck: path '/re ady' must start with '/' and "
+            "contain no spaces"
+        ],
+    ),
+    (
+        "health-interval-zero",
+        dep(loadBalancer={"healthCheck": {"intervalSeconds": 0}}),
+        [
+            "deployments[bert].loadBalancer.healthCheck.intervalSeconds: 0 is not allowed: input "
+            "should be greater than or equal to 1"
+        ],
+    ),
+    (
+        "health-timeout-negative",
+        dep(loadBalancer={"healthCheck": {"timeoutSeconds": -1}}),
+        [
+            "deployments[bert].loadBalancer.healthCheck.timeoutSeconds: -1 is not allowed: input "
+            "should be greater than or equal to 1"
+        ],
+    ),
+    (
+        "health-threshold-zero",
+        dep(loadBalancer={"healthCheck": {"failureThreshold": 0}}),
+        [
+            "deployments[bert].loadBalancer.healthCheck.failureThreshold: 0 is not allowed: input "
+            "should be greater than or equal to 1"
+        ],
+    ),
+    (
+        "stabilization-negative",
+        dep(autoscaling={"scaleDownStabilizationSeconds": -5}),
+        [
+            "deployments[bert].autoscaling.scaleDownStabilizationSeconds: -5 is not allowed: input "
+            "should be greater than or equal to 0"
+        ],
+    ),
+    # --- strategies ------------------------------------------------------------------------------
+    (
+        "canary-weight-0",
+        dep(strategy={**CANARY, "weight": 0}),
+        [
+            "deployments[bert].strategy.weight: 0 is not allowed: input should be greater than or "
+            "equal to 1"
+        ],
+    ),
+    (
+        "canary-weight-100",
+        dep(strategy={**CANARY, "weight": 100}),
+        [
+            "deployments[bert].strategy.weight: 100 is not allowed: input should be less than or "
+            "equal to 99"
+        ],
+    ),
+    (
+        "weight-on-rolling",
+        dep(strategy={"type": "rolling", "weight": 10}),
+        ["deployments[bert].strategy: weight is only allowed with type canary (type is rolling)"],
+    ),
+    (
+        "canary-image-on-blue-green",
+        dep(strategy={"type": "blue_green", "canaryImage": "r/i:2"}),
+        [
+            "deployments[bert].strategy: canaryImage is only allowed with type canary (type is "
+            "blue_green)"
+        ],
+    ),
+    (
+        "max-surge-on-canary",
+        dep(strategy={**CANARY, "maxSurge": 1}),
+        ["deployments[bert].strategy: maxSurge is only allowed with type rolling (type is canary)"],
+    ),
+    (
+        "max-unavailable-on-blue-green",
+        dep(strategy={"type": "blue_green", "maxUnavailable": 1}),
+        [
+            "deployments[bert].strategy: maxUnavailable is only allowed with type rolling (type is "
+            "blue_green)"
+        ],
+    ),
+    (
+        "canary-missing-all",
+        dep(strategy={"type": "canary"}),
+        ["deployments[bert].strategy: type canary needs weight, canaryVersion, canaryImage"],
+    ),
+    (
+        "canary-missing-image",
+        dep(strategy={"type": "canary", "weight": 5, "canaryVersion": "v2"}),
+        ["deployments[bert].strategy: type canary needs canaryImage"],
+    ),
+    (
+        "max-surge-not-percent",
+        dep(strategy={"maxSurge": "25"}),
+        ["deployments[bert].strategy: maxSurge '25' must be a count or a percentage such as '25%'"],
+    ),
+    (
+        "max-unavailable-negative",
+        dep(strategy={"maxUnavailable": -1}),
+        ["deployments[bert].strategy: maxUnavailable (-1) must be >= 0"],
+    ),
+    (
+        "surge-and-unavailable-zero",
+        dep(strategy={"maxSurge": 0, "maxUnavailable": "0%"}),
+        [
+            "deployments[bert].strategy: maxSurge and maxUnavailable cannot both be 0: a rollout "
+            "could never make progress"
+        ],
+    ),
+    (
+        "strategy-unknown-type",
+        dep(strategy={"type": "recreate"}),
+        [
+            "deployments[bert].strategy.type: 'recreate' is not allowed; allowed: 'rolling', "
+            "'blue_green' or 'canary'"
+        ],
+    ),
+    # --- load balancing -----------------------------------------------------------------------
+    (
+        "sticky-with-ip-hash",
+        dep(loadBalancer={"algorithm": "ip_hash", "stickySessions": True}),
+        [
+            "deployments[bert].loadBalancer: stickySessions needs algorithm round_robin (got "
+            "ip_hash): ip_hash is already sticky per client address and least_connections "
+            "cannot be combined with cookie affinity"
+        ],
+    ),
+    (
+        "sticky-with-least-connections",
+        dep(loadBalancer={"algorithm": "least_connections", "stickySessions": True}),
+        [
+            "deployments[bert].loadBalancer: stickySessions needs algorithm round_robin (got "
+            "least_connections): ip_hash is already sticky per client address and "
+            "least_connections cannot be combined with cookie affinity"
+        ],
+    ),
+    (
+        "algorithm-unknown",
+        dep(loadBalancer={"algorithm": "random"}),
+        [
+            "deployments[bert].loadBalancer.algorithm: 'random' is not allowed; allowed: "
+            "'round_robin', 'least_connections' or 'ip_hash'"
+        ],
+    ),
+    # --- processing ---------------------------------------------------------------------------
+    (
+        "async-without-queue",
+        dep(processing="async"),
+        ["deployments[bert]: processing async needs queue (kind, name, connectionSecret)"],
+    ),
+    ("queue-on-sync", dep(queue=QUEUE), ["deployments[bert]: queue is only for processing async"]),
+    (
+        "load-balancer-on-async",
+        dep(processing="async", queue=QUEUE, loadBalancer={}),
+        [
+            "deployments[bert]: loadBalancer is only for processing sync: async workers take work "
+            "from their queue, not from a Service"
+        ],
+    ),
+    (
+        "blue-green-on-async",
+        dep(processing="async", queue=QUEUE, strategy={"type": "blue_green"}),
+        [
+            "deployments[bert]: strategy blue_green needs processing sync (it splits or switches "
+            "request traffic)"
+        ],
+    ),
+    (
+        "queue-kind-unknown",
+        dep(processing="async", queue={**QUEUE, "kind": "sqs"}),
+        [
+            "deployments[bert].queue.kind: 'sqs' is not allowed; allowed: 'rabbitmq', 'kafka' or "
+            "'redis'"
+        ],
+    ),
+    (
+        "processing-unknown",
+        dep(processing="batch"),
+        ["deployments[bert].processing: 'batch' is not allowed; allowed: 'sync' or 'async'"],
+    ),
+    # --- node pool backends -------------------------------------------------------------------
+    (
+        "karpenter-min-nodes",
+        pool_stack(KARPENTER, minNodes=1, maxNodes=2),
+        [
+            "nodePools[a100].minNodes: 1 is not allowed with provider karpenter: it launches nodes "
+            "on demand; use 0"
+        ],
+    ),
+    (
+        "karpenter-disk-size",
+        pool_stack(KARPENTER, diskSizeGb=100),
+        [
+            "nodePools[a100].diskSizeGb: 100 is not read with provider karpenter: only gke and eks "
+            "create disks"
+        ],
+    ),
+    (
+        "existing-disk-size",
+        pool_stack({"name": "c"}, diskSizeGb=100),
+        [
+            "nodePools[a100].diskSizeGb: 100 is not read with provider existing: only gke and eks "
+            "create disks"
+        ],
+    ),
+    (
+        "eks-without-role-and-subnets",
+        stack_raw(cluster={"name": "c", "provider": "eks"}),
+        ["cluster: provider eks needs nodeRoleArn and subnetIds"],
+    ),
+    (
+        "eks-without-subnets",
+        stack_raw(cluster={"name": "c", "provider": "eks", "nodeRoleArn": "a"}),
+        ["cluster: provider eks needs nodeRoleArn and subnetIds"],
+    ),
+    (
+        "gke-without-location",
+        stack_raw(cluster={"name": "c", "provider": "gke"}),
+        ["cluster: provider gke needs location (e.g. europe-west4)"],
+    ),
+    (
+        "gke-gpu-not-offered",
+        pool_stack(
+            {"name": "c", "provider": "gke", "location": "l"},
+            name="a10g",
+            gpu={"type": "A10G", "count": 1},
+        ),
+        [
+            "nodePools[a10g].gpu.type: A10G is not offered on GKE",
+            "nodePools[a10g].machineType: required: no default machine type for A10G on gke",
+        ],
+    ),
+    (
+        "provider-unknown",
+        stack_raw(cluster={"name": "c", "provider": "aks"}),
+        [
+            "cluster.provider: 'aks' is not allowed; allowed: 'existing', 'gke', 'eks' or "
+            "'karpenter'"
+        ],
+    ),
+    # --- model references ---------------------------------------------------------------------
+    (
+        "version-with-space",
+        dep(model={**deployment_raw()["model"], "version": "v 1"}),
+        [
+            "deployments[bert].model: version 'v 1' is not allowed: letters, digits, '.', '_', "
+            "'-', at most 63 characters"
+        ],
+    ),
+    (
+        "version-too-long",
+        dep(model={**deployment_raw()["model"], "version": "v" * 64}),
+        [
+            f"deployments[bert].model: version '{'v' * 64}' is not allowed: letters, digits, '.', "
+            "'_', '-', at most 63 characters"
+        ],
+    ),
+    (
+        "image-upper-case",
+        dep(model={**deployment_raw()["model"], "image": "Reg.io/Bert:1"}),
+        [
+            "deployments[bert].model: image 'Reg.io/Bert:1' is not a valid image reference "
+            "(registry/name:tag or registry/name@sha256:<digest>)"
+        ],
+    ),
+    (
+        "image-short-digest",
+        dep(model={**deployment_raw()["model"], "image": "r/b@sha256:abc"}),
+        [
+            "deployments[bert].model: image 'r/b@sha256:abc' is not a valid image reference "
+            "(registry/name:tag or registry/name@sha256:<digest>)"
+        ],
+    ),
+    (
+        "model-type-unknown",
+        dep(model={**deployment_raw()["model"], "type": "gpt"}),
+        [
+            "deployments[bert].model.type: 'gpt' is not allowed; allowed: 'llm', 'stt', 'tts', "
+            "'vision', 'embedding' or 'tabular'"
+        ],
+    ),
+    (
+        "model-image-missing",
+        dep(model={"id": "m", "version": "v1", "type": "llm"}),
+        ["deployments[bert].model.image: required but missing"],
+    ),
+    (
+        "canary-image-bad",
+        dep(strategy={**CANARY, "canaryImage": "BAD IMAGE"}),
+        [
+            "deployments[bert].strategy: image 'BAD IMAGE' is not a valid image reference "
+            "(registry/name:tag or registry/name@sha256:<digest>)"
+        ],
+    ),
+    # --- env and tags -------------------------------------------------------------------------
+    (
+        "env-key-digit",
+        dep(env={"1BAD": "x"}),
+        [
+            "deployments[bert].env: env key '1BAD' is not allowed: must match "
+            "^[A-Za-z_][A-Za-z0-9_]*$"
+        ],
+    ),
+    (
+        "env-key-dash",
+        dep(env={"LOG-LEVEL": "x"}),
+        [
+            "deployments[bert].env: env key 'LOG-LEVEL' is not allowed: must match "
+            "^[A-Za-z_][A-Za-z0-9_]*$"
+        ],
+    ),
+    (
+        "tag-key-upper",
+        dep(tags={"Team": "x"}),
+        ["deployments[bert].tags: tag key 'Team' is not allowed: must be a DNS-1123 label"],
+    ),
+    (
+        "tag-value-space",
+        dep(tags={"team": "a b"}),
+        [
+            "deployments[bert].tags: tag team='a b' is not allowed: values are Kubernetes label "
+            "values (at most 63 of letters, digits, '-', '_', '.')"
+        ],
+    ),
+    (
+        "tag-value-too-long",
+        dep(tags={"team": "a" * 64}),
+        [
+            f"deployments[bert].tags: tag team='{'a' * 64}' is not allowed: values are Kubernetes "
+            "label values (at most 63 of letters, digits, '-', '_', '.')"
+        ],
+    ),
+    # --- stack shape --------------------------------------------------------------------------
+    ("cluster-missing", {"deployments": []}, ["cluster: required but missing"]),
+    (
+        "port-privileged",
+        dep(port=80),
+        [
+            "deployments[bert].port: 80 is not allowed: input should be greater than or equal to "
+            "1024"
+        ],
+    ),
+    (
+        "allowance-reason-short",
+        stack_raw(allowReplacements=[{"path": "deployments.bert.name", "reason": "short"}]),
+        [
+            "allowReplacements[0].reason: 'short' is not allowed: string should have at least 10 "
+            "characters"
+        ],
+    ),
+    ("not-a-mapping", ["x"], ["expected a mapping of servestack keys, got ['x']"]),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [pytest.param(r, e, id=i) for i, r, e in RULES])
+def test_rule_reports_exact_lines(raw: Any, expected: list[str]) -> None:
+    assert problems(raw) == expected
+
+
+def test_every_problem_of_one_config_is_reported_once_per_line() -> None:
+    raw = stack_raw(
+        deployment_raw(resources={"cpu": "x", "memory": "16GB"}),
+        deployment_raw(name="b", autoscaling={"minReplicas": 5, "maxReplicas": 3}),
+    )
+    assert problems(raw) == [
+        "deployments[bert].resources.cpu: 'x' must be a number of cores (e.g. 4, 0.5) or "
+        "millicores (e.g. '500m')",
+        "deployments[bert].resources.memory: '16GB' must be a Kubernetes quantity such as 512Mi "
+        "or 16Gi, or a number of GiB",
+        "deployments[b].autoscaling: minReplicas (5) must be <= maxReplicas (3)",
+    ]
+
+
+def test_problem_objects_carry_path_and_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_stack(dep(autoscaling={"minReplicas": 5, "maxReplicas": 3}), source="stack prod")
+    assert info.value.problems == [
+        Problem("deployments[bert].autoscaling", "minReplicas (5) must be <= maxReplicas (3)")
+    ]
+    assert info.value.source == "stack prod"
+    assert str(info.value) == (
+        "stack prod: deployments[bert].autoscaling: minReplicas (5) must be <= maxReplicas (3)"
+    )
+
+
+@pytest.mark.parametrize("gpu_type", [pytest.param(t, id=t.value) for t in GPU_TABLE])
+def test_every_gpu_type_offered_by_its_pool_is_accepted(gpu_type: str) -> None:
+    stack = parse_stack(
+        stack_raw(
+            deployment_raw(resources=res(type=gpu_type, count=1)),
+            cluster=KARPENTER,
+            node_pools=[{"name": "pool", "gpu": {"type": gpu_type, "count": 1}}],
+        )
+    )
+    assert stack.deployments[0].resources.gpu.type == gpu_type
+
+
+def test_gpu_deployment_without_pools_is_accepted_on_an_existing_cluster() -> None:
+    stack = parse_stack(stack_raw(deployment_raw(resources=res(type="T4", count=1))))
+    assert stack.node_pools == ()
+
+
+def test_deployments_inherit_stack_environment_and_namespace_unless_set() -> None:
+    stack = parse_stack(
+        stack_raw(
+            deployment_raw(),
+            deployment_raw(name="own", environment="staging", namespace="other"),
+            environment="production",
+            namespace="models",
+        )
+    )
+    assert [(d.environment, d.namespace) for d in stack.deployments] == [
+        (Environment.production, "models"),
+        (Environment.staging, "other"),
+    ]
+
+
+# --- the bugs ---------------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: errors in strategy.canaryVersion/canaryImage are "
+    "reported as 'version'/'image' (the names of model fields): config.py "
+    "Strategy._params_for_type re-validates through ModelRef",
+)
+@pytest.mark.parametrize(
+    ("strategy", "field"),
+    [
+        ({**CANARY, "canaryVersion": "bad version"}, "canaryVersion"),
+        ({**CANARY, "canaryImage": "BAD IMAGE"}, "canaryImage"),
+    ],
+)
+def test_canary_errors_name_the_canary_field(strategy: dict[str, Any], field: str) -> None:
+    (line,) = problems(dep(strategy=strategy))
+    assert line.startswith(f"deployments[bert].strategy: {field} ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: an invalid stack-level environment/namespace is "
+    "copied into every deployment by StackConfig._inherit and reported once per "
+    "deployment as well, blaming keys the user never wrote",
+)
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (
+            {"environment": "prod"},
+            "environment: 'prod' is not allowed; allowed: 'development', 'staging' or 'production'",
+        ),
+        ({"namespace": "Models"}, f"namespace: 'Models' {DNS}"),
+    ],
+)
+def test_invalid_stack_setting_is_one_problem(extra: dict[str, str], expected: str) -> None:
+    raw = stack_raw(deployment_raw(), deployment_raw(name="b"), **extra)
+    assert problems(raw) == [expected]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: maxSurge 0 is accepted in staging/production "
+    "whose default maxUnavailable is 0; the Deployment then has both 0 and the "
+    "API server rejects it (Strategy validator only sees explicit values)",
+)
+@pytest.mark.parametrize("environment", ["staging", "production"])
+def test_max_surge_zero_with_default_max_unavailable_zero_is_refused(environment: str) -> None:
+    (line,) = problems(stack_raw(deployment_raw(strategy={"maxSurge": 0}), environment=environment))
+    assert "maxSurge" in line
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: maxUnavailable above 100% passes validation "
+    "(r'\\d{1,3}%') but Kubernetes rejects it",
+)
+def test_max_unavailable_above_100_percent_is_refused() -> None:
+    (line,) = problems(dep(strategy={"maxUnavailable": "150%"}))
+    assert "maxUnavailable" in line
+
+
+# --- quantities -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical", "millicores"),
+    [
+        (4, "4", 4000),
+        (0.5, "500m", 500),
+        ("500m", "500m", 500),
+        ("4", "4", 4000),
+        ("1.5", "1500m", 1500),
+        ("2000m", "2", 2000),
+        (0.001, "1m", 1),
+        (" 250m ", "250m", 250),
+    ],
+)
+def test_cpu_quantities(value: object, canonical: str, millicores: int) -> None:
+    resources = Resources(cpu=value, memory=1)  # type: ignore[arg-type]
+    assert (resources.cpu, resources.cpu_millicores) == (canonical, millicores)
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical", "mib"),
+    [
+        (16, "16Gi", 16384),
+        ("512Mi", "512Mi", 512),
+        ("16Gi", "16Gi", 16384),
+        (0.5, "512Mi", 512),
+        ("1024Mi", "1Gi", 1024),
+        ("1.5Gi", "1536Mi", 1536),
+        ("2048Ki", "2Mi", 2),
+        ("1Ti", "1Ti", 1048576),
+        pytest.param(
+            "1G",
+            "1000000000",
+            953,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "BUG: format_memory writes a bare byte count ('1000000000') and "
+                    "memory_bytes reads bare numbers as GiB, so memory_mib (and any "
+                    "re-validation) is off by 2**30"
+                ),
+            ),
+        ),
+        ("4", "4Gi", 4096),
+    ],
+)
+def test_memory_quantities(value: object, canonical: str, mib: int) -> None:
+    resources = Resources(cpu=1, memory=value)  # type: ignore[arg-type]
+    assert (resources.memory, resources.memory_mib) == (canonical, mib)
+
+
+@given(st.integers(min_value=1, max_value=2**20).map(lambda mib: mib * 2**20))
+def test_memory_format_round_trips_for_whole_mebibytes(n_bytes: int) -> None:
+    assert memory_bytes(format_memory(n_bytes)) == n_bytes
+
+
+@given(st.integers(min_value=1, max_value=10**7))
+def test_cpu_format_round_trips(millicores: int) -> None:
+    assert cpu_millicores(format_cpu(millicores)) == millicores
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: format_memory emits a bare byte count when no "
+    "binary suffix divides it; memory_bytes reads a bare number as GiB",
+)
+@given(st.integers(min_value=1, max_value=2**50))
+def test_memory_format_round_trips(n_bytes: int) -> None:
+    assert memory_bytes(format_memory(n_bytes)) == n_bytes
+
+
+# --- stack files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stack", "environment", "provider", "deployments", "pools"),
+    [
+        ("dev", "development", "existing", ["bert-sentiment", "whisper-batch"], []),
+        ("staging", "staging", "karpenter", ["bert-sentiment", "resnet-vision"], ["t4"]),
+        ("prod", "production", "karpenter", ["bert-sentiment", "llama-chat"], ["a100"]),
+    ],
+)
+def test_stack_files_load(
+    stack: str, environment: str, provider: str, deployments: list[str], pools: list[str]
+) -> None:
+    config = load_stack_config(STACKS / f"Pulumi.{stack}.yaml")
+    assert config.environment == Environment(environment)
+    assert config.cluster.provider == CloudProvider(provider)
+    assert [d.name for d in config.deployments] == deployments
+    assert [p.name for p in config.node_pools] == pools
+    assert {d.environment for d in config.deployments} == {Environment(environment)}
+    assert {d.namespace for d in config.deployments} == {config.namespace}
+
+
+def test_broken_edit_of_a_stack_file_lists_one_line_per_problem(tmp_path: Path) -> None:
+    text = (STACKS / "Pulumi.dev.yaml").read_text()
+    edits = {
+        "cpu: 2\n": "cpu: two\n",
+        "type: stt\n": "type: speech\n",
+        "maxReplicas: 3": "maxReplicas: 0",
+        "path: /ready": "path: ready",
+    }
+    for old, new in edits.items():
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    path = tmp_path / "Pulumi.dev.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(path)
+    assert str(info.value).splitlines() == [
+        f"{path}: deployments[bert-sentiment].resources.cpu: 'two' must be a number of cores "
+        "(e.g. 4, 0.5) or millicores (e.g. '500m')",
+        f"{path}: deployments[bert-sentiment].loadBalancer.healthCheck: path 'ready' must start "
+        "with '/' and contain no spaces",
+        f"{path}: deployments[whisper-batch].model.type: 'speech' is not allowed; allowed: "
+        "'llm', 'stt', 'tts', 'vision', 'embedding' or 'tabular'",
+        f"{path}: deployments[whisper-batch].autoscaling.maxReplicas: 0 is not allowed: input "
+        "should be greater than or equal to 1",
+    ]
+
+
+def test_stack_file_keys_of_other_namespaces_are_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text(
+        "config:\n  kubernetes:context: kind\n  servestack:cluster: {name: c}\n"
+        "  servestack:environment: staging\n"
+    )
+    config = load_stack_config(path)
+    assert (config.cluster.name, config.environment) == ("c", Environment.staging)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        pytest.param(None, "cannot read: No such file or directory", id="missing"),
+        pytest.param(
+            "config:\n  servestack:cluster: {name: x\n",
+            "line 3: not valid YAML (expected ',' or '}', but got '<stream end>')",
+            id="unclosed-flow-mapping",
+        ),
+        pytest.param("config: [1, 2]\n", "config: must be a mapping of keys", id="config-list"),
+        pytest.param("just a sentence\n", "config: must be a mapping of keys", id="plain-text"),
+        pytest.param("", "cluster: required but missing", id="empty"),
+        pytest.param(
+            "config:\n  servestack:cluster: !!python/object:os.system {}\n",
+            "line 2: not valid YAML (could not determine a constructor for the tag "
+            "'tag:yaml.org,2002:python/object:os.system')",
+            id="python-tag",
+        ),
+    ],
+)
+def test_unreadable_stack_files_give_a_clean_error(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    path = tmp_path / "Pulumi.x.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(path)
+    assert str(info.value) == f"{path}: {expected}"
+
+
+def test_directory_instead_of_a_file_gives_a_clean_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(tmp_path)
+    assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=UnicodeDecodeError,
+    reason="BUG: a binary (non-UTF-8) "
+    "file escapes as UnicodeDecodeError: validation.read_stack_file catches "
+    "only OSError around read_text",
+)
+def test_binary_file_gives_a_clean_error(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: YAML reader errors (control characters) have no "
+    "problem_mark and their text spans two lines, breaking one line per problem",
+)
+def test_yaml_reader_error_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.x.yaml"
+    path.write_text('config:\n  servestack:namespace: "\x01"\n')
+    with pytest.raises(ConfigError) as info:
+        load_stack_config(path)
+    assert len(str(info.value).splitlines()) == 1

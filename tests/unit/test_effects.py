@@ -1,0 +1,256 @@
+"""The field-effect table covers every config field, and only real ones."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from components import ClusterSpec, StackConfig
+from components.effects import (
+    _RULES,
+    TABLE,
+    EditContext,
+    Effect,
+    Rule,
+    rule_for,
+    rules_rendering,
+    table_key,
+)
+from tests.unit.specs import deployment
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_sequence(annotation: Any) -> bool:
+    if typing.get_origin(annotation) in (tuple, list):
+        return True
+    return any(_is_sequence(a) for a in typing.get_args(annotation))
+
+
+def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every leaf field as a table path; dict-valued fields (env, tags) are one leaf."""
+    paths = []
+    for name, info in model.model_fields.items():
+        path = prefix + (info.alias or name)
+        inner = _model_in(info.annotation)
+        if inner is None:
+            paths.append(path)
+        else:
+            paths += field_paths(inner, path + ("[]." if _is_sequence(info.annotation) else "."))
+    return paths
+
+
+LEAVES = field_paths(StackConfig)
+# Effects by value: the values are the contract the review tool and docs print.
+IN_PLACE, RESTART, REPLACE, FORBIDDEN = (
+    Effect("in-place"),
+    Effect("restart"),
+    Effect("replace"),
+    Effect("forbidden"),
+)
+
+
+def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
+    assert {
+        "cluster.name",
+        "nodePools[].gpu.type",
+        "deployments[].resources.cpu",
+        "deployments[].loadBalancer.healthCheck.path",
+        "deployments[].autoscaling.enabled",
+        "deployments[].queue.connectionSecret",
+        "deployments[].env",
+        "deployments[].tags",
+        "allowReplacements[].reason",
+    } <= set(LEAVES)
+    assert len(LEAVES) == len(set(LEAVES)) == 65
+
+
+@pytest.mark.parametrize("path", LEAVES)
+def test_every_config_field_has_a_rule(path: str) -> None:
+    rule = rule_for(path)
+    assert (
+        path == rule.path or path.startswith(rule.path + "[]") or (path.startswith(rule.path + "."))
+    )
+
+
+def test_every_rule_names_a_real_field() -> None:
+    sections = {p.split("[]")[0] for p in LEAVES if "[]" in p}
+    stale = [r.path for r in _RULES if r.path not in LEAVES and r.path not in sections]
+    assert stale == []
+
+
+def test_rule_paths_are_unique() -> None:
+    assert len(TABLE) == len(_RULES)
+
+
+def test_effects_are_the_four() -> None:
+    assert {e.value for e in Effect} == {"in-place", "restart", "replace", "forbidden"}
+    assert {r.effect for r in _RULES} == set(Effect)
+    assert all(isinstance(r.effect, Effect) and r.reason for r in _RULES)
+
+
+def test_unknown_paths_have_no_rule() -> None:
+    with pytest.raises(KeyError):
+        rule_for("deployments[].nonsense")
+
+
+@pytest.mark.parametrize(
+    ("path", "effect"),
+    [
+        ("deployments[].model.type", FORBIDDEN),
+        ("deployments[].name", REPLACE),
+        ("nodePools[].name", REPLACE),
+        ("deployments[].processing", REPLACE),
+        ("cluster.name", REPLACE),
+        ("namespace", REPLACE),
+        ("deployments[].active", IN_PLACE),
+        ("deployments[].replicas", IN_PLACE),
+        ("deployments[].tags", IN_PLACE),
+        ("deployments[].resources.cpu", RESTART),
+        ("deployments[].model.image", RESTART),
+        ("deployments[].env", RESTART),
+    ],
+)
+def test_effect_of(path: str, effect: Effect) -> None:
+    assert rule_for(path).effect is effect
+
+
+@pytest.mark.parametrize(
+    ("concrete", "key"),
+    [
+        ("deployments.bert.resources.cpu", "deployments[].resources.cpu"),
+        ("deployments.bert", "deployments[]"),
+        ("nodePools.a100.gpu.type", "nodePools[].gpu.type"),
+        ("deployments.bert.env.LOG_LEVEL", "deployments[].env"),
+        ("deployments.bert.tags.team", "deployments[].tags"),
+        ("allowReplacements.0.reason", "allowReplacements"),
+        ("cluster.name", "cluster.name"),
+    ],
+)
+def test_table_key_of_concrete_paths(concrete: str, key: str) -> None:
+    assert table_key(concrete) == key
+
+
+def test_map_keys_resolve_to_the_map_rule() -> None:
+    assert rule_for("deployments.bert.env.NEW_VAR") is TABLE["deployments[].env"]
+
+
+def test_rules_rendering_traces_a_cpu_limit_to_the_cpu_field() -> None:
+    found = rules_rendering("Deployment", "spec.template.spec.containers[0].resources.limits.cpu")
+    assert found == [TABLE["deployments[].resources.cpu"]]
+
+
+@pytest.mark.parametrize(
+    ("kind", "prop", "paths"),
+    [
+        (
+            "Deployment",
+            "spec.template.spec.containers[0].image",
+            {"deployments[].model.image", "deployments[].strategy.canaryImage"},
+        ),
+        ("VirtualService", "spec.http", {"deployments[].strategy.weight"}),
+        ("Deployment", "spec.template.spec.nodeSelector", {"deployments[].resources.gpu.type"}),
+        (
+            "DestinationRule",
+            "spec.trafficPolicy.loadBalancer",
+            {"deployments[].loadBalancer.algorithm", "deployments[].loadBalancer.stickySessions"},
+        ),
+    ],
+)
+def test_rules_rendering(kind: str, prop: str, paths: set[str]) -> None:
+    assert {r.path for r in rules_rendering(kind, prop)} == paths
+
+
+# --- overrides ------------------------------------------------------------------------------
+
+
+CLUSTERS = {
+    "karpenter": {"name": "c", "provider": "karpenter"},
+    "gke": {"name": "c", "provider": "gke", "location": "europe-west4"},
+    "eks": {"name": "c", "provider": "eks", "nodeRoleArn": "arn", "subnetIds": ["s"]},
+}
+
+
+def ctx(old: Any, new: Any, provider: str | None = None) -> EditContext:
+    cluster = ClusterSpec.model_validate(CLUSTERS[provider]) if provider else None
+    stack = StackConfig(cluster=cluster) if cluster else None
+    return EditContext(old=old, new=new, old_stack=stack, new_stack=stack)
+
+
+def version(strategy: dict[str, Any], value: str) -> Any:
+    return deployment(
+        strategy=strategy, model={**deployment().model.model_dump(), "version": value}
+    )
+
+
+ROLLING: dict[str, Any] = {"type": "rolling"}
+BLUE_GREEN: dict[str, Any] = {"type": "blue_green"}
+CANARY: dict[str, Any] = {
+    "type": "canary",
+    "weight": 10,
+    "canaryVersion": "v3",
+    "canaryImage": "r.io/m:3",
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "context", "effect"),
+    [
+        (
+            "deployments[].model.version",
+            ctx(version(ROLLING, "v1"), version(ROLLING, "v2")),
+            RESTART,
+        ),
+        (
+            "deployments[].model.version",
+            ctx(version(BLUE_GREEN, "v1"), version(BLUE_GREEN, "v2")),
+            REPLACE,
+        ),
+        ("deployments[].model.version", ctx(version(CANARY, "v1"), version(CANARY, "v2")), RESTART),
+        (
+            "deployments[].strategy.type",
+            ctx(deployment(strategy=ROLLING), deployment(strategy=CANARY)),
+            IN_PLACE,
+        ),
+        (
+            "deployments[].strategy.type",
+            ctx(deployment(strategy=CANARY), deployment(strategy=ROLLING)),
+            IN_PLACE,
+        ),
+        (
+            "deployments[].strategy.type",
+            ctx(deployment(strategy=ROLLING), deployment(strategy=BLUE_GREEN)),
+            REPLACE,
+        ),
+        (
+            "deployments[].strategy.type",
+            ctx(deployment(strategy=BLUE_GREEN), deployment(strategy=CANARY)),
+            REPLACE,
+        ),
+        ("nodePools[].gpu.count", ctx(None, None, "karpenter"), IN_PLACE),
+        ("nodePools[].gpu.count", ctx(None, None, "gke"), REPLACE),
+        ("nodePools[].gpu.count", ctx(None, None, "eks"), REPLACE),
+    ],
+)
+def test_overrides(rule: str, context: EditContext, effect: Effect) -> None:
+    found, reason = TABLE[rule].resolve(context)
+    assert found is effect
+    assert reason
+
+
+@pytest.mark.parametrize(
+    "rule", [r for r in _RULES if r.override is not None], ids=lambda r: r.path
+)
+def test_resolve_without_context_is_the_table_effect(rule: Rule) -> None:
+    assert rule.resolve() == (rule.effect, rule.reason)
