@@ -378,6 +378,8 @@ class DeploymentSpec(Spec):
     queue: Queue | None = None
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     env: EnvMap = {}
+    #: Names of env vars whose values are Pulumi secrets under `servestack:secrets.<name>`.
+    secret_env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
     tags: Tags = {}
     #: Filled from the stack's `servestack:environment` when the deployment is part of a stack.
     environment: Environment = Environment.development
@@ -405,6 +407,12 @@ class DeploymentSpec(Spec):
                 )
         elif self.queue is not None:
             raise _problem("queue is only for processing async")
+        clash = sorted(set(self.secret_env) & set(self.env))
+        if clash:
+            raise _problem(
+                f"secretEnv {', '.join(clash)} also set in env: a value is either "
+                "plain (env) or secret (secretEnv), not both"
+            )
         if (
             self.strategy.type is StrategyType.canary
             and self.load_balancer is not None

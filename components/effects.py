@@ -109,6 +109,7 @@ def _pool_count_effect(ctx: EditContext) -> tuple[Effect, str] | None:
 _POD = "Deployment:spec.template"
 _CONTAINER = f"{_POD}.spec.containers[*]"
 _ALL = (
+    "NetworkPolicy",
     "Deployment",
     "Service",
     "ServiceAccount",
@@ -454,8 +455,8 @@ _RULES: tuple[Rule, ...] = (
         "deployments[].port",
         Effect.RESTART,
         "the container port is in the pod template",
-        ("Deployment", "Service"),
-        (f"{_CONTAINER}.ports", f"{_CONTAINER}.env"),
+        ("Deployment", "Service", "NetworkPolicy"),
+        (f"{_CONTAINER}.ports", f"{_CONTAINER}.env", "NetworkPolicy:spec.ingress"),
     ),
     # --- deployments: rollout strategy -------------------------------------------------------
     Rule(
@@ -548,6 +549,14 @@ _RULES: tuple[Rule, ...] = (
         Effect.RESTART,
         "environment variables are in the pod template",
         ("Deployment",),
+        (f"{_CONTAINER}.env",),
+    ),
+    Rule(
+        "deployments[].secretEnv",
+        Effect.RESTART,
+        "secret references are in the pod environment (values live in the Secret "
+        "`<name>-env`; a new value reaches pods at their next restart)",
+        ("Deployment", "Secret"),
         (f"{_CONTAINER}.env",),
     ),
     Rule(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
@@ -11,6 +12,7 @@ from components import naming, workload
 from components.autoscaler import Autoscaler
 from components.config import DeploymentSpec, StrategyType
 from components.defaults import effective
+from components.errors import ConfigError, Problem
 from components.load_balancer import LoadBalancer
 from components.scaling import ScalerTarget
 from components.validation import parse_deployment
@@ -42,11 +44,23 @@ class ModelDeployment(pulumi.ComponentResource):
         name: str,
         spec: DeploymentSpec | dict[str, Any],
         opts: pulumi.ResourceOptions | None = None,
+        *,
+        secrets: pulumi.Input[Mapping[str, str]] | None = None,
     ) -> None:
         if isinstance(spec, dict):
             spec = parse_deployment({"name": name, **spec})
         elif spec.name != name:
             spec = parse_deployment({**spec.model_dump(by_alias=True), "name": name})
+        if spec.secret_env and secrets is None:
+            raise ConfigError(
+                [
+                    Problem(
+                        f"deployments[{name}].secretEnv",
+                        f"{', '.join(spec.secret_env)} need values: pass secrets= (a Pulumi secret "
+                        "mapping of env name to value)",
+                    )
+                ]
+            )
         super().__init__(naming.MODEL_DEPLOYMENT, name, None, opts)
         eff = effective(spec)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
@@ -59,6 +73,15 @@ class ModelDeployment(pulumi.ComponentResource):
             opts=child,
         )
         deps: list[pulumi.Resource] = [account]
+        if spec.secret_env:
+            # Values stay Pulumi secrets: encrypted in state, never in config or output.
+            k8s.core.v1.Secret(
+                workload.secret_name(spec),
+                metadata=workload.metadata(spec, workload.secret_name(spec)),
+                type="Opaque",
+                string_data=pulumi.Output.secret(secrets),  # type: ignore[arg-type]
+                opts=child,
+            )
 
         self.deployment = self._deployment(spec, workload.deployment(spec, eff), child, deps)
         workloads: list[pulumi.Resource] = [self.deployment]
@@ -68,6 +91,11 @@ class ModelDeployment(pulumi.ComponentResource):
                     spec, workload.deployment(spec, eff, track=naming.CANARY), child, deps
                 )
             )
+
+        policy = workload.network_policy(spec)
+        k8s.networking.v1.NetworkPolicy(
+            policy["metadata"]["name"], metadata=policy["metadata"], spec=policy["spec"], opts=child
+        )
 
         if eff.disruption_budget:
             pdb = workload.disruption_budget(spec)

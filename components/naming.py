@@ -27,6 +27,8 @@ VERSION_LABEL = "servestack.io/model-version"
 GATEWAY_RULE = "lb"
 ROUTES = "routes"
 BUDGET = "pdb"
+INGRESS_POLICY = "ingress"
+SECRET_ENV = "env"
 
 
 def child_name(parent: str, suffix: str | None = None) -> str:

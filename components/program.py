@@ -19,7 +19,7 @@ from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
 from components.guards import IDENTITY_OUTPUT, forbidden_edits
 from components.model_deployment import ModelDeployment
-from components.validation import NAMESPACE, parse_stack
+from components.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 
 RENDER_ROOT = "out"
 
@@ -90,6 +90,7 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
         d.name: ModelDeployment(
             d.name,
             d,
+            secrets=secret_values(d.name) if d.secret_env else None,
             opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *pools.values()]),
         )
         for d in config.deployments
@@ -122,10 +123,32 @@ def previous_outputs() -> dict[str, Any]:
     return outputs if isinstance(outputs, dict) else {}
 
 
+def _secret_names(raw: dict[str, Any]) -> None:
+    """Swap the decrypted `servestack:secrets` map for its names before validation."""
+    secrets = raw.pop(SECRETS_KEY, None)
+    if isinstance(secrets, dict):
+        raw[SECRET_NAMES] = {
+            str(dep): sorted(values) for dep, values in secrets.items() if isinstance(values, dict)
+        }
+
+
+def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
+    """A deployment's secret env values, kept secret end to end (state holds ciphertext)."""
+    all_secrets = pulumi.Config(NAMESPACE).get_secret_object(SECRETS_KEY)
+
+    def pick(values: Any) -> dict[str, str]:
+        mine = values.get(name) if isinstance(values, dict) else None
+        return {str(k): str(v) for k, v in (mine or {}).items()}
+
+    return pulumi.Output.secret(all_secrets).apply(pick)
+
+
 def main() -> None:
     stack = pulumi.get_stack()
+    raw = stack_config()
+    _secret_names(raw)
     try:
-        config = parse_stack(stack_config(), source=f"stack {stack}")
+        config = parse_stack(raw, source=f"stack {stack}")
     except ConfigError as err:
         # RunError is reported by the engine as a plain message: no Python traceback.
         raise pulumi.RunError(f"invalid servestack config:\n{err}") from None

@@ -26,6 +26,10 @@ from components.errors import ConfigError, Problem, from_validation_error
 from components.gpu import gpu_info
 
 NAMESPACE = "servestack"
+#: Pulumi secret config: `servestack:secrets.<deployment>.<ENV>` (never part of the models).
+SECRETS_KEY = "secrets"
+#: Key under which only the *names* of the secrets reach validation.
+SECRET_NAMES = "_secretNames"
 
 
 def parse_stack(raw: Any, *, source: str | None = None) -> StackConfig:
@@ -34,15 +38,36 @@ def parse_stack(raw: Any, *, source: str | None = None) -> StackConfig:
         raise ConfigError(
             [Problem("", f"expected a mapping of servestack keys, got {raw!r}")], source
         )
+    raw = dict(raw)
+    secret_names = raw.pop(SECRET_NAMES, {})
     try:
         stack = StackConfig.model_validate(raw)
     except ValidationError as exc:
         err = from_validation_error(exc, raw, StackConfig)
         raise ConfigError(err.problems, source) from None
-    problems = cross_checks(stack)
+    problems = cross_checks(stack) + secret_checks(stack, secret_names)
     if problems:
         raise ConfigError(problems, source)
     return stack
+
+
+def secret_checks(stack: StackConfig, names: dict[str, list[str]] | None) -> list[Problem]:
+    """Every `secretEnv` name has a secret value under `servestack:secrets`."""
+    if names is None:
+        return []
+    problems = []
+    for dep in stack.deployments:
+        have = set(names.get(dep.name, ()))
+        problems += [
+            Problem(
+                f"deployments[{dep.name}].secretEnv",
+                f"{env} has no secret value: run pulumi config set --secret --path "
+                f"'{NAMESPACE}:{SECRETS_KEY}.{dep.name}.{env}' <value>",
+            )
+            for env in dep.secret_env
+            if env not in have
+        ]
+    return problems
 
 
 def parse_deployment(raw: Any) -> DeploymentSpec:
@@ -175,11 +200,55 @@ def read_stack_text(text: str, *, source: str | None = None) -> dict[str, Any]:
     config = doc.get("config", {}) if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise ConfigError([Problem("config", "must be a mapping of keys")], source)
-    return {
+    raw = {
         k.split(":", 1)[1]: v
         for k, v in config.items()
         if isinstance(k, str) and k.startswith(f"{NAMESPACE}:")
     }
+    secrets = raw.pop(SECRETS_KEY, None)
+    if secrets is not None:
+        raw[SECRET_NAMES] = _secret_names(secrets, source)
+    return raw
+
+
+def _secret_names(secrets: Any, source: str | None) -> dict[str, list[str]] | None:
+    """Names under `servestack:secrets`, checked to be encrypted; values never leave here."""
+    if _is_secure(secrets):
+        return None  # the whole map is one ciphertext: names are checked at deploy time
+    if not isinstance(secrets, dict):
+        raise ConfigError(
+            [
+                Problem(
+                    SECRETS_KEY,
+                    "must map deployment names to secret values "
+                    "(pulumi config set --secret --path ...)",
+                )
+            ],
+            source,
+        )
+    names: dict[str, list[str]] = {}
+    problems = []
+    for dep, values in secrets.items():
+        if not isinstance(values, dict):
+            problems.append(Problem(f"{SECRETS_KEY}.{dep}", "must map env names to secrets"))
+            continue
+        names[str(dep)] = sorted(values)
+        for key, value in values.items():
+            if not _is_secure(value):
+                problems.append(
+                    Problem(
+                        f"{SECRETS_KEY}.{dep}.{key}",
+                        "is stored in plain text: set it with pulumi config set --secret "
+                        f"--path '{NAMESPACE}:{SECRETS_KEY}.{dep}.{key}'",
+                    )
+                )
+    if problems:
+        raise ConfigError(problems, source)
+    return names
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
 
 
 def load_stack_config(path: str | Path) -> StackConfig:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from components import naming
-from components.config import DeploymentSpec, StrategyType
+from components.config import DeploymentSpec, Processing, StrategyType
 from components.defaults import Effective
 from components.gpu import GPU_RESOURCE, gpu_info
 
@@ -65,7 +65,16 @@ def _env(spec: DeploymentSpec, version: str) -> list[Manifest]:
             },
         ]
     env += [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
+    env += [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": secret_name(spec), "key": k}}}
+        for k in sorted(spec.secret_env)
+    ]
     return env
+
+
+def secret_name(spec: DeploymentSpec) -> str:
+    """The Kubernetes Secret holding a deployment's `secretEnv` values."""
+    return naming.child_name(spec.name, naming.SECRET_ENV)
 
 
 def _probes(spec: DeploymentSpec, eff: Effective) -> Manifest:
@@ -190,4 +199,42 @@ def disruption_budget(spec: DeploymentSpec) -> Manifest:
     return {
         "metadata": metadata(spec, naming.child_name(spec.name, naming.BUDGET)),
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": naming.selector(spec)}},
+    }
+
+
+#: The mesh ingress gateway: the load-balancer path into a model's pods.
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_LABELS = {"istio": "ingressgateway"}
+
+
+def network_policy(spec: DeploymentSpec) -> Manifest:
+    """Admit traffic to the model port only from the load-balancer path.
+
+    Sync models accept the mesh ingress gateway and pods of their own namespace (mesh
+    clients, whose sidecars the DestinationRule balances); async workers accept nothing:
+    they pull work from their queue.
+    """
+    ingress: list[Manifest] = []
+    if spec.processing is Processing.sync:
+        ingress.append(
+            {
+                "from": [
+                    {
+                        "namespaceSelector": {
+                            "matchLabels": {"kubernetes.io/metadata.name": GATEWAY_NAMESPACE}
+                        },
+                        "podSelector": {"matchLabels": dict(GATEWAY_LABELS)},
+                    },
+                    {"podSelector": {}},
+                ],
+                "ports": [{"port": spec.port, "protocol": "TCP"}],
+            }
+        )
+    return {
+        "metadata": metadata(spec, naming.child_name(spec.name, naming.INGRESS_POLICY)),
+        "spec": {
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": spec.name}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
     }
