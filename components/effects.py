@@ -13,6 +13,7 @@ Paths are the YAML keys, with ``[]`` for "any item of the list" (``deployments[]
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -603,38 +604,34 @@ def rule_for(path: str) -> Rule:
     raise KeyError(path)
 
 
-def _pattern(renders: str) -> tuple[str, re.Pattern[str]]:
+def _compile(renders: str) -> tuple[str, str, re.Pattern[str]]:
     kind, _, prop = renders.partition(":")
-    rx = re.escape(prop).replace(r"\*", r"[^.\[\]]+")
-    return kind, re.compile(rx)
+    return kind, prop, re.compile(re.escape(prop).replace(r"\*", r"[^.\[\]]+"))
+
+
+_PATTERNS: tuple[tuple[Rule, tuple[tuple[str, str, re.Pattern[str]], ...]], ...] = tuple(
+    (rule, tuple(_compile(r) for r in rule.renders)) for rule in _RULES
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _rendering(kind: str, prop: str) -> tuple[Rule, ...]:
+    generic = re.sub(r"\[\d+\]", "[*]", prop)
+    found = []
+    for rule, patterns in _PATTERNS:
+        for k, pattern, rx in patterns:
+            if k not in ("*", kind):
+                continue
+            # Either way round: the engine may report a deeper path than the table names
+            # (`...resources.limits.cpu`) or a coarser one (`spec.template`).
+            if rx.match(prop) or (
+                prop and (pattern == generic or pattern.startswith((generic + ".", generic + "[")))
+            ):
+                found.append(rule)
+                break
+    return tuple(found)
 
 
 def rules_rendering(kind: str, prop: str) -> list[Rule]:
-    """Rules whose field renders into property ``prop`` of a resource of ``kind``.
-
-    A match is either way round: the engine may report a deeper path than the table names
-    (``...resources.limits.cpu``) or a coarser one (``spec.template``).
-    """
-    found = []
-    for rule in _RULES:
-        for spec in rule.renders:
-            k, rx = _pattern(spec)
-            if k not in ("*", kind):
-                continue
-            if rx.match(prop) or _coarse(prop, spec.partition(":")[2]):
-                found.append(rule)
-                break
-    return found
-
-
-def _coarse(prop: str, pattern: str) -> bool:
-    if not prop:
-        return False
-    rx = re.escape(prop).replace(r"\[", r"\[").replace(r"\]", r"\]")
-    generic = re.sub(r"\[\d+\]", "[*]", prop)
-    return (
-        pattern.startswith(generic + ".")
-        or pattern.startswith(generic + "[")
-        or (pattern == generic)
-        or bool(re.fullmatch(rx, pattern))
-    )
+    """Rules whose field renders into property ``prop`` of a resource of ``kind``."""
+    return list(_rendering(kind, prop))

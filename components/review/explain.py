@@ -200,10 +200,23 @@ def explain_step(step: dict[str, Any], stack: StackConfig | None = None) -> Step
 def _context(stack: StackConfig | None, component: str | None) -> EditContext | None:
     if stack is None or component is None:
         return None
-    kind, _, name = component.partition(".")
-    items = stack.deployments if kind == "deployments" else stack.node_pools
-    item = next((i for i in items if i.name == name), None)
+    item = _index(stack).get(component)
     return EditContext(item, item, stack, stack)
+
+
+_INDEX_CACHE: dict[int, tuple[StackConfig, dict[str, Any]]] = {}
+
+
+def _index(stack: StackConfig) -> dict[str, Any]:
+    """`deployments.<name>` / `nodePools.<name>` -> item, built once per stack object."""
+    cached = _INDEX_CACHE.get(id(stack))
+    if cached is None or cached[0] is not stack:
+        items: dict[str, Any] = {f"deployments.{d.name}": d for d in stack.deployments}
+        items.update({f"nodePools.{p.name}": p for p in stack.node_pools})
+        cached = (stack, items)
+        _INDEX_CACHE.clear()
+        _INDEX_CACHE[id(stack)] = cached
+    return cached[1]
 
 
 def _more_severe(observed: Change | None, predicted: Effect) -> bool:
