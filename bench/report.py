@@ -1,0 +1,51 @@
+"""Render bench/results.json as bench/RESULTS.md (the table quoted in notes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def render(results: dict) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Machine: {results['machine']}; date: {results['date']}.",
+        "",
+        "All ratios are components / hand-written, measured pair by pair in the same run.",
+        "",
+        "| N | mocks ratio | ms per deployment (mocks) | resources |",
+        "|---|---|---|---|",
+    ]
+    for n, ratio in results["overhead_ratio"].items():
+        lines.append(
+            f"| {n} | {ratio} | {results['per_deployment_ms'][n]} | {results['resources'][n]} |"
+        )
+    if results.get("engine_ratio"):
+        lines += [
+            "",
+            "| N | engine up (s) comp / hand | ratio | preview (s) comp / hand | ratio |",
+            "|---|---|---|---|---|",
+        ]
+        for n, ratio in results["engine_ratio"].items():
+            row = results["engine"][n]
+            lines.append(
+                f"| {n} | {row['components']['up']} / {row['handwritten']['up']} | "
+                f"{ratio['up']} | {row['components']['preview']} / "
+                f"{row['handwritten']['preview']} | {ratio['preview']} |"
+            )
+    lines += [
+        "",
+        f"`servestack diff` of two 1,000-deployment stacks: {results['diff_1000_s']} s",
+        f"`servestack explain` of a 10,000-step preview: {results['explain_10000_s']} s",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    data = json.loads((HERE / "results.json").read_text())
+    (HERE / "RESULTS.md").write_text(render(data))
+    print(render(data))
