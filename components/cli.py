@@ -107,6 +107,10 @@ def explain(
     stack_file: Annotated[
         Path | None, typer.Option("--stack-file", help="the stack file the preview was made from")
     ] = None,
+    base_file: Annotated[
+        Path | None,
+        typer.Option("--base-stack-file", help="the stack file last deployed (narrows causes)"),
+    ] = None,
     fmt: Annotated[Format, typer.Option("--format", "-f")] = Format.text,
     fail_on_unexpected: Annotated[
         bool,
@@ -134,7 +138,14 @@ def explain(
         except ConfigError as err:
             _fail(err.render())
             return
-    steps = explain_preview(data, stack)
+    base = None
+    if base_file is not None:
+        try:
+            base = load_stack_config(base_file)
+        except ConfigError as err:
+            _fail(err.render())
+            return
+    steps = explain_preview(data, stack, base)
     if fmt is Format.json:
         typer.echo(report.explain_json(steps))
     elif fmt is Format.markdown:

@@ -65,7 +65,7 @@ def _rows_for(
                 lines[0] if lines else preview["_stderr"],
             )
             return predicted, "refused", message.strip().splitlines()[-1][:110]
-        steps = explain_preview(preview, new)
+        steps = explain_preview(preview, new, old)
         ops = "; ".join(f"{s.op} {s.kind}/{s.name}" for s in steps if s.kind != "Stack")
         fields = sorted({f for s in steps for f in s.fields})
         return predicted, ops or "no changes", ", ".join(fields)
@@ -74,7 +74,7 @@ def _rows_for(
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=max(120, Console().width))
     try:
         engine = Engine(
             REPO / ".pulumi-state",
@@ -111,11 +111,17 @@ def main() -> int:
 
     console.print("\n3/3  one edit per effect class, previewed by the real engine:\n")
     table = Table(show_lines=True)
-    for col in ("edit", "field = value", "field-effect table", "engine plans", "traced to"):
+    for col in ("edit", "table says", "the engine plans", "traced back to"):
         table.add_column(col, overflow="fold")
     for label, path, value in EDITS:
         predicted, ops, fields = _rows_for(engine, project, base, path, value)
-        table.add_row(label, f"{path} = {value}", predicted, ops, fields)
+        short = path.removeprefix("deployments.")
+        table.add_row(
+            f"{label}\n[dim]{short} = {value}[/dim]",
+            predicted,
+            ops.replace("; ", "\n"),
+            fields.replace(", ", "\n"),
+        )
     console.print(table)
     console.print(
         "\nNext: `servestack diff stacks/Pulumi.prod.yaml <edited copy>` for a "

@@ -68,8 +68,9 @@ class Engine:
             "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
             "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
             "PULUMI_SKIP_CONFIRMATIONS": "true",
-            # Render mode must never reach a cluster: point at a kubeconfig that is not there.
-            "KUBECONFIG": str(self.state_dir / "no-cluster-kubeconfig"),
+            # Render mode must never read a cluster's credentials (and the provider refuses a
+            # kubeconfig next to renderYamlToDirectory): an empty value hides the user's.
+            "KUBECONFIG": "",
         }
         passphrase = self.passphrase or os.environ.get(DEFAULT_PASSPHRASE_ENV)
         if passphrase is not None:

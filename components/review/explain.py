@@ -155,7 +155,17 @@ def _concrete(rule_path: str, component: str | None) -> str:
     return rule_path
 
 
-def explain_step(step: dict[str, Any], stack: StackConfig | None = None) -> StepExplanation | None:
+def _narrow(fields: list[str], changed: set[str] | None) -> list[str]:
+    """Keep the candidate fields that the config edit really changed, when that is known."""
+    if not changed:
+        return fields
+    hit = [f for f in fields if any(c == f or c.startswith(f + ".") for c in changed)]
+    return hit or fields
+
+
+def explain_step(
+    step: dict[str, Any], stack: StackConfig | None = None, changed: set[str] | None = None
+) -> StepExplanation | None:
     op = step.get("op", "same")
     if op in ("same", "read", "refresh"):
         return None
@@ -186,7 +196,8 @@ def explain_step(step: dict[str, Any], stack: StackConfig | None = None) -> Step
             found.setdefault(rule.path, rule)
     if kind == "Provider" or chain.endswith("pulumi:providers:kubernetes"):
         exp.kind = "Provider"
-    exp.fields = sorted(_concrete(p, component) for p in found)
+    exp.fields = _narrow(sorted(_concrete(p, component) for p in found), changed)
+    found = {p: r for p, r in found.items() if _concrete(p, component) in exp.fields}
     if found:
         ctx = _context(stack, component)
         worst = max((r.resolve(ctx)[0] for r in found.values()), key=SEVERITY.__getitem__)
@@ -229,12 +240,23 @@ def _more_severe(observed: Change | None, predicted: Effect) -> bool:
 
 
 def explain_preview(
-    preview: dict[str, Any], stack: StackConfig | None = None
+    preview: dict[str, Any],
+    stack: StackConfig | None = None,
+    base: StackConfig | None = None,
 ) -> list[StepExplanation]:
-    """Explanations of every step that changes something, in the preview's order."""
+    """Explanations of every step that changes something, in the preview's order.
+
+    With ``base`` (the config the stack was last deployed from) the candidate fields of each
+    step are narrowed to those the edit really changed.
+    """
+    changed = None
+    if base is not None and stack is not None:
+        from components.review.diff import diff_configs
+
+        changed = {c.path for c in diff_configs(base, stack).changes}
     out = []
     for step in preview.get("steps", []):
-        exp = explain_step(step, stack)
+        exp = explain_step(step, stack, changed)
         if exp is not None:
             out.append(exp)
     return out
