@@ -445,9 +445,13 @@ class StackConfig(Spec):
         namespace = data.get("namespace", "models")
         inherited = {}
         # Invalid stack-level values are reported once, at the stack level.
-        if env in {e.value for e in Environment}:
+        if isinstance(env, str) and env in {e.value for e in Environment}:
             inherited["environment"] = env
-        if isinstance(namespace, str) and DNS_LABEL_RE.match(namespace):
+        if (
+            isinstance(namespace, str)
+            and DNS_LABEL_RE.match(namespace)
+            and len(namespace) <= MAX_NAME_LEN
+        ):
             inherited["namespace"] = namespace
         deployments = data.get("deployments")
         if isinstance(deployments, list):

@@ -75,13 +75,14 @@ class ModelDeployment(pulumi.ComponentResource):
         deps: list[pulumi.Resource] = [account]
         if spec.secret_env:
             # Values stay Pulumi secrets: encrypted in state, never in config or output.
-            k8s.core.v1.Secret(
+            secret = k8s.core.v1.Secret(
                 workload.secret_name(spec),
                 metadata=workload.metadata(spec, workload.secret_name(spec)),
                 type="Opaque",
                 string_data=pulumi.Output.secret(secrets),  # type: ignore[arg-type]
                 opts=child,
             )
+            deps.append(secret)
 
         self.deployment = self._deployment(spec, workload.deployment(spec, eff), child, deps)
         workloads: list[pulumi.Resource] = [self.deployment]

@@ -39,15 +39,15 @@ def child_name(parent: str, suffix: str | None = None) -> str:
 def version_slug(version: str) -> str:
     """A model version as a DNS-label fragment: ``v2.1.0`` -> ``v2-1-0``.
 
-    Only lower-case letters, digits and dots map one to one; any other version (upper
-    case, ``_``, ``-``, or longer than 20 characters) gets a short hash of the exact
-    string, so two distinct versions never share a blue-green Deployment.
+    Versions made of dot-separated lower-case words of at most 20 characters map one to one
+    (their slugs never contain ``--``). Any other version gets a short hash of the exact
+    string after ``--``, so two distinct versions never share a blue-green Deployment.
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-") or "v"
-    if re.fullmatch(r"[a-z0-9.]{1,20}", version) and ".." not in version:
-        return slug
+    if re.fullmatch(r"[a-z0-9]+(\.[a-z0-9]+)*", version) and len(version) <= 20:
+        return version.replace(".", "-")
+    slug = re.sub(r"[^a-z0-9]+", "-", version.lower()).strip("-")[:12].strip("-") or "v"
     digest = hashlib.sha256(version.encode()).hexdigest()[:6]
-    return f"{slug[:13].rstrip('-')}-{digest}"
+    return f"{slug}--{digest}"
 
 
 def workload_name(spec: DeploymentSpec) -> str:

@@ -78,9 +78,13 @@ def memory_bytes(value: object, *, bare_unit: str = "Gi") -> int:
 
 def format_memory(n_bytes: int) -> str:
     """Shortest exact suffixed quantity for a byte count (never a bare number, which this
-    config reads as GiB); amounts below 1 KiB precision round up to whole KiB."""
-    for unit in ("Ti", "Gi", "Mi", "Ki", "T", "G", "M", "K"):
-        factor = int(_MEM_FACTORS_BYTES[unit])
-        if n_bytes % factor == 0:
-            return f"{n_bytes // factor}{unit}"
-    return f"{-(-n_bytes // 1024)}Ki"
+    config reads as GiB). Amounts not a whole number of K/Ki round up to whole KiB."""
+    exact = [
+        (n_bytes // int(f), u)
+        for u, f in _MEM_FACTORS_BYTES.items()
+        if u is not None and n_bytes % int(f) == 0
+    ]
+    if not exact:
+        return format_memory(-(-n_bytes // 1024) * 1024)
+    number, unit = min(exact, key=lambda c: (len(str(c[0])), not c[1].endswith("i")))
+    return f"{number}{unit}"

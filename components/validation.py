@@ -73,12 +73,30 @@ def secret_checks(stack: StackConfig, names: dict[str, list[str]] | None) -> lis
 def parse_deployment(raw: Any) -> DeploymentSpec:
     """Validate one deployment given as a plain dict in the YAML shape."""
     try:
-        return DeploymentSpec.model_validate(raw)
+        spec = DeploymentSpec.model_validate(raw)
     except ValidationError as exc:
         name = raw.get("name") if isinstance(raw, dict) else None
         raise from_validation_error(
             exc, raw, DeploymentSpec, root=f"deployments[{name}]" if name else "deployment"
         ) from None
+    problems = deployment_checks(spec)
+    if problems:
+        raise ConfigError(problems)
+    return spec
+
+
+def deployment_checks(dep: DeploymentSpec) -> list[Problem]:
+    """Rules of one deployment that need its per-environment defaults."""
+    eff = effective(dep)
+    if eff.max_surge in (0, "0%") and eff.max_unavailable in (0, "0%"):
+        return [
+            Problem(
+                f"deployments[{dep.name}].strategy",
+                f"maxSurge {eff.max_surge!r} with maxUnavailable {eff.max_unavailable!r} "
+                f"({dep.environment.value} default): a rollout could never make progress",
+            )
+        ]
+    return []
 
 
 def cross_checks(stack: StackConfig) -> list[Problem]:
@@ -112,15 +130,7 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
                 )
             )
     for dep in stack.deployments:
-        eff = effective(dep)
-        if eff.max_surge in (0, "0%") and eff.max_unavailable in (0, "0%"):
-            problems.append(
-                Problem(
-                    f"deployments[{dep.name}].strategy",
-                    f"maxSurge {eff.max_surge!r} with maxUnavailable {eff.max_unavailable!r} "
-                    f"({dep.environment.value} default): a rollout could never make progress",
-                )
-            )
+        problems += deployment_checks(dep)
     provider = stack.cluster.provider
     for pool in stack.node_pools:
         info = gpu_info(pool.gpu.type) if pool.gpu.type else None
@@ -191,7 +201,7 @@ def read_stack_text(text: str, *, source: str | None = None) -> dict[str, Any]:
         where = (
             f"line {mark.line + 1}: "
             if mark
-            else f"character {position}: "
+            else f"character {position + 1}: "
             if position is not None
             else ""
         )
