@@ -29,16 +29,16 @@ def stack_config() -> dict[str, Any]:
 
     Pulumi hands every value over as a string; objects and lists arrive as JSON.
     """
-    from pulumi.runtime.config import CONFIG, get_config_env
+    # The runtime's raw reader: secrets are decrypted here (and kept as secrets later).
+    from pulumi.runtime.config import CONFIG, get_config, get_config_env
 
     prefix = f"{NAMESPACE}:"
     raw: dict[str, Any] = {}
-    cfg = pulumi.Config(NAMESPACE)
     for full_key in sorted({*get_config_env(), *CONFIG.get()}):
         if not full_key.startswith(prefix):
             continue
         key = full_key[len(prefix) :]
-        value = cfg.get(key)
+        value = get_config(full_key)
         if value is not None and value.lstrip()[:1] in ("{", "["):
             try:
                 raw[key] = json.loads(value)
@@ -123,13 +123,28 @@ def previous_outputs() -> dict[str, Any]:
     return outputs if isinstance(outputs, dict) else {}
 
 
-def _secret_names(raw: dict[str, Any]) -> None:
-    """Swap the decrypted `servestack:secrets` map for its names before validation."""
+def _secret_names(raw: dict[str, Any]) -> list[str]:
+    """Swap the decrypted `servestack:secrets` map for its names before validation.
+
+    Returns problems: values set without `--secret` are refused (they sit in plain text in
+    the stack file).
+    """
+    from pulumi.runtime.config import get_config_secret_keys_env, is_config_secret
+
     secrets = raw.pop(SECRETS_KEY, None)
+    if secrets is None:
+        return []
+    key = f"{NAMESPACE}:{SECRETS_KEY}"
+    if key not in get_config_secret_keys_env() and not is_config_secret(key):
+        return [
+            f"{SECRETS_KEY}: is stored in plain text: set each value with pulumi config set "
+            f"--secret --path '{NAMESPACE}:{SECRETS_KEY}.<deployment>.<ENV>'"
+        ]
     if isinstance(secrets, dict):
         raw[SECRET_NAMES] = {
             str(dep): sorted(values) for dep, values in secrets.items() if isinstance(values, dict)
         }
+    return []
 
 
 def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
@@ -146,7 +161,11 @@ def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
 def main() -> None:
     stack = pulumi.get_stack()
     raw = stack_config()
-    _secret_names(raw)
+    plain = _secret_names(raw)
+    if plain:
+        raise pulumi.RunError(
+            "invalid servestack config:\n" + "\n".join(f"stack {stack}: {p}" for p in plain)
+        )
     try:
         config = parse_stack(raw, source=f"stack {stack}")
     except ConfigError as err:
