@@ -136,9 +136,19 @@ def _secret_names(raw: dict[str, Any]) -> list[str]:
         return []
     key = f"{NAMESPACE}:{SECRETS_KEY}"
     if key not in get_config_secret_keys_env() and not is_config_secret(key):
+        paths = (
+            [
+                f"{SECRETS_KEY}.{dep}.{env}"
+                for dep, vals in secrets.items()
+                for env in (vals if isinstance(vals, dict) else {})
+            ]
+            if isinstance(secrets, dict)
+            else []
+        ) or [SECRETS_KEY]
         return [
-            f"{SECRETS_KEY}: is stored in plain text: set each value with pulumi config set "
-            f"--secret --path '{NAMESPACE}:{SECRETS_KEY}.<deployment>.<ENV>'"
+            f"{p}: is stored in plain text: set it with pulumi config set --secret "
+            f"--path '{NAMESPACE}:{p}'"
+            for p in paths
         ]
     if isinstance(secrets, dict):
         raw[SECRET_NAMES] = {
