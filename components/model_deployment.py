@@ -15,7 +15,7 @@ from components.defaults import effective
 from components.errors import ConfigError, Problem
 from components.load_balancer import LoadBalancer
 from components.scaling import ScalerTarget
-from components.validation import parse_deployment
+from components.validation import deployment_checks, parse_deployment
 
 #: Pod-template label that pins the processing type: changing it replaces the Deployment
 #: (the infrastructure form of "create a new deployment"), as the field-effect table says.
@@ -51,6 +51,9 @@ class ModelDeployment(pulumi.ComponentResource):
             spec = parse_deployment({"name": name, **spec})
         elif spec.name != name:
             spec = parse_deployment({**spec.model_dump(by_alias=True), "name": name})
+        checks = deployment_checks(spec)
+        if checks:
+            raise ConfigError(checks)
         if spec.secret_env and secrets is None:
             raise ConfigError(
                 [

@@ -122,11 +122,17 @@ def pod_template(
         "env": _env(spec, version),
         "resources": _resources(spec),
         **_probes(spec, eff),
+        # Always: the registry is asked on every start, so revoked credentials and moved
+        # tags are noticed (cheap with digest-pinned images: the layers stay cached).
+        "imagePullPolicy": "Always",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
             "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
         },
         "volumeMounts": [{"name": n, "mountPath": p} for n, p in SCRATCH_MOUNTS],
     }

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-from pulumi.runtime import Mocks, MockCallArgs, MockResourceArgs
+from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
 
 
 @dataclass
@@ -34,8 +34,10 @@ class Recorder(Mocks):
     def transform(self, args: pulumi.ResourceTransformationArgs) -> None:
         parent = args.opts.parent if args.opts else None
         self.parents[(args.type_, args.name)] = (
-            f"{parent._type}::{parent._name}" if parent is not None  # noqa: SLF001
-            and hasattr(parent, "_name") else None)
+            f"{parent._type}::{parent._name}"
+            if parent is not None and hasattr(parent, "_name")
+            else None
+        )
 
     def call(self, args: MockCallArgs) -> dict[str, Any]:
         return {}

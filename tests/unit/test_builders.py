@@ -176,8 +176,12 @@ def test_security_context() -> None:
         "allowPrivilegeEscalation": False,
         "readOnlyRootFilesystem": True,
         "runAsNonRoot": True,
+        "runAsUser": 10001,
+        "runAsGroup": 10001,
         "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
+    assert pod["containers"][0]["imagePullPolicy"] == "Always"
     assert (
         pod["automountServiceAccountToken"],
         pod["serviceAccountName"],
@@ -359,8 +363,15 @@ def test_stopped_canary_track_has_no_pods() -> None:
     [
         ("v2.1.0", "bert-v2-1-0", "v2-1-0"),
         ("2024.11", "bert-2024-11", "2024-11"),
-        ("V3_RC.1", "bert-v3-rc-1", "v3-rc-1"),
-        ("release-candidate-number-12", "bert-release-candidate-nu", "release-candidate-nu"),
+        ("abcdefghij0123456789", "bert-abcdefghij0123456789", "abcdefghij0123456789"),
+        # Anything but dot-separated [a-z0-9]+ words of <= 20 characters gets its first 12
+        # folded characters, '--' and a 6-character sha256 of the exact version.
+        ("V3_RC.1", "bert-v3-rc-1--a1000c", "v3-rc-1--a1000c"),
+        ("v2_1_0", "bert-v2-1-0--b18466", "v2-1-0--b18466"),
+        ("V2.1.0", "bert-v2-1-0--79b74a", "v2-1-0--79b74a"),
+        ("1..2", "bert-1-2--7ac9fb", "1-2--7ac9fb"),
+        ("abcdefghij0123456789a", "bert-abcdefghij01--883467", "abcdefghij01--883467"),
+        ("release-candidate-number-12", "bert-release-cand--0e5440", "release-cand--0e5440"),
     ],
 )
 def test_blue_green_deployment_is_keyed_by_version(version: str, name: str, slug: str) -> None:
@@ -383,25 +394,28 @@ def test_blue_green_deployment_is_keyed_by_version(version: str, name: str, slug
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: naming.version_slug is not one-to-one (it cuts at "
-    "20 characters and folds '.', '_' and '-' together), so distinct versions "
-    "share one blue-green Deployment: the switch becomes an in-place rollout",
-)
+def blue_green_name(version: str) -> str:
+    model = {**deployment().model.model_dump(), "version": version}
+    return naming.workload_name(deployment(model=model, strategy={"type": "blue_green"}))
+
+
 @pytest.mark.parametrize(
     ("old", "new"),
     [
         ("2024-11-01-nightly-build-17", "2024-11-01-nightly-build-18"),
         ("v2.1.0", "v2_1_0"),
+        ("v2.1.0", "v2-1-0"),
+        ("v2.1.0", "V2.1.0"),
+        ("1.2", "1..2"),
     ],
 )
 def test_distinct_versions_get_distinct_blue_green_deployments(old: str, new: str) -> None:
-    def name(version: str) -> str:
-        model = {**deployment().model.model_dump(), "version": version}
-        return naming.workload_name(deployment(model=model, strategy={"type": "blue_green"}))
+    assert blue_green_name(old) != blue_green_name(new)
 
-    assert name(old) != name(new)
+
+@pytest.mark.parametrize(("old", "new"), [("v2.1", "v2.1."), ("v2-1-0", "v2.1.0.e5b814")])
+def test_plain_versions_never_share_a_slug_with_another_version(old: str, new: str) -> None:
+    assert blue_green_name(old) != blue_green_name(new)
 
 
 def test_disruption_budget() -> None:
@@ -665,6 +679,12 @@ def cloud_taint(taint: dict[str, str]) -> dict[str, str]:
     return {**taint, "effect": effects[taint["effect"]]}
 
 
+def smallest(gpu_type: GpuType, provider: str) -> int:
+    """The smallest GPUs-per-node count with a default machine on ``provider``."""
+    info = gpu_info(gpu_type)
+    return min(info.gke_machines if provider == "gke" else info.eks_instances)
+
+
 def test_karpenter_node_pool() -> None:
     p = NodePoolSpec.model_validate(
         {
@@ -732,8 +752,9 @@ def test_karpenter_capacity_type(spot: bool, capacity: str) -> None:
 
 @pytest.mark.parametrize("gpu_type", GPU_TYPES)
 def test_karpenter_pool_matches_the_deployments_for_its_gpu(gpu_type: GpuType) -> None:
-    template = karpenter_node_pool(pool(gpu_type), KARPENTER)["spec"]["template"]
-    pod = pod_spec(resources=gpu_resources(gpu_type))
+    count = smallest(gpu_type, "karpenter")
+    template = karpenter_node_pool(pool(gpu_type, count), KARPENTER)["spec"]["template"]
+    pod = pod_spec(resources=gpu_resources(gpu_type, count))
     (taint,) = template["spec"]["taints"]
     assert tolerated(taint, pod["tolerations"])
     assert selected(template["metadata"]["labels"], pod["nodeSelector"])
@@ -742,8 +763,9 @@ def test_karpenter_pool_matches_the_deployments_for_its_gpu(gpu_type: GpuType) -
 
 @pytest.mark.parametrize("gpu_type", [t for t in GPU_TABLE if GPU_TABLE[t].gke_accelerator])
 def test_gke_pool_matches_the_deployments_for_its_gpu(gpu_type: GpuType) -> None:
-    node_config = gke_node_pool_args(pool(gpu_type), GKE)["node_config"]
-    pod = pod_spec(resources=gpu_resources(gpu_type))
+    count = smallest(gpu_type, "gke")
+    node_config = gke_node_pool_args(pool(gpu_type, count), GKE)["node_config"]
+    pod = pod_spec(resources=gpu_resources(gpu_type, count))
     # GKE taints every GPU node with nvidia.com/gpu=present:NoSchedule by itself.
     taints = [
         *(cloud_taint(t) for t in node_config["taints"]),
@@ -755,8 +777,9 @@ def test_gke_pool_matches_the_deployments_for_its_gpu(gpu_type: GpuType) -> None
 
 @pytest.mark.parametrize("gpu_type", GPU_TYPES)
 def test_eks_pool_matches_the_deployments_for_its_gpu(gpu_type: GpuType) -> None:
-    args = eks_node_group_args(pool(gpu_type), EKS)
-    pod = pod_spec(resources=gpu_resources(gpu_type))
+    count = smallest(gpu_type, "eks")
+    args = eks_node_group_args(pool(gpu_type, count), EKS)
+    pod = pod_spec(resources=gpu_resources(gpu_type, count))
     assert [tolerated(cloud_taint(t), pod["tolerations"]) for t in args["taints"]] == [True]
     assert selected(args["labels"], pod["nodeSelector"])
 
@@ -768,24 +791,42 @@ def test_eks_pool_matches_the_deployments_for_its_gpu(gpu_type: GpuType) -> None
 def test_pods_of_another_gpu_neither_tolerate_nor_select_a_pool(
     pool_gpu: GpuType, pod_gpu: GpuType
 ) -> None:
-    template = karpenter_node_pool(pool(pool_gpu), KARPENTER)["spec"]["template"]
+    template = karpenter_node_pool(pool(pool_gpu, smallest(pool_gpu, "karpenter")), KARPENTER)[
+        "spec"
+    ]["template"]
     pod = pod_spec(resources=gpu_resources(pod_gpu))
     assert tolerated(template["spec"]["taints"][0], pod["tolerations"]) is False
     assert selected(template["metadata"]["labels"], pod["nodeSelector"]) is False
 
 
-@pytest.mark.parametrize("gpu_type", [t for t in GPU_TABLE if GPU_TABLE[t].gke_accelerator])
-def test_gke_accelerator_comes_from_the_gpu_table(gpu_type: GpuType) -> None:
+@pytest.mark.parametrize(
+    ("gpu_type", "count", "machine"),
+    [
+        pytest.param(t, n, m, id=f"{t.value}-{n}")
+        for t, info in GPU_TABLE.items()
+        for n, m in info.gke_machines.items()
+    ],
+)
+def test_gke_accelerator_comes_from_the_gpu_table(
+    gpu_type: GpuType, count: int, machine: str
+) -> None:
     info = gpu_info(gpu_type)
-    node_config = gke_node_pool_args(pool(gpu_type, 2), GKE)["node_config"]
+    node_config = gke_node_pool_args(pool(gpu_type, count), GKE)["node_config"]
     assert node_config["guest_accelerators"] == [
         {
             "type": info.gke_accelerator,
-            "count": 2,
+            "count": count,
             "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
         }
     ]
-    assert node_config["machine_type"] == info.gke_machine_type
+    assert node_config["machine_type"] == machine
+
+
+def test_machine_type_given_wins_over_the_default() -> None:
+    p = pool("A100", 1, machineType="p4de.24xlarge")
+    assert eks_node_group_args(p, EKS)["instance_types"] == ["p4de.24xlarge"]
+    p = pool("L4", 1, machineType="g2-standard-16")
+    assert gke_node_pool_args(p, GKE)["node_config"]["machine_type"] == "g2-standard-16"
 
 
 def test_gke_node_pool_args() -> None:
@@ -796,7 +837,6 @@ def test_gke_node_pool_args() -> None:
         "project": "proj",
         "name": "pool",
         "autoscaling": {"min_node_count": 1, "max_node_count": 3},
-        "initial_node_count": 1,
         "node_config": {
             "machine_type": "g2-standard-24",
             "spot": True,
@@ -816,13 +856,6 @@ def test_gke_node_pool_args() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: node_pools.gke_node_pool_args sets "
-    "initial_node_count = minNodes; initial_node_count forces recreation of a "
-    "GKE node pool, so a minNodes edit replaces the pool although the "
-    "field-effect table says in-place",
-)
 def test_gke_min_nodes_edit_only_touches_autoscaling() -> None:
     before = gke_node_pool_args(pool("L4", minNodes=0, maxNodes=3), GKE)
     after = gke_node_pool_args(pool("L4", minNodes=2, maxNodes=3), GKE)
@@ -846,63 +879,126 @@ def test_eks_node_group_args() -> None:
     }
 
 
-@pytest.mark.parametrize("gpu_type", GPU_TYPES)
-def test_eks_instance_type_comes_from_the_gpu_table(gpu_type: GpuType) -> None:
-    args = eks_node_group_args(pool(gpu_type), EKS)
+@pytest.mark.parametrize(
+    ("gpu_type", "count", "instance"),
+    [
+        pytest.param(t, n, m, id=f"{t.value}-{n}")
+        for t, info in GPU_TABLE.items()
+        for n, m in info.eks_instances.items()
+    ],
+)
+def test_eks_instance_type_comes_from_the_gpu_table(
+    gpu_type: GpuType, count: int, instance: str
+) -> None:
+    args = eks_node_group_args(pool(gpu_type, count), EKS)
     assert (args["ami_type"], args["instance_types"], args["capacity_type"]) == (
         "AL2023_x86_64_NVIDIA",
-        [gpu_info(gpu_type).eks_instance_type],
+        [instance],
         "ON_DEMAND",
     )
 
 
-# GPUs per machine for the table's fixed-shape machine types (AWS and GCP documentation).
+# GPUs per machine of the table's fixed-shape machine types (AWS and GCP documentation).
 # GKE N1 machines take attached T4/V100 GPUs in several counts, so they are not listed.
 GPUS_PER_MACHINE = {
     "g4dn.xlarge": 1,
+    "g4dn.12xlarge": 4,
+    "g4dn.metal": 8,
     "p3.2xlarge": 1,
+    "p3.8xlarge": 4,
+    "p3.16xlarge": 8,
     "g5.xlarge": 1,
+    "g5.12xlarge": 4,
+    "g5.48xlarge": 8,
     "p4d.24xlarge": 8,
     "g6.xlarge": 1,
+    "g6.12xlarge": 4,
+    "g6.48xlarge": 8,
     "g6e.xlarge": 1,
+    "g6e.12xlarge": 4,
+    "g6e.48xlarge": 8,
     "p5.48xlarge": 8,
     "a2-highgpu-1g": 1,
+    "a2-highgpu-2g": 2,
+    "a2-highgpu-4g": 4,
+    "a2-highgpu-8g": 8,
+    "a2-megagpu-16g": 16,
     "g2-standard-8": 1,
+    "g2-standard-24": 2,
+    "g2-standard-48": 4,
+    "g2-standard-96": 8,
     "a3-highgpu-8g": 8,
 }
-EIGHT_GPU_DEFAULT = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: gpu.GPU_TABLE's default machine carries 8 GPUs, not one as GpuInfo documents; a "
-        "pool with count 1 and no machineType is accepted but GKE rejects it and Karpenter "
-        "never launches it (its GPU limit maxNodes x 1 is below one node's 8 GPUs)"
-    ),
-)
+DEFAULT_MACHINES = [
+    pytest.param(t, provider, count, machine, id=f"{t.value}-{provider}-{count}")
+    for t, info in GPU_TABLE.items()
+    for provider, table in (("gke", info.gke_machines), ("eks", info.eks_instances))
+    for count, machine in table.items()
+]
+
+
+@pytest.mark.parametrize(("gpu_type", "provider", "count", "machine"), DEFAULT_MACHINES)
+def test_default_machine_carries_the_pools_gpu_count(
+    gpu_type: GpuType, provider: str, count: int, machine: str
+) -> None:
+    assert gpu_info(gpu_type).default_machine(provider, count) == machine
+    if machine.startswith("n1-"):
+        assert gpu_type in (GpuType.T4, GpuType.V100)
+    else:
+        assert GPUS_PER_MACHINE[machine] == count
+
+
+def test_default_machine_tables() -> None:
+    assert {
+        t.value: (dict(i.gke_machines), dict(i.eks_instances)) for t, i in GPU_TABLE.items()
+    } == {
+        "T4": (
+            {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
+            {1: "g4dn.xlarge", 4: "g4dn.12xlarge", 8: "g4dn.metal"},
+        ),
+        "V100": (
+            {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
+            {1: "p3.2xlarge", 4: "p3.8xlarge", 8: "p3.16xlarge"},
+        ),
+        "A10G": ({}, {1: "g5.xlarge", 4: "g5.12xlarge", 8: "g5.48xlarge"}),
+        "A100": (
+            {
+                1: "a2-highgpu-1g",
+                2: "a2-highgpu-2g",
+                4: "a2-highgpu-4g",
+                8: "a2-highgpu-8g",
+                16: "a2-megagpu-16g",
+            },
+            {8: "p4d.24xlarge"},
+        ),
+        "L4": (
+            {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"},
+            {1: "g6.xlarge", 4: "g6.12xlarge", 8: "g6.48xlarge"},
+        ),
+        "L40S": ({}, {1: "g6e.xlarge", 4: "g6e.12xlarge", 8: "g6e.48xlarge"}),
+        "H100": ({8: "a3-highgpu-8g"}, {8: "p5.48xlarge"}),
+    }
 
 
 @pytest.mark.parametrize(
-    ("gpu_type", "field"),
+    ("gpu_type", "provider", "count"),
     [
-        pytest.param(
-            t,
-            f,
-            id=f"{t.value}-{f}",
-            marks=[EIGHT_GPU_DEFAULT]
-            if (t, f)
-            in {
-                (GpuType.A100, "eks_instance_type"),
-                (GpuType.H100, "eks_instance_type"),
-                (GpuType.H100, "gke_machine_type"),
-            }
-            else [],
-        )
-        for t in GPU_TABLE
-        for f in ("gke_machine_type", "eks_instance_type")
-        if getattr(GPU_TABLE[t], f) in GPUS_PER_MACHINE
+        (GpuType.A100, "eks", 1),
+        (GpuType.H100, "gke", 1),
+        (GpuType.H100, "eks", 4),
+        (GpuType.A10G, "gke", 1),
+        (GpuType.T4, "eks", 2),
     ],
 )
-def test_default_machine_carries_one_gpu(gpu_type: GpuType, field: str) -> None:
-    assert GPUS_PER_MACHINE[getattr(gpu_info(gpu_type), field)] == 1
+def test_no_default_machine_for_other_counts(gpu_type: GpuType, provider: str, count: int) -> None:
+    assert gpu_info(gpu_type).default_machine(provider, count) is None
+
+
+def test_karpenter_uses_the_eks_instance_table() -> None:
+    assert gpu_info(GpuType.L4).default_machine("karpenter", 4) == "g6.12xlarge"
+    p = pool("L4", 4)
+    requirements = karpenter_node_pool(p, KARPENTER)["spec"]["template"]["spec"]["requirements"]
+    assert requirements[0]["values"] == ["g6.12xlarge"]
 
 
 def test_gpu_table_is_consistent() -> None:
@@ -910,5 +1006,5 @@ def test_gpu_table_is_consistent() -> None:
         (t.value, t, t.value.lower()) for t in GpuType
     ]
     for info in GPU_TABLE.values():
-        assert (info.gke_accelerator is None) == (info.gke_machine_type is None), info.type
-        assert info.eks_instance_type is not None
+        assert (info.gke_accelerator is None) == (not info.gke_machines), info.type
+        assert info.eks_instances, info.type

@@ -10,7 +10,7 @@ import pulumi
 import pytest
 
 from components import ConfigError, GpuNodePool, ModelDeployment, parse_stack
-from components.program import build, main
+from components.program import build, main, stack_config
 from components.validation import read_stack_file
 from tests.mocks import Recorder, run_program
 from tests.unit.specs import STACKS, deployment, deployment_raw, run_stack, stack_raw
@@ -30,6 +30,7 @@ DR = "kubernetes:networking.istio.io/v1:DestinationRule"
 VS = "kubernetes:networking.istio.io/v1:VirtualService"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
+NP = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 
 Tree = set[tuple[str, str, str | None]]
 
@@ -53,7 +54,7 @@ def model(
 ) -> Tree:
     """The resources of one ModelDeployment, each with its parent."""
     md = of(MD, name)
-    out: Tree = {(MD, name, None), (SA, name, md)}
+    out: Tree = {(MD, name, None), (SA, name, md), (NP, f"{name}-ingress", md)}
     out |= {(DEP, w, md) for w in (workloads or (name,))}
     if pdb:
         out.add((PDB, f"{name}-pdb", md))
@@ -108,9 +109,18 @@ WORKLOADS = {
         "resnet-vision": (1, "registry.example.com/vision/resnet:2024.11"),
     },
     "prod": {
-        "bert-sentiment": (None, "registry.example.com/nlp/bert-sentiment:2.1.0"),
-        "bert-sentiment-canary": (1, "registry.example.com/nlp/bert-sentiment:2.2.0"),
-        "llama-chat-v3-0-1": (None, "registry.example.com/llm/llama-chat:3.0.1"),
+        "bert-sentiment": (
+            None,
+            "registry.example.com/nlp/bert-sentiment:2.1.0@sha256:6fedc3015693be31c4bf8b5277f824c3a3140ed95e918fc4f4a4a95caa8c193c",
+        ),
+        "bert-sentiment-canary": (
+            1,
+            "registry.example.com/nlp/bert-sentiment:2.2.0@sha256:fd8c855a052ae88b15d74223f79ba807d8c10c7aaa5e4174f8874bb2a97a6f1c",
+        ),
+        "llama-chat-v3-0-1": (
+            None,
+            "registry.example.com/llm/llama-chat:3.0.1@sha256:14ba8079e1b86c81c20c3b76c5e38954d88b71288e3caa76cdc098b3d8a173ff",
+        ),
     },
 }
 
@@ -238,6 +248,7 @@ def test_model_deployment_accepts_a_plain_dict() -> None:
         (MD, "bert", None),
         (SA, "bert", of(MD, "bert")),
         (DEP, "bert", of(MD, "bert")),
+        (NP, "bert-ingress", of(MD, "bert")),
         (LB, "bert", of(MD, "bert")),
         (SVC, "bert", of(LB, "bert")),
     }
@@ -279,15 +290,44 @@ def test_invalid_dict_raises_and_registers_nothing() -> None:
     assert rec.resources == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ModelDeployment renames a typed spec with "
-    "model_copy(update={'name': name}), which skips validation: a non-DNS name "
-    "registers resources (model_deployment.py, `if spec.name != name`)",
-)
 def test_invalid_name_for_a_typed_spec_registers_nothing() -> None:
     rec, err = registers_nothing(lambda: ModelDeployment("Not_A_DNS_Label", deployment()))
     assert isinstance(err, ConfigError)
+    assert str(err) == (
+        "deployments[Not_A_DNS_Label].name: 'Not_A_DNS_Label' is not a DNS-1123 label of at "
+        "most 40 characters (lower-case letters, digits and '-', starting and ending with a "
+        "letter or digit)"
+    )
+    assert rec.resources == []
+
+
+def test_typed_spec_is_renamed_to_the_component_name() -> None:
+    spec = deployment(strategy={"type": "blue_green"}, environment="production")
+    rec = run_program(lambda: ModelDeployment("gpt", spec))
+    assert (DEP, "gpt-v2-1-0") in rec.names()
+    assert (DEP, "bert") not in rec.names()
+    meta = rec.one(DEP, "gpt-v2-1-0").inputs["metadata"]
+    assert (meta["labels"]["app.kubernetes.io/name"], meta["namespace"]) == ("gpt", "default")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        False,
+        True,
+    ],
+    ids=["dict", "typed"],
+)
+def test_standalone_deployment_refuses_max_surge_zero_with_default_max_unavailable_zero(
+    typed: bool,
+) -> None:
+    raw = deployment_raw(environment="production", strategy={"maxSurge": 0})
+    spec = deployment(**raw) if typed else raw
+    rec, err = registers_nothing(lambda: ModelDeployment("bert", spec))
+    assert str(err) == (
+        "deployments[bert].strategy: maxSurge 0 with maxUnavailable 0 (production default): "
+        "a rollout could never make progress"
+    )
     assert rec.resources == []
 
 
@@ -313,8 +353,10 @@ def test_gke_node_pool() -> None:
             "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"},
         }
     ]
-    assert inputs["nodeConfig"]["machineType"] == "g2-standard-8"
+    assert inputs["nodeConfig"]["machineType"] == "g2-standard-24"
     assert inputs["autoscaling"] == {"minNodeCount": 0, "maxNodeCount": 3}
+    # initialNodeCount forces a new pool on change; autoscaling bounds alone size it.
+    assert "initialNodeCount" not in inputs
 
 
 def test_eks_node_group() -> None:
@@ -325,9 +367,20 @@ def test_eks_node_group() -> None:
         "subnetIds": ["subnet-a"],
     }
     spec = {"name": "a10g", "gpu": {"type": "A10G", "count": 1}, "spot": True}
-    rec = run_program(lambda: GpuNodePool("a10g", spec, cluster))
     typ = "aws:eks/nodeGroup:NodeGroup"
+    ignored: dict[str, list[str] | None] = {}
+
+    def program() -> None:
+        def capture(args: pulumi.ResourceTransformationArgs) -> None:
+            ignored[args.type_] = args.opts.ignore_changes
+
+        pulumi.runtime.register_stack_transformation(capture)
+        GpuNodePool("a10g", spec, cluster)
+
+    rec = run_program(program)
     assert tree(rec) == {(GNP, "a10g", None), (typ, "a10g", of(GNP, "a10g"))}
+    # The cluster autoscaler owns desiredSize once the group exists.
+    assert ignored[typ] == ["scalingConfig.desiredSize"]
     inputs = rec.one(typ, "a10g").inputs
     assert (
         inputs["amiType"],
@@ -337,6 +390,32 @@ def test_eks_node_group() -> None:
         inputs["subnetIds"],
     ) == ("AL2023_x86_64_NVIDIA", ["g5.xlarge"], "SPOT", "eks-1", ["subnet-a"])
     assert inputs["labels"] == {"servestack.io/gpu": "a10g", "servestack.io/node-pool": "a10g"}
+    assert inputs["scalingConfig"] == {"minSize": 0, "maxSize": 1, "desiredSize": 0}
+
+
+@pytest.mark.parametrize(
+    ("cluster", "expected"),
+    [
+        (
+            {"name": "gke-1", "provider": "gke", "location": "europe-west4"},
+            "nodePools[h100].machineType: required: no default gke machine carries 1 H100; "
+            "defaults exist for GPUs per node: 8 (a3-highgpu-8g)",
+        ),
+        (
+            {"name": "c", "provider": "karpenter"},
+            "nodePools[h100].machineType: required: no default karpenter machine carries 1 "
+            "H100; defaults exist for GPUs per node: 8 (p5.48xlarge)",
+        ),
+    ],
+)
+def test_pool_without_a_default_machine_registers_nothing(
+    cluster: dict[str, Any], expected: str
+) -> None:
+    spec = {"name": "h100", "gpu": {"type": "H100", "count": 1}}
+    rec, err = registers_nothing(lambda: GpuNodePool("h100", spec, cluster))
+    assert isinstance(err, ConfigError)
+    assert str(err) == expected
+    assert rec.resources == []
 
 
 def test_existing_cluster_pool_registers_only_the_component() -> None:
@@ -392,14 +471,6 @@ def test_program_with_an_invalid_config_fails_cleanly(clean_config: pytest.Monke
     assert rec.resources == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pulumi.config.ConfigTypeError,
-    reason="BUG: "
-    "program.stack_config calls Config.get_object on every key; plain string "
-    "values (servestack:environment: development) are not JSON and raise "
-    "ConfigTypeError, a traceback instead of a deployment",
-)
 def test_program_runs_a_stack_file_as_the_engine_passes_it(
     clean_config: pytest.MonkeyPatch,
 ) -> None:
@@ -409,14 +480,27 @@ def test_program_runs_a_stack_file_as_the_engine_passes_it(
     assert tree(rec) == EXPECTED["dev"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pulumi.RunError,
-    reason="BUG: program.stack_config "
-    "lists keys from the PULUMI_CONFIG variable only, so config set through "
-    "pulumi.runtime.set_all_config (Automation API inline programs, mocks) is "
-    "invisible and the run fails with 'cluster: required but missing'",
-)
+def test_stack_config_parses_json_objects_and_keeps_plain_strings(
+    clean_config: pytest.MonkeyPatch,
+) -> None:
+    clean_config.setenv(
+        "PULUMI_CONFIG", json.dumps({"servestack:environment": "staging", "other:key": "x"})
+    )
+    pulumi.runtime.set_all_config(
+        {
+            "servestack:cluster": '{"name": "c"}',
+            "servestack:deployments": "[]",
+            "servestack:namespace": "[not json",
+        }
+    )
+    assert stack_config() == {
+        "cluster": {"name": "c"},
+        "deployments": [],
+        "environment": "staging",
+        "namespace": "[not json",
+    }
+
+
 def test_program_reads_config_set_by_the_runtime(clean_config: pytest.MonkeyPatch) -> None:
     raw = {"cluster": {"name": "c"}, "deployments": [deployment_raw()]}
 

@@ -19,6 +19,7 @@ from components import (
     load_stack_config,
     parse_stack,
 )
+from components.gpu import GpuType
 from components.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
 from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
 
@@ -30,6 +31,7 @@ CANARY = {"type": "canary", "weight": 10, "canaryVersion": "v2", "canaryImage": 
 QUEUE = {"kind": "kafka", "name": "jobs", "connectionSecret": "kafka-conn"}
 A100_POOL = {"name": "a100", "gpu": {"type": "A100", "count": 8}}
 KARPENTER = {"name": "prod-eu-1", "provider": "karpenter"}
+GKE = {"name": "c", "provider": "gke", "location": "l"}
 EKS = {
     "name": "eks-1",
     "provider": "eks",
@@ -169,7 +171,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         [
             "deployments[bert]: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
             "description, model, processing, resources, replicas, active, autoscaling, "
-            "loadBalancer, strategy, queue, port, env, tags, environment, namespace)"
+            "loadBalancer, strategy, queue, port, env, secretEnv, tags, environment, namespace)"
         ],
     ),
     (
@@ -363,6 +365,32 @@ RULES: list[tuple[str, Any, list[str]]] = [
         ],
     ),
     (
+        "max-unavailable-above-100-percent",
+        dep(strategy={"maxUnavailable": "150%"}),
+        ["deployments[bert].strategy: maxUnavailable '150%' must be at most '100%'"],
+    ),
+    (
+        "max-unavailable-101-percent",
+        dep(strategy={"maxUnavailable": "101%"}),
+        ["deployments[bert].strategy: maxUnavailable '101%' must be at most '100%'"],
+    ),
+    (
+        "canary-version-bad",
+        dep(strategy={**CANARY, "canaryVersion": "bad version"}),
+        [
+            "deployments[bert].strategy: canaryVersion 'bad version' is not allowed: letters, "
+            "digits, '.', '_', '-', at most 63 characters"
+        ],
+    ),
+    (
+        "canary-without-load-balancer",
+        dep(strategy=CANARY, loadBalancer={"enabled": False}),
+        [
+            "deployments[bert]: strategy canary needs loadBalancer.enabled: the canary weight is "
+            "applied by the mesh's routes"
+        ],
+    ),
+    (
         "strategy-unknown-type",
         dep(strategy={"type": "recreate"}),
         [
@@ -418,6 +446,14 @@ RULES: list[tuple[str, Any, list[str]]] = [
         [
             "deployments[bert]: strategy blue_green needs processing sync (it splits or switches "
             "request traffic)"
+        ],
+    ),
+    (
+        "gpu-target-on-async",
+        dep(processing="async", queue=QUEUE, autoscaling={"targetGpuUtilization": 60}),
+        [
+            "deployments[bert]: autoscaling.targetGpuUtilization is not supported for processing "
+            "async: KEDA scales workers on queue depth, CPU and memory"
         ],
     ),
     (
@@ -482,7 +518,32 @@ RULES: list[tuple[str, Any, list[str]]] = [
         ),
         [
             "nodePools[a10g].gpu.type: A10G is not offered on GKE",
-            "nodePools[a10g].machineType: required: no default machine type for A10G on gke",
+            "nodePools[a10g].machineType: required: no default gke machine carries 1 A10G; "
+            "defaults exist for GPUs per node: none",
+        ],
+    ),
+    (
+        "gke-no-machine-for-count",
+        pool_stack(GKE, gpu={"type": "H100", "count": 4}),
+        [
+            "nodePools[a100].machineType: required: no default gke machine carries 4 H100; "
+            "defaults exist for GPUs per node: 8 (a3-highgpu-8g)"
+        ],
+    ),
+    (
+        "eks-no-machine-for-count",
+        pool_stack(EKS, gpu={"type": "A100", "count": 1}),
+        [
+            "nodePools[a100].machineType: required: no default eks machine carries 1 A100; "
+            "defaults exist for GPUs per node: 8 (p4d.24xlarge)"
+        ],
+    ),
+    (
+        "karpenter-no-machine-for-count",
+        pool_stack(KARPENTER, gpu={"type": "T4", "count": 2}),
+        [
+            "nodePools[a100].machineType: required: no default karpenter machine carries 2 T4; "
+            "defaults exist for GPUs per node: 1 (g4dn.xlarge), 4 (g4dn.12xlarge), 8 (g4dn.metal)"
         ],
     ),
     (
@@ -543,7 +604,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "canary-image-bad",
         dep(strategy={**CANARY, "canaryImage": "BAD IMAGE"}),
         [
-            "deployments[bert].strategy: image 'BAD IMAGE' is not a valid image reference "
+            "deployments[bert].strategy: canaryImage 'BAD IMAGE' is not a valid image reference "
             "(registry/name:tag or registry/name@sha256:<digest>)"
         ],
     ),
@@ -640,11 +701,12 @@ def test_problem_objects_carry_path_and_message() -> None:
 
 @pytest.mark.parametrize("gpu_type", [pytest.param(t, id=t.value) for t in GPU_TABLE])
 def test_every_gpu_type_offered_by_its_pool_is_accepted(gpu_type: str) -> None:
+    count = min(GPU_TABLE[GpuType(gpu_type)].eks_instances)  # Karpenter launches EC2 types
     stack = parse_stack(
         stack_raw(
             deployment_raw(resources=res(type=gpu_type, count=1)),
             cluster=KARPENTER,
-            node_pools=[{"name": "pool", "gpu": {"type": gpu_type, "count": 1}}],
+            node_pools=[{"name": "pool", "gpu": {"type": gpu_type, "count": count}}],
         )
     )
     assert stack.deployments[0].resources.gpu.type == gpu_type
@@ -670,68 +732,103 @@ def test_deployments_inherit_stack_environment_and_namespace_unless_set() -> Non
     ]
 
 
-# --- the bugs ---------------------------------------------------------------------------
+# --- rules added with the fixes --------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: errors in strategy.canaryVersion/canaryImage are "
-    "reported as 'version'/'image' (the names of model fields): config.py "
-    "Strategy._params_for_type re-validates through ModelRef",
-)
 @pytest.mark.parametrize(
-    ("strategy", "field"),
-    [
-        ({**CANARY, "canaryVersion": "bad version"}, "canaryVersion"),
-        ({**CANARY, "canaryImage": "BAD IMAGE"}, "canaryImage"),
-    ],
+    "extra",
+    [{"machineType": "p4de.24xlarge"}, {"gpu": {"type": "A100", "count": 8}}],
+    ids=["machine-type-given", "default-exists"],
 )
-def test_canary_errors_name_the_canary_field(strategy: dict[str, Any], field: str) -> None:
-    (line,) = problems(dep(strategy=strategy))
-    assert line.startswith(f"deployments[bert].strategy: {field} ")
+def test_pool_with_a_machine_for_its_count_is_accepted(extra: dict[str, Any]) -> None:
+    stack = parse_stack(pool_stack(EKS, **{"gpu": {"type": "A100", "count": 1}, **extra}))
+    assert [p.name for p in stack.node_pools] == ["a100"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an invalid stack-level environment/namespace is "
-    "copied into every deployment by StackConfig._inherit and reported once per "
-    "deployment as well, blaming keys the user never wrote",
+@pytest.mark.parametrize(
+    ("strategy", "lb"),
+    [(CANARY, {"enabled": True}), (CANARY, None), ({"type": "rolling"}, {"enabled": False})],
+    ids=["canary-enabled", "canary-default", "rolling-disabled"],
 )
+def test_load_balancer_rule_only_concerns_a_disabled_one_under_canary(
+    strategy: dict[str, Any], lb: dict[str, Any] | None
+) -> None:
+    overrides: dict[str, Any] = {"strategy": strategy}
+    if lb is not None:
+        overrides["loadBalancer"] = lb
+    assert parse_stack(dep(**overrides)).deployments[0].strategy.type.value == strategy["type"]
+
+
+def test_async_autoscaling_on_cpu_and_memory_is_accepted() -> None:
+    bounds = {"targetCpuUtilization": 80, "targetMemoryUtilization": 90}
+    stack = parse_stack(dep(processing="async", queue=QUEUE, autoscaling=bounds))
+    assert stack.deployments[0].autoscaling is not None
+
+
+ENV_PROBLEM = (
+    "environment: 'prod' is not allowed; allowed: 'development', 'staging' or 'production'"
+)
+
+
 @pytest.mark.parametrize(
     ("extra", "expected"),
     [
+        ({"environment": "prod"}, [ENV_PROBLEM]),
+        ({"namespace": "Models"}, [f"namespace: 'Models' {DNS}"]),
         (
-            {"environment": "prod"},
-            "environment: 'prod' is not allowed; allowed: 'development', 'staging' or 'production'",
+            {"environment": "prod", "namespace": "Models"},
+            [ENV_PROBLEM, f"namespace: 'Models' {DNS}"],
         ),
-        ({"namespace": "Models"}, f"namespace: 'Models' {DNS}"),
+    ],
+    ids=["environment", "namespace", "both"],
+)
+def test_invalid_stack_setting_is_one_problem(extra: dict[str, str], expected: list[str]) -> None:
+    raw = stack_raw(deployment_raw(), deployment_raw(name="b"), **extra)
+    assert problems(raw) == expected
+
+
+def test_too_long_stack_namespace_is_one_problem() -> None:
+    raw = stack_raw(deployment_raw(), deployment_raw(name="b"), namespace="a" * 41)
+    assert problems(raw) == [f"namespace: '{'a' * 41}' {DNS}"]
+
+
+@pytest.mark.parametrize("environment", [["production"], {"name": "production"}])
+def test_non_string_stack_environment_is_one_problem(environment: Any) -> None:
+    assert problems(stack_raw(deployment_raw(), environment=environment)) == [
+        f"environment: {environment!r} is not allowed; allowed: 'development', 'staging' or "
+        "'production'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environment", "surge"),
+    [("staging", 0), ("staging", "0%"), ("production", 0), ("production", "0%")],
+)
+def test_max_surge_zero_with_default_max_unavailable_zero_is_refused(
+    environment: str, surge: int | str
+) -> None:
+    raw = stack_raw(deployment_raw(strategy={"maxSurge": surge}), environment=environment)
+    assert problems(raw) == [
+        f"deployments[bert].strategy: maxSurge {surge!r} with maxUnavailable 0 "
+        f"({environment} default): a rollout could never make progress"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("environment", "strategy"),
+    [
+        ("development", {"maxSurge": 0}),
+        ("development", {"maxUnavailable": 0}),
+        ("staging", {"maxSurge": 0, "maxUnavailable": 1}),
+        ("production", {"maxUnavailable": "100%"}),
+        ("production", {"maxSurge": "150%"}),
     ],
 )
-def test_invalid_stack_setting_is_one_problem(extra: dict[str, str], expected: str) -> None:
-    raw = stack_raw(deployment_raw(), deployment_raw(name="b"), **extra)
-    assert problems(raw) == [expected]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: maxSurge 0 is accepted in staging/production "
-    "whose default maxUnavailable is 0; the Deployment then has both 0 and the "
-    "API server rejects it (Strategy validator only sees explicit values)",
-)
-@pytest.mark.parametrize("environment", ["staging", "production"])
-def test_max_surge_zero_with_default_max_unavailable_zero_is_refused(environment: str) -> None:
-    (line,) = problems(stack_raw(deployment_raw(strategy={"maxSurge": 0}), environment=environment))
-    assert "maxSurge" in line
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: maxUnavailable above 100% passes validation "
-    "(r'\\d{1,3}%') but Kubernetes rejects it",
-)
-def test_max_unavailable_above_100_percent_is_refused() -> None:
-    (line,) = problems(dep(strategy={"maxUnavailable": "150%"}))
-    assert "maxUnavailable" in line
+def test_rollouts_that_can_progress_are_accepted(
+    environment: str, strategy: dict[str, Any]
+) -> None:
+    stack = parse_stack(stack_raw(deployment_raw(strategy=strategy), environment=environment))
+    assert stack.deployments[0].strategy.type.value == "rolling"
 
 
 # --- quantities -----------------------------------------------------------------------------
@@ -766,19 +863,9 @@ def test_cpu_quantities(value: object, canonical: str, millicores: int) -> None:
         ("1.5Gi", "1536Mi", 1536),
         ("2048Ki", "2Mi", 2),
         ("1Ti", "1Ti", 1048576),
-        pytest.param(
-            "1G",
-            "1000000000",
-            953,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BUG: format_memory writes a bare byte count ('1000000000') and "
-                    "memory_bytes reads bare numbers as GiB, so memory_mib (and any "
-                    "re-validation) is off by 2**30"
-                ),
-            ),
-        ),
+        ("1G", "1G", 953),
+        ("1000K", "1M", 0),
+        ("1.5K", "2Ki", 0),  # no exact suffix: rounded up to whole KiB, never a bare number
         ("4", "4Gi", 4096),
     ],
 )
@@ -797,14 +884,39 @@ def test_cpu_format_round_trips(millicores: int) -> None:
     assert cpu_millicores(format_cpu(millicores)) == millicores
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: format_memory emits a bare byte count when no "
-    "binary suffix divides it; memory_bytes reads a bare number as GiB",
-)
 @given(st.integers(min_value=1, max_value=2**50))
-def test_memory_format_round_trips(n_bytes: int) -> None:
-    assert memory_bytes(format_memory(n_bytes)) == n_bytes
+def test_memory_format_has_a_suffix_and_rounds_up_below_one_kib(n_bytes: int) -> None:
+    text = format_memory(n_bytes)
+    assert not text.isdigit()
+    read = memory_bytes(text)
+    if n_bytes % 1000 == 0 or n_bytes % 1024 == 0:
+        assert read == n_bytes
+    else:
+        # Rounded up to whole KiB, then written as that amount's canonical quantity.
+        assert read == -(-n_bytes // 1024) * 1024
+        assert text == format_memory(read)
+    assert format_memory(read) == text  # the rounded amount itself is exact and canonical
+
+
+def test_memory_rounded_up_is_already_canonical() -> None:
+    first = Resources(cpu=1, memory="1047.553K")
+    assert first.memory == "1Mi"  # 1047553 bytes round up to 1024Ki, written 1Mi
+    assert Resources(cpu=1, memory=first.memory).memory == first.memory
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        ("2G", "2G"),
+        ("1T", "1T"),
+        ("16G", "16G"),
+        ("1024K", "1000Ki"),  # as short as 1024K: a tie prefers the binary suffix
+        ("1000Ki", "1000Ki"),
+        ("1048576K", "1000Mi"),
+    ],
+)
+def test_memory_format_is_the_shortest_exact_quantity(value: str, canonical: str) -> None:
+    assert format_memory(memory_bytes(value)) == canonical
 
 
 # --- stack files ----------------------------------------------------------------------------
@@ -904,29 +1016,33 @@ def test_directory_instead_of_a_file_gives_a_clean_error(tmp_path: Path) -> None
     assert str(info.value) == f"{tmp_path}: cannot read: Is a directory"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=UnicodeDecodeError,
-    reason="BUG: a binary (non-UTF-8) "
-    "file escapes as UnicodeDecodeError: validation.read_stack_file catches "
-    "only OSError around read_text",
-)
 def test_binary_file_gives_a_clean_error(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.x.yaml"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     with pytest.raises(ConfigError) as info:
         load_stack_config(path)
-    assert str(info.value).startswith(f"{path}: ")
+    assert str(info.value) == f"{path}: not a UTF-8 text file"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: YAML reader errors (control characters) have no "
-    "problem_mark and their text spans two lines, breaking one line per problem",
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            'config:\n  servestack:namespace: "\x01"\n',
+            "character 34: not valid YAML (unacceptable character #x0001: special characters "
+            'are not allowed in "<unicode string>", position 33)',
+        ),
+        (
+            "config:\n  servestack:namespace: \x7f\n",
+            "character 33: not valid YAML (unacceptable character #x007f: special characters "
+            'are not allowed in "<unicode string>", position 32)',
+        ),
+    ],
+    ids=["control-character-quoted", "delete-character"],
 )
-def test_yaml_reader_error_is_one_line(tmp_path: Path) -> None:
+def test_yaml_reader_error_is_one_line(tmp_path: Path, content: str, expected: str) -> None:
     path = tmp_path / "Pulumi.x.yaml"
-    path.write_text('config:\n  servestack:namespace: "\x01"\n')
+    path.write_text(content)
     with pytest.raises(ConfigError) as info:
         load_stack_config(path)
-    assert len(str(info.value).splitlines()) == 1
+    assert str(info.value) == f"{path}: {expected}"

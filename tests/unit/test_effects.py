@@ -70,10 +70,11 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments[].autoscaling.enabled",
         "deployments[].queue.connectionSecret",
         "deployments[].env",
+        "deployments[].secretEnv",
         "deployments[].tags",
         "allowReplacements[].reason",
     } <= set(LEAVES)
-    assert len(LEAVES) == len(set(LEAVES)) == 65
+    assert len(LEAVES) == len(set(LEAVES)) == 66
 
 
 @pytest.mark.parametrize("path", LEAVES)
@@ -120,6 +121,7 @@ def test_unknown_paths_have_no_rule() -> None:
         ("deployments[].resources.cpu", RESTART),
         ("deployments[].model.image", RESTART),
         ("deployments[].env", RESTART),
+        ("deployments[].secretEnv", RESTART),
     ],
 )
 def test_effect_of(path: str, effect: Effect) -> None:

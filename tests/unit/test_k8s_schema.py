@@ -17,7 +17,7 @@ from kubernetes_validate.utils import SchemaNotFoundError, latest_version
 from components import Autoscaling, naming, routing, scaling
 from components.defaults import effective
 from components.scaling import ScalerTarget
-from components.workload import deployment, disruption_budget, service_account
+from components.workload import deployment, disruption_budget, network_policy, service_account
 from tests.unit.specs import STACK_NAMES, run_stack
 from tests.unit.specs import deployment as make_deployment
 
@@ -31,6 +31,7 @@ BUILT_IN = {
     "PodDisruptionBudget": "policy/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
     "Namespace": "v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
 }
 #: CRDs: kubernetes_validate has no schema for them (asserted below); not validated here.
 CUSTOM = {
@@ -125,6 +126,7 @@ def test_workload_manifests_pass_the_kubernetes_schema(overrides: dict[str, Any]
         {"apiVersion": "v1", "kind": "ServiceAccount", **service_account(spec)},
         {"apiVersion": "apps/v1", "kind": "Deployment", **deployment(spec, eff)},
         {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", **disruption_budget(spec)},
+        {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", **network_policy(spec)},
     ]
     if spec.strategy.type.value == "canary":
         manifests.append(
