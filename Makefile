@@ -22,6 +22,12 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# checkov pins many libraries of its own: it gets a virtualenv of its own.
+CHECKOV := .venv-checkov/bin/checkov
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install -q "checkov==3.3.30"
+
 engine:
 	bash tools/build-engine.sh
 
@@ -33,11 +39,11 @@ lint: venv
 test-unit: venv
 	$(BIN)/pytest -q -m "not engine" tests
 
-test-engine: venv engine
+test-engine: venv engine $(CHECKOV)
 	$(BIN)/pytest -q -m engine tests
 
 # One pytest run over every tier, so its closing line counts them all.
-test: venv lint engine
+test: venv lint engine $(CHECKOV)
 	$(BIN)/pytest -q tests
 
 demo: venv engine
@@ -47,4 +53,4 @@ bench: venv engine
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf out .pulumi-state .engine
+	rm -rf out .pulumi-state .engine .servestack
