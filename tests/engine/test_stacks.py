@@ -36,3 +36,37 @@ def test_up_preview_destroy(stack: str, engine_ready: Path, tmp_path: Path) -> N
     assert result.summary.resource_changes.get("delete", 0) >= len(rendered)
     state = d.engine.stack(d.project, stack).export_stack().deployment
     assert len(state.get("resources", [])) == 0
+
+
+def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
+    engine_ready: Path, tmp_path: Path
+) -> None:
+    from components.engine import REPO, Engine, make_project
+    from components.stackfile import set_value
+    from tests.engine.conftest import PASSPHRASE
+
+    text = (REPO / "stacks" / "Pulumi.prod.yaml").read_text()
+    text = set_value(text, "deployments.bert-sentiment.autoscaling.minReplicas", 50)
+    text = set_value(text, "deployments.llama-chat.resources.memory", "64GB")
+    project = make_project(tmp_path / "project", stacks={"prod": text})
+    engine = Engine(
+        tmp_path / "state",
+        passphrase=PASSPHRASE,
+        extra_env={"SERVESTACK_RENDER_ROOT": str(tmp_path / "out")},
+    )
+    engine.stack(project, "prod")
+    proc = engine.cli(project, "up", "--yes", "--stack", "prod", check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert (
+        "deployments[bert-sentiment].autoscaling: minReplicas (50) must be <= "
+        "maxReplicas (10)" in output
+    )
+    assert (
+        "deployments[llama-chat].resources.memory: '64GB' must be a Kubernetes quantity" in output
+    )
+    assert "Traceback" not in output
+    state = engine.stack(project, "prod").export_stack().deployment
+    types = {r["type"] for r in state.get("resources", [])}
+    assert types <= {"pulumi:pulumi:Stack"}, types
+    assert not (tmp_path / "out").exists()
