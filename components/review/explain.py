@@ -178,7 +178,8 @@ def explain_step(
     component = _component(state, urn)
     detailed = step.get("detailedDiff") or {}
     props = sorted(detailed) if detailed else list(step.get("diffReasons") or [])
-    props = [p for p in props if p not in ("__inputs",)]
+    # Pulumi quotes keys with dots (`limits["nvidia.com/gpu"]`); the table writes them plain.
+    props = [re.sub(r'\["([^"\]]+)"\]', r".\1", p) for p in props if p != "__inputs"]
     reasons = list(step.get("replaceReasons") or [])
     exp = StepExplanation(
         urn,

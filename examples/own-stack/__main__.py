@@ -19,8 +19,7 @@ provider = k8s.Provider("render", render_yaml_to_directory=render_dir)
 cluster = ClusterSpec(name="team-search", provider="karpenter")
 pool = GpuNodePool(
     "l4",
-    {"name": "l4", "gpu": {"type": "L4", "count": 1}, "machineType": "g6.xlarge",
-     "maxNodes": 2},
+    {"name": "l4", "gpu": {"type": "L4", "count": 1}, "machineType": "g6.xlarge", "maxNodes": 2},
     cluster,
     opts=pulumi.ResourceOptions(provider=provider),
 )
@@ -30,8 +29,12 @@ ranker = ModelDeployment(
     "search-ranker",
     {
         "description": "Re-ranks search results",
-        "model": {"id": "model-310", "version": "v1.4.2", "type": "embedding",
-                  "image": "registry.example.com/search/ranker:1.4.2"},
+        "model": {
+            "id": "model-310",
+            "version": "v1.4.2",
+            "type": "embedding",
+            "image": "registry.example.com/search/ranker:1.4.2",
+        },
         "resources": {"cpu": 2, "memory": "8Gi", "gpu": {"count": 1, "type": "L4"}},
         "environment": "staging",
         "namespace": "search",
