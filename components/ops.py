@@ -124,7 +124,8 @@ def resource_edits(
     if cpu is not None:
         if cpu <= 0:
             raise ConfigError([Problem(f"{base}.resources.cpu", f"{cpu} millicores must be > 0")])
-        edits[f"{base}.resources.cpu"] = format_cpu(cpu)
+        # Whole cores stay a YAML number, as users write them; others are "500m".
+        edits[f"{base}.resources.cpu"] = cpu // 1000 if cpu % 1000 == 0 else format_cpu(cpu)
     if memory is not None:
         if memory <= 0:
             raise ConfigError([Problem(f"{base}.resources.memory", f"{memory} MiB must be > 0")])

@@ -38,7 +38,9 @@ def test_secret_env_never_in_plain_text(engine_ready: Path, tmp_path: Path) -> N
 
     stack_file = (project / "stacks" / "Pulumi.dev.yaml").read_text()
     assert "secure:" in stack_file and SECRET not in stack_file
-    state = json.dumps(stack.export_stack().deployment)
+    # `pulumi stack export` as a user runs it (the Automation API's export shows secrets).
+    state = engine.cli(project, "stack", "export", "--stack", "dev").stdout
+    assert '"ciphertext"' in state
     assert SECRET not in state
     assert base64.b64encode(SECRET.encode()).decode() not in state
     assert SECRET not in "".join(printed) + result.stdout + result.stderr
@@ -46,6 +48,7 @@ def test_secret_env_never_in_plain_text(engine_ready: Path, tmp_path: Path) -> N
         p.read_text(errors="ignore") for p in (tmp_path / "state").rglob("*") if p.is_file()
     )
     assert SECRET not in backend_files
+    assert base64.b64encode(SECRET.encode()).decode() not in backend_files
 
     docs = [
         d for f in (out / "dev").rglob("*.yaml") for d in yaml.safe_load_all(f.read_text()) if d
