@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from components.engine import REPO, Engine, EngineMissing, make_project
@@ -117,10 +118,10 @@ def main() -> int:
         predicted, ops, fields = _rows_for(engine, project, base, path, value)
         short = path.removeprefix("deployments.")
         table.add_row(
-            f"{label}\n[dim]{short} = {value}[/dim]",
+            f"{label}\n[dim]{escape(short)} = {escape(str(value))}[/dim]",
             predicted,
-            ops.replace("; ", "\n"),
-            fields.replace(", ", "\n"),
+            escape(ops.replace("; ", "\n")),
+            escape(fields.replace(", ", "\n")),
         )
     console.print(table)
     console.print(
