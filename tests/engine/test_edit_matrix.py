@@ -50,7 +50,7 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
     assert [(c.path, c.effect.value) for c in changes] == [(edit.path, edit.effect)]
 
     assert preview["_exitCode"] == 0, preview["_stderr"]
-    steps = explain_preview(preview, new)
+    steps = explain_preview(preview, new, old)
     observed = overall_effect(steps)
     assert observed is not None and observed.value == edit.effect, (
         f"table says {edit.effect}, engine plans "
@@ -61,3 +61,11 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
         f"explain did not trace the plan to {edit.path}: {traced}"
     )
     assert not [s for s in steps if s.unexpected], [s.to_json() for s in steps if s.unexpected]
+    # explain (on the real preview) names the same field with the same effect as diff.
+    named = {
+        s.predicted.value
+        for s in steps
+        if s.predicted is not None
+        and any(edit.path == f or edit.path.startswith(f + ".") for f in s.fields)
+    }
+    assert named == {edit.effect}, named
