@@ -8,6 +8,7 @@ top even when the body is trimmed to fit a comment.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterable
 from io import StringIO
 from typing import Any
@@ -41,8 +42,14 @@ MARKDOWN_LIMIT = 60_000
 def _value(v: Any) -> str:
     if v is None:
         return "-"
+    if isinstance(v, dict) and "name" in v:
+        return f"({v['name']}: {len(v)} settings)"
     text = json.dumps(v) if isinstance(v, dict | list) else str(v)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _width() -> int:
+    return max(80, min(140, shutil.get_terminal_size((120, 24)).columns))
 
 
 def summary_line(summary: dict[str, int]) -> str:
@@ -68,7 +75,7 @@ def diff_text(result: DiffResult, blocking: list[FieldChange], *, color: bool = 
             why,
         )
     buf = StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=140)
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=_width())
     if result.changes:
         console.print(table)
     else:
@@ -204,7 +211,7 @@ def explain_text(steps: list[StepExplanation], *, color: bool = True) -> str:
             "[bold red]UNEXPECTED[/]" if s.unexpected else ", ".join(s.replace_reasons),
         )
     buf = StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=140)
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=_width())
     console.print(table)
     summary = explain_summary(steps)
     console.print(" · ".join(f"{k} {v}" for k, v in summary.items()))
