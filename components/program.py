@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,24 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
     return outputs
 
 
-def previous_outputs() -> dict[str, Any]:
-    """Outputs of this stack's last update, read through the engine's builtin provider."""
+def previous_outputs(attempts: int = 6) -> dict[str, Any]:
+    """Outputs of this stack's last update, read through the engine's builtin provider.
+
+    The file backend rewrites the checkpoint while an update runs, so a read can meet a
+    half-written file ("failed to load checkpoint: EOF"); such reads are retried.
+    """
     fqn = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
-    result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": fqn})
+    for attempt in range(attempts):
+        try:
+            result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": fqn})
+            break
+        except Exception as exc:  # the SDK raises a bare Exception for invoke errors
+            if "checkpoint" not in str(exc) or attempt == attempts - 1:
+                raise pulumi.RunError(
+                    f"servestack could not read the stack's last outputs to check forbidden "
+                    f"edits (nothing was applied): {exc}"
+                ) from None
+            time.sleep(0.2 * (attempt + 1))
     outputs = (result.value or {}).get("outputs") if result.value else None
     return outputs if isinstance(outputs, dict) else {}
 
