@@ -220,7 +220,20 @@ def apply(
     wait: bool = True,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Write the planned stack file and run `pulumi up`; roll back on failure."""
+    """Write the planned stack file and run `pulumi up`; roll back on failure.
+
+    Raises:
+        OperationRefused: production replacements or deletions without an allowance in the
+            stack file (`servestack:allowReplacements`), whatever the caller confirmed.
+    """
+    gated = [c for c in p.diff.blocking(fail_on_replace=False) if c.effect is not Change.FORBIDDEN]
+    if gated:
+        raise OperationRefused(
+            "production refuses replacements and deletions without an allowance: "
+            + ", ".join(c.path for c in gated)
+            + " (add them to servestack:allowReplacements with a reason)",
+            p.diff,
+        )
     op = Operation(
         id=uuid.uuid4().hex[:12],
         stack=p.stack,

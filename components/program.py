@@ -15,7 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import StackConfig, Target
+from components.config import Environment, StackConfig, Target
 from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
 from components.guards import IDENTITY_OUTPUT, forbidden_edits
@@ -84,7 +84,13 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
                 "pod-security.kubernetes.io/enforce": "restricted",
             },
         },
-        opts=pulumi.ResourceOptions(provider=provider, delete_before_replace=True),
+        # Production protects its namespace: deleting it deletes every model in it. A
+        # replacement or `destroy` then fails until someone runs `pulumi state unprotect`.
+        opts=pulumi.ResourceOptions(
+            provider=provider,
+            delete_before_replace=True,
+            protect=config.environment is Environment.production,
+        ),
     )
     pools = {p.name: GpuNodePool(p.name, p, config.cluster, opts=opts) for p in config.node_pools}
     deployments = {

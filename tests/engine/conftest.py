@@ -54,6 +54,7 @@ def deploy(tmp: Path, stack: str, text: str | None = None) -> Deployed:
 def prod(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     d = deploy(tmp_path_factory.mktemp("prod"), "prod")
     yield d
+    d.engine.cli(d.project, "state", "unprotect", "--all", "--yes", "--stack", d.stack)
     d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)
 
 

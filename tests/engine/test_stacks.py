@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,12 @@ def test_up_preview_destroy(stack: str, engine_ready: Path, tmp_path: Path) -> N
     changed = {op: n for op, n in preview["changeSummary"].items() if op != "same"}
     assert changed == {}, f"preview right after up must show no changes, got {changed}"
 
+    if stack == "prod":
+        # Production protects its namespace: destroy is refused until it is unprotected.
+        refused = d.engine.cli(d.project, "destroy", "--yes", "--stack", stack, check=False)
+        assert refused.returncode != 0
+        assert "protect" in refused.stdout + refused.stderr
+        d.engine.cli(d.project, "state", "unprotect", "--all", "--yes", "--stack", stack)
     result = d.engine.stack(d.project, stack).destroy(on_output=lambda _: None)
     assert result.summary.result == "succeeded"
     assert result.summary.resource_changes.get("delete", 0) >= len(rendered)
@@ -70,3 +77,30 @@ def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
     types = {r["type"] for r in state.get("resources", [])}
     assert types <= {"pulumi:pulumi:Stack"}, types
     assert not (tmp_path / "out").exists()
+
+
+def test_production_guardrails_on_the_engine(engine_ready: Path, tmp_path: Path) -> None:
+    """Prod: a namespace move is refused by protection; ops refuse ungated replacements."""
+    from components import ops
+    from components.stackfile import set_value
+
+    d = deploy(tmp_path, "prod")
+    d.stack_file.write_text(set_value(d.base, "namespace", "models-eu"))
+    preview = d.engine.preview_json(d.project, "prod")
+    d.stack_file.write_text(d.base)
+    assert preview["_exitCode"] != 0
+    assert "protect" in json.dumps(preview.get("diagnostics", [])) + preview["_stderr"]
+
+    ws = ops.Workspace(d.project, d.engine)
+    edits = {"deployments.llama-chat.model.version": "v3.1.0"}
+    with pytest.raises(ops.OperationRefused, match="allowReplacements"):
+        ops.apply(ws, ops.plan(ws, "prod", edits, "llama-chat"))
+    assert d.stack_file.read_text() == d.base
+    allowed = {
+        **edits,
+        "allowReplacements": [
+            {"path": "deployments.llama-chat.model.version", "reason": "approved in CHG-1234"}
+        ],
+    }
+    result = ops.apply(ws, ops.plan(ws, "prod", allowed, "llama-chat"))
+    assert result["status"] == "succeeded" and result["model_version"] == "v3.1.0"
