@@ -37,7 +37,9 @@ def workspace(project: Path | None) -> ops.Workspace:
 
 
 def _show_result(result: dict[str, Any]) -> None:
-    table = Table(show_header=False, title=f"operation {result.get('operation_id', '-')}")
+    op = result.get("operation_id")
+    title = f"operation {op}" if op else f"deployment {result.get('name', '')}"
+    table = Table(show_header=False, title=title)
     for key in (
         "name",
         "status",
