@@ -7,6 +7,7 @@ Each command prints the classified diff first, asks before a replacement or dele
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -120,6 +121,29 @@ def run(
         raise typer.Exit(3)
 
 
+def run_text_edit(
+    project: Path | None,
+    stack: str,
+    deployment: str,
+    make_edits: Callable[[str], ops.Edits],
+    *,
+    yes: bool,
+    target: str | None = None,
+) -> None:
+    """Edits computed from the stack file's current text, then :func:`run`."""
+    ws = workspace(project)
+    text = ws.stack_file(stack).read_text(encoding="utf-8")
+    try:
+        edits = make_edits(text)
+    except ConfigError as err:
+        console.print(err.render(), style="red", markup=False)
+        raise typer.Exit(1) from None
+    except KeyError as err:
+        console.print(f"{deployment}: {err}", style="red", markup=False)
+        raise typer.Exit(1) from None
+    run(ws, stack, target, edits, yes=yes)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def status(stack: str, deployment: str, project: PROJECT = None) -> None:
@@ -209,40 +233,40 @@ def register(app: typer.Typer) -> None:
         project: PROJECT = None,
     ) -> None:
         """Roll out a new model version (rolling, blue_green, or canary at --weight %)."""
-        ws = workspace(project)
-        text = ws.stack_file(stack).read_text(encoding="utf-8")
-        try:
-            edits = ops.set_model_edits(
+        run_text_edit(
+            project,
+            stack,
+            deployment,
+            lambda text: ops.set_model_edits(
                 text, deployment, version=version, image=image, strategy=strategy, weight=weight
-            )
-        except (ConfigError, KeyError) as err:
-            console.print(str(err), style="red", markup=False)
-            raise typer.Exit(1) from None
-        run(ws, stack, deployment, edits, yes=yes)
+            ),
+            yes=yes,
+            target=deployment,
+        )
 
     @app.command()
     def promote(stack: str, deployment: str, yes: YES = False, project: PROJECT = None) -> None:
         """Make the canary the stable version and remove the canary track."""
-        ws = workspace(project)
-        text = ws.stack_file(stack).read_text(encoding="utf-8")
-        try:
-            edits = ops.promote_edits(text, deployment)
-        except ConfigError as err:
-            console.print(err.render(), style="red", markup=False)
-            raise typer.Exit(1) from None
-        run(ws, stack, deployment, edits, yes=yes)
+        run_text_edit(
+            project,
+            stack,
+            deployment,
+            lambda text: ops.promote_edits(text, deployment),
+            yes=yes,
+            target=deployment,
+        )
 
     @app.command()
     def rollback(stack: str, deployment: str, yes: YES = False, project: PROJECT = None) -> None:
         """Remove the canary; the stable version takes all traffic again."""
-        ws = workspace(project)
-        text = ws.stack_file(stack).read_text(encoding="utf-8")
-        try:
-            edits = ops.rollback_edits(text, deployment)
-        except ConfigError as err:
-            console.print(err.render(), style="red", markup=False)
-            raise typer.Exit(1) from None
-        run(ws, stack, deployment, edits, yes=yes)
+        run_text_edit(
+            project,
+            stack,
+            deployment,
+            lambda text: ops.rollback_edits(text, deployment),
+            yes=yes,
+            target=deployment,
+        )
 
     @app.command()
     def delete(
@@ -256,14 +280,9 @@ def register(app: typer.Typer) -> None:
         if confirm != deployment:
             console.print(f"refused: --confirm must repeat {deployment!r}", style="bold red")
             raise typer.Exit(2)
-        ws = workspace(project)
-        text = ws.stack_file(stack).read_text(encoding="utf-8")
-        try:
-            edits = ops.delete_edits(text, deployment)
-        except ConfigError as err:
-            console.print(err.render(), style="red", markup=False)
-            raise typer.Exit(1) from None
-        run(ws, stack, None, edits, yes=yes)
+        run_text_edit(
+            project, stack, deployment, lambda text: ops.delete_edits(text, deployment), yes=yes
+        )
 
     @app.command()
     def operation(op_id: str, project: PROJECT = None) -> None:

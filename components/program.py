@@ -15,6 +15,7 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import workload
 from components.config import Environment, StackConfig, Target
 from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
@@ -77,13 +78,7 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
     opts = pulumi.ResourceOptions(provider=provider)
     namespace = k8s.core.v1.Namespace(
         config.namespace,
-        metadata={
-            "name": config.namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "servestack",
-                "pod-security.kubernetes.io/enforce": "restricted",
-            },
-        },
+        metadata=workload.namespace(config.namespace)["metadata"],
         # Production protects its namespace: deleting it deletes every model in it. A
         # replacement or `destroy` then fails until someone runs `pulumi state unprotect`.
         opts=pulumi.ResourceOptions(

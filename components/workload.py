@@ -244,3 +244,16 @@ def network_policy(spec: DeploymentSpec) -> Manifest:
             "ingress": ingress,
         },
     }
+
+
+def namespace(name: str) -> Manifest:
+    """The stack's namespace; Pod Security admission enforces the restricted profile."""
+    return {
+        "metadata": {
+            "name": name,
+            "labels": {
+                "app.kubernetes.io/managed-by": "servestack",
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        }
+    }
