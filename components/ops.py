@@ -156,7 +156,10 @@ def plan(ws: Workspace, stack: str, edits: Edits, deployment: str | None = None)
         OperationRefused: the change is forbidden.
     """
     path = ws.stack_file(stack)
-    before_text = path.read_text(encoding="utf-8")
+    try:
+        before_text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"stack {stack!r}: {exc.strerror}")], str(path)) from None
     text = before_text
     for key, value in edits.items():
         try:
