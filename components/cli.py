@@ -160,7 +160,11 @@ def main() -> None:
     from components.ops_cli import register
 
     register(app)
-    app()
+    try:
+        app()
+    except ConfigError as err:  # bad input anywhere: its lines, no traceback
+        typer.echo(err.render(), err=True)
+        sys.exit(EXIT_INVALID)
 
 
 if __name__ == "__main__":

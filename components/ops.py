@@ -27,7 +27,7 @@ from components.errors import ConfigError, Problem
 from components.quantities import format_cpu, format_memory
 from components.review.diff import Change, DiffResult, FieldChange, diff_configs
 from components.stackfile import get_value, set_value
-from components.validation import parse_stack, read_stack_text
+from components.validation import load_stack_config, parse_stack, read_stack_text
 
 Edits = dict[str, Any]
 Progress = Callable[[str], None]
@@ -366,7 +366,7 @@ def update_model_deployment(
 
 def status(stack: str, deployment: str, workspace: Workspace | None = None) -> dict[str, Any]:
     ws = workspace or Workspace()
-    config = parse_stack(read_stack_text(ws.stack_file(stack).read_text(encoding="utf-8")))
+    config = load_stack_config(ws.stack_file(stack))
     return describe(_find(config, deployment), config)
 
 
