@@ -65,7 +65,7 @@ def _rows_for(
                 (m for m in lines if "servestack" in m or "refused" in m),
                 lines[0] if lines else preview["_stderr"],
             )
-            return predicted, "refused", message.strip().splitlines()[-1][:110]
+            return predicted, "refused", message.strip().splitlines()[-1][:220]
         steps = explain_preview(preview, new, old)
         ops = "; ".join(f"{s.op} {s.kind}/{s.name}" for s in steps if s.kind != "Stack")
         fields = sorted({f for s in steps for f in s.fields})
