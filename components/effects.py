@@ -150,7 +150,8 @@ _RULES: tuple[Rule, ...] = (
         Effect.REPLACE,
         "the stack moves to another cluster: a new provider, "
         "every resource is created there and deleted from the old one",
-        ("Provider", *_ALL),
+        ("Provider", "Namespace", "NodePool", *_ALL),
+        ("*:metadata.annotations.servestack.io/cluster",),
     ),
     Rule(
         "cluster.provider",

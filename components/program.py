@@ -72,8 +72,33 @@ def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
     return k8s.Provider(name, namespace=config.namespace, enable_server_side_apply=True)
 
 
+CLUSTER_ANNOTATION = "servestack.io/cluster"
+
+
+def pin_to_cluster(cluster: str) -> Any:
+    """A transformation that stamps every Kubernetes resource with its cluster's name and
+    replaces it when that name changes: moving a stack to another cluster recreates its
+    resources there (the engine alone would keep them, since a new provider with equal
+    inputs plans no change)."""
+    path = f'metadata.annotations["{CLUSTER_ANNOTATION}"]'
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Any:
+        meta = args.props.get("metadata")
+        if not args.type_.startswith("kubernetes:") or not isinstance(meta, dict):
+            return None
+        annotations = {**(meta.get("annotations") or {}), CLUSTER_ANNOTATION: cluster}
+        props = {**args.props, "metadata": {**meta, "annotations": annotations}}
+        opts = pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(replace_on_changes=[path], delete_before_replace=True)
+        )
+        return pulumi.ResourceTransformationResult(props, opts)
+
+    return transform
+
+
 def build(config: StackConfig, stack: str) -> dict[str, Any]:
     """Create every resource of a validated stack; returns the stack outputs."""
+    pulumi.runtime.register_stack_transformation(pin_to_cluster(config.cluster.name))
     provider = kubernetes_provider(config, stack)
     opts = pulumi.ResourceOptions(provider=provider)
     namespace = k8s.core.v1.Namespace(

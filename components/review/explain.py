@@ -114,6 +114,13 @@ def _env_names(state: dict[str, Any] | None) -> dict[str, Any]:
         return {}
 
 
+def _annotations(state: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        return dict(state["inputs"]["metadata"].get("annotations") or {})  # type: ignore[index]
+    except (KeyError, TypeError, AttributeError):
+        return {}
+
+
 def _labels(state: dict[str, Any] | None) -> dict[str, Any]:
     try:
         return dict(state["inputs"]["metadata"]["labels"])  # type: ignore[index]
@@ -130,6 +137,17 @@ def _refine(rules: list[Rule], prop: str, step: dict[str, Any]) -> list[Rule]:
         o, n = _env_names(old), _env_names(new)
         changed = {k for k in set(o) | set(n) if o.get(k) != n.get(k)}
         wanted = {f"deployments[].{ENV_FIELDS.get(k, 'env')}" for k in changed}
+        narrowed = [r for r in rules if r.path in wanted]
+        return narrowed or rules
+    if prop.startswith("metadata.annotations"):
+        keys = {
+            "servestack.io/cluster": "cluster.name",
+            "servestack.io/description": "deployments[].description",
+        }
+        wanted = {path for key, path in keys.items() if key in prop}
+        if prop == "metadata.annotations":
+            o, n = _annotations(old), _annotations(new)
+            wanted = {keys[k] for k in set(o) | set(n) if k in keys and o.get(k) != n.get(k)}
         narrowed = [r for r in rules if r.path in wanted]
         return narrowed or rules
     if prop.startswith("metadata.labels"):

@@ -53,6 +53,7 @@ EDITS: tuple[Edit, ...] = (
     Edit("prod", "deployments.llama-chat.model.version", "v3.1.0", "replace", "ModelDeployment"),
     Edit("prod", "deployments.bert-sentiment.model.type", "stt", "forbidden", "ModelDeployment"),
     Edit("staging", "namespace", "models-eu", "replace", "ModelDeployment"),
+    Edit("staging", "cluster.name", "staging-eu-2", "replace", "ModelDeployment"),
     Edit("staging", "deployments.resnet-vision.replicas", 3, "in-place", "ModelDeployment"),
     Edit(
         "staging",

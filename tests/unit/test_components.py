@@ -149,6 +149,9 @@ def test_deployment_replicas_and_images(recorded: dict[str, Recorder], stack: st
     assert found == WORKLOADS[stack]
 
 
+CLUSTERS = {"dev": "dev-local", "staging": "staging-eu-1", "prod": "prod-eu-1"}
+
+
 @pytest.mark.parametrize(
     ("stack", "namespace", "directory"),
     [
@@ -167,7 +170,15 @@ def test_namespace_and_render_provider(
             "app.kubernetes.io/managed-by": "servestack",
             "pod-security.kubernetes.io/enforce": "restricted",
         },
+        "annotations": {"servestack.io/cluster": CLUSTERS[stack]},
     }
+    # Every Kubernetes resource of the stack is pinned to its cluster (replace on change).
+    pinned = {
+        r.inputs["metadata"].get("annotations", {}).get("servestack.io/cluster")
+        for r in rec.resources
+        if r.type.startswith("kubernetes:") and "metadata" in r.inputs
+    }
+    assert pinned == {CLUSTERS[stack]}
     (provider,) = rec.of_type(PROVIDER)
     assert provider.inputs["renderYamlToDirectory"] == directory
     assert {
