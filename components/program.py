@@ -59,8 +59,8 @@ def render_directory(stack: str) -> Path:
 def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
     """Render mode writes manifests to `out/<stack>/`; cluster mode uses the kubeconfig.
 
-    The provider is named after the cluster: moving a stack to another cluster is a new
-    provider, so the engine replaces every resource on it, as the field-effect table says.
+    The provider is named after the cluster. A new provider alone does not make the engine
+    replace anything (equal inputs plan no change); :func:`pin_to_cluster` does.
     """
     name = f"k8s-{config.cluster.name}"
     if config.target is Target.render:
