@@ -425,6 +425,11 @@ class DeploymentSpec(Spec):
         return self
 
 
+#: Deployment fields filled from the stack when a deployment leaves them out; the review
+#: tool diffs them once, at the stack level.
+INHERITED_FIELDS = ("environment", "namespace")
+
+
 class StackConfig(Spec):
     environment: Environment = Environment.development
     target: Target = Target.render

@@ -10,14 +10,14 @@ from enum import StrEnum
 from typing import Any
 
 from components.config import (
+    INHERITED_FIELDS,
     DeploymentSpec,
     Environment,
-    NodePoolSpec,
     StackConfig,
     StrategyType,
 )
 from components.defaults import effective
-from components.effects import EditContext, Effect, rule_for
+from components.effects import EditContext, rule_for
 
 
 class Change(StrEnum):
@@ -32,9 +32,6 @@ class Change(StrEnum):
 
 
 BLOCKING_ON_REPLACE = (Change.REPLACE, Change.DELETE)
-
-#: Fields a deployment inherits from the stack: diffed once, at the stack level.
-INHERITED = ("environment", "namespace")
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ class DiffResult:
 def _dump(model: Any, *, inherited: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = model.model_dump(by_alias=True, mode="json")
     if inherited:
-        for key in INHERITED:
+        for key in INHERITED_FIELDS:
             data.pop(key, None)
     return data
 
@@ -266,13 +263,3 @@ def _apply_allowances(result: DiffResult, new: StackConfig) -> None:
                     ch.impact,
                 )
                 break
-
-
-def effect_of(change: FieldChange) -> Effect | None:
-    try:
-        return Effect(change.effect.value)
-    except ValueError:
-        return None
-
-
-__all__ = ["Change", "DeploymentSpec", "DiffResult", "FieldChange", "NodePoolSpec", "diff_configs"]

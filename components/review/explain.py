@@ -189,8 +189,6 @@ def explain_step(
         return None
     urn = step.get("urn", "")
     chain, name = _urn_parts(urn)
-    if chain.startswith(("pulumi:pulumi:Stack", "servestack:index:")) and op == "same":
-        return None
     kind = _kind(chain)
     state = step.get("newState") or step.get("oldState") or {}
     component = _component(state, urn)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from components.cli import app
 from components.review.diff import diff_configs
@@ -21,6 +21,11 @@ runner = CliRunner()
 
 def _text(stack: str) -> str:
     return (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+
+
+def _diff_json(tmp: Path, old: str, new: str) -> Result:
+    old_file, new_file = _write(tmp, "a.yaml", old), _write(tmp, "b.yaml", new)
+    return runner.invoke(app, ["diff", str(old_file), str(new_file), "--format", "json"])
 
 
 def _write(tmp: Path, name: str, text: str) -> Path:
@@ -124,16 +129,7 @@ def test_added_and_removed_deployments_are_one_change_each() -> None:
 def test_cli_json_contract(tmp_path: Path) -> None:
     base = _text("dev")
     new = set_value(base, "deployments.bert-sentiment.resources.cpu", 4)
-    res = runner.invoke(
-        app,
-        [
-            "diff",
-            str(_write(tmp_path, "a.yaml", base)),
-            str(_write(tmp_path, "b.yaml", new)),
-            "--format",
-            "json",
-        ],
-    )
+    res = _diff_json(tmp_path, base, new)
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["changes"] == [
@@ -202,16 +198,7 @@ def test_production_allowance_lets_a_reasoned_replacement_through(tmp_path: Path
             }
         ],
     )
-    res = runner.invoke(
-        app,
-        [
-            "diff",
-            str(_write(tmp_path, "a.yaml", base)),
-            str(_write(tmp_path, "b.yaml", new)),
-            "--format",
-            "json",
-        ],
-    )
+    res = _diff_json(tmp_path, base, new)
     assert res.exit_code == 0, res.output
     change = json.loads(res.stdout)["changes"][0]
     assert change["allowance"] == "blue-green rollout approved in CHG-1234"
