@@ -26,7 +26,7 @@ from components.engine import REPO, Engine
 from components.errors import ConfigError, Problem
 from components.quantities import format_cpu, format_memory
 from components.review.diff import Change, DiffResult, FieldChange, diff_configs
-from components.stackfile import get_value, set_value
+from components.stackfile import get_value, set_value, write_atomic
 from components.validation import load_stack_config, parse_stack, read_stack_text
 
 Edits = dict[str, Any]
@@ -195,9 +195,7 @@ class Operation:
 
 
 def _save(ws: Workspace, op: Operation) -> None:
-    folder = ws.state / "operations"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{op.id}.json").write_text(json.dumps(op.to_json(), indent=2), encoding="utf-8")
+    write_atomic(ws.state / "operations" / f"{op.id}.json", json.dumps(op.to_json(), indent=2))
 
 
 def get_operation(op_id: str, ws: Workspace | None = None) -> dict[str, Any]:
@@ -278,19 +276,17 @@ def _run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None) -> No
     last_good = ws.state / "last-good" / f"{p.stack}.yaml"
     op.status = "running"
     _save(ws, op)
-    path.write_text(p.after_text, encoding="utf-8")
+    write_atomic(path, p.after_text)
     try:
         op.result = _up(ws, p.stack, progress)
         op.status = "succeeded"
-        last_good.parent.mkdir(parents=True, exist_ok=True)
-        last_good.write_text(p.after_text, encoding="utf-8")
+        write_atomic(last_good, p.after_text)
     except Exception as exc:  # the engine's failure, whatever its kind, triggers rollback
         op.error = _engine_error(exc)
         failed = ws.state / "failed" / f"{p.stack}-{op.id}.yaml"
-        failed.parent.mkdir(parents=True, exist_ok=True)
-        failed.write_text(p.after_text, encoding="utf-8")
+        write_atomic(failed, p.after_text)
         good = last_good.read_text(encoding="utf-8") if last_good.exists() else p.before_text
-        path.write_text(good, encoding="utf-8")
+        write_atomic(path, good)
         try:
             _up(ws, p.stack, progress)
             op.rollback = {"status": "succeeded", "failed_config": str(failed)}

@@ -6,6 +6,8 @@ named by their ``name``), ``cluster.name``, ``nodePools.a100.maxNodes``.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -86,5 +88,22 @@ def edit_file(path: Path, edits: dict[str, Any]) -> str:
     text = before
     for key, value in edits.items():
         text = set_value(text, key, value)
-    path.write_text(text, encoding="utf-8")
+    write_atomic(path, text)
     return before
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` with `text` so that a concurrent reader sees the old or the new file.
+
+    A plain `write_text` truncates first: a reader polling an operation record (or `pulumi`
+    reading a stack file) could see it empty.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

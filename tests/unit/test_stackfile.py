@@ -1,0 +1,38 @@
+"""`write_atomic`: a reader never sees a half-written stack file or operation record."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from components.stackfile import write_atomic
+
+
+def test_replaces_content_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "state" / "op.json"
+    write_atomic(target, '{"status": "running"}')
+    write_atomic(target, '{"status": "succeeded"}')
+    assert target.read_text(encoding="utf-8") == '{"status": "succeeded"}'
+    assert [p.name for p in target.parent.iterdir()] == ["op.json"]
+
+
+def test_failed_write_keeps_the_old_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "Pulumi.dev.yaml"
+    target.write_text("config: {}\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def replace_fails(src: str, dst: str) -> None:
+        # At the moment of the swap the new text is complete and the old file untouched.
+        seen.extend([Path(src).read_text(encoding="utf-8"), Path(dst).read_text(encoding="utf-8")])
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", replace_fails)
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, "config: {a: 1}\n")
+    assert seen == ["config: {a: 1}\n", "config: {}\n"]
+    assert target.read_text(encoding="utf-8") == "config: {}\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["Pulumi.dev.yaml"]
