@@ -20,53 +20,16 @@ import statistics
 import subprocess
 import sys
 import time
-import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.handwritten_program import handwritten
-from components.program import build
+from bench.stacks import stack_raw
 from components.review.diff import diff_configs
 from components.review.explain import explain_preview
 from components.validation import parse_stack
-from tests.mocks import run_program
 
 HERE = Path(__file__).resolve().parent
-
-
-def stack_raw(n: int, *, cpu: int = 2) -> dict[str, Any]:
-    """A production stack of ``n`` GPU deployments (canary on every tenth)."""
-    deployments = []
-    for i in range(n):
-        dep: dict[str, Any] = {
-            "name": f"model-{i:04d}",
-            "model": {
-                "id": f"m-{i}",
-                "version": "v1.0.0",
-                "type": "llm",
-                "image": f"registry.example.com/models/m{i}:1.0.0",
-            },
-            "resources": {"cpu": cpu, "memory": "8Gi", "gpu": {"count": 1, "type": "L4"}},
-            "autoscaling": {"minReplicas": 2, "maxReplicas": 6, "targetGpuUtilization": 70},
-            "env": {"LOG_LEVEL": "info"},
-            "tags": {"team": f"team-{i % 7}"},
-        }
-        if i % 10 == 9:
-            dep["strategy"] = {
-                "type": "canary",
-                "weight": 10,
-                "canaryVersion": "v1.1.0",
-                "canaryImage": f"registry.example.com/models/m{i}:1.1.0",
-            }
-        deployments.append(dep)
-    return {
-        "environment": "production",
-        "namespace": "bench",
-        "cluster": {"name": "bench", "provider": "karpenter"},
-        "nodePools": [{"name": "l4", "gpu": {"type": "L4", "count": 1}, "maxNodes": 50}],
-        "deployments": deployments,
-    }
 
 
 def _time(fn: Any) -> float:
@@ -75,25 +38,54 @@ def _time(fn: Any) -> float:
     return time.perf_counter() - started
 
 
+def _mock_run(variant: str, n: int, gc_mode: str) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.mock_run", "--variant", variant, "--n", str(n)]
+        + ["--gc", gc_mode],
+        cwd=HERE.parent,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
 def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"overhead_ratio": {}, "per_deployment_ms": {}, "resources": {}}
-    warm = parse_stack(stack_raw(2))  # imports and first-call costs, outside the figures
-    run_program(lambda: build(warm, "bench"))
-    run_program(lambda: handwritten(warm, "bench"))
+    """Each run in a fresh process, as a stack program runs; components and hand-written
+    alternate pair by pair so drift hits both alike. Headline figures use the collector
+    settings the servestack program applies (:mod:`components.process`); one more pair per
+    N runs with CPython's defaults to show what those settings change."""
+    out: dict[str, Any] = {
+        "overhead_ratio": {},
+        "per_deployment_ms": {},
+        "overhead_ratio_default_gc": {},
+        "per_deployment_ms_default_gc": {},
+        "mocks_peak_rss_mib": {},
+        "resources": {},
+    }
     for n in sizes:
-        config = parse_stack(stack_raw(n))
-        comp, hand = [], []
-        for _ in range(repeats):  # alternate, pair by pair, so drift hits both alike
-            comp.append(_time(lambda: run_program(lambda: build(config, "bench"))))
-            hand.append(_time(lambda: run_program(lambda: handwritten(config, "bench"))))
-        c, h = statistics.median(comp), statistics.median(hand)
-        custom = len([r for r in run_program(lambda: handwritten(config, "bench")).resources])
-        out["overhead_ratio"][str(n)] = round(c / h, 3)
-        out["per_deployment_ms"][str(n)] = round(1000 * c / n, 3)
-        out["resources"][str(n)] = custom
+        runs: dict[str, list[dict[str, Any]]] = {"components": [], "handwritten": []}
+        for _ in range(repeats):
+            for variant in runs:
+                runs[variant].append(_mock_run(variant, n, "program"))
+        c = statistics.median(r["s"] for r in runs["components"])
+        h = statistics.median(r["s"] for r in runs["handwritten"])
+        dc = _mock_run("components", n, "default")
+        dh = _mock_run("handwritten", n, "default")
+        key = str(n)
+        out["overhead_ratio"][key] = round(c / h, 3)
+        out["per_deployment_ms"][key] = round(1000 * c / n, 2)
+        out["overhead_ratio_default_gc"][key] = round(dc["s"] / dh["s"], 3)
+        out["per_deployment_ms_default_gc"][key] = round(1000 * dc["s"] / n, 2)
+        out["mocks_peak_rss_mib"][key] = {
+            v: round(max(r["peak_rss_mib"] for r in rs)) for v, rs in runs.items()
+        } | {"components_default_gc": round(dc["peak_rss_mib"])}
+        out["resources"][key] = {v: rs[0]["resources"] for v, rs in runs.items()}
         print(
             f"mocks N={n}: components {c:.3f}s, hand-written {h:.3f}s, ratio {c / h:.3f}, "
-            f"{1000 * c / n:.2f} ms/deployment ({custom} resources)",
+            f"{1000 * c / n:.2f} ms/deployment; default GC: ratio {dc['s'] / dh['s']:.3f}, "
+            f"{1000 * dc['s'] / n:.2f} ms/deployment",
             flush=True,
         )
     return out
@@ -139,7 +131,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sizes", default="1,10,100,1000")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--engine-sizes", default="1,10")
+    ap.add_argument("--engine-sizes", default="1,10,100")
     args = ap.parse_args()
     results: dict[str, Any] = {
         "machine": {
@@ -149,7 +141,6 @@ def main() -> int:
         },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    tracemalloc.stop()
     results.update(bench_mocks([int(x) for x in args.sizes.split(",")], args.repeats))
     results.update(bench_review())
     if args.engine_sizes:

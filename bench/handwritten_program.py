@@ -6,13 +6,17 @@ Also a Pulumi program: the engine benchmark copies this file as a project's `__m
 
 from __future__ import annotations
 
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import naming, node_pools, routing, scaling, workload
-from components.config import StackConfig, StrategyType
+from components.config import Environment, StackConfig, StrategyType
 from components.defaults import effective
-from components.program import render_directory, stack_config
+from components.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
+from components.process import tune_gc
+from components.program import CLUSTER_ANNOTATION, render_directory, stack_config
 from components.validation import parse_stack
 
 
@@ -23,17 +27,27 @@ def handwritten(config: StackConfig, stack: str) -> None:
         render_yaml_to_directory=str(render_directory(stack)),
         enable_server_side_apply=True,
     )
-    opts = pulumi.ResourceOptions(provider=provider)
+    # The components' transformation (pin_to_cluster) written out by hand: every manifest
+    # carries its cluster's name, and a change of it replaces the resource.
+    opts = pulumi.ResourceOptions(
+        provider=provider,
+        delete_before_replace=True,
+        replace_on_changes=[f'metadata.annotations["{CLUSTER_ANNOTATION}"]'],
+    )
+
+    def pin(meta: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **meta,
+            "annotations": {**(meta.get("annotations") or {}), CLUSTER_ANNOTATION: cluster},
+        }
+
+    cluster = config.cluster.name
     k8s.core.v1.Namespace(
         config.namespace,
-        metadata={
-            "name": config.namespace,
-            "labels": {
-                "app.kubernetes.io/managed-by": "servestack",
-                "pod-security.kubernetes.io/enforce": "restricted",
-            },
-        },
-        opts=opts,
+        metadata=pin(workload.namespace(config.namespace)["metadata"]),
+        opts=pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(protect=config.environment is Environment.production)
+        ),
     )
     for pool in config.node_pools:
         m = node_pools.karpenter_node_pool(pool, config.cluster)
@@ -41,7 +55,7 @@ def handwritten(config: StackConfig, stack: str) -> None:
             pool.name,
             api_version=m["apiVersion"],
             kind=m["kind"],
-            metadata=m["metadata"],
+            metadata=pin(m["metadata"]),
             spec=m["spec"],
             opts=opts,
         )
@@ -49,24 +63,33 @@ def handwritten(config: StackConfig, stack: str) -> None:
         eff = effective(spec)
         sa = workload.service_account(spec)
         k8s.core.v1.ServiceAccount(
-            spec.name, metadata=sa["metadata"], automount_service_account_token=False, opts=opts
+            spec.name,
+            metadata=pin(sa["metadata"]),
+            automount_service_account_token=sa["automountServiceAccountToken"],
+            opts=opts,
         )
         tracks = [naming.STABLE] + (
             [naming.CANARY] if spec.strategy.type is StrategyType.canary else []
         )
         for track in tracks:
             d = workload.deployment(spec, eff, track=track)
+            d["metadata"]["labels"][PROCESSING_LABEL] = spec.processing.value
             k8s.apps.v1.Deployment(
-                d["metadata"]["name"], metadata=d["metadata"], spec=d["spec"], opts=opts
+                d["metadata"]["name"],
+                metadata=pin(d["metadata"]),
+                spec=d["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(replace_on_changes=LOCKED_PATHS)
+                ),
             )
         np = workload.network_policy(spec)
         k8s.networking.v1.NetworkPolicy(
-            np["metadata"]["name"], metadata=np["metadata"], spec=np["spec"], opts=opts
+            np["metadata"]["name"], metadata=pin(np["metadata"]), spec=np["spec"], opts=opts
         )
         if eff.disruption_budget:
             pdb = workload.disruption_budget(spec)
             k8s.policy.v1.PodDisruptionBudget(
-                pdb["metadata"]["name"], metadata=pdb["metadata"], spec=pdb["spec"], opts=opts
+                pdb["metadata"]["name"], metadata=pin(pdb["metadata"]), spec=pdb["spec"], opts=opts
             )
         if eff.autoscaling:
             h = scaling.hpa(
@@ -79,11 +102,13 @@ def handwritten(config: StackConfig, stack: str) -> None:
                 )
             )
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                spec.name, metadata=h["metadata"], spec=h["spec"], opts=opts
+                spec.name, metadata=pin(h["metadata"]), spec=h["spec"], opts=opts
             )
         if eff.load_balancer:
             svc = routing.service(spec)
-            k8s.core.v1.Service(spec.name, metadata=svc["metadata"], spec=svc["spec"], opts=opts)
+            k8s.core.v1.Service(
+                spec.name, metadata=pin(svc["metadata"]), spec=svc["spec"], opts=opts
+            )
             for m in [routing.destination_rule(spec, eff.load_balancer)] + (
                 [routing.virtual_service(spec)] if spec.strategy.type is StrategyType.canary else []
             ):
@@ -91,11 +116,12 @@ def handwritten(config: StackConfig, stack: str) -> None:
                     m["metadata"]["name"],
                     api_version=m["apiVersion"],
                     kind=m["kind"],
-                    metadata=m["metadata"],
+                    metadata=pin(m["metadata"]),
                     spec=m["spec"],
                     opts=opts,
                 )
 
 
 if __name__ == "__main__":
+    tune_gc()  # as components.program.main does
     handwritten(parse_stack(stack_config()), pulumi.get_stack())

@@ -21,6 +21,7 @@ from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
 from components.guards import IDENTITY_OUTPUT, forbidden_edits
 from components.model_deployment import ModelDeployment
+from components.process import tune_gc
 from components.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 
 RENDER_ROOT = "out"
@@ -210,6 +211,7 @@ def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
 
 
 def main() -> None:
+    tune_gc()
     stack = pulumi.get_stack()
     raw = stack_config()
     plain = _secret_names(raw)

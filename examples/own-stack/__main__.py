@@ -11,7 +11,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import ClusterSpec, GpuNodePool, ModelDeployment
+from components.process import tune_gc
 
+tune_gc()  # collector settings for a large, mostly live heap (see the README)
 config = pulumi.Config()
 render_dir = config.get("renderDirectory") or os.path.join("out", pulumi.get_stack())
 provider = k8s.Provider("render", render_yaml_to_directory=render_dir)

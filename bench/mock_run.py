@@ -1,0 +1,54 @@
+"""One measurement of the mocks benchmark, in its own process (as a stack program runs).
+
+`python -m bench.mock_run --variant components|handwritten --n N --gc program|default`
+prints one JSON line: seconds for the program under mocks and the process's peak RSS.
+Imports and first-call costs are paid before the clock starts, on a two-deployment stack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+from bench.handwritten_program import handwritten
+from bench.stacks import stack_raw
+from components.process import tune_gc
+from components.program import build
+from components.validation import parse_stack
+from tests.mocks import run_program
+
+PROGRAMS = {"components": build, "handwritten": handwritten}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.mock_run")
+    ap.add_argument("--variant", choices=sorted(PROGRAMS), required=True)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--gc", choices=["program", "default"], default="program")
+    args = ap.parse_args()
+    program = PROGRAMS[args.variant]
+    warm = parse_stack(stack_raw(2))
+    run_program(lambda: program(warm, "bench"))
+    config = parse_stack(stack_raw(args.n))
+    if args.gc == "program":
+        tune_gc()  # what components.program.main does before it builds anything
+    started = time.perf_counter()
+    recorder = run_program(lambda: program(config, "bench"))
+    seconds = time.perf_counter() - started
+    print(
+        json.dumps(
+            {
+                "s": seconds,
+                "resources": len(recorder.resources),
+                "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
