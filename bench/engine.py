@@ -82,41 +82,74 @@ def _engine(root: Path, state: str, **env: str) -> Engine:
     )
 
 
-def bench_engine(sizes: list[int]) -> dict[str, Any]:
-    out: dict[str, Any] = {"engine_ratio": {}, "engine": {}}
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median time (its own peak memory with it)."""
+    return sorted(runs, key=lambda r: r["s"])[len(runs) // 2]
+
+
+def bench_engine(sizes: list[int], repeats: int = 3) -> dict[str, Any]:
+    """`repeats` fresh stacks per variant for N <= 10 (median reported); one for larger N,
+    where a single `up` takes minutes and the noise is small against it."""
+    out: dict[str, Any] = {"engine_ratio": {}, "engine": {}, "engine_repeats": {}}
     for n in sizes:
         text = _stack_text(stack_raw(n))
+        reps = repeats if n <= 10 else 1
+        names = [f"{kind}-{i}" for kind in ("bench", "fast") for i in range(reps)]
         row: dict[str, Any] = {}
+        runs: dict[str, dict[str, list[dict[str, float]]]] = {}
         with tempfile.TemporaryDirectory() as tmp:
             for variant in ("components", "handwritten"):
                 root = Path(tmp) / variant
-                project = make_project(root / "project", stacks={"bench": text, "fast": text})
+                project = make_project(root / "project", stacks=dict.fromkeys(names, text))
                 if variant == "handwritten":
                     shutil.copy(HERE / "handwritten_program.py", project / "__main__.py")
-                engine = _engine(root, "state")
-                engine.stack(project, "bench")
-                up = _run(engine, project, "up", "--yes", "--skip-preview", "--stack", "bench")
-                preview = _run(engine, project, "preview", "--diff", "--stack", "bench")
-                # The file backend rewrites the whole checkpoint after every step (O(n) each),
-                # so each extra step (a component is one) costs more as the stack grows.
-                # Measured again on a fresh stack with intermediate checkpoints off.
-                fast = _engine(root, "state-skip", PULUMI_SKIP_CHECKPOINTS="true")
-                fast.stack(project, "fast")
-                skip = _run(fast, project, "up", "--yes", "--skip-preview", "--stack", "fast")
-                row[variant] = {"up": up, "preview": preview, "up_skip_checkpoints": skip}
+                runs[variant] = {"up": [], "preview": [], "up_skip_checkpoints": []}
+            for i in range(reps):  # alternate the variants, pair by pair
+                for variant in ("components", "handwritten"):
+                    root = Path(tmp) / variant
+                    project = root / "project"
+                    engine = _engine(root, "state")
+                    engine.stack(project, f"bench-{i}")
+                    r = runs[variant]
+                    r["up"].append(
+                        _run(
+                            engine,
+                            project,
+                            "up",
+                            "--yes",
+                            "--skip-preview",
+                            "--stack",
+                            f"bench-{i}",
+                        )
+                    )
+                    r["preview"].append(
+                        _run(engine, project, "preview", "--diff", "--stack", f"bench-{i}")
+                    )
+                    # The file backend rewrites the whole checkpoint after every step (O(n)
+                    # each), so each extra step (a component is one) costs more as the stack
+                    # grows. Measured again on a fresh stack with intermediate checkpoints off.
+                    fast = _engine(root, "state-skip", PULUMI_SKIP_CHECKPOINTS="true")
+                    fast.stack(project, f"fast-{i}")
+                    r["up_skip_checkpoints"].append(
+                        _run(fast, project, "up", "--yes", "--skip-preview", "--stack", f"fast-{i}")
+                    )
+            for variant, r in runs.items():
+                row[variant] = {op: _median_run(v) for op, v in r.items()}
         ratio = {
             op: round(row["components"][op]["s"] / row["handwritten"][op]["s"], 3)
             for op in ("up", "preview", "up_skip_checkpoints")
         }
         out["engine"][str(n)] = row
         out["engine_ratio"][str(n)] = ratio
+        out["engine_repeats"][str(n)] = reps
         c, h = row["components"], row["handwritten"]
         print(
-            f"engine N={n}: up {c['up']['s']}s vs {h['up']['s']}s (ratio {ratio['up']}), "
-            f"preview {c['preview']['s']}s vs {h['preview']['s']}s (ratio {ratio['preview']}), "
-            f"up without intermediate checkpoints {c['up_skip_checkpoints']['s']}s vs "
-            f"{h['up_skip_checkpoints']['s']}s (ratio {ratio['up_skip_checkpoints']}); "
-            f"peak MiB up {c['up']['peak_mib']} vs {h['up']['peak_mib']}",
+            f"engine N={n} (median of {reps}): up {c['up']['s']}s vs {h['up']['s']}s "
+            f"(ratio {ratio['up']}), preview {c['preview']['s']}s vs {h['preview']['s']}s "
+            f"(ratio {ratio['preview']}), up without intermediate checkpoints "
+            f"{c['up_skip_checkpoints']['s']}s vs {h['up_skip_checkpoints']['s']}s "
+            f"(ratio {ratio['up_skip_checkpoints']}); peak MiB up {c['up']['peak_mib']} vs "
+            f"{h['up']['peak_mib']}",
             flush=True,
         )
     return out

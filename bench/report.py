@@ -96,16 +96,18 @@ def render(r: dict[str, Any]) -> str:
             "Python program, provider), sampled every 50 ms. The last column repeats `up` on a",
             "fresh stack with `PULUMI_SKIP_CHECKPOINTS=true`: the file backend rewrites the",
             "whole checkpoint after every step, so every extra step (each component is one)",
-            "costs more as the stack grows.",
+            "costs more as the stack grows. `runs`: fresh stacks per variant, alternating; the",
+            "median is shown.",
             "",
-            "| N | op | components s (peak MiB) | hand-written s (peak MiB) | ratio |",
-            "|---|---|---|---|---|",
+            "| N | runs | op | components s (peak MiB) | hand-written s (peak MiB) | ratio |",
+            "|---|---|---|---|---|---|",
         ]
         for n, ratio in r["engine_ratio"].items():
             c, h = r["engine"][n]["components"], r["engine"][n]["handwritten"]
             for op in ("up", "preview", "up_skip_checkpoints"):
                 lines.append(
-                    f"| {n} | `{op}` | {c[op]['s']} ({c[op]['peak_mib']}) | "
+                    f"| {n} | {r.get('engine_repeats', {}).get(n, 1)} | `{op}` | "
+                    f"{c[op]['s']} ({c[op]['peak_mib']}) | "
                     f"{h[op]['s']} ({h[op]['peak_mib']}) | {ratio[op]} |"
                 )
     lines += [

@@ -36,13 +36,14 @@ class LoadBalancer(pulumi.ComponentResource):
         self.service = k8s.core.v1.Service(
             name, metadata=svc["metadata"], spec=svc["spec"], opts=child
         )
-        outputs: dict[str, Any] = {"service": self.service.metadata.name}
+        # Known names rather than outputs of the children: the same values, no apply chain.
+        outputs: dict[str, Any] = {"service": svc["metadata"]["name"]}
         if lb.enabled:
             self._custom(routing.destination_rule(spec, lb), child)
             if spec.strategy.type is StrategyType.canary:
                 self._custom(routing.virtual_service(spec), child)
-        self.endpoint = pulumi.Output.concat(
-            "http://", routing.host(spec), ":", str(routing.SERVICE_PORT)
+        self.endpoint = pulumi.Output.from_input(
+            f"http://{routing.host(spec)}:{routing.SERVICE_PORT}"
         )
         outputs["endpoint"] = self.endpoint
         self.register_outputs(outputs)

@@ -134,7 +134,7 @@ class ModelDeployment(pulumi.ComponentResource):
         self.spec = spec
         self.register_outputs(
             {
-                "deployment": self.deployment.metadata.name,
+                "deployment": naming.workload_name(spec),
                 "endpoint": self.endpoint,
                 "active": spec.active,
                 "modelVersion": spec.model.version,

@@ -4,7 +4,7 @@ A Pulumi program is a short, allocation-heavy process whose heap stays almost en
 until it exits: every resource, its inputs and its outputs are referenced by the SDK until
 the deployment ends. CPython 3.11's generational collector keeps re-traversing that growing
 live heap, so with default thresholds the cost per deployment grows with the stack (measured
-by `make bench`: 18 ms per deployment at N = 10, 31 ms at N = 1,000 under mocks).
+by `make bench`: 19 ms per deployment at N = 10, 31 ms at N = 1,000 under mocks).
 
 :func:`tune_gc` freezes what exists at start-up (imported modules) and makes young-generation
 collections rare and older-generation ones rarer still. Cyclic garbage is still collected; a

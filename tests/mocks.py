@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.settings import reset_options
 
 
 @dataclass
@@ -57,6 +58,10 @@ class Recorder(Mocks):
 def run_program(program: Callable[[], Any], *, stack: str = "test") -> Recorder:
     """Run ``program`` under mocks and wait until every registration has been seen."""
     recorder = Recorder()
+    # A fresh root stack resource per run: set_mocks keeps the previous one, and with it
+    # every stack transformation earlier runs registered (they would all run again, once
+    # more per earlier run, on every resource of this one).
+    reset_options()
     pulumi.runtime.set_mocks(recorder, project="servestack", stack=stack, preview=False)
     result: dict[str, Any] = {}
 
