@@ -1,13 +1,15 @@
 """One measurement of the mocks benchmark, in its own process (as a stack program runs).
 
-`python -m bench.mock_run --variant components|handwritten --n N --gc program|default`
-prints one JSON line: seconds for the program under mocks and the process's peak RSS.
+`python -m bench.mock_run --variant components|handwritten --n N --gc program|default
+[--profile FILE]` prints one JSON line: seconds for the program under mocks and the
+process's peak RSS.
 Imports and first-call costs are paid before the clock starts, on a two-deployment stack.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import resource
 import sys
@@ -28,6 +30,11 @@ def main() -> int:
     ap.add_argument("--variant", choices=sorted(PROGRAMS), required=True)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--gc", choices=["program", "default"], default="program")
+    ap.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="also write cProfile stats of the measured run (read with `python -m pstats FILE`)",
+    )
     args = ap.parse_args()
     program = PROGRAMS[args.variant]
     warm = parse_stack(stack_raw(2))
@@ -35,9 +42,15 @@ def main() -> int:
     config = parse_stack(stack_raw(args.n))
     if args.gc == "program":
         tune_gc()  # what components.program.main does before it builds anything
+    profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
     recorder = run_program(lambda: program(config, "bench"))
     seconds = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     print(
         json.dumps(
             {
