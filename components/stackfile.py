@@ -7,7 +7,8 @@ named by their ``name``), ``cluster.name``, ``nodePools.a100.maxNodes``.
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
+import uuid
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,15 @@ def write_atomic(path: Path, text: str) -> None:
     reading a stack file) could see it empty.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    # 0o666 minus the umask, as a plain open would give a new file (mkstemp would make 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+        if path.exists():
+            os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))  # keep the replaced file's mode
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

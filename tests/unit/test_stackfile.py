@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,19 @@ def test_replaces_content_and_leaves_no_temporary(tmp_path: Path) -> None:
     write_atomic(target, '{"status": "succeeded"}')
     assert target.read_text(encoding="utf-8") == '{"status": "succeeded"}'
     assert [p.name for p in target.parent.iterdir()] == ["op.json"]
+
+
+def test_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
+    kept = tmp_path / "Pulumi.dev.yaml"
+    kept.write_text("config: {}\n", encoding="utf-8")
+    kept.chmod(0o640)
+    write_atomic(kept, "config: {a: 1}\n")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640
+    new = tmp_path / "op.json"
+    write_atomic(new, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
 
 
 def test_failed_write_keeps_the_old_file_whole(
