@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -39,10 +40,12 @@ def _time(fn: Any) -> float:
 
 
 def _mock_run(variant: str, n: int, gc_mode: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "SERVESTACK_PROGRAM_GC"}
     proc = subprocess.run(
         [sys.executable, "-m", "bench.mock_run", "--variant", variant, "--n", str(n)]
         + ["--gc", gc_mode],
         cwd=HERE.parent,
+        env=env,
         check=True,
         capture_output=True,
         text=True,
@@ -52,10 +55,10 @@ def _mock_run(variant: str, n: int, gc_mode: str) -> dict[str, Any]:
 
 
 def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
-    """Each run in a fresh process, as a stack program runs; components and hand-written
-    alternate pair by pair so drift hits both alike. Headline figures use the collector
-    settings the servestack program applies (:mod:`components.process`); one more pair per
-    N runs with CPython's defaults to show what those settings change."""
+    """Each run in a fresh process, as a stack program runs. Components and hand-written
+    take turns, the order swapped every repeat (ABBA), so drift and warm caches hit both
+    alike. Headline figures use the collector settings the servestack entry point applies
+    (:mod:`components.process`); the same runs with CPython's defaults show what they do."""
     out: dict[str, Any] = {
         "overhead_ratio": {},
         "per_deployment_ms": {},
@@ -64,28 +67,31 @@ def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
         "mocks_peak_rss_mib": {},
         "resources": {},
     }
+    variants = ["components", "handwritten"]
     for n in sizes:
-        runs: dict[str, list[dict[str, Any]]] = {"components": [], "handwritten": []}
-        for _ in range(repeats):
-            for variant in runs:
-                runs[variant].append(_mock_run(variant, n, "program"))
-        c = statistics.median(r["s"] for r in runs["components"])
-        h = statistics.median(r["s"] for r in runs["handwritten"])
-        dc = _mock_run("components", n, "default")
-        dh = _mock_run("handwritten", n, "default")
+        runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for i in range(repeats):
+            for gc_mode in ("program", "default"):
+                for variant in variants if i % 2 == 0 else variants[::-1]:
+                    runs.setdefault((variant, gc_mode), []).append(_mock_run(variant, n, gc_mode))
+        med = {k: statistics.median(r["s"] for r in v) for k, v in runs.items()}
         key = str(n)
-        out["overhead_ratio"][key] = round(c / h, 3)
-        out["per_deployment_ms"][key] = round(1000 * c / n, 2)
-        out["overhead_ratio_default_gc"][key] = round(dc["s"] / dh["s"], 3)
-        out["per_deployment_ms_default_gc"][key] = round(1000 * dc["s"] / n, 2)
+        for gc_mode, suffix in (("program", ""), ("default", "_default_gc")):
+            c, h = med[("components", gc_mode)], med[("handwritten", gc_mode)]
+            out[f"overhead_ratio{suffix}"][key] = round(c / h, 3)
+            out[f"per_deployment_ms{suffix}"][key] = round(1000 * c / n, 2)
         out["mocks_peak_rss_mib"][key] = {
-            v: round(max(r["peak_rss_mib"] for r in rs)) for v, rs in runs.items()
-        } | {"components_default_gc": round(dc["peak_rss_mib"])}
-        out["resources"][key] = {v: rs[0]["resources"] for v, rs in runs.items()}
+            f"{v}{'' if g == 'program' else '_default_gc'}": round(
+                statistics.median(r["peak_rss_mib"] for r in rs)
+            )
+            for (v, g), rs in runs.items()
+        }
+        out["resources"][key] = {v: runs[(v, "program")][0]["resources"] for v in variants}
         print(
-            f"mocks N={n}: components {c:.3f}s, hand-written {h:.3f}s, ratio {c / h:.3f}, "
-            f"{1000 * c / n:.2f} ms/deployment; default GC: ratio {dc['s'] / dh['s']:.3f}, "
-            f"{1000 * dc['s'] / n:.2f} ms/deployment",
+            f"mocks N={n}: ratio {out['overhead_ratio'][key]}, "
+            f"{out['per_deployment_ms'][key]} ms/deployment; default GC: ratio "
+            f"{out['overhead_ratio_default_gc'][key]}, "
+            f"{out['per_deployment_ms_default_gc'][key]} ms/deployment",
             flush=True,
         )
     return out
@@ -133,11 +139,12 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--engine-sizes", default="1,10,100")
     args = ap.parse_args()
+    wall_started = time.perf_counter()
     results: dict[str, Any] = {
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
-            "cpus": __import__("os").cpu_count(),
+            "cpus": os.cpu_count(),
         },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -147,6 +154,7 @@ def main() -> int:
         from bench.engine import bench_engine
 
         results.update(bench_engine([int(x) for x in args.engine_sizes.split(",")]))
+    results["bench_wall_s"] = round(time.perf_counter() - wall_started)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     subprocess.run([sys.executable, "-m", "bench.report"], check=False)

@@ -55,13 +55,13 @@ def _run(engine: Engine, project: Path, *args: str) -> dict[str, float]:
 
     def sample() -> None:
         nonlocal peak
-        tree = psutil.Process(child.pid)
-        while not done.is_set():
-            try:
+        try:
+            tree = psutil.Process(child.pid)
+            while not done.is_set():
                 peak = max(peak, _tree_rss(tree))
-            except psutil.Error:
-                return
-            done.wait(SAMPLE_EVERY_S)
+                done.wait(SAMPLE_EVERY_S)
+        except psutil.Error:  # the CLI exited between two samples
+            return
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -71,6 +71,8 @@ def _run(engine: Engine, project: Path, *args: str) -> dict[str, float]:
     sampler.join()
     if child.returncode != 0:
         raise RuntimeError(f"pulumi {' '.join(args)} failed:\n{err[-4000:]}")
+    if peak == 0:
+        raise RuntimeError(f"pulumi {' '.join(args)}: no memory sample was taken")
     return {"s": round(seconds, 2), "peak_mib": round(peak / 2**20)}
 
 
@@ -104,8 +106,9 @@ def bench_engine(sizes: list[int], repeats: int = 3) -> dict[str, Any]:
                 if variant == "handwritten":
                     shutil.copy(HERE / "handwritten_program.py", project / "__main__.py")
                 runs[variant] = {"up": [], "preview": [], "up_skip_checkpoints": []}
-            for i in range(reps):  # alternate the variants, pair by pair
-                for variant in ("components", "handwritten"):
+            order = ["components", "handwritten"]
+            for i in range(reps):  # take turns, the order swapped every repeat (ABBA)
+                for variant in order if i % 2 == 0 else order[::-1]:
                     root = Path(tmp) / variant
                     project = root / "project"
                     engine = _engine(root, "state")

@@ -14,14 +14,15 @@ import pulumi_kubernetes as k8s
 from components import naming, node_pools, routing, scaling, workload
 from components.config import Environment, StackConfig, StrategyType
 from components.defaults import effective
+from components.gpu_node_pool import KARPENTER_REPLACE_ON
 from components.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
 from components.process import tune_gc
-from components.program import CLUSTER_ANNOTATION, render_directory, stack_config
-from components.validation import parse_stack
+from components.program import CLUSTER_ANNOTATION, main, render_directory, stack_outputs
 
 
-def handwritten(config: StackConfig, stack: str) -> None:
-    """The same resources as :func:`components.program.build`, registered directly."""
+def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
+    """The same resources as :func:`components.program.build`, registered directly; returns
+    the same stack outputs."""
     provider = k8s.Provider(
         f"k8s-{config.cluster.name}",
         render_yaml_to_directory=str(render_directory(stack)),
@@ -42,54 +43,77 @@ def handwritten(config: StackConfig, stack: str) -> None:
         }
 
     cluster = config.cluster.name
-    k8s.core.v1.Namespace(
+    namespace = k8s.core.v1.Namespace(
         config.namespace,
         metadata=pin(workload.namespace(config.namespace)["metadata"]),
         opts=pulumi.ResourceOptions.merge(
             opts, pulumi.ResourceOptions(protect=config.environment is Environment.production)
         ),
     )
+    pools: list[pulumi.Resource] = []
     for pool in config.node_pools:
         m = node_pools.karpenter_node_pool(pool, config.cluster)
-        k8s.apiextensions.CustomResource(
-            pool.name,
-            api_version=m["apiVersion"],
-            kind=m["kind"],
-            metadata=pin(m["metadata"]),
-            spec=m["spec"],
-            opts=opts,
+        pools.append(
+            k8s.apiextensions.CustomResource(
+                pool.name,
+                api_version=m["apiVersion"],
+                kind=m["kind"],
+                metadata=pin(m["metadata"]),
+                spec=m["spec"],
+                opts=pulumi.ResourceOptions.merge(
+                    opts, pulumi.ResourceOptions(replace_on_changes=KARPENTER_REPLACE_ON)
+                ),
+            )
         )
+    # What the components' depends_on and parents imply, written on each resource: a model's
+    # resources wait for the namespace and the pools; its Deployments for its service
+    # account; its autoscaler and routing for its Deployments.
+    base = [namespace, *pools]
+    endpoints: dict[str, Any] = {}
     for spec in config.deployments:
         eff = effective(spec)
         sa = workload.service_account(spec)
-        k8s.core.v1.ServiceAccount(
+        account = k8s.core.v1.ServiceAccount(
             spec.name,
             metadata=pin(sa["metadata"]),
             automount_service_account_token=sa["automountServiceAccountToken"],
-            opts=opts,
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=base)),
         )
         tracks = [naming.STABLE] + (
             [naming.CANARY] if spec.strategy.type is StrategyType.canary else []
         )
+        workloads: list[pulumi.Resource] = []
         for track in tracks:
             d = workload.deployment(spec, eff, track=track)
             d["metadata"]["labels"][PROCESSING_LABEL] = spec.processing.value
-            k8s.apps.v1.Deployment(
-                d["metadata"]["name"],
-                metadata=pin(d["metadata"]),
-                spec=d["spec"],
-                opts=pulumi.ResourceOptions.merge(
-                    opts, pulumi.ResourceOptions(replace_on_changes=LOCKED_PATHS)
-                ),
+            workloads.append(
+                k8s.apps.v1.Deployment(
+                    d["metadata"]["name"],
+                    metadata=pin(d["metadata"]),
+                    spec=d["spec"],
+                    opts=pulumi.ResourceOptions.merge(
+                        opts,
+                        pulumi.ResourceOptions(
+                            depends_on=[*base, account], replace_on_changes=LOCKED_PATHS
+                        ),
+                    ),
+                )
             )
+        after_base = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=base))
+        after_workloads = pulumi.ResourceOptions.merge(
+            opts, pulumi.ResourceOptions(depends_on=[*base, *workloads])
+        )
         np = workload.network_policy(spec)
         k8s.networking.v1.NetworkPolicy(
-            np["metadata"]["name"], metadata=pin(np["metadata"]), spec=np["spec"], opts=opts
+            np["metadata"]["name"], metadata=pin(np["metadata"]), spec=np["spec"], opts=after_base
         )
         if eff.disruption_budget:
             pdb = workload.disruption_budget(spec)
             k8s.policy.v1.PodDisruptionBudget(
-                pdb["metadata"]["name"], metadata=pin(pdb["metadata"]), spec=pdb["spec"], opts=opts
+                pdb["metadata"]["name"],
+                metadata=pin(pdb["metadata"]),
+                spec=pdb["spec"],
+                opts=after_base,
             )
         if eff.autoscaling:
             h = scaling.hpa(
@@ -102,12 +126,15 @@ def handwritten(config: StackConfig, stack: str) -> None:
                 )
             )
             k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                spec.name, metadata=pin(h["metadata"]), spec=h["spec"], opts=opts
+                spec.name, metadata=pin(h["metadata"]), spec=h["spec"], opts=after_workloads
             )
         if eff.load_balancer:
+            endpoints[spec.name] = pulumi.Output.from_input(
+                f"http://{routing.host(spec)}:{routing.SERVICE_PORT}"
+            )
             svc = routing.service(spec)
             k8s.core.v1.Service(
-                spec.name, metadata=pin(svc["metadata"]), spec=svc["spec"], opts=opts
+                spec.name, metadata=pin(svc["metadata"]), spec=svc["spec"], opts=after_workloads
             )
             for m in [routing.destination_rule(spec, eff.load_balancer)] + (
                 [routing.virtual_service(spec)] if spec.strategy.type is StrategyType.canary else []
@@ -118,10 +145,14 @@ def handwritten(config: StackConfig, stack: str) -> None:
                     kind=m["kind"],
                     metadata=pin(m["metadata"]),
                     spec=m["spec"],
-                    opts=opts,
+                    opts=after_workloads,
                 )
+    pool_labels = {p.name: node_pools.node_labels(p) for p in config.node_pools}
+    return stack_outputs(config, stack, endpoints, pool_labels)
 
 
 if __name__ == "__main__":
-    tune_gc()  # as components.program.main does
-    handwritten(parse_stack(stack_config()), pulumi.get_stack())
+    # The servestack entry point's work around the resources (collector settings, config
+    # validation, the forbidden-edit guard, exports), with this builder instead.
+    tune_gc()
+    main(handwritten)

@@ -37,11 +37,11 @@ def main() -> int:
     )
     args = ap.parse_args()
     program = PROGRAMS[args.variant]
+    if args.gc == "program" and not tune_gc():  # as __main__.py does, after its imports
+        raise SystemExit("SERVESTACK_PROGRAM_GC=default is set: unset it, or use --gc default")
     warm = parse_stack(stack_raw(2))
     run_program(lambda: program(warm, "bench"))
     config = parse_stack(stack_raw(args.n))
-    if args.gc == "program":
-        tune_gc()  # what components.program.main does before it builds anything
     profiler = cProfile.Profile() if args.profile else None
     started = time.perf_counter()
     if profiler is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
 from components.guards import IDENTITY_OUTPUT, forbidden_edits
 from components.model_deployment import ModelDeployment
-from components.process import tune_gc
 from components.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 
 RENDER_ROOT = "out"
@@ -123,20 +123,35 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
         )
         for d in config.deployments
     }
+    return stack_outputs(
+        config,
+        stack,
+        {n: d.endpoint for n, d in deployments.items() if d.endpoint is not None},
+        {n: p.labels for n, p in pools.items()},
+    )
+
+
+def stack_outputs(
+    config: StackConfig,
+    stack: str,
+    endpoints: Mapping[str, Any],
+    pool_labels: Mapping[str, dict[str, str]],
+) -> dict[str, Any]:
+    """The stack's outputs; `models` is also what the forbidden-edit guard reads back."""
     outputs: dict[str, Any] = {
         "environment": config.environment.value,
         "namespace": config.namespace,
-        "endpoints": {n: d.endpoint for n, d in deployments.items() if d.endpoint is not None},
+        "endpoints": dict(endpoints),
         "models": {
-            n: {
-                "id": d.spec.model.id,
-                "version": d.spec.model.version,
-                "type": d.spec.model.type.value,
-                "active": d.spec.active,
+            d.name: {
+                "id": d.model.id,
+                "version": d.model.version,
+                "type": d.model.type.value,
+                "active": d.active,
             }
-            for n, d in deployments.items()
+            for d in config.deployments
         },
-        "nodePools": {n: {"labels": p.labels} for n, p in pools.items()},
+        "nodePools": {n: {"labels": labels} for n, labels in pool_labels.items()},
     }
     if config.target is Target.render:
         outputs["renderDirectory"] = str(render_directory(stack))
@@ -210,8 +225,12 @@ def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
     return pulumi.Output.secret(all_secrets).apply(pick)
 
 
-def main() -> None:
-    tune_gc()
+def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
+    """The stack program: validate the config, refuse forbidden edits, build, export.
+
+    ``builder`` makes the resources; the benchmark passes its hand-written one, so both
+    programs do the same work around them.
+    """
     stack = pulumi.get_stack()
     raw = stack_config()
     plain = _secret_names(raw)
@@ -230,5 +249,5 @@ def main() -> None:
             "servestack refused the change (nothing was applied):\n"
             + "\n".join(str(p) for p in refused)
         )
-    for key, value in build(config, stack).items():
+    for key, value in builder(config, stack).items():
         pulumi.export(key, value)

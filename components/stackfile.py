@@ -99,6 +99,7 @@ def write_atomic(path: Path, text: str) -> None:
     A plain `write_text` truncates first: a reader polling an operation record (or `pulumi`
     reading a stack file) could see it empty.
     """
+    path = Path(os.path.realpath(path))  # a linked stack file: edit its target, keep the link
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     # 0o666 minus the umask, as a plain open would give a new file (mkstemp would make 0600).
@@ -106,6 +107,8 @@ def write_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())  # the rename must not land before the data does
         if path.exists():
             os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))  # keep the replaced file's mode
         os.replace(tmp, path)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pulumi
 from pulumi.runtime import MockCallArgs, MockResourceArgs, Mocks
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.settings import reset_options
 
 
@@ -26,6 +27,7 @@ class Recorder(Mocks):
     resources: list[Registered] = field(default_factory=list)
 
     parents: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    monitor: MockMonitor | None = None
 
     def new_resource(self, args: MockResourceArgs) -> tuple[str, dict[str, Any]]:
         parent = self.parents.get((args.typ, args.name))
@@ -55,14 +57,40 @@ class Recorder(Mocks):
         return {(r.type, r.name) for r in self.resources}
 
 
-def run_program(program: Callable[[], Any], *, stack: str = "test") -> Recorder:
-    """Run ``program`` under mocks and wait until every registration has been seen."""
+class RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, keeping every RegisterResource request (options included:
+    dependencies, replaceOnChanges, deleteBeforeReplace, protect, provider, parent)."""
+
+    def __init__(self, mocks: Mocks) -> None:
+        super().__init__(mocks)
+        self.requests: list[tuple[str, Any]] = []  # (urn, request)
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        self.requests.append((response.urn, request))
+        return response
+
+
+def run_program(
+    program: Callable[[], Any],
+    *,
+    stack: str = "test",
+    monitor: Callable[[Mocks], MockMonitor] | None = None,
+) -> Recorder:
+    """Run ``program`` under mocks and wait until every registration has been seen.
+
+    ``monitor`` builds the mock monitor from the recorder (e.g. :class:`RecordingMonitor`);
+    the recorder keeps it as ``recorder.monitor``.
+    """
     recorder = Recorder()
     # A fresh root stack resource per run: set_mocks keeps the previous one, and with it
     # every stack transformation earlier runs registered (they would all run again, once
     # more per earlier run, on every resource of this one).
     reset_options()
-    pulumi.runtime.set_mocks(recorder, project="servestack", stack=stack, preview=False)
+    recorder.monitor = monitor(recorder) if monitor is not None else None
+    pulumi.runtime.set_mocks(
+        recorder, project="servestack", stack=stack, preview=False, monitor=recorder.monitor
+    )
     result: dict[str, Any] = {}
 
     @pulumi.runtime.test

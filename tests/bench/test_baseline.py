@@ -1,18 +1,20 @@
 """The benchmark's baseline is honest: the hand-written program registers exactly the
-Kubernetes resources the components do (same types, names and inputs), only without the
-ComponentResources. A ratio against anything else would measure a different program."""
+Kubernetes resources the components do (same types, names, inputs and resource options,
+and the same effective dependencies), only without the ComponentResources. A ratio against
+anything else would measure a different program."""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
+from typing import Any
 
 from bench.handwritten_program import handwritten
 from bench.stacks import stack_raw
 from components import naming
 from components.program import build
 from components.validation import parse_stack
-from tests.mocks import Recorder, run_program
+from tests.mocks import Recorder, RecordingMonitor, run_program
 
 COMPONENT_TYPES = {
     naming.MODEL_DEPLOYMENT,
@@ -20,9 +22,53 @@ COMPONENT_TYPES = {
     naming.LOAD_BALANCER,
     naming.GPU_NODE_POOL,
 }
+CONFIG = parse_stack(stack_raw(12))  # 12: stable and canary deployments both present
 
 
-def _custom(rec: Recorder) -> Counter[tuple[str, str, str]]:
+def _run(program: Any) -> Recorder:
+    return run_program(lambda: program(CONFIG, "bench"), monitor=RecordingMonitor)
+
+
+def _key(urn: str) -> str:
+    """`type::name` of a URN (its last segment's type, without the parent chain)."""
+    qualified, name = urn.rsplit("::", 1)
+    return f"{qualified.rsplit('$', 1)[-1].rsplit('::', 1)[-1]}::{name}"
+
+
+def _registrations(rec: Recorder) -> dict[str, dict[str, Any]]:
+    """Per Kubernetes resource: its options, and what it waits for once parents and
+    component dependencies are resolved (a component stands for all its resources)."""
+    assert isinstance(rec.monitor, RecordingMonitor)
+    requests = {urn: req for urn, req in rec.monitor.requests}
+    children: dict[str, list[str]] = {}
+    for urn, req in requests.items():
+        children.setdefault(req.parent, []).append(urn)
+
+    def resources_of(urn: str) -> set[str]:
+        if requests[urn].type not in COMPONENT_TYPES:
+            return {_key(urn)}
+        return set().union(*(resources_of(c) for c in children.get(urn, [])))
+
+    def waits_for(urn: str) -> set[str]:
+        req = requests[urn]
+        own = set().union(*(resources_of(d) for d in req.dependencies if d in requests))
+        return own | (waits_for(req.parent) if req.parent in requests else set())
+
+    return {
+        _key(urn): {
+            "replaceOnChanges": sorted(req.replaceOnChanges),
+            "deleteBeforeReplace": req.deleteBeforeReplace,
+            "protect": req.protect,
+            "ignoreChanges": sorted(req.ignoreChanges),
+            "provider": req.provider.split("::")[-2] if req.provider else "",
+            "waitsFor": sorted(waits_for(urn)),
+        }
+        for urn, req in requests.items()
+        if req.type.startswith("kubernetes:") and not req.type.startswith("pulumi:providers")
+    }
+
+
+def _inputs(rec: Recorder) -> Counter[tuple[str, str, str]]:
     return Counter(
         (r.type, r.name, json.dumps(r.inputs, sort_keys=True, default=str))
         for r in rec.resources
@@ -30,12 +76,10 @@ def _custom(rec: Recorder) -> Counter[tuple[str, str, str]]:
     )
 
 
-def test_handwritten_registers_the_same_resources_as_the_components() -> None:
-    config = parse_stack(stack_raw(12))  # 12: stable and canary deployments both present
-    comp = run_program(lambda: build(config, "bench"))
-    hand = run_program(lambda: handwritten(config, "bench"))
-    assert _custom(comp) == _custom(hand)
-    kinds = {t for t, _, _ in _custom(comp)}
+def test_same_resources_and_inputs() -> None:
+    comp, hand = _run(build), _run(handwritten)
+    assert _inputs(comp) == _inputs(hand)
+    kinds = {t for t, _, _ in _inputs(comp)}
     assert {"kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"} <= kinds
     extra = [r.type for r in comp.resources if r.type in COMPONENT_TYPES]
     # What the ratio prices: per deployment a ModelDeployment, its Autoscaler and its
@@ -45,3 +89,24 @@ def test_handwritten_registers_the_same_resources_as_the_components() -> None:
         | {naming.GPU_NODE_POOL: 1}
     )
     assert not [r for r in hand.resources if r.type in COMPONENT_TYPES]
+
+
+def test_same_options_and_effective_dependencies() -> None:
+    comp, hand = _registrations(_run(build)), _registrations(_run(handwritten))
+    assert comp.keys() == hand.keys()
+    assert (
+        {k: v for k, v in comp.items() if v != hand[k]}
+        == {k: v for k, v in hand.items() if v != comp[k]}
+        == {}
+    )
+    # The comparison sees what matters: Deployments wait for their account, the namespace
+    # and the pool; the namespace is protected in production.
+    deployment = comp["kubernetes:apps/v1:Deployment::model-0000"]
+    assert deployment["waitsFor"] == sorted(
+        [
+            "kubernetes:core/v1:ServiceAccount::model-0000",
+            "kubernetes:core/v1:Namespace::bench",
+            "kubernetes:karpenter.sh/v1:NodePool::l4",
+        ]
+    )
+    assert comp["kubernetes:core/v1:Namespace::bench"]["protect"] is True

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pulumi
+import pulumi_kubernetes as k8s
 import pytest
 
 from components import ConfigError, GpuNodePool, ModelDeployment, parse_stack
@@ -487,8 +489,12 @@ def test_program_runs_a_stack_file_as_the_engine_passes_it(
 ) -> None:
     raw = read_stack_file(STACKS / "Pulumi.dev.yaml")
     clean_config.setenv("PULUMI_CONFIG", json.dumps(engine_config(raw)))
+    before = gc.get_threshold()
     rec = run_program(main, stack="dev")
     assert tree(rec) == EXPECTED["dev"]
+    # Only the entry point (__main__.py) tunes the collector: a process that imports and
+    # runs the program (tests, inline Automation API programs) keeps its settings.
+    assert gc.get_threshold() == before
 
 
 def test_stack_config_parses_json_objects_and_keeps_plain_strings(
@@ -521,3 +527,16 @@ def test_program_reads_config_set_by_the_runtime(clean_config: pytest.MonkeyPatc
 
     rec = run_program(program)
     assert (DEP, "bert") in rec.names()
+
+
+def test_each_mocks_run_starts_from_a_fresh_stack() -> None:
+    """Stack transformations registered by one run do not run again in the next."""
+    calls: list[str] = []
+
+    def program() -> None:
+        pulumi.runtime.register_stack_transformation(lambda a: calls.append(a.name))
+        k8s.core.v1.ConfigMap("one", metadata={"name": "one"})
+
+    run_program(program)
+    run_program(program)
+    assert calls == ["one", "one"]

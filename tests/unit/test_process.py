@@ -9,11 +9,16 @@ import pytest
 
 from components import process
 
+CPYTHON_DEFAULTS = (700, 10, 10)
+
 
 @pytest.fixture(autouse=True)
-def restore_gc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cpython_defaults(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts from CPython's settings, whatever ran before, and leaves them."""
     before = gc.get_threshold()
     monkeypatch.setattr(process, "_applied", False)
+    gc.unfreeze()
+    gc.set_threshold(*CPYTHON_DEFAULTS)
     yield
     gc.unfreeze()
     gc.set_threshold(*before)
@@ -23,6 +28,7 @@ def test_program_settings_freeze_start_up_objects_and_raise_thresholds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv(process.ENV, raising=False)
+    assert gc.get_freeze_count() == 0
     assert process.tune_gc() is True
     assert gc.get_threshold() == (
         process.YOUNG_THRESHOLD,
@@ -38,6 +44,6 @@ def test_program_settings_freeze_start_up_objects_and_raise_thresholds(
 
 def test_default_keeps_cpython_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(process.ENV, "default")
-    before = gc.get_threshold()
     assert process.tune_gc() is False
-    assert gc.get_threshold() == before
+    assert gc.get_threshold() == CPYTHON_DEFAULTS
+    assert gc.get_freeze_count() == 0

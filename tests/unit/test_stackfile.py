@@ -27,9 +27,20 @@ def test_keeps_the_mode_of_the_file_it_replaces(tmp_path: Path) -> None:
     assert stat.S_IMODE(kept.stat().st_mode) == 0o640
     new = tmp_path / "op.json"
     write_atomic(new, "{}")
-    umask = os.umask(0)
-    os.umask(umask)
+    status = Path("/proc/self/status").read_text(encoding="utf-8")
+    umask = int(next(ln for ln in status.splitlines() if ln.startswith("Umask:")).split()[1], 8)
     assert stat.S_IMODE(new.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
+
+
+def test_a_linked_file_is_edited_through_its_link(tmp_path: Path) -> None:
+    target = tmp_path / "real" / "Pulumi.dev.yaml"
+    target.parent.mkdir()
+    target.write_text("config: {}\n", encoding="utf-8")
+    link = tmp_path / "Pulumi.dev.yaml"
+    link.symlink_to(target)
+    write_atomic(link, "config: {a: 1}\n")
+    assert link.is_symlink()
+    assert target.read_text(encoding="utf-8") == "config: {a: 1}\n"
 
 
 def test_failed_write_keeps_the_old_file_whole(
