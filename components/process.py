@@ -4,13 +4,14 @@ A Pulumi program is a short, allocation-heavy process whose heap stays almost en
 until it exits: every resource, its inputs and its outputs are referenced by the SDK until
 the deployment ends. CPython 3.11's generational collector keeps re-traversing that growing
 live heap, so with default thresholds the cost per deployment grows with the stack (measured
-by `make bench`: 19 ms per deployment at N = 10, 31 ms at N = 1,000 under mocks).
+by `make bench`: 16 ms per deployment at N = 10, 31 ms at N = 1,000 under mocks; 15 and
+18 ms with these settings).
 
 :func:`tune_gc` freezes what exists at start-up (imported modules) and makes young-generation
 collections rare and older-generation ones rarer still. Cyclic garbage is still collected; a
-stack of 1,000 deployments peaks within a few percent of the default's memory (figures in
-bench/RESULTS.md). It changes process-global state, so only entry points call it: the
-servestack program does; a program of your own that composes the components may.
+stack of 1,000 deployments peaks about 5% above the default's memory (figures in
+bench/RESULTS.md). It changes process-global state, so only entry points call it:
+servestack's `__main__.py` does; a program of your own that composes the components may.
 """
 
 from __future__ import annotations
