@@ -20,7 +20,7 @@ from components import workload
 from components.config import Environment, StackConfig, Target
 from components.errors import ConfigError
 from components.gpu_node_pool import GpuNodePool
-from components.guards import IDENTITY_OUTPUT, forbidden_edits
+from components.guards import IDENTITY_OUTPUT, forbidden_edits, identity
 from components.model_deployment import ModelDeployment
 from components.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 
@@ -137,20 +137,13 @@ def stack_outputs(
     endpoints: Mapping[str, Any],
     pool_labels: Mapping[str, dict[str, str]],
 ) -> dict[str, Any]:
-    """The stack's outputs; `models` is also what the forbidden-edit guard reads back."""
+    """The stack's outputs; `models` (the deployments' identities) is what the
+    forbidden-edit guard reads back on the next update."""
     outputs: dict[str, Any] = {
         "environment": config.environment.value,
         "namespace": config.namespace,
         "endpoints": dict(endpoints),
-        "models": {
-            d.name: {
-                "id": d.model.id,
-                "version": d.model.version,
-                "type": d.model.type.value,
-                "active": d.active,
-            }
-            for d in config.deployments
-        },
+        IDENTITY_OUTPUT: identity(config),
         "nodePools": {n: {"labels": labels} for n, labels in pool_labels.items()},
     }
     if config.target is Target.render:
