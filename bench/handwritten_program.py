@@ -129,9 +129,7 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
                 spec.name, metadata=pin(h["metadata"]), spec=h["spec"], opts=after_workloads
             )
         if eff.load_balancer:
-            endpoints[spec.name] = pulumi.Output.from_input(
-                f"http://{routing.host(spec)}:{routing.SERVICE_PORT}"
-            )
+            endpoints[spec.name] = pulumi.Output.from_input(routing.endpoint(spec))
             svc = routing.service(spec)
             k8s.core.v1.Service(
                 spec.name, metadata=pin(svc["metadata"]), spec=svc["spec"], opts=after_workloads

@@ -42,9 +42,7 @@ class LoadBalancer(pulumi.ComponentResource):
             self._custom(routing.destination_rule(spec, lb), child)
             if spec.strategy.type is StrategyType.canary:
                 self._custom(routing.virtual_service(spec), child)
-        self.endpoint = pulumi.Output.from_input(
-            f"http://{routing.host(spec)}:{routing.SERVICE_PORT}"
-        )
+        self.endpoint = pulumi.Output.from_input(routing.endpoint(spec))
         outputs["endpoint"] = self.endpoint
         self.register_outputs(outputs)
 

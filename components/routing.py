@@ -31,6 +31,11 @@ def host(spec: DeploymentSpec) -> str:
     return f"{spec.name}.{spec.namespace}.svc.cluster.local"
 
 
+def endpoint(spec: DeploymentSpec) -> str:
+    """The in-cluster URL clients call: the Service's DNS name and port."""
+    return f"http://{host(spec)}:{SERVICE_PORT}"
+
+
 def service(spec: DeploymentSpec) -> Manifest:
     return {
         "metadata": metadata(spec, spec.name),
