@@ -3,8 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Reinstall when pyproject.toml changes.
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+CONSTRAINTS := tools/constraints.txt
+# Reinstall when pyproject.toml or the constraints change.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
 .PHONY: help venv engine lint test test-unit test-engine demo bench clean
 
@@ -13,10 +14,10 @@ help:
 	@echo "make test   - install, lint, type-check, run unit, mock and engine test tiers"
 	@echo "make engine - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-compile -c $(CONSTRAINTS) -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 
@@ -31,9 +32,13 @@ $(CHECKOV):
 engine:
 	bash tools/build-engine.sh
 
+# mypy cannot follow the editable install's import hook: it checks the package through a
+# link named after the import name.
+TYPECHECK := .build/typecheck
 lint: venv
 	$(BIN)/ruff check components tests examples bench __main__.py
 	$(BIN)/ruff format --check components tests examples bench __main__.py
+	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
 
 test-unit: venv
@@ -47,7 +52,7 @@ test: venv lint engine $(CHECKOV)
 	$(BIN)/pytest -q tests
 
 demo: venv engine
-	$(BIN)/python -m components.demo
+	$(BIN)/python -m servestack.demo
 
 bench: venv engine
 	$(BIN)/python -m bench

@@ -1,7 +1,7 @@
-"""Pulumi entry point of the servestack project (see components/program.py)."""
+"""Pulumi entry point of the servestack project (see components/program/stack.py)."""
 
-from components.process import tune_gc
-from components.program import main
+from servestack.program import main
+from servestack.program.process import tune_gc
 
-tune_gc()  # this process only runs the program: see components/process.py
+tune_gc()  # this process only runs the program: see components/program/process.py
 main()

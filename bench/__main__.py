@@ -25,10 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from servestack.config.validation import parse_stack
+from servestack.review.diff import diff_configs
+from servestack.review.explain import explain_preview
+
 from bench.stacks import stack_raw
-from components.review.diff import diff_configs
-from components.review.explain import explain_preview
-from components.validation import parse_stack
 
 HERE = Path(__file__).resolve().parent
 
@@ -58,7 +59,7 @@ def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
     """Each run in a fresh process, as a stack program runs. Components and hand-written
     take turns, the order swapped every repeat (ABBA), so drift and warm caches hit both
     alike. Headline figures use the collector settings the servestack entry point applies
-    (:mod:`components.process`); the same runs with CPython's defaults show what they do."""
+    (:mod:`servestack.program.process`); the same runs with CPython's defaults show what they do."""
     out: dict[str, Any] = {
         "overhead_ratio": {},
         "per_deployment_ms": {},

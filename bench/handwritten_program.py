@@ -1,4 +1,4 @@
-"""The baseline: the same Kubernetes resources as `components.program.build`, registered
+"""The baseline: the same Kubernetes resources as `servestack.program.stack.build`, registered
 directly with pulumi-kubernetes from the same manifests, with no ComponentResources.
 
 Also a Pulumi program: the engine benchmark copies this file as a project's `__main__.py`.
@@ -10,18 +10,17 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components import naming, node_pools, routing, scaling, workload
-from components.config import Environment, StackConfig, StrategyType
-from components.defaults import effective
-from components.gpu_node_pool import KARPENTER_REPLACE_ON
-from components.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
-from components.process import tune_gc
-from components.program import CLUSTER_ANNOTATION, main, render_directory, stack_outputs
+from servestack.config.defaults import effective
+from servestack.config.models import Environment, StackConfig, StrategyType
+from servestack.gpu_node_pool import KARPENTER_REPLACE_ON
+from servestack.manifests import naming, node_pools, routing, scaling, workload
+from servestack.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
+from servestack.program.process import tune_gc
+from servestack.program.stack import CLUSTER_ANNOTATION, main, render_directory, stack_outputs
 
 
 def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
-    """The same resources as :func:`components.program.build`, registered directly; returns
+    """The same resources as :func:`servestack.program.stack.build`, registered directly; returns
     the same stack outputs."""
     provider = k8s.Provider(
         f"k8s-{config.cluster.name}",

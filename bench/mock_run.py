@@ -15,11 +15,12 @@ import resource
 import sys
 import time
 
+from servestack.config.validation import parse_stack
+from servestack.program.process import tune_gc
+from servestack.program.stack import build
+
 from bench.handwritten_program import handwritten
 from bench.stacks import stack_raw
-from components.process import tune_gc
-from components.program import build
-from components.validation import parse_stack
 from tests.mocks import run_program
 
 PROGRAMS = {"components": build, "handwritten": handwritten}

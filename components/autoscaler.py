@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components import naming, scaling
-from components.scaling import ScalerTarget
+from servestack.manifests import naming, scaling
+from servestack.manifests.scaling import ScalerTarget
 
 
 class Autoscaler(pulumi.ComponentResource):
     """Scales one Deployment on CPU, memory and GPU utilisation, or on queue depth.
 
     GPU utilisation needs the DCGM exporter and a metrics adapter; queue depth needs KEDA
-    (see :mod:`components.scaling`).
+    (see :mod:`servestack.manifests.scaling`).
     """
 
     def __init__(
@@ -21,20 +20,20 @@ class Autoscaler(pulumi.ComponentResource):
     ) -> None:
         super().__init__(naming.AUTOSCALER, name, None, opts)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
-        if target.queue is not None:
-            so = scaling.scaled_object(target)
-            scaler: pulumi.CustomResource = k8s.apiextensions.CustomResource(
-                target.name,
-                api_version=so["apiVersion"],
-                kind=so["kind"],
-                metadata=so["metadata"],
-                spec=so["spec"],
-                opts=child,
+        m = scaling.scaler(target)
+        scaler: pulumi.CustomResource
+        if m["kind"] == "HorizontalPodAutoscaler":
+            scaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                target.name, metadata=m["metadata"], spec=m["spec"], opts=child
             )
         else:
-            hpa = scaling.hpa(target)
-            scaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                target.name, metadata=hpa["metadata"], spec=hpa["spec"], opts=child
+            scaler = k8s.apiextensions.CustomResource(
+                target.name,
+                api_version=m["apiVersion"],
+                kind=m["kind"],
+                metadata=m["metadata"],
+                spec=m["spec"],
+                opts=child,
             )
         self.scaler = scaler
         self.min_replicas = target.bounds.min_replicas

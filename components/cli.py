@@ -7,18 +7,18 @@ change (forbidden, or a replacement/deletion where the gate applies).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-from components.errors import ConfigError
-from components.review import report
-from components.review.diff import diff_configs
-from components.review.explain import explain_preview
-from components.validation import load_stack_config
+from servestack.config.errors import ConfigError
+from servestack.config.validation import load_stack_config
+from servestack.review import report
+from servestack.review.diff import diff_configs
+from servestack.review.explain import explain_preview
 
 app = typer.Typer(
     add_completion=False,
@@ -40,6 +40,46 @@ class Format(StrEnum):
 class FailOn(StrEnum):
     REPLACE = "replace"
     FORBIDDEN = "forbidden"
+
+
+@app.callback()
+def _root(
+    cwd: Annotated[
+        Path | None,
+        typer.Option(
+            "-C", "--cwd", help="run as if started in DIR (the Pulumi project is found from it)"
+        ),
+    ] = None,
+) -> None:
+    if cwd is not None:
+        try:
+            os.chdir(cwd)
+        except OSError as exc:
+            _fail(f"-C {cwd}: {exc.strerror}")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="where to create the project")],
+    name: Annotated[
+        str | None, typer.Option(help="project name (default: the directory's)")
+    ] = None,
+) -> None:
+    """Create a Pulumi project that uses servestack: `pulumi up` runs it as it is."""
+    from servestack.engine.project import init_project
+
+    try:
+        project = init_project(directory, name=name)
+    except ConfigError as err:
+        _fail(err.render())
+        return
+    typer.echo(f"created {project.name} in {project.root}:")
+    for path in sorted(p for p in project.root.rglob("*") if p.is_file()):
+        typer.echo(f"  {path.relative_to(project.root)}")
+    typer.echo(
+        "next: python -m venv venv && venv/bin/pip install -r requirements.txt, then "
+        "pulumi stack init dev && pulumi up (or servestack validate stacks/*.yaml)"
+    )
 
 
 def _fail(message: str, code: int = EXIT_INVALID) -> None:
@@ -157,7 +197,7 @@ def explain(
 
 
 def main() -> None:
-    from components.ops_cli import register
+    from servestack.ops.commands import register
 
     register(app)
     try:

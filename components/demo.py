@@ -17,16 +17,17 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-
-from components.engine import REPO, Engine, EngineMissing, make_project
-from components.review.diff import diff_configs
-from components.review.explain import explain_preview
-from components.stackfile import set_value
-from components.validation import parse_stack, read_stack_text
+from servestack.config.stackfile import set_value
+from servestack.config.validation import parse_stack, read_stack_text
+from servestack.engine import CHECKOUT, Engine, EngineMissing, make_project
+from servestack.review.diff import diff_configs
+from servestack.review.explain import explain_preview
 
 STACK = "dev"
 #: Demo-only passphrase for the local dev stack (it holds no secrets). Set
 #: PULUMI_CONFIG_PASSPHRASE to use your own.
+#: The demo runs in the servestack checkout (`make demo`).
+REPO = CHECKOUT or Path.cwd()
 DEMO_PASSPHRASE = "servestack-demo-only"
 
 EDITS: list[tuple[str, str, Any]] = [
@@ -80,6 +81,8 @@ def main() -> int:
         engine = Engine(
             REPO / ".pulumi-state",
             passphrase=os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE),
+            # The demo is the embedded default: a local file backend, whatever the user has.
+            backend_url=f"file://{REPO / '.pulumi-state' / 'backend'}",
             extra_env={"SERVESTACK_RENDER_ROOT": str(REPO / "out")},
         )
         version = engine.version()

@@ -11,10 +11,10 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components import naming, node_pools
-from components.config import CloudProvider, ClusterSpec, NodePoolSpec
-from components.validation import parse_node_pool
+from servestack.config.models import CloudProvider, ClusterSpec, NodePoolSpec
+from servestack.config.validation import parse_node_pool
+from servestack.manifests import naming, node_pools
+from servestack.manifests.lifecycle import KARPENTER_REPLACE_ON
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -43,6 +43,7 @@ class GpuNodePool(pulumi.ComponentResource):
         # Fields whose change the clouds cannot apply in place: a new pool, new nodes.
         child = pulumi.ResourceOptions(parent=self)
         self.resource: pulumi.CustomResource | None = None
+        self.nodes: list[k8s.core.v1.Node] = []
         if cl.provider is CloudProvider.karpenter:
             m = node_pools.karpenter_node_pool(pool, cl)
             self.resource = k8s.apiextensions.CustomResource(
@@ -58,6 +59,18 @@ class GpuNodePool(pulumi.ComponentResource):
                     ),
                 ),
             )
+        elif cl.provider is CloudProvider.local:
+            # The local cluster: kwok turns each Node object into a fake node whose capacity
+            # is the machine shape; the real scheduler then decides what fits.
+            self.nodes = [
+                k8s.core.v1.Node(
+                    m["metadata"]["name"],
+                    metadata=m["metadata"],
+                    spec=m["spec"],
+                    opts=child,
+                )
+                for m in node_pools.local_nodes(pool, cl)
+            ]
         elif cl.provider is CloudProvider.gke:
             from pulumi_gcp import container
 
@@ -79,7 +92,3 @@ class GpuNodePool(pulumi.ComponentResource):
             {"labels": self.labels, "taints": self.taints, "backend": cl.provider.value}
         )
 
-
-#: Karpenter applies NodePool edits to new nodes only and drifts old ones away; servestack
-#: makes GPU and machine changes an explicit replacement so reviewers see the lost capacity.
-KARPENTER_REPLACE_ON = ["spec.template.spec.requirements", "spec.template.metadata"]

@@ -6,9 +6,8 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components import naming, routing
-from components.config import DeploymentSpec, LoadBalancerSpec, StrategyType
+from servestack.config.models import DeploymentSpec, LoadBalancerSpec
+from servestack.manifests import naming, routing
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -32,16 +31,14 @@ class LoadBalancer(pulumi.ComponentResource):
     ) -> None:
         super().__init__(naming.LOAD_BALANCER, name, None, opts)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
-        svc = routing.service(spec)
+        svc, *mesh = routing.manifests(spec, lb)
         self.service = k8s.core.v1.Service(
             name, metadata=svc["metadata"], spec=svc["spec"], opts=child
         )
         # Known names rather than outputs of the children: the same values, no apply chain.
         outputs: dict[str, Any] = {"service": svc["metadata"]["name"]}
-        if lb.enabled:
-            self._custom(routing.destination_rule(spec, lb), child)
-            if spec.strategy.type is StrategyType.canary:
-                self._custom(routing.virtual_service(spec), child)
+        for manifest in mesh:
+            self._custom(manifest, child)
         self.endpoint = pulumi.Output.from_input(routing.endpoint(spec))
         outputs["endpoint"] = self.endpoint
         self.register_outputs(outputs)

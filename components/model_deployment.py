@@ -7,20 +7,18 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from servestack.autoscaler import Autoscaler
+from servestack.config.errors import ConfigError, Problem
+from servestack.config.models import DeploymentSpec
+from servestack.config.validation import deployment_checks, parse_deployment
+from servestack.contract import labels, paths
+from servestack.load_balancer import LoadBalancer
+from servestack.manifests import model, naming
+from servestack.manifests.lifecycle import LOCKED_PATHS
 
-from components import naming, workload
-from components.autoscaler import Autoscaler
-from components.config import DeploymentSpec, StrategyType
-from components.defaults import effective
-from components.errors import ConfigError, Problem
-from components.load_balancer import LoadBalancer
-from components.scaling import ScalerTarget
-from components.validation import deployment_checks, parse_deployment
-
-#: Pod-template label that pins the processing type: changing it replaces the Deployment
-#: (the infrastructure form of "create a new deployment"), as the field-effect table says.
-PROCESSING_LABEL = "servestack.io/processing"
-LOCKED_PATHS = [f'metadata.labels["{PROCESSING_LABEL}"]']
+#: Label that pins the processing type: changing it replaces the Deployment (the
+#: infrastructure form of "create a new deployment"), as the field-effect table says.
+PROCESSING_LABEL = labels.PROCESSING
 
 
 class ModelDeployment(pulumi.ComponentResource):
@@ -58,78 +56,55 @@ class ModelDeployment(pulumi.ComponentResource):
             raise ConfigError(
                 [
                     Problem(
-                        f"deployments[{name}].secretEnv",
+                        paths.deployment(name, "secretEnv"),
                         f"{', '.join(spec.secret_env)} need values: pass secrets= (a Pulumi secret "
                         "mapping of env name to value)",
                     )
                 ]
             )
         super().__init__(naming.MODEL_DEPLOYMENT, name, None, opts)
-        eff = effective(spec)
+        p = model.plan(spec)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
 
-        sa = workload.service_account(spec)
         account = k8s.core.v1.ServiceAccount(
             name,
-            metadata=sa["metadata"],
-            automount_service_account_token=sa["automountServiceAccountToken"],
+            metadata=p.service_account["metadata"],
+            automount_service_account_token=p.service_account["automountServiceAccountToken"],
             opts=child,
         )
         deps: list[pulumi.Resource] = [account]
-        if spec.secret_env:
+        if p.secret is not None:
             # Values stay Pulumi secrets: encrypted in state, never in config or output.
             secret = k8s.core.v1.Secret(
-                workload.secret_name(spec),
-                metadata=workload.metadata(spec, workload.secret_name(spec)),
-                type="Opaque",
+                p.secret["metadata"]["name"],
+                metadata=p.secret["metadata"],
+                type=p.secret["type"],
                 string_data=pulumi.Output.secret(secrets),  # type: ignore[arg-type]
                 opts=child,
             )
             deps.append(secret)
 
-        self.deployment = self._deployment(spec, workload.deployment(spec, eff), child, deps)
-        workloads: list[pulumi.Resource] = [self.deployment]
-        if spec.strategy.type is StrategyType.canary:
-            workloads.append(
-                self._deployment(
-                    spec, workload.deployment(spec, eff, track=naming.CANARY), child, deps
-                )
-            )
+        workloads = [self._deployment(m, child, deps) for m in p.workloads]
+        self.deployment = workloads[0]
 
-        policy = workload.network_policy(spec)
+        policy = p.network_policy
         k8s.networking.v1.NetworkPolicy(
             policy["metadata"]["name"], metadata=policy["metadata"], spec=policy["spec"], opts=child
         )
 
-        if eff.disruption_budget:
-            pdb = workload.disruption_budget(spec)
+        if p.disruption_budget is not None:
+            pdb = p.disruption_budget
             k8s.policy.v1.PodDisruptionBudget(
                 pdb["metadata"]["name"], metadata=pdb["metadata"], spec=pdb["spec"], opts=child
             )
 
-        if eff.autoscaling is not None:
-            Autoscaler(
-                name,
-                ScalerTarget(
-                    name=name,
-                    deployment=naming.workload_name(spec),
-                    namespace=spec.namespace,
-                    bounds=eff.autoscaling,
-                    labels=naming.labels(spec),
-                    queue=spec.queue,
-                ),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=workloads),
-            )
+        after = pulumi.ResourceOptions(parent=self, depends_on=list(workloads))
+        if p.scaler is not None:
+            Autoscaler(name, p.scaler, opts=after)
 
         self.endpoint = None
-        if eff.load_balancer is not None:
-            lb = LoadBalancer(
-                name,
-                spec,
-                eff.load_balancer,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=workloads),
-            )
-            self.endpoint = lb.endpoint
+        if p.load_balancer is not None:
+            self.endpoint = LoadBalancer(name, spec, p.load_balancer, opts=after).endpoint
 
         self.spec = spec
         self.register_outputs(
@@ -143,12 +118,10 @@ class ModelDeployment(pulumi.ComponentResource):
 
     def _deployment(
         self,
-        spec: DeploymentSpec,
         manifest: dict[str, Any],
         opts: pulumi.ResourceOptions,
         deps: list[pulumi.Resource],
     ) -> k8s.apps.v1.Deployment:
-        manifest["metadata"]["labels"][PROCESSING_LABEL] = spec.processing.value
         return k8s.apps.v1.Deployment(
             manifest["metadata"]["name"],
             metadata=manifest["metadata"],

@@ -5,33 +5,24 @@ No engine, no cloud: this runs on two `Pulumi.<stack>.yaml` files in a pull requ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
-from components.config import (
+from servestack.config.defaults import effective
+from servestack.config.models import (
     INHERITED_FIELDS,
     DeploymentSpec,
     Environment,
     StackConfig,
     StrategyType,
 )
-from components.defaults import effective
-from components.effects import EditContext, rule_for
+from servestack.contract.effects import EditContext, Effect, rule_for
 
+#: The effect vocabulary under the name earlier callers know it by (one enum: Effect).
+Change = Effect
 
-class Change(StrEnum):
-    """The six words a change is classified with."""
-
-    IN_PLACE = "in-place"
-    RESTART = "restart"
-    REPLACE = "replace"
-    FORBIDDEN = "forbidden"
-    CREATE = "create"
-    DELETE = "delete"
-
-
-BLOCKING_ON_REPLACE = (Change.REPLACE, Change.DELETE)
+BLOCKING_ON_REPLACE = (Effect.REPLACE, Effect.DELETE)
 
 
 @dataclass(frozen=True)
@@ -39,7 +30,7 @@ class FieldChange:
     path: str
     before: Any
     after: Any
-    effect: Change
+    effect: Effect
     reason: str
     resources: tuple[str, ...]
     #: Set when the NEW file's `allowReplacements` covers this change.
@@ -70,7 +61,7 @@ class DiffResult:
 
     @property
     def summary(self) -> dict[str, int]:
-        counts = {c.value: 0 for c in Change}
+        counts = {c.value: 0 for c in Effect}
         for ch in self.changes:
             counts[ch.effect.value] += 1
         return counts
@@ -85,7 +76,7 @@ class DiffResult:
         return [
             c
             for c in self.changes
-            if c.effect is Change.FORBIDDEN
+            if c.effect is Effect.FORBIDDEN
             or (gate and c.effect in BLOCKING_ON_REPLACE and c.allowance is None)
         ]
 
@@ -93,12 +84,18 @@ class DiffResult:
         return {"changes": [c.to_json() for c in self.changes], "summary": self.summary}
 
 
-def _dump(model: Any, *, inherited: bool = False) -> dict[str, Any]:
+def _dump(model: Any, inherited: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A model as YAML-shaped data. A deployment's fields equal to the ``inherited`` stack
+    values are left out: their edit is the stack key's."""
     data: dict[str, Any] = model.model_dump(by_alias=True, mode="json")
-    if inherited:
-        for key in INHERITED_FIELDS:
-            data.pop(key, None)
+    for key, value in (inherited or {}).items():
+        if data.get(key) == value:
+            del data[key]
     return data
+
+
+def _inherited(stack: StackConfig) -> dict[str, Any]:
+    return stack.model_dump(by_alias=True, mode="json", include=set(INHERITED_FIELDS))
 
 
 def _leaves(before: Any, after: Any, path: str) -> list[tuple[str, Any, Any]]:
@@ -124,16 +121,15 @@ def _classify(
     path: str, before: Any, after: Any, ctx: EditContext, owner: str | None
 ) -> FieldChange:
     rule = rule_for(path)
-    effect, reason = rule.resolve(ctx)
-    change = Change(effect.value)
+    outcome = rule.resolve(ctx)
     return FieldChange(
         path,
         before,
         after,
-        change,
-        reason,
+        outcome.effect,
+        outcome.reason,
         _resources(rule.resources, owner),
-        impact=impact(change, rule.path, reason, ctx.new),
+        impact=impact(outcome.effect, outcome.impact, ctx.new),
     )
 
 
@@ -145,6 +141,8 @@ def _named(
     new_stack: StackConfig,
 ) -> list[FieldChange]:
     olds = {item.name: item for item in old}
+    old_top = _inherited(old_stack) if kind == "deployments" else None
+    new_top = _inherited(new_stack) if kind == "deployments" else None
     news = {item.name: item for item in new}
     changes: list[FieldChange] = []
     is_dep = kind == "deployments"
@@ -156,8 +154,8 @@ def _named(
                 FieldChange(
                     path,
                     None,
-                    _dump(n, inherited=is_dep),
-                    Change.CREATE,
+                    _dump(n, new_top),
+                    Effect.CREATE,
                     f"new {kind[:-1]}",
                     (path,),
                     impact="new endpoint" if is_dep else "new capacity",
@@ -167,9 +165,9 @@ def _named(
             changes.append(
                 FieldChange(
                     path,
-                    _dump(o, inherited=is_dep),
+                    _dump(o, old_top),
                     None,
-                    Change.DELETE,
+                    Effect.DELETE,
                     f"{kind[:-1]} removed: its resources are deleted",
                     (path,),
                     impact="endpoint removed; all pods deleted"
@@ -179,7 +177,9 @@ def _named(
             )
         else:
             ctx = EditContext(o, n, old_stack, new_stack)
-            for leaf, b, a in _leaves(_dump(o, inherited=is_dep), _dump(n, inherited=is_dep), path):
+            before = _dump(o, old_top)
+            after = _dump(n, new_top)
+            for leaf, b, a in _leaves(before, after, path):
                 changes.append(_classify(leaf, b, a, ctx, name))
     return changes
 
@@ -226,24 +226,12 @@ def restart_forecast(spec: DeploymentSpec) -> str:
     return f"rolls {pods} pod{'s' if pods != 1 else ''}{floor}; surge needs {extra}"
 
 
-def impact(change: Change, rule_path: str, reason: str, item: Any) -> str:
-    if change is Change.RESTART and isinstance(item, DeploymentSpec):
+def impact(effect: Effect, table_impact: str, item: Any) -> str:
+    """What the running system feels: a restart's surge forecast for this deployment, or
+    the downtime class the table gives the rule."""
+    if effect is Effect.RESTART and isinstance(item, DeploymentSpec):
         return restart_forecast(item)
-    if change is not Change.REPLACE:
-        return ""
-    if "blue-green" in reason:
-        return "create-before-delete: new version ready before the switch; 2x capacity"
-    if rule_path.startswith("nodePools") or rule_path.startswith("cluster."):
-        return "lost warm GPU capacity until new nodes join"
-    if rule_path in (
-        "deployments[].name",
-        "namespace",
-        "target",
-        "cluster.name",
-        "deployments[].namespace",
-    ):
-        return "new endpoint; delete-before-create (downtime)"
-    return "delete-before-create: the resource is recreated (downtime)"
+    return table_impact
 
 
 def _apply_allowances(result: DiffResult, new: StackConfig) -> None:

@@ -1,36 +1,39 @@
 """Trace the steps of a real `pulumi preview --json` back to the config fields behind them.
 
 Each step's resource is attributed to its servestack component through its parent URN (the
-component's name is the deployment's or node pool's name), and each changed property in the
-step's ``detailedDiff`` to the config field that renders into it, using the ``renders``
-provenance of the field-effect table. An engine operation more severe than anything the
-table predicts for those fields is flagged ``unexpected``.
+component's name is the deployment's or node pool's name). Its changed properties (the
+step's ``detailedDiff``) are traced through the provenance the builders record: the stack
+file is built again, without Pulumi, and each property is looked up where it was made
+(:mod:`servestack.manifests.provenance`). With the stack file last deployed (``base``) both
+builds are read and only fields that really changed are named, so the answer is exact.
+Without any stack file, properties are traced through the sample stacks, by kind and
+property, which may name several candidates. An engine operation more severe than
+anything the table predicts for those fields is flagged ``unexpected``.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from components import naming
-from components.config import StackConfig
-from components.effects import SEVERITY, EditContext, Effect, Rule, rules_rendering
-from components.review.diff import Change
+from servestack.config.models import StackConfig
+from servestack.contract.effects import EditContext, Effect, rule_for, worst
+from servestack.contract.paths import FieldPath
+from servestack.manifests import lifecycle, naming
+from servestack.manifests.provenance import ADD, DELETE, UPDATE, Cause, Prop, parse_prop, prop_text
+from servestack.manifests.render import Key, Rendered, render_stack
 
 COMPONENT_TYPES = {naming.MODEL_DEPLOYMENT: "deployments", naming.GPU_NODE_POOL: "nodePools"}
-#: Environment variables the builders set, and the field each comes from.
-ENV_FIELDS = {
-    "MODEL_ID": "model.id",
-    "MODEL_VERSION": "model.version",
-    "PORT": "port",
-    "QUEUE_KIND": "queue.kind",
-    "QUEUE_NAME": "queue.name",
-    "QUEUE_URL": "queue.connectionSecret",
-    "MODEL_TYPE": "model.type",
-}
-_KIND_ALIASES = {"NodeGroup": "NodePool"}
 REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
+#: detailedDiff kinds -> what happened to the property.
+_DIFF_KINDS = {
+    "add": ADD,
+    "add-replace": ADD,
+    "delete": DELETE,
+    "delete-replace": DELETE,
+    "update": UPDATE,
+    "update-replace": UPDATE,
+}
 
 
 @dataclass
@@ -40,9 +43,9 @@ class StepExplanation:
     kind: str
     name: str
     component: str | None
-    observed: Change | None
+    observed: Effect | None
     fields: list[str] = field(default_factory=list)
-    predicted: Change | None = None
+    predicted: Effect | None = None
     unexpected: bool = False
     replace_reasons: list[str] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)
@@ -69,12 +72,6 @@ def _urn_parts(urn: str) -> tuple[str, str]:
     return (body[2], body[3]) if len(body) == 4 else ("", urn)
 
 
-def _kind(type_chain: str) -> str:
-    token = type_chain.rsplit("$", 1)[-1]
-    kind = token.rsplit(":", 1)[-1]
-    return _KIND_ALIASES.get(kind, kind)
-
-
 def _component(state: dict[str, Any], urn: str) -> str | None:
     """`deployments.<name>` or `nodePools.<name>` of the component owning a resource."""
     chain, name = _urn_parts(urn)
@@ -92,168 +89,178 @@ def _component(state: dict[str, Any], urn: str) -> str | None:
     return None
 
 
-def _observed(op: str, kind: str, props: list[str]) -> Change | None:
+def _observed(op: str, type_token: str, props: list[Prop]) -> Effect | None:
     if op in REPLACE_OPS:
-        return Change.REPLACE
-    if op == "create":
-        return Change.CREATE
-    if op == "delete":
-        return Change.DELETE
-    if op == "update":
-        if kind == "Deployment" and any(p.startswith("spec.template") for p in props):
-            return Change.RESTART
-        return Change.IN_PLACE
+        return Effect.REPLACE
+    if op in ("create", "delete", "update"):
+        # The engine decided update vs replace; what is left is restart vs in place.
+        step = lifecycle.ResourceChange(type_token, "", op, tuple(props))
+        found = lifecycle.step_effect(step)
+        return Effect.IN_PLACE if found is Effect.REPLACE else found
     return None
 
 
-def _env_names(state: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        containers = state["inputs"]["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
-        return {e["name"]: e.get("value", e.get("valueFrom")) for e in containers[0]["env"]}
-    except (KeyError, IndexError, TypeError):
-        return {}
+def _changed_props(step: dict[str, Any]) -> list[tuple[Prop, str]]:
+    detailed = step.get("detailedDiff")
+    if isinstance(detailed, dict) and detailed:
+        items = [(p, _DIFF_KINDS.get(str(d.get("kind")), UPDATE)) for p, d in detailed.items()]
+    else:
+        items = [(p, UPDATE) for p in step.get("diffReasons") or []]
+    out = []
+    for text, change in items:
+        if text == "__inputs":
+            continue
+        try:
+            out.append((parse_prop(text), change))
+        except ValueError:
+            continue
+    return out
 
 
-def _annotations(state: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        return dict(state["inputs"]["metadata"].get("annotations") or {})  # type: ignore[index]
-    except (KeyError, TypeError, AttributeError):
-        return {}
+@dataclass
+class _Context:
+    new: Rendered | None
+    old: Rendered | None
+    stack: StackConfig | None
+    base: StackConfig | None
+    #: Changed config paths -> their effect, when the base is known.
+    changed: dict[str, Effect] | None
+
+    def cause(self, key: Key, op: str, props: list[tuple[Prop, str]]) -> Cause | None:
+        """Fields behind a step, from the builds; None when they say nothing about it."""
+        new = self.new.resources.get(key) if self.new else None
+        old = self.old.resources.get(key) if self.old else None
+        if new is None and old is None:
+            return None
+        if not props:
+            # The whole resource appears or goes: whatever decides that it exists.
+            props = [((), DELETE if op == "delete" else ADD)]
+        out = Cause()
+        for prop, change in props:
+            # An added property is in the new build, a deleted one in the old.
+            builds = {ADD: (new,), DELETE: (old,)}.get(change, (new, old))
+            found = Cause()
+            for record in builds:
+                if record is not None and record.exists(prop):
+                    found |= record.cause(prop, change)
+            if not found.all:
+                # Not where the engine says (no base build): its nearest container's.
+                for record in (new, old):
+                    if record is not None:
+                        found |= record.cause(prop, change)
+            out |= found
+        return out if out.all else None
 
 
-def _labels(state: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        return dict(state["inputs"]["metadata"]["labels"])  # type: ignore[index]
-    except (KeyError, TypeError):
-        return {}
+def _generic(
+    type_token: str, op: str, props: list[tuple[Prop, str]], component: str | None
+) -> Cause:
+    """Trace through the sample stacks (no stack file, or a resource the builds lack)."""
+    from servestack.manifests.sample import generic_cause
+
+    out = Cause()
+    for prop, change in props or [((), ADD if op != "delete" else DELETE)]:
+        found = generic_cause(type_token, prop, change)
+        out |= Cause(
+            frozenset(_concrete(f, component) for f in found.direct),
+            frozenset(_concrete(f, component) for f in found.via),
+        )
+    return out
 
 
-def _refine(rules: list[Rule], prop: str, step: dict[str, Any]) -> list[Rule]:
-    """Narrow ambiguous provenance by looking at what actually changed."""
-    if len(rules) <= 1:
-        return rules
-    old, new = step.get("oldState"), step.get("newState")
-    if prop.endswith(".env") or re.search(r"\.env(\[\d+\])?", prop):
-        o, n = _env_names(old), _env_names(new)
-        changed = {k for k in set(o) | set(n) if o.get(k) != n.get(k)}
-        wanted = {f"deployments[].{ENV_FIELDS.get(k, 'env')}" for k in changed}
-        narrowed = [r for r in rules if r.path in wanted]
-        return narrowed or rules
-    if prop.startswith("metadata.annotations"):
-        keys = {
-            "servestack.io/cluster": "cluster.name",
-            "servestack.io/description": "deployments[].description",
-        }
-        wanted = {path for key, path in keys.items() if key in prop}
-        if prop == "metadata.annotations":
-            o, n = _annotations(old), _annotations(new)
-            wanted = {keys[k] for k in set(o) | set(n) if k in keys and o.get(k) != n.get(k)}
-        narrowed = [r for r in rules if r.path in wanted]
-        return narrowed or rules
-    if prop.startswith("metadata.labels"):
-        o, n = _labels(old), _labels(new)
-        changed = {k for k in set(o) | set(n) if o.get(k) != n.get(k)}
-        wanted = set()
-        for key in changed:
-            if key.startswith("tags.servestack.io/"):
-                wanted.add("deployments[].tags")
-            elif key == "servestack.io/environment":
-                wanted.update({"environment", "deployments[].environment"})
-            elif key == "servestack.io/processing":
-                wanted.add("deployments[].processing")
-        narrowed = [r for r in rules if r.path in wanted]
-        return narrowed or rules
-    return rules
+def _concrete(table_path: str, component: str | None) -> str:
+    path = FieldPath.parse(table_path)
+    if component and path.collection and path.collection == component.split(".", 1)[0]:
+        return str(FieldPath.of(component, path.rest))
+    return table_path
 
 
-def _concrete(rule_path: str, component: str | None) -> str:
-    if component and rule_path.startswith(("deployments[]", "nodePools[]")):
-        _, rest = rule_path.split("[]", 1)
-        return f"{component}{rest}"
-    return rule_path
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
 
-def _narrow(fields: list[str], changed: set[str] | None) -> list[str]:
-    """Keep the candidate fields that the config edit really changed, when that is known."""
-    if not changed:
-        return fields
-    hit = [f for f in fields if any(c == f or c.startswith(f + ".") for c in changed)]
-    return hit or fields
+def _fields(cause: Cause, changed: dict[str, Effect] | None) -> list[str]:
+    """The fields to name: the direct ones, or with a base, those the edit changed (as the
+    diff names them)."""
+    if changed is None:
+        return sorted(cause.direct)
+    hit: set[str] = set()
+    for c in changed:
+        for f in cause.all:
+            if _related(c, f):
+                # The more general of the two: a whole new item, or a map field's key.
+                hit.add(c if f.startswith(c + ".") else f)
+    return sorted(hit) or sorted(cause.direct)
 
 
-def explain_step(
-    step: dict[str, Any], stack: StackConfig | None = None, changed: set[str] | None = None
-) -> StepExplanation | None:
+def _predict(fields: list[str], ctx: _Context, component: str | None) -> Effect | None:
+    effects = []
+    for f in fields:
+        if ctx.changed is not None:
+            known = [e for c, e in ctx.changed.items() if _related(c, f)]
+            if known:
+                effects += known
+                continue
+        try:
+            rule = rule_for(f)
+        except KeyError:
+            continue
+        effects.append(rule.resolve(_edit(ctx, component)).effect)
+    return worst(effects)
+
+
+def _edit(ctx: _Context, component: str | None) -> EditContext | None:
+    if ctx.stack is None or component is None:
+        return None
+    new = _items(ctx.stack).get(component)
+    old = _items(ctx.base).get(component) if ctx.base is not None else new
+    return EditContext(old or new, new or old, ctx.base or ctx.stack, ctx.stack)
+
+
+def _items(stack: StackConfig) -> dict[str, Any]:
+    items: dict[str, Any] = {f"deployments.{d.name}": d for d in stack.deployments}
+    items.update({f"nodePools.{p.name}": p for p in stack.node_pools})
+    return items
+
+
+def _explain(step: dict[str, Any], ctx: _Context) -> StepExplanation | None:
     op = step.get("op", "same")
     if op in ("same", "read", "refresh"):
         return None
     urn = step.get("urn", "")
     chain, name = _urn_parts(urn)
-    kind = _kind(chain)
+    type_token = chain.rsplit("$", 1)[-1]
     state = step.get("newState") or step.get("oldState") or {}
     component = _component(state, urn)
-    detailed = step.get("detailedDiff") or {}
-    props = sorted(detailed) if detailed else list(step.get("diffReasons") or [])
-    # Pulumi quotes keys with dots (`limits["nvidia.com/gpu"]`); the table writes them plain.
-    props = [re.sub(r'\["([^"\]]+)"\]', r".\1", p) for p in props if p != "__inputs"]
-    reasons = list(step.get("replaceReasons") or [])
+    props = _changed_props(step)
+    plain = [p for p, _ in props]
     exp = StepExplanation(
         urn,
         op,
-        kind,
+        lifecycle.kind(type_token),
         name,
         component,
-        _observed(op, kind, props),
-        replace_reasons=reasons,
-        properties=props,
+        _observed(op, type_token, plain),
+        replace_reasons=list(step.get("replaceReasons") or []),
+        properties=[prop_text(p) for p in plain],
     )
-    found: dict[str, Rule] = {}
-    for prop in props or reasons:
-        for rule in _refine(rules_rendering(kind, prop), prop, step):
-            found.setdefault(rule.path, rule)
-    if kind == "Provider" or chain.endswith("pulumi:providers:kubernetes"):
-        exp.kind = "Provider"
-    exp.fields = _narrow(sorted(_concrete(p, component) for p in found), changed)
-    found = {p: r for p, r in found.items() if _concrete(p, component) in exp.fields}
-    if found:
-        ctx = _context(stack, component)
-        worst = max((r.resolve(ctx)[0] for r in found.values()), key=SEVERITY.__getitem__)
-        exp.predicted = Change(worst.value)
-        exp.unexpected = _more_severe(exp.observed, worst)
-    elif exp.observed in (Change.REPLACE, Change.RESTART):
+    key = Key(type_token, name)
+    cause = ctx.cause(key, op, props)
+    if cause is None:
+        cause = _generic(type_token, op, props, component)
+    exp.fields = _fields(cause, ctx.changed)
+    exp.predicted = _predict(exp.fields, ctx, component)
+    if exp.predicted is not None:
+        exp.unexpected = _more_severe(exp.observed, exp.predicted)
+    elif exp.observed in (Effect.REPLACE, Effect.RESTART):
         exp.unexpected = True
     return exp
 
 
-def _context(stack: StackConfig | None, component: str | None) -> EditContext | None:
-    if stack is None or component is None:
-        return None
-    item = _index(stack).get(component)
-    return EditContext(item, item, stack, stack)
-
-
-_INDEX_CACHE: dict[int, tuple[StackConfig, dict[str, Any]]] = {}
-
-
-def _index(stack: StackConfig) -> dict[str, Any]:
-    """`deployments.<name>` / `nodePools.<name>` -> item, built once per stack object."""
-    cached = _INDEX_CACHE.get(id(stack))
-    if cached is None or cached[0] is not stack:
-        items: dict[str, Any] = {f"deployments.{d.name}": d for d in stack.deployments}
-        items.update({f"nodePools.{p.name}": p for p in stack.node_pools})
-        cached = (stack, items)
-        _INDEX_CACHE.clear()
-        _INDEX_CACHE[id(stack)] = cached
-    return cached[1]
-
-
-def _more_severe(observed: Change | None, predicted: Effect) -> bool:
-    if observed is None or observed in (Change.CREATE, Change.DELETE):
+def _more_severe(observed: Effect | None, predicted: Effect) -> bool:
+    if observed is None or observed in (Effect.CREATE, Effect.DELETE):
         return False
-    if observed is Change.REPLACE and predicted is Effect.REPLACE:
-        return False
-    rank = {Change.IN_PLACE: 0, Change.RESTART: 1, Change.REPLACE: 2}
-    return rank.get(observed, 0) > SEVERITY[predicted]
+    return observed.severity > predicted.severity
 
 
 def explain_preview(
@@ -263,35 +270,30 @@ def explain_preview(
 ) -> list[StepExplanation]:
     """Explanations of every step that changes something, in the preview's order.
 
-    With ``base`` (the config the stack was last deployed from) the candidate fields of each
-    step are narrowed to those the edit really changed.
+    ``stack`` is the config the preview was made from; ``base`` the config the stack was
+    last deployed from. With both, each step names exactly the edited fields behind it.
     """
     changed = None
     if base is not None and stack is not None:
-        from components.review.diff import diff_configs
+        from servestack.review.diff import diff_configs
 
-        changed = {c.path for c in diff_configs(base, stack).changes}
+        changed = {c.path: c.effect for c in diff_configs(base, stack).changes}
+    ctx = _Context(
+        new=render_stack(stack) if stack is not None else None,
+        old=render_stack(base) if base is not None else None,
+        stack=stack,
+        base=base,
+        changed=changed,
+    )
     out = []
     for step in preview.get("steps", []):
-        exp = explain_step(step, stack, changed)
+        exp = _explain(step, ctx)
         if exp is not None:
             out.append(exp)
     return out
 
 
-def overall_effect(steps: list[StepExplanation]) -> Change | None:
-    """The effect class of a whole preview, as the engine plans it.
-
-    A resource deleted and another of the same kind created under a new name (blue-green,
-    renames) counts as a replacement, like the engine's own replace.
-    """
-    observed = {s.observed for s in steps if s.observed is not None}
-    created = {(s.component, s.kind) for s in steps if s.observed is Change.CREATE}
-    deleted = {(s.component, s.kind) for s in steps if s.observed is Change.DELETE}
-    if Change.REPLACE in observed or created & deleted:
-        return Change.REPLACE
-    if Change.RESTART in observed:
-        return Change.RESTART
-    if observed:
-        return Change.IN_PLACE
-    return None
+def overall_effect(steps: list[StepExplanation]) -> Effect | None:
+    """The effect class of a whole preview, as the engine plans it (see
+    :func:`servestack.manifests.lifecycle.combine`)."""
+    return lifecycle.combine((s.kind, s.observed) for s in steps if s.observed is not None)

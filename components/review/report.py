@@ -15,25 +15,19 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from servestack.contract.effects import Effect
+from servestack.review.diff import DiffResult, FieldChange
+from servestack.review.explain import StepExplanation
 
-from components.review.diff import Change, DiffResult, FieldChange
-from components.review.explain import StepExplanation
-
-ORDER = (
-    Change.FORBIDDEN,
-    Change.REPLACE,
-    Change.DELETE,
-    Change.RESTART,
-    Change.CREATE,
-    Change.IN_PLACE,
-)
+#: Most severe first: the table's one severity order.
+ORDER = tuple(sorted(Effect, key=lambda e: e.severity, reverse=True))
 STYLE = {
-    Change.FORBIDDEN: "bold red",
-    Change.REPLACE: "bold red",
-    Change.DELETE: "red",
-    Change.RESTART: "yellow",
-    Change.CREATE: "green",
-    Change.IN_PLACE: "cyan",
+    Effect.FORBIDDEN: "bold red",
+    Effect.REPLACE: "bold red",
+    Effect.DELETE: "red",
+    Effect.RESTART: "yellow",
+    Effect.CREATE: "green",
+    Effect.IN_PLACE: "cyan",
 }
 #: GitHub comments hold 65,536 characters; keep room for the workflow's own text.
 MARKDOWN_LIMIT = 60_000
@@ -126,19 +120,19 @@ def diff_markdown(
         head.append("")
     by = {e: [c for c in result.changes if c.effect is e] for e in ORDER}
     body: list[str] = []
-    first = by[Change.FORBIDDEN] + by[Change.REPLACE] + by[Change.DELETE]
+    first = by[Effect.FORBIDDEN] + by[Effect.REPLACE] + by[Effect.DELETE]
     if first:
         body += ["#### Replacements, deletions and refused edits", ""]
         body += _md_rows(first, impact=True) + [""]
     for effect, label in (
-        (Change.RESTART, "Pod restarts"),
-        (Change.CREATE, "Created"),
-        (Change.IN_PLACE, "In-place updates"),
+        (Effect.RESTART, "Pod restarts"),
+        (Effect.CREATE, "Created"),
+        (Effect.IN_PLACE, "In-place updates"),
     ):
         items = by[effect]
         if items:
             body += [f"<details><summary>{label} ({len(items)})</summary>", ""]
-            body += _md_rows(items, impact=effect is Change.RESTART)
+            body += _md_rows(items, impact=effect is Effect.RESTART)
             body += ["", "</details>", ""]
     if not result.changes:
         body.append("No config changes.")
@@ -179,7 +173,7 @@ def diff_json(result: DiffResult, blocking: list[FieldChange]) -> str:
 
 
 def explain_summary(steps: list[StepExplanation]) -> dict[str, int]:
-    counts = {c.value: 0 for c in Change}
+    counts = {c.value: 0 for c in Effect}
     for s in steps:
         if s.observed is not None:
             counts[s.observed.value] += 1
@@ -227,7 +221,7 @@ def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMI
         "",
     ]
     ordered = _sorted_steps(steps)
-    major = [s for s in ordered if s.unexpected or s.observed in (Change.REPLACE, Change.DELETE)]
+    major = [s for s in ordered if s.unexpected or s.observed in (Effect.REPLACE, Effect.DELETE)]
     rest = [s for s in ordered if s not in major]
 
     def rows(items: list[StepExplanation]) -> list[str]:

@@ -9,9 +9,8 @@ import os
 
 import pulumi
 import pulumi_kubernetes as k8s
-
-from components import ClusterSpec, GpuNodePool, ModelDeployment
-from components.process import tune_gc
+from servestack import ClusterSpec, GpuNodePool, ModelDeployment
+from servestack.program.process import tune_gc
 
 tune_gc()  # collector settings for a large, mostly live heap (see the README)
 config = pulumi.Config()

@@ -9,11 +9,12 @@ import json
 from collections import Counter
 from typing import Any
 
+from servestack.config.validation import parse_stack
+from servestack.manifests import naming
+from servestack.program.stack import build
+
 from bench.handwritten_program import handwritten
 from bench.stacks import stack_raw
-from components import naming
-from components.program import build
-from components.validation import parse_stack
 from tests.mocks import Recorder, RecordingMonitor, run_program
 
 COMPONENT_TYPES = {

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.engine import REPO
+from tests import REPO
 from tests.engine.conftest import deploy
 
 SKIPS = yaml.safe_load((REPO / "tests" / "security" / "checkov-skips.yaml").read_text())

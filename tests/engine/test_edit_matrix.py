@@ -8,11 +8,11 @@ import json
 from pathlib import Path
 
 import pytest
+from servestack.config.stackfile import set_value
+from servestack.config.validation import parse_stack, read_stack_text
+from servestack.review.diff import diff_configs
+from servestack.review.explain import explain_preview, overall_effect
 
-from components.review.diff import diff_configs
-from components.review.explain import explain_preview, overall_effect
-from components.stackfile import set_value
-from components.validation import parse_stack, read_stack_text
 from tests.engine.conftest import Deployed
 from tests.engine.matrix import EDITS, Edit
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from servestack.engine import Engine, make_project
+from servestack.ops import operations as ops
 
-from components import ops
-from components.engine import REPO, Engine, make_project
+from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 
 STACK = "dev"

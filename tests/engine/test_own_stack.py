@@ -8,8 +8,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from components.engine import REPO, Engine
-from components.review.explain import explain_preview, overall_effect
+from servestack.engine import Engine
+from servestack.review.explain import explain_preview, overall_effect
+
+from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import yaml
 from pulumi import automation as auto
+from servestack.config.stackfile import set_value
+from servestack.engine import Engine, make_project
 
-from components.engine import REPO, Engine, make_project
-from components.stackfile import set_value
+from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 
 SECRET = "hf_s3cr3t-token-value-0123456789"

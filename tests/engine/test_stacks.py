@@ -48,8 +48,10 @@ def test_up_preview_destroy(stack: str, engine_ready: Path, tmp_path: Path) -> N
 def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
     engine_ready: Path, tmp_path: Path
 ) -> None:
-    from components.engine import REPO, Engine, make_project
-    from components.stackfile import set_value
+    from servestack.config.stackfile import set_value
+    from servestack.engine import Engine, make_project
+
+    from tests import REPO
     from tests.engine.conftest import PASSPHRASE
 
     text = (REPO / "stacks" / "Pulumi.prod.yaml").read_text()
@@ -66,12 +68,10 @@ def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert (
-        "deployments[bert-sentiment].autoscaling: minReplicas (50) must be <= "
+        "deployments.bert-sentiment.autoscaling: minReplicas (50) must be <= "
         "maxReplicas (10)" in output
     )
-    assert (
-        "deployments[llama-chat].resources.memory: '64GB' must be a Kubernetes quantity" in output
-    )
+    assert "deployments.llama-chat.resources.memory: '64GB' must be a Kubernetes quantity" in output
     assert "Traceback" not in output
     state = engine.stack(project, "prod").export_stack().deployment
     types = {r["type"] for r in state.get("resources", [])}
@@ -81,8 +81,8 @@ def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
 
 def test_production_guardrails_on_the_engine(engine_ready: Path, tmp_path: Path) -> None:
     """Prod: a namespace move is refused by protection; ops refuse ungated replacements."""
-    from components import ops
-    from components.stackfile import set_value
+    from servestack.config.stackfile import set_value
+    from servestack.ops import operations as ops
 
     d = deploy(tmp_path, "prod")
     d.stack_file.write_text(set_value(d.base, "namespace", "models-eu"))

@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from servestack.cli import app
+from servestack.config.stackfile import set_value
+from servestack.config.validation import parse_stack, read_stack_text
+from servestack.review.diff import diff_configs
+from servestack.review.report import diff_markdown, summary_line
 from typer.testing import CliRunner, Result
 
-from components.cli import app
-from components.review.diff import diff_configs
-from components.review.report import diff_markdown, summary_line
-from components.stackfile import set_value
-from components.validation import parse_stack, read_stack_text
 from tests.engine.matrix import EDITS, Edit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -212,8 +212,7 @@ def test_invalid_new_file_exits_1_naming_file_and_field(tmp_path: Path) -> None:
     res = runner.invoke(app, ["diff", str(_write(tmp_path, "a.yaml", base)), str(b)])
     assert res.exit_code == 1
     assert res.stderr.strip() == (
-        f"{b}: deployments[bert-sentiment].autoscaling: minReplicas (50) must be <= "
-        "maxReplicas (10)"
+        f"{b}: deployments.bert-sentiment.autoscaling: minReplicas (50) must be <= maxReplicas (10)"
     )
     assert "Traceback" not in res.output
 

@@ -12,14 +12,13 @@ import kubernetes_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes_validate.utils import latest_version
-
-from components import routing, scaling, workload
-from components.config import StrategyType
-from components.defaults import effective
-from components.errors import ConfigError
-from components.gpu import GpuType
-from components.naming import labels, workload_name
-from components.validation import parse_stack
+from servestack.config.defaults import effective
+from servestack.config.errors import ConfigError
+from servestack.config.gpu import GpuType
+from servestack.config.models import StrategyType
+from servestack.config.validation import parse_stack
+from servestack.manifests import routing, scaling, workload
+from servestack.manifests.naming import labels, workload_name
 
 K8S = latest_version()
 GPU_POOLS = [

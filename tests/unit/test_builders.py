@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from servestack import GPU_TABLE, ClusterSpec, GpuType, NodePoolSpec
+from servestack.config.gpu import gpu_info
+from servestack.manifests import naming, routing, scaling
+from servestack.manifests.node_pools import (
+    eks_node_group_args,
+    gke_node_pool_args,
+    karpenter_node_pool,
+)
+from servestack.manifests.scaling import ScalerTarget
+from servestack.manifests.workload import deployment as deployment_manifest
+from servestack.manifests.workload import disruption_budget, pod_template, service_account
 
-from components import GPU_TABLE, ClusterSpec, GpuType, NodePoolSpec, naming, routing, scaling
-from components.gpu import gpu_info
-from components.node_pools import eks_node_group_args, gke_node_pool_args, karpenter_node_pool
-from components.scaling import ScalerTarget
-from components.workload import deployment as deployment_manifest
-from components.workload import disruption_budget, pod_template, service_account
 from tests.unit.specs import deployment, with_effective
 
 GPU_TYPES = [pytest.param(t, id=t.value) for t in GPU_TABLE]
@@ -528,7 +533,7 @@ def test_no_subsets_without_canary() -> None:
 
 
 def target(bounds: dict[str, Any], queue: dict[str, Any] | None = None) -> ScalerTarget:
-    from components import Autoscaling, Queue
+    from servestack import Autoscaling, Queue
 
     return ScalerTarget(
         name="bert",

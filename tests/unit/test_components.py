@@ -10,10 +10,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+from servestack import ConfigError, GpuNodePool, ModelDeployment, parse_stack
+from servestack.config.validation import read_stack_file
+from servestack.program.stack import build, main, stack_config
 
-from components import ConfigError, GpuNodePool, ModelDeployment, parse_stack
-from components.program import build, main, stack_config
-from components.validation import read_stack_file
 from tests.mocks import Recorder, run_program
 from tests.unit.specs import STACKS, deployment, deployment_raw, run_stack, stack_raw
 
@@ -296,9 +296,9 @@ def test_invalid_dict_raises_and_registers_nothing() -> None:
     rec, err = registers_nothing(lambda: ModelDeployment("bert", raw))
     assert isinstance(err, ConfigError)
     assert str(err).splitlines() == [
-        "deployments[bert].resources.cpu: 'lots' must be a number of cores (e.g. 4, 0.5) or "
+        "deployments.bert.resources.cpu: 'lots' must be a number of cores (e.g. 4, 0.5) or "
         "millicores (e.g. '500m')",
-        "deployments[bert].autoscaling: minReplicas (4) must be <= maxReplicas (2)",
+        "deployments.bert.autoscaling: minReplicas (4) must be <= maxReplicas (2)",
     ]
     assert rec.resources == []
 
@@ -307,7 +307,7 @@ def test_invalid_name_for_a_typed_spec_registers_nothing() -> None:
     rec, err = registers_nothing(lambda: ModelDeployment("Not_A_DNS_Label", deployment()))
     assert isinstance(err, ConfigError)
     assert str(err) == (
-        "deployments[Not_A_DNS_Label].name: 'Not_A_DNS_Label' is not a DNS-1123 label of at "
+        "deployments.Not_A_DNS_Label.name: 'Not_A_DNS_Label' is not a DNS-1123 label of at "
         "most 40 characters (lower-case letters, digits and '-', starting and ending with a "
         "letter or digit)"
     )
@@ -338,7 +338,7 @@ def test_standalone_deployment_refuses_max_surge_zero_with_default_max_unavailab
     spec = deployment(**raw) if typed else raw
     rec, err = registers_nothing(lambda: ModelDeployment("bert", spec))
     assert str(err) == (
-        "deployments[bert].strategy: maxSurge 0 with maxUnavailable 0 (production default): "
+        "deployments.bert.strategy: maxSurge 0 with maxUnavailable 0 (production default): "
         "a rollout could never make progress"
     )
     assert rec.resources == []
@@ -411,12 +411,12 @@ def test_eks_node_group() -> None:
     [
         (
             {"name": "gke-1", "provider": "gke", "location": "europe-west4"},
-            "nodePools[h100].machineType: required: no default gke machine carries 1 H100; "
+            "nodePools.h100.machineType: required: no default gke machine carries 1 H100; "
             "defaults exist for GPUs per node: 8 (a3-highgpu-8g)",
         ),
         (
             {"name": "c", "provider": "karpenter"},
-            "nodePools[h100].machineType: required: no default karpenter machine carries 1 "
+            "nodePools.h100.machineType: required: no default karpenter machine carries 1 "
             "H100; defaults exist for GPUs per node: 8 (p5.48xlarge)",
         ),
     ],
@@ -443,7 +443,7 @@ def test_invalid_node_pool_raises_and_registers_nothing() -> None:
         lambda: GpuNodePool("t4", spec, {"name": "c", "provider": "karpenter"})
     )
     assert str(err) == (
-        "nodePools[t4].minNodes: 1 is not allowed with provider karpenter: it "
+        "nodePools.t4.minNodes: 1 is not allowed with provider karpenter: it "
         "launches nodes on demand; use 0"
     )
     assert rec.resources == []
@@ -477,8 +477,8 @@ def test_program_with_an_invalid_config_fails_cleanly(clean_config: pytest.Monke
     assert isinstance(err, pulumi.RunError)
     assert str(err) == (
         "invalid servestack config:\n"
-        "stack test: deployments[bert].autoscaling: minReplicas (5) must be <= maxReplicas (3)\n"
-        "stack test: deployments[gpt].resources.memory: '1GB' must be a Kubernetes quantity "
+        "stack test: deployments.bert.autoscaling: minReplicas (5) must be <= maxReplicas (3)\n"
+        "stack test: deployments.gpt.resources.memory: '1GB' must be a Kubernetes quantity "
         "such as 512Mi or 16Gi, or a number of GiB"
     )
     assert rec.resources == []

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from components import (
+from servestack import (
     GPU_TABLE,
     CloudProvider,
     ConfigError,
@@ -19,8 +18,9 @@ from components import (
     load_stack_config,
     parse_stack,
 )
-from components.gpu import GpuType
-from components.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
+from servestack.config.gpu import GpuType
+from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
+
 from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
 
 DNS = (
@@ -59,13 +59,13 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "min-gt-max",
         dep(autoscaling={"minReplicas": 5, "maxReplicas": 3}),
-        ["deployments[bert].autoscaling: minReplicas (5) must be <= maxReplicas (3)"],
+        ["deployments.bert.autoscaling: minReplicas (5) must be <= maxReplicas (3)"],
     ),
     (
         "replicas-negative",
         dep(replicas=-1),
         [
-            "deployments[bert].replicas: -1 is not allowed: input should be greater than or equal "
+            "deployments.bert.replicas: -1 is not allowed: input should be greater than or equal "
             "to 0"
         ],
     ),
@@ -74,7 +74,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "gpu-count-without-type",
         dep(resources=res(count=1)),
         [
-            "deployments[bert].resources.gpu: count is 1 but type is missing: name one of "
+            "deployments.bert.resources.gpu: count is 1 but type is missing: name one of "
             "T4, V100, A10G, A100, L4, L40S, H100"
         ],
     ),
@@ -82,7 +82,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "gpu-type-without-count",
         dep(resources=res(type="T4")),
         [
-            "deployments[bert].resources.gpu: type T4 given but count is 0: set count >= 1 or drop "
+            "deployments.bert.resources.gpu: type T4 given but count is 0: set count >= 1 or drop "
             "type"
         ],
     ),
@@ -90,7 +90,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "gpu-unknown-type",
         dep(resources=res(type="K80", count=1)),
         [
-            "deployments[bert].resources.gpu.type: 'K80' is not allowed; allowed: 'T4', 'V100', "
+            "deployments.bert.resources.gpu.type: 'K80' is not allowed; allowed: 'T4', 'V100', "
             "'A10G', 'A100', 'L4', 'L40S' or 'H100'"
         ],
     ),
@@ -102,7 +102,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
             node_pools=[A100_POOL, {"name": "l4", "gpu": {"type": "L4", "count": 1}}],
         ),
         [
-            "deployments[bert].resources.gpu.type: T4 is offered by no node pool; declared pools "
+            "deployments.bert.resources.gpu.type: T4 is offered by no node pool; declared pools "
             "offer: A100, L4"
         ],
     ),
@@ -114,37 +114,37 @@ RULES: list[tuple[str, Any, list[str]]] = [
             node_pools=[A100_POOL],
         ),
         [
-            "deployments[bert].resources.gpu.count: 9 GPUs per replica, but the largest A100 node "
+            "deployments.bert.resources.gpu.count: 9 GPUs per replica, but the largest A100 node "
             "has 8"
         ],
     ),
     (
         "pool-without-gpus",
         pool_stack(KARPENTER, gpu={"count": 0}),
-        ["nodePools[a100]: gpu.count must be >= 1: a GPU node pool needs GPUs"],
+        ["nodePools.a100: gpu.count must be >= 1: a GPU node pool needs GPUs"],
     ),
     (
         "pool-min-gt-max",
         pool_stack(EKS, minNodes=3, maxNodes=2),
-        ["nodePools[a100]: minNodes (3) must be <= maxNodes (2)"],
+        ["nodePools.a100: minNodes (3) must be <= maxNodes (2)"],
     ),
     # --- names --------------------------------------------------------------------------------
     (
         "duplicate-deployment",
         stack_raw(deployment_raw(), deployment_raw()),
-        ["deployments[bert].name: 'bert' is used 2 times; names must be unique"],
+        ["deployments.bert.name: 'bert' is used 2 times; names must be unique"],
     ),
     (
         "duplicate-pool",
         stack_raw(deployment_raw(), cluster=KARPENTER, node_pools=[A100_POOL, A100_POOL]),
-        ["nodePools[a100].name: 'a100' is used 2 times; names must be unique"],
+        ["nodePools.a100.name: 'a100' is used 2 times; names must be unique"],
     ),
-    ("name-not-dns", dep(name="Bert_API"), [f"deployments[Bert_API].name: 'Bert_API' {DNS}"]),
-    ("name-too-long", dep(name="a" * 41), [f"deployments[{'a' * 41}].name: '{'a' * 41}' {DNS}"]),
+    ("name-not-dns", dep(name="Bert_API"), [f"deployments.Bert_API.name: 'Bert_API' {DNS}"]),
+    ("name-too-long", dep(name="a" * 41), [f"deployments.{'a' * 41}.name: '{'a' * 41}' {DNS}"]),
     (
         "pool-name-not-dns",
         pool_stack(KARPENTER, name="A100"),
-        [f"nodePools[A100].name: 'A100' {DNS}"],
+        [f"nodePools.A100.name: 'A100' {DNS}"],
     ),
     (
         "cluster-name-not-dns",
@@ -154,7 +154,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "queue-secret-not-dns",
         dep(processing="async", queue={**QUEUE, "connectionSecret": "Kafka"}),
-        [f"deployments[bert].queue.connectionSecret: 'Kafka' {DNS}"],
+        [f"deployments.bert.queue.connectionSecret: 'Kafka' {DNS}"],
     ),
     # --- unknown keys ---------------------------------------------------------------------------
     (
@@ -169,7 +169,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "unknown-deployment-key",
         dep(resoures={}),
         [
-            "deployments[bert]: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
+            "deployments.bert: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
             "description, model, processing, resources, replicas, active, autoscaling, "
             "loadBalancer, strategy, queue, port, env, secretEnv, tags, environment, namespace)"
         ],
@@ -178,7 +178,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "unknown-nested-key",
         dep(autoscaling={"minReplica": 1}),
         [
-            "deployments[bert].autoscaling: unknown key 'minReplica'; did you mean 'minReplicas'? "
+            "deployments.bert.autoscaling: unknown key 'minReplica'; did you mean 'minReplicas'? "
             "(allowed: enabled, minReplicas, maxReplicas, targetCpuUtilization, "
             "targetMemoryUtilization, targetGpuUtilization, scaleDownStabilizationSeconds)"
         ],
@@ -186,7 +186,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "unknown-key-no-close-match",
         dep(model={**deployment_raw()["model"], "zzz": 1}),
-        ["deployments[bert].model: unknown key 'zzz' (allowed: id, version, type, image)"],
+        ["deployments.bert.model: unknown key 'zzz' (allowed: id, version, type, image)"],
     ),
     (
         "lower-case-key",
@@ -201,7 +201,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "cpu-words",
         dep(resources={"cpu": "4 cores", "memory": 1}),
         [
-            "deployments[bert].resources.cpu: '4 cores' must be a number of cores (e.g. 4, 0.5) or "
+            "deployments.bert.resources.cpu: '4 cores' must be a number of cores (e.g. 4, 0.5) or "
             "millicores (e.g. '500m')"
         ],
     ),
@@ -209,38 +209,38 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "cpu-bool",
         dep(resources={"cpu": True, "memory": 1}),
         [
-            "deployments[bert].resources.cpu: True must be a number of cores (e.g. 4, 0.5) or "
+            "deployments.bert.resources.cpu: True must be a number of cores (e.g. 4, 0.5) or "
             "millicores (e.g. '500m')"
         ],
     ),
     (
         "cpu-zero",
         dep(resources={"cpu": 0, "memory": 1}),
-        ["deployments[bert].resources.cpu: 0 must be more than 0"],
+        ["deployments.bert.resources.cpu: 0 must be more than 0"],
     ),
     (
         "cpu-below-millicore",
         dep(resources={"cpu": 0.0001, "memory": 1}),
-        ["deployments[bert].resources.cpu: 0.0001 is finer than one millicore"],
+        ["deployments.bert.resources.cpu: 0.0001 is finer than one millicore"],
     ),
     (
         "memory-gb-suffix",
         dep(resources={"cpu": 1, "memory": "16GB"}),
         [
-            "deployments[bert].resources.memory: '16GB' must be a Kubernetes quantity such as "
+            "deployments.bert.resources.memory: '16GB' must be a Kubernetes quantity such as "
             "512Mi or 16Gi, or a number of GiB"
         ],
     ),
     (
         "memory-zero",
         dep(resources={"cpu": 1, "memory": 0}),
-        ["deployments[bert].resources.memory: 0 must be more than 0"],
+        ["deployments.bert.resources.memory: 0 must be more than 0"],
     ),
     (
         "storage-bad",
         dep(resources={"cpu": 1, "memory": 1, "storage": "lots"}),
         [
-            "deployments[bert].resources.storage: 'lots' must be a Kubernetes quantity such as "
+            "deployments.bert.resources.storage: 'lots' must be a Kubernetes quantity such as "
             "512Mi or 16Gi, or a number of GiB"
         ],
     ),
@@ -249,7 +249,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "health-path-no-slash",
         dep(loadBalancer={"healthCheck": {"path": "ready"}}),
         [
-            "deployments[bert].loadBalancer.healthCheck: path 'ready' must start with '/' and "
+            "deployments.bert.loadBalancer.healthCheck: path 'ready' must start with '/' and "
             "contain no spaces"
         ],
     ),
@@ -257,7 +257,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "health-path-space",
         dep(loadBalancer={"healthCheck": {"path": "/re ady"}}),
         [
-            "deployments[bert].loadBalancer.healthCheck: path '/re ady' must start with '/' and "
+            "deployments.bert.loadBalancer.healthCheck: path '/re ady' must start with '/' and "
             "contain no spaces"
         ],
     ),
@@ -265,7 +265,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "health-interval-zero",
         dep(loadBalancer={"healthCheck": {"intervalSeconds": 0}}),
         [
-            "deployments[bert].loadBalancer.healthCheck.intervalSeconds: 0 is not allowed: input "
+            "deployments.bert.loadBalancer.healthCheck.intervalSeconds: 0 is not allowed: input "
             "should be greater than or equal to 1"
         ],
     ),
@@ -273,7 +273,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "health-timeout-negative",
         dep(loadBalancer={"healthCheck": {"timeoutSeconds": -1}}),
         [
-            "deployments[bert].loadBalancer.healthCheck.timeoutSeconds: -1 is not allowed: input "
+            "deployments.bert.loadBalancer.healthCheck.timeoutSeconds: -1 is not allowed: input "
             "should be greater than or equal to 1"
         ],
     ),
@@ -281,7 +281,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "health-threshold-zero",
         dep(loadBalancer={"healthCheck": {"failureThreshold": 0}}),
         [
-            "deployments[bert].loadBalancer.healthCheck.failureThreshold: 0 is not allowed: input "
+            "deployments.bert.loadBalancer.healthCheck.failureThreshold: 0 is not allowed: input "
             "should be greater than or equal to 1"
         ],
     ),
@@ -289,7 +289,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "stabilization-negative",
         dep(autoscaling={"scaleDownStabilizationSeconds": -5}),
         [
-            "deployments[bert].autoscaling.scaleDownStabilizationSeconds: -5 is not allowed: input "
+            "deployments.bert.autoscaling.scaleDownStabilizationSeconds: -5 is not allowed: input "
             "should be greater than or equal to 0"
         ],
     ),
@@ -298,7 +298,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "canary-weight-0",
         dep(strategy={**CANARY, "weight": 0}),
         [
-            "deployments[bert].strategy.weight: 0 is not allowed: input should be greater than or "
+            "deployments.bert.strategy.weight: 0 is not allowed: input should be greater than or "
             "equal to 1"
         ],
     ),
@@ -306,79 +306,79 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "canary-weight-100",
         dep(strategy={**CANARY, "weight": 100}),
         [
-            "deployments[bert].strategy.weight: 100 is not allowed: input should be less than or "
+            "deployments.bert.strategy.weight: 100 is not allowed: input should be less than or "
             "equal to 99"
         ],
     ),
     (
         "weight-on-rolling",
         dep(strategy={"type": "rolling", "weight": 10}),
-        ["deployments[bert].strategy: weight is only allowed with type canary (type is rolling)"],
+        ["deployments.bert.strategy: weight is only allowed with type canary (type is rolling)"],
     ),
     (
         "canary-image-on-blue-green",
         dep(strategy={"type": "blue_green", "canaryImage": "r/i:2"}),
         [
-            "deployments[bert].strategy: canaryImage is only allowed with type canary (type is "
+            "deployments.bert.strategy: canaryImage is only allowed with type canary (type is "
             "blue_green)"
         ],
     ),
     (
         "max-surge-on-canary",
         dep(strategy={**CANARY, "maxSurge": 1}),
-        ["deployments[bert].strategy: maxSurge is only allowed with type rolling (type is canary)"],
+        ["deployments.bert.strategy: maxSurge is only allowed with type rolling (type is canary)"],
     ),
     (
         "max-unavailable-on-blue-green",
         dep(strategy={"type": "blue_green", "maxUnavailable": 1}),
         [
-            "deployments[bert].strategy: maxUnavailable is only allowed with type rolling (type is "
+            "deployments.bert.strategy: maxUnavailable is only allowed with type rolling (type is "
             "blue_green)"
         ],
     ),
     (
         "canary-missing-all",
         dep(strategy={"type": "canary"}),
-        ["deployments[bert].strategy: type canary needs weight, canaryVersion, canaryImage"],
+        ["deployments.bert.strategy: type canary needs weight, canaryVersion, canaryImage"],
     ),
     (
         "canary-missing-image",
         dep(strategy={"type": "canary", "weight": 5, "canaryVersion": "v2"}),
-        ["deployments[bert].strategy: type canary needs canaryImage"],
+        ["deployments.bert.strategy: type canary needs canaryImage"],
     ),
     (
         "max-surge-not-percent",
         dep(strategy={"maxSurge": "25"}),
-        ["deployments[bert].strategy: maxSurge '25' must be a count or a percentage such as '25%'"],
+        ["deployments.bert.strategy: maxSurge '25' must be a count or a percentage such as '25%'"],
     ),
     (
         "max-unavailable-negative",
         dep(strategy={"maxUnavailable": -1}),
-        ["deployments[bert].strategy: maxUnavailable (-1) must be >= 0"],
+        ["deployments.bert.strategy: maxUnavailable (-1) must be >= 0"],
     ),
     (
         "surge-and-unavailable-zero",
         dep(strategy={"maxSurge": 0, "maxUnavailable": "0%"}),
         [
-            "deployments[bert].strategy: maxSurge and maxUnavailable cannot both be 0: a rollout "
+            "deployments.bert.strategy: maxSurge and maxUnavailable cannot both be 0: a rollout "
             "could never make progress"
         ],
     ),
     (
         "max-unavailable-above-100-percent",
         dep(strategy={"maxUnavailable": "150%"}),
-        ["deployments[bert].strategy: maxUnavailable '150%' must be at most '100%'"],
+        ["deployments.bert.strategy: maxUnavailable '150%' must be at most '100%'"],
     ),
     (
         "max-unavailable-101-percent",
         dep(strategy={"maxUnavailable": "101%"}),
-        ["deployments[bert].strategy: maxUnavailable '101%' must be at most '100%'"],
+        ["deployments.bert.strategy: maxUnavailable '101%' must be at most '100%'"],
     ),
     (
         "canary-version-bad",
         dep(strategy={**CANARY, "canaryVersion": "bad version"}),
         [
-            "deployments[bert].strategy: canaryVersion 'bad version' is not allowed: letters, "
+            "deployments.bert.strategy: canaryVersion 'bad version' is not allowed: letters, "
             "digits, '.', '_', '-', at most 63 characters"
         ],
     ),
@@ -386,7 +386,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "canary-without-load-balancer",
         dep(strategy=CANARY, loadBalancer={"enabled": False}),
         [
-            "deployments[bert]: strategy canary needs loadBalancer.enabled: the canary weight is "
+            "deployments.bert: strategy canary needs loadBalancer.enabled: the canary weight is "
             "applied by the mesh's routes"
         ],
     ),
@@ -394,7 +394,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "strategy-unknown-type",
         dep(strategy={"type": "recreate"}),
         [
-            "deployments[bert].strategy.type: 'recreate' is not allowed; allowed: 'rolling', "
+            "deployments.bert.strategy.type: 'recreate' is not allowed; allowed: 'rolling', "
             "'blue_green' or 'canary'"
         ],
     ),
@@ -403,7 +403,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "sticky-with-ip-hash",
         dep(loadBalancer={"algorithm": "ip_hash", "stickySessions": True}),
         [
-            "deployments[bert].loadBalancer: stickySessions needs algorithm round_robin (got "
+            "deployments.bert.loadBalancer: stickySessions needs algorithm round_robin (got "
             "ip_hash): ip_hash is already sticky per client address and least_connections "
             "cannot be combined with cookie affinity"
         ],
@@ -412,7 +412,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "sticky-with-least-connections",
         dep(loadBalancer={"algorithm": "least_connections", "stickySessions": True}),
         [
-            "deployments[bert].loadBalancer: stickySessions needs algorithm round_robin (got "
+            "deployments.bert.loadBalancer: stickySessions needs algorithm round_robin (got "
             "least_connections): ip_hash is already sticky per client address and "
             "least_connections cannot be combined with cookie affinity"
         ],
@@ -421,7 +421,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "algorithm-unknown",
         dep(loadBalancer={"algorithm": "random"}),
         [
-            "deployments[bert].loadBalancer.algorithm: 'random' is not allowed; allowed: "
+            "deployments.bert.loadBalancer.algorithm: 'random' is not allowed; allowed: "
             "'round_robin', 'least_connections' or 'ip_hash'"
         ],
     ),
@@ -429,14 +429,14 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "async-without-queue",
         dep(processing="async"),
-        ["deployments[bert]: processing async needs queue (kind, name, connectionSecret)"],
+        ["deployments.bert: processing async needs queue (kind, name, connectionSecret)"],
     ),
-    ("queue-on-sync", dep(queue=QUEUE), ["deployments[bert]: queue is only for processing async"]),
+    ("queue-on-sync", dep(queue=QUEUE), ["deployments.bert: queue is only for processing async"]),
     (
         "load-balancer-on-async",
         dep(processing="async", queue=QUEUE, loadBalancer={}),
         [
-            "deployments[bert]: loadBalancer is only for processing sync: async workers take work "
+            "deployments.bert: loadBalancer is only for processing sync: async workers take work "
             "from their queue, not from a Service"
         ],
     ),
@@ -444,7 +444,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "blue-green-on-async",
         dep(processing="async", queue=QUEUE, strategy={"type": "blue_green"}),
         [
-            "deployments[bert]: strategy blue_green needs processing sync (it splits or switches "
+            "deployments.bert: strategy blue_green needs processing sync (it splits or switches "
             "request traffic)"
         ],
     ),
@@ -452,7 +452,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "gpu-target-on-async",
         dep(processing="async", queue=QUEUE, autoscaling={"targetGpuUtilization": 60}),
         [
-            "deployments[bert]: autoscaling.targetGpuUtilization is not supported for processing "
+            "deployments.bert: autoscaling.targetGpuUtilization is not supported for processing "
             "async: KEDA scales workers on queue depth, CPU and memory"
         ],
     ),
@@ -460,21 +460,21 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "queue-kind-unknown",
         dep(processing="async", queue={**QUEUE, "kind": "sqs"}),
         [
-            "deployments[bert].queue.kind: 'sqs' is not allowed; allowed: 'rabbitmq', 'kafka' or "
+            "deployments.bert.queue.kind: 'sqs' is not allowed; allowed: 'rabbitmq', 'kafka' or "
             "'redis'"
         ],
     ),
     (
         "processing-unknown",
         dep(processing="batch"),
-        ["deployments[bert].processing: 'batch' is not allowed; allowed: 'sync' or 'async'"],
+        ["deployments.bert.processing: 'batch' is not allowed; allowed: 'sync' or 'async'"],
     ),
     # --- node pool backends -------------------------------------------------------------------
     (
         "karpenter-min-nodes",
         pool_stack(KARPENTER, minNodes=1, maxNodes=2),
         [
-            "nodePools[a100].minNodes: 1 is not allowed with provider karpenter: it launches nodes "
+            "nodePools.a100.minNodes: 1 is not allowed with provider karpenter: it launches nodes "
             "on demand; use 0"
         ],
     ),
@@ -482,7 +482,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "karpenter-disk-size",
         pool_stack(KARPENTER, diskSizeGb=100),
         [
-            "nodePools[a100].diskSizeGb: 100 is not read with provider karpenter: only gke and eks "
+            "nodePools.a100.diskSizeGb: 100 is not read with provider karpenter: only gke and eks "
             "create disks"
         ],
     ),
@@ -490,7 +490,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "existing-disk-size",
         pool_stack({"name": "c"}, diskSizeGb=100),
         [
-            "nodePools[a100].diskSizeGb: 100 is not read with provider existing: only gke and eks "
+            "nodePools.a100.diskSizeGb: 100 is not read with provider existing: only gke and eks "
             "create disks"
         ],
     ),
@@ -517,8 +517,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
             gpu={"type": "A10G", "count": 1},
         ),
         [
-            "nodePools[a10g].gpu.type: A10G is not offered on GKE",
-            "nodePools[a10g].machineType: required: no default gke machine carries 1 A10G; "
+            "nodePools.a10g.gpu.type: A10G is not offered on GKE",
+            "nodePools.a10g.machineType: required: no default gke machine carries 1 A10G; "
             "defaults exist for GPUs per node: none",
         ],
     ),
@@ -526,7 +526,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "gke-no-machine-for-count",
         pool_stack(GKE, gpu={"type": "H100", "count": 4}),
         [
-            "nodePools[a100].machineType: required: no default gke machine carries 4 H100; "
+            "nodePools.a100.machineType: required: no default gke machine carries 4 H100; "
             "defaults exist for GPUs per node: 8 (a3-highgpu-8g)"
         ],
     ),
@@ -534,7 +534,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "eks-no-machine-for-count",
         pool_stack(EKS, gpu={"type": "A100", "count": 1}),
         [
-            "nodePools[a100].machineType: required: no default eks machine carries 1 A100; "
+            "nodePools.a100.machineType: required: no default eks machine carries 1 A100; "
             "defaults exist for GPUs per node: 8 (p4d.24xlarge)"
         ],
     ),
@@ -542,7 +542,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "karpenter-no-machine-for-count",
         pool_stack(KARPENTER, gpu={"type": "T4", "count": 2}),
         [
-            "nodePools[a100].machineType: required: no default karpenter machine carries 2 T4; "
+            "nodePools.a100.machineType: required: no default karpenter machine carries 2 T4; "
             "defaults exist for GPUs per node: 1 (g4dn.xlarge), 4 (g4dn.12xlarge), 8 (g4dn.metal)"
         ],
     ),
@@ -559,7 +559,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "version-with-space",
         dep(model={**deployment_raw()["model"], "version": "v 1"}),
         [
-            "deployments[bert].model: version 'v 1' is not allowed: letters, digits, '.', '_', "
+            "deployments.bert.model: version 'v 1' is not allowed: letters, digits, '.', '_', "
             "'-', at most 63 characters"
         ],
     ),
@@ -567,7 +567,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "version-too-long",
         dep(model={**deployment_raw()["model"], "version": "v" * 64}),
         [
-            f"deployments[bert].model: version '{'v' * 64}' is not allowed: letters, digits, '.', "
+            f"deployments.bert.model: version '{'v' * 64}' is not allowed: letters, digits, '.', "
             "'_', '-', at most 63 characters"
         ],
     ),
@@ -575,7 +575,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "image-upper-case",
         dep(model={**deployment_raw()["model"], "image": "Reg.io/Bert:1"}),
         [
-            "deployments[bert].model: image 'Reg.io/Bert:1' is not a valid image reference "
+            "deployments.bert.model: image 'Reg.io/Bert:1' is not a valid image reference "
             "(registry/name:tag or registry/name@sha256:<digest>)"
         ],
     ),
@@ -583,7 +583,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "image-short-digest",
         dep(model={**deployment_raw()["model"], "image": "r/b@sha256:abc"}),
         [
-            "deployments[bert].model: image 'r/b@sha256:abc' is not a valid image reference "
+            "deployments.bert.model: image 'r/b@sha256:abc' is not a valid image reference "
             "(registry/name:tag or registry/name@sha256:<digest>)"
         ],
     ),
@@ -591,20 +591,20 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "model-type-unknown",
         dep(model={**deployment_raw()["model"], "type": "gpt"}),
         [
-            "deployments[bert].model.type: 'gpt' is not allowed; allowed: 'llm', 'stt', 'tts', "
+            "deployments.bert.model.type: 'gpt' is not allowed; allowed: 'llm', 'stt', 'tts', "
             "'vision', 'embedding' or 'tabular'"
         ],
     ),
     (
         "model-image-missing",
         dep(model={"id": "m", "version": "v1", "type": "llm"}),
-        ["deployments[bert].model.image: required but missing"],
+        ["deployments.bert.model.image: required but missing"],
     ),
     (
         "canary-image-bad",
         dep(strategy={**CANARY, "canaryImage": "BAD IMAGE"}),
         [
-            "deployments[bert].strategy: canaryImage 'BAD IMAGE' is not a valid image reference "
+            "deployments.bert.strategy: canaryImage 'BAD IMAGE' is not a valid image reference "
             "(registry/name:tag or registry/name@sha256:<digest>)"
         ],
     ),
@@ -613,7 +613,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "env-key-digit",
         dep(env={"1BAD": "x"}),
         [
-            "deployments[bert].env: env key '1BAD' is not allowed: must match "
+            "deployments.bert.env: env key '1BAD' is not allowed: must match "
             "^[A-Za-z_][A-Za-z0-9_]*$"
         ],
     ),
@@ -621,20 +621,20 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "env-key-dash",
         dep(env={"LOG-LEVEL": "x"}),
         [
-            "deployments[bert].env: env key 'LOG-LEVEL' is not allowed: must match "
+            "deployments.bert.env: env key 'LOG-LEVEL' is not allowed: must match "
             "^[A-Za-z_][A-Za-z0-9_]*$"
         ],
     ),
     (
         "tag-key-upper",
         dep(tags={"Team": "x"}),
-        ["deployments[bert].tags: tag key 'Team' is not allowed: must be a DNS-1123 label"],
+        ["deployments.bert.tags: tag key 'Team' is not allowed: must be a DNS-1123 label"],
     ),
     (
         "tag-value-space",
         dep(tags={"team": "a b"}),
         [
-            "deployments[bert].tags: tag team='a b' is not allowed: values are Kubernetes label "
+            "deployments.bert.tags: tag team='a b' is not allowed: values are Kubernetes label "
             "values (at most 63 of letters, digits, '-', '_', '.')"
         ],
     ),
@@ -642,7 +642,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "tag-value-too-long",
         dep(tags={"team": "a" * 64}),
         [
-            f"deployments[bert].tags: tag team='{'a' * 64}' is not allowed: values are Kubernetes "
+            f"deployments.bert.tags: tag team='{'a' * 64}' is not allowed: values are Kubernetes "
             "label values (at most 63 of letters, digits, '-', '_', '.')"
         ],
     ),
@@ -651,10 +651,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "port-privileged",
         dep(port=80),
-        [
-            "deployments[bert].port: 80 is not allowed: input should be greater than or equal to "
-            "1024"
-        ],
+        ["deployments.bert.port: 80 is not allowed: input should be greater than or equal to 1024"],
     ),
     (
         "allowance-reason-short",
@@ -679,11 +676,11 @@ def test_every_problem_of_one_config_is_reported_once_per_line() -> None:
         deployment_raw(name="b", autoscaling={"minReplicas": 5, "maxReplicas": 3}),
     )
     assert problems(raw) == [
-        "deployments[bert].resources.cpu: 'x' must be a number of cores (e.g. 4, 0.5) or "
+        "deployments.bert.resources.cpu: 'x' must be a number of cores (e.g. 4, 0.5) or "
         "millicores (e.g. '500m')",
-        "deployments[bert].resources.memory: '16GB' must be a Kubernetes quantity such as 512Mi "
+        "deployments.bert.resources.memory: '16GB' must be a Kubernetes quantity such as 512Mi "
         "or 16Gi, or a number of GiB",
-        "deployments[b].autoscaling: minReplicas (5) must be <= maxReplicas (3)",
+        "deployments.b.autoscaling: minReplicas (5) must be <= maxReplicas (3)",
     ]
 
 
@@ -691,11 +688,11 @@ def test_problem_objects_carry_path_and_message() -> None:
     with pytest.raises(ConfigError) as info:
         parse_stack(dep(autoscaling={"minReplicas": 5, "maxReplicas": 3}), source="stack prod")
     assert info.value.problems == [
-        Problem("deployments[bert].autoscaling", "minReplicas (5) must be <= maxReplicas (3)")
+        Problem("deployments.bert.autoscaling", "minReplicas (5) must be <= maxReplicas (3)")
     ]
     assert info.value.source == "stack prod"
     assert str(info.value) == (
-        "stack prod: deployments[bert].autoscaling: minReplicas (5) must be <= maxReplicas (3)"
+        "stack prod: deployments.bert.autoscaling: minReplicas (5) must be <= maxReplicas (3)"
     )
 
 
@@ -809,7 +806,7 @@ def test_max_surge_zero_with_default_max_unavailable_zero_is_refused(
 ) -> None:
     raw = stack_raw(deployment_raw(strategy={"maxSurge": surge}), environment=environment)
     assert problems(raw) == [
-        f"deployments[bert].strategy: maxSurge {surge!r} with maxUnavailable 0 "
+        f"deployments.bert.strategy: maxSurge {surge!r} with maxUnavailable 0 "
         f"({environment} default): a rollout could never make progress"
     ]
 
@@ -958,13 +955,13 @@ def test_broken_edit_of_a_stack_file_lists_one_line_per_problem(tmp_path: Path) 
     with pytest.raises(ConfigError) as info:
         load_stack_config(path)
     assert str(info.value).splitlines() == [
-        f"{path}: deployments[bert-sentiment].resources.cpu: 'two' must be a number of cores "
+        f"{path}: deployments.bert-sentiment.resources.cpu: 'two' must be a number of cores "
         "(e.g. 4, 0.5) or millicores (e.g. '500m')",
-        f"{path}: deployments[bert-sentiment].loadBalancer.healthCheck: path 'ready' must start "
+        f"{path}: deployments.bert-sentiment.loadBalancer.healthCheck: path 'ready' must start "
         "with '/' and contain no spaces",
-        f"{path}: deployments[whisper-batch].model.type: 'speech' is not allowed; allowed: "
+        f"{path}: deployments.whisper-batch.model.type: 'speech' is not allowed; allowed: "
         "'llm', 'stt', 'tts', 'vision', 'embedding' or 'tabular'",
-        f"{path}: deployments[whisper-batch].autoscaling.maxReplicas: 0 is not allowed: input "
+        f"{path}: deployments.whisper-batch.autoscaling.maxReplicas: 0 is not allowed: input "
         "should be greater than or equal to 1",
     ]
 

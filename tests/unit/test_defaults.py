@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from servestack import Autoscaling, Environment, HealthCheck, LoadBalancerSpec
+from servestack.config.defaults import ENV_DEFAULTS, Effective, EnvDefaults, effective
 
-from components import Autoscaling, Environment, HealthCheck, LoadBalancerSpec
-from components.defaults import ENV_DEFAULTS, Effective, EnvDefaults, effective
 from tests.unit.specs import deployment
 
 QUEUE = {"kind": "rabbitmq", "name": "jobs", "connectionSecret": "rabbit-conn"}

@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-
-from components import ClusterSpec, StackConfig
-from components.effects import (
+from servestack import ClusterSpec, StackConfig
+from servestack.contract.effects import (
     _RULES,
     TABLE,
     EditContext,
@@ -19,6 +18,7 @@ from components.effects import (
     rules_rendering,
     table_key,
 )
+
 from tests.unit.specs import deployment
 
 
@@ -64,14 +64,14 @@ IN_PLACE, RESTART, REPLACE, FORBIDDEN = (
 def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
     assert {
         "cluster.name",
-        "nodePools[].gpu.type",
-        "deployments[].resources.cpu",
-        "deployments[].loadBalancer.healthCheck.path",
-        "deployments[].autoscaling.enabled",
-        "deployments[].queue.connectionSecret",
-        "deployments[].env",
-        "deployments[].secretEnv",
-        "deployments[].tags",
+        "nodePools.<name>.gpu.type",
+        "deployments.<name>.resources.cpu",
+        "deployments.<name>.loadBalancer.healthCheck.path",
+        "deployments.<name>.autoscaling.enabled",
+        "deployments.<name>.queue.connectionSecret",
+        "deployments.<name>.env",
+        "deployments.<name>.secretEnv",
+        "deployments.<name>.tags",
         "allowReplacements[].reason",
     } <= set(LEAVES)
     assert len(LEAVES) == len(set(LEAVES)) == 66
@@ -103,25 +103,25 @@ def test_effects_are_the_four() -> None:
 
 def test_unknown_paths_have_no_rule() -> None:
     with pytest.raises(KeyError):
-        rule_for("deployments[].nonsense")
+        rule_for("deployments.<name>.nonsense")
 
 
 @pytest.mark.parametrize(
     ("path", "effect"),
     [
-        ("deployments[].model.type", FORBIDDEN),
-        ("deployments[].name", REPLACE),
-        ("nodePools[].name", REPLACE),
-        ("deployments[].processing", REPLACE),
+        ("deployments.<name>.model.type", FORBIDDEN),
+        ("deployments.<name>.name", REPLACE),
+        ("nodePools.<name>.name", REPLACE),
+        ("deployments.<name>.processing", REPLACE),
         ("cluster.name", REPLACE),
         ("namespace", REPLACE),
-        ("deployments[].active", IN_PLACE),
-        ("deployments[].replicas", IN_PLACE),
-        ("deployments[].tags", IN_PLACE),
-        ("deployments[].resources.cpu", RESTART),
-        ("deployments[].model.image", RESTART),
-        ("deployments[].env", RESTART),
-        ("deployments[].secretEnv", RESTART),
+        ("deployments.<name>.active", IN_PLACE),
+        ("deployments.<name>.replicas", IN_PLACE),
+        ("deployments.<name>.tags", IN_PLACE),
+        ("deployments.<name>.resources.cpu", RESTART),
+        ("deployments.<name>.model.image", RESTART),
+        ("deployments.<name>.env", RESTART),
+        ("deployments.<name>.secretEnv", RESTART),
     ],
 )
 def test_effect_of(path: str, effect: Effect) -> None:
@@ -131,11 +131,11 @@ def test_effect_of(path: str, effect: Effect) -> None:
 @pytest.mark.parametrize(
     ("concrete", "key"),
     [
-        ("deployments.bert.resources.cpu", "deployments[].resources.cpu"),
-        ("deployments.bert", "deployments[]"),
-        ("nodePools.a100.gpu.type", "nodePools[].gpu.type"),
-        ("deployments.bert.env.LOG_LEVEL", "deployments[].env"),
-        ("deployments.bert.tags.team", "deployments[].tags"),
+        ("deployments.bert.resources.cpu", "deployments.<name>.resources.cpu"),
+        ("deployments.bert", "deployments.<name>"),
+        ("nodePools.a100.gpu.type", "nodePools.<name>.gpu.type"),
+        ("deployments.bert.env.LOG_LEVEL", "deployments.<name>.env"),
+        ("deployments.bert.tags.team", "deployments.<name>.tags"),
         ("allowReplacements.0.reason", "allowReplacements"),
         ("cluster.name", "cluster.name"),
     ],
@@ -145,12 +145,12 @@ def test_table_key_of_concrete_paths(concrete: str, key: str) -> None:
 
 
 def test_map_keys_resolve_to_the_map_rule() -> None:
-    assert rule_for("deployments.bert.env.NEW_VAR") is TABLE["deployments[].env"]
+    assert rule_for("deployments.bert.env.NEW_VAR") is TABLE["deployments.<name>.env"]
 
 
 def test_rules_rendering_traces_a_cpu_limit_to_the_cpu_field() -> None:
     found = rules_rendering("Deployment", "spec.template.spec.containers[0].resources.limits.cpu")
-    assert found == [TABLE["deployments[].resources.cpu"]]
+    assert found == [TABLE["deployments.<name>.resources.cpu"]]
 
 
 @pytest.mark.parametrize(
@@ -159,14 +159,21 @@ def test_rules_rendering_traces_a_cpu_limit_to_the_cpu_field() -> None:
         (
             "Deployment",
             "spec.template.spec.containers[0].image",
-            {"deployments[].model.image", "deployments[].strategy.canaryImage"},
+            {"deployments.<name>.model.image", "deployments.<name>.strategy.canaryImage"},
         ),
-        ("VirtualService", "spec.http", {"deployments[].strategy.weight"}),
-        ("Deployment", "spec.template.spec.nodeSelector", {"deployments[].resources.gpu.type"}),
+        ("VirtualService", "spec.http", {"deployments.<name>.strategy.weight"}),
+        (
+            "Deployment",
+            "spec.template.spec.nodeSelector",
+            {"deployments.<name>.resources.gpu.type"},
+        ),
         (
             "DestinationRule",
             "spec.trafficPolicy.loadBalancer",
-            {"deployments[].loadBalancer.algorithm", "deployments[].loadBalancer.stickySessions"},
+            {
+                "deployments.<name>.loadBalancer.algorithm",
+                "deployments.<name>.loadBalancer.stickySessions",
+            },
         ),
     ],
 )
@@ -210,39 +217,43 @@ CANARY: dict[str, Any] = {
     ("rule", "context", "effect"),
     [
         (
-            "deployments[].model.version",
+            "deployments.<name>.model.version",
             ctx(version(ROLLING, "v1"), version(ROLLING, "v2")),
             RESTART,
         ),
         (
-            "deployments[].model.version",
+            "deployments.<name>.model.version",
             ctx(version(BLUE_GREEN, "v1"), version(BLUE_GREEN, "v2")),
             REPLACE,
         ),
-        ("deployments[].model.version", ctx(version(CANARY, "v1"), version(CANARY, "v2")), RESTART),
         (
-            "deployments[].strategy.type",
+            "deployments.<name>.model.version",
+            ctx(version(CANARY, "v1"), version(CANARY, "v2")),
+            RESTART,
+        ),
+        (
+            "deployments.<name>.strategy.type",
             ctx(deployment(strategy=ROLLING), deployment(strategy=CANARY)),
             IN_PLACE,
         ),
         (
-            "deployments[].strategy.type",
+            "deployments.<name>.strategy.type",
             ctx(deployment(strategy=CANARY), deployment(strategy=ROLLING)),
             IN_PLACE,
         ),
         (
-            "deployments[].strategy.type",
+            "deployments.<name>.strategy.type",
             ctx(deployment(strategy=ROLLING), deployment(strategy=BLUE_GREEN)),
             REPLACE,
         ),
         (
-            "deployments[].strategy.type",
+            "deployments.<name>.strategy.type",
             ctx(deployment(strategy=BLUE_GREEN), deployment(strategy=CANARY)),
             REPLACE,
         ),
-        ("nodePools[].gpu.count", ctx(None, None, "karpenter"), IN_PLACE),
-        ("nodePools[].gpu.count", ctx(None, None, "gke"), REPLACE),
-        ("nodePools[].gpu.count", ctx(None, None, "eks"), REPLACE),
+        ("nodePools.<name>.gpu.count", ctx(None, None, "karpenter"), IN_PLACE),
+        ("nodePools.<name>.gpu.count", ctx(None, None, "gke"), REPLACE),
+        ("nodePools.<name>.gpu.count", ctx(None, None, "eks"), REPLACE),
     ],
 )
 def test_overrides(rule: str, context: EditContext, effect: Effect) -> None:

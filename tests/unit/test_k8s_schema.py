@@ -13,11 +13,17 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
+from servestack import Autoscaling
+from servestack.config.defaults import effective
+from servestack.manifests import naming, routing, scaling
+from servestack.manifests.scaling import ScalerTarget
+from servestack.manifests.workload import (
+    deployment,
+    disruption_budget,
+    network_policy,
+    service_account,
+)
 
-from components import Autoscaling, naming, routing, scaling
-from components.defaults import effective
-from components.scaling import ScalerTarget
-from components.workload import deployment, disruption_budget, network_policy, service_account
 from tests.unit.specs import STACK_NAMES, run_stack
 from tests.unit.specs import deployment as make_deployment
 

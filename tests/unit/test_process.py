@@ -1,4 +1,4 @@
-"""`components.process.tune_gc`: the stack program's collector settings, and the way out."""
+"""`servestack.program.process.tune_gc`: the stack program's collector settings, and the way out."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
-
-from components import process
+from servestack.program import process
 
 CPYTHON_DEFAULTS = (700, 10, 10)
 

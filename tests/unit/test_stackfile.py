@@ -7,8 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from components.stackfile import write_atomic
+from servestack.config.stackfile import write_atomic
 
 
 def test_replaces_content_and_leaves_no_temporary(tmp_path: Path) -> None:

@@ -1,0 +1,5 @@
+"""`python -m servestack`: the command line."""
+
+from servestack.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The typed stack config: models, errors, quantities, GPUs, defaults, stack files."""

@@ -1,0 +1,123 @@
+"""Machine shapes: every machine type a node pool accepts, with its vCPUs, memory and GPUs.
+
+One table serves three purposes: the default machine of a pool (by GPU type and GPUs per
+node), the offline check that a deployment fits a node of its pool, and the capacity of the
+Node objects a `local` pool creates on the local cluster (where the real scheduler then
+decides). Figures are the providers' published shapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from servestack.config.gpu import GpuType
+
+
+class Family(StrEnum):
+    """Whose catalogue a machine type comes from."""
+
+    gce = "gce"  # GKE machine types
+    ec2 = "ec2"  # EKS, Karpenter and the local cluster's stand-ins
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    family: Family
+    vcpu: int
+    memory_gib: int
+    gpu: GpuType
+    gpus: int
+    #: The pool default for (family, gpu, gpus) when the pool names no machine type.
+    default: bool = True
+    #: Local ephemeral storage a node of this shape offers pods.
+    ephemeral_gib: int = 200
+    #: Pods a node of this shape accepts.
+    max_pods: int = 110
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.vcpu} vCPU, {self.memory_gib} GiB, {self.gpus} x {self.gpu})"
+
+
+def _m(
+    name: str, family: Family, vcpu: int, mem: int, gpu: GpuType, gpus: int, default: bool = True
+) -> Machine:
+    return Machine(name, family, vcpu, mem, gpu, gpus, default)
+
+
+_G, _E = Family.gce, Family.ec2
+T4, V100, A10G, A100, L4, L40S, H100 = (
+    GpuType.T4,
+    GpuType.V100,
+    GpuType.A10G,
+    GpuType.A100,
+    GpuType.L4,
+    GpuType.L40S,
+    GpuType.H100,
+)
+
+#: The table. GCE N1 machine types carry either T4 or V100, so they have a row for each.
+MACHINES: tuple[Machine, ...] = (
+    # GKE: N1 with attached T4 / V100 (the default N1 shape per GPU count)
+    _m("n1-standard-8", _G, 8, 30, T4, 1),
+    _m("n1-standard-16", _G, 16, 60, T4, 2),
+    _m("n1-standard-32", _G, 32, 120, T4, 4),
+    _m("n1-standard-8", _G, 8, 30, V100, 1),
+    _m("n1-standard-16", _G, 16, 60, V100, 2),
+    _m("n1-standard-32", _G, 32, 120, V100, 4),
+    _m("n1-standard-64", _G, 64, 240, V100, 8),
+    # GKE: A2 (A100 40 GB), G2 (L4), A3 (H100)
+    _m("a2-highgpu-1g", _G, 12, 85, A100, 1),
+    _m("a2-highgpu-2g", _G, 24, 170, A100, 2),
+    _m("a2-highgpu-4g", _G, 48, 340, A100, 4),
+    _m("a2-highgpu-8g", _G, 96, 680, A100, 8),
+    _m("a2-megagpu-16g", _G, 96, 1360, A100, 16),
+    _m("g2-standard-8", _G, 8, 32, L4, 1),
+    _m("g2-standard-24", _G, 24, 96, L4, 2),
+    _m("g2-standard-48", _G, 48, 192, L4, 4),
+    _m("g2-standard-96", _G, 96, 384, L4, 8),
+    _m("a3-highgpu-8g", _G, 208, 1872, H100, 8),
+    # EC2
+    _m("g4dn.xlarge", _E, 4, 16, T4, 1),
+    _m("g4dn.2xlarge", _E, 8, 32, T4, 1, default=False),
+    _m("g4dn.12xlarge", _E, 48, 192, T4, 4),
+    _m("g4dn.metal", _E, 96, 384, T4, 8),
+    _m("p3.2xlarge", _E, 8, 61, V100, 1),
+    _m("p3.8xlarge", _E, 32, 244, V100, 4),
+    _m("p3.16xlarge", _E, 64, 488, V100, 8),
+    _m("g5.xlarge", _E, 4, 16, A10G, 1),
+    _m("g5.2xlarge", _E, 8, 32, A10G, 1, default=False),
+    _m("g5.12xlarge", _E, 48, 192, A10G, 4),
+    _m("g5.48xlarge", _E, 192, 768, A10G, 8),
+    _m("p4d.24xlarge", _E, 96, 1152, A100, 8),
+    _m("p4de.24xlarge", _E, 96, 1152, A100, 8, default=False),
+    _m("g6.xlarge", _E, 4, 16, L4, 1),
+    _m("g6.2xlarge", _E, 8, 32, L4, 1, default=False),
+    _m("g6.12xlarge", _E, 48, 192, L4, 4),
+    _m("g6.48xlarge", _E, 192, 768, L4, 8),
+    _m("g6e.xlarge", _E, 4, 32, L40S, 1),
+    _m("g6e.12xlarge", _E, 48, 384, L40S, 4),
+    _m("g6e.48xlarge", _E, 192, 1536, L40S, 8),
+    _m("p5.48xlarge", _E, 192, 2048, H100, 8),
+)
+
+
+def defaults(family: Family, gpu: GpuType) -> dict[int, str]:
+    """Default machine type by GPUs per node, for one catalogue and GPU type."""
+    return {m.gpus: m.name for m in MACHINES if m.family is family and m.gpu is gpu and m.default}
+
+
+def machine(name: str, gpu: GpuType | None = None) -> Machine | None:
+    """The shape of machine type ``name`` (carrying ``gpu`` where a type carries several)."""
+    for m in MACHINES:
+        if m.name == name and (gpu is None or m.gpu is gpu):
+            return m
+    return None
+
+
+def known(gpu: GpuType, family: Family | None = None) -> list[str]:
+    """Machine types that carry ``gpu``, for messages."""
+    return sorted(
+        {m.name for m in MACHINES if m.gpu is gpu and (family is None or m.family is family)}
+    )

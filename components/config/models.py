@@ -1,0 +1,482 @@
+"""Typed stack config: the public contract of every `servestack:*` key.
+
+YAML keys are camelCase (the Pulumi config convention); Python attributes are snake_case.
+Models are frozen and reject unknown keys. Rules that involve a single model live here as
+validators; rules that span deployments and node pools live in :mod:`servestack.config.validation`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+from servestack.config.gpu import GpuType
+from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
+
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+#: Longest deployment/pool name: leaves room for child suffixes within 63 characters.
+MAX_NAME_LEN = 40
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_VALUE_RE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+_IMAGE_RE = re.compile(r"^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?(@sha256:[a-f0-9]{64})?$")
+
+
+class Environment(StrEnum):
+    development = "development"
+    staging = "staging"
+    production = "production"
+
+
+class Target(StrEnum):
+    render = "render"
+    cluster = "cluster"
+
+
+class CloudProvider(StrEnum):
+    existing = "existing"
+    gke = "gke"
+    eks = "eks"
+    karpenter = "karpenter"
+    #: The local cluster (`make cluster`): each pool's nodes are kwok-managed Node objects.
+    local = "local"
+
+
+class ModelType(StrEnum):
+    llm = "llm"
+    stt = "stt"
+    tts = "tts"
+    vision = "vision"
+    embedding = "embedding"
+    tabular = "tabular"
+
+
+class Processing(StrEnum):
+    sync = "sync"
+    async_ = "async"
+
+
+class Algorithm(StrEnum):
+    round_robin = "round_robin"
+    least_connections = "least_connections"
+    ip_hash = "ip_hash"
+
+
+class StrategyType(StrEnum):
+    rolling = "rolling"
+    blue_green = "blue_green"
+    canary = "canary"
+
+
+class QueueKind(StrEnum):
+    rabbitmq = "rabbitmq"
+    kafka = "kafka"
+    redis = "redis"
+
+
+def _problem(msg: str) -> PydanticCustomError:
+    return PydanticCustomError("servestack", msg)
+
+
+def _dns_label(value: str) -> str:
+    if len(value) > MAX_NAME_LEN or not DNS_LABEL_RE.match(value):
+        raise _problem(
+            f"{value!r} is not a DNS-1123 label of at most {MAX_NAME_LEN} characters "
+            "(lower-case letters, digits and '-', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _cpu(value: object) -> str:
+    return format_cpu(cpu_millicores(value))
+
+
+def _memory(value: object) -> str:
+    return format_memory(memory_bytes(value))
+
+
+def _string_map(kind: str, key_re: re.Pattern[str]) -> Any:
+    def check(value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key_re.match(key):
+                raise _problem(f"{kind} key {key!r} is not allowed: must match {key_re.pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, AfterValidator(_dns_label)]
+Cpu = Annotated[str, BeforeValidator(_cpu)]
+Memory = Annotated[str, BeforeValidator(_memory)]
+EnvMap = Annotated[dict[str, str], _string_map("env", _ENV_NAME_RE)]
+
+
+def _tag_values(value: dict[str, str]) -> dict[str, str]:
+    for key, val in value.items():
+        if not DNS_LABEL_RE.match(key) or len(key) > 63:
+            raise _problem(f"tag key {key!r} is not allowed: must be a DNS-1123 label")
+        if len(val) > 63 or not _LABEL_VALUE_RE.match(val):
+            raise _problem(
+                f"tag {key}={val!r} is not allowed: values are Kubernetes label values "
+                "(at most 63 of letters, digits, '-', '_', '.')"
+            )
+    return value
+
+
+Tags = Annotated[dict[str, str], AfterValidator(_tag_values)]
+
+
+class Spec(BaseModel):
+    """Base of every config model: camelCase keys, frozen, no unknown keys."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        populate_by_name=True,
+        alias_generator=to_camel,
+        use_enum_values=False,
+    )
+
+
+class ClusterSpec(Spec):
+    name: Name
+    provider: CloudProvider = CloudProvider.existing
+    #: GKE: project and location of the cluster; EKS: region (informational).
+    project: str | None = None
+    location: str | None = None
+    #: EKS node groups need an IAM role and subnets.
+    node_role_arn: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    #: Karpenter: name of the EC2NodeClass nodes are launched with.
+    node_class: str = "default"
+    #: `target: cluster`: the kubeconfig context to use (default: the current one).
+    context: str | None = None
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> Self:
+        if self.provider is CloudProvider.eks and (not self.node_role_arn or not self.subnet_ids):
+            raise _problem("provider eks needs nodeRoleArn and subnetIds")
+        if self.provider is CloudProvider.gke and not self.location:
+            raise _problem("provider gke needs location (e.g. europe-west4)")
+        return self
+
+
+class GpuSpec(Spec):
+    """GPUs per replica (deployments) or per node (node pools)."""
+
+    count: Annotated[int, Field(ge=0, le=16)] = 0
+    type: GpuType | None = None
+
+    @model_validator(mode="after")
+    def _type_iff_count(self) -> Self:
+        if self.count > 0 and self.type is None:
+            raise _problem(
+                f"count is {self.count} but type is missing: name one of "
+                f"{', '.join(t.value for t in GpuType)}"
+            )
+        if self.count == 0 and self.type is not None:
+            raise _problem(
+                f"type {self.type.value} given but count is 0: set count >= 1 or drop type"
+            )
+        return self
+
+
+class NodePoolSpec(Spec):
+    name: Name
+    gpu: GpuSpec
+    machine_type: str | None = None
+    min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
+    max_nodes: Annotated[int, Field(ge=1, le=1000)] = 1
+    spot: bool = False
+    #: Boot disk per node (GKE, EKS). Karpenter takes it from the EC2NodeClass instead.
+    disk_size_gb: Annotated[int, Field(ge=20, le=65536)] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.gpu.count == 0:
+            raise _problem("gpu.count must be >= 1: a GPU node pool needs GPUs")
+        if self.min_nodes > self.max_nodes:
+            raise _problem(f"minNodes ({self.min_nodes}) must be <= maxNodes ({self.max_nodes})")
+        return self
+
+
+class ModelRef(Spec):
+    id: Annotated[str, Field(min_length=1, max_length=128)]
+    version: str
+    type: ModelType
+    image: str
+
+    @model_validator(mode="after")
+    def _formats(self) -> Self:
+        if not _VERSION_RE.match(self.version):
+            raise _problem(
+                f"version {self.version!r} is not allowed: letters, digits, '.', '_', '-', "
+                "at most 63 characters"
+            )
+        if not _IMAGE_RE.match(self.image):
+            raise _problem(
+                f"image {self.image!r} is not a valid image reference "
+                "(registry/name:tag or registry/name@sha256:<digest>)"
+            )
+        return self
+
+
+class Resources(Spec):
+    cpu: Cpu
+    memory: Memory
+    gpu: GpuSpec = GpuSpec()
+    storage: Memory | None = None
+    bandwidth_mbps: Annotated[int, Field(ge=1, le=400_000)] | None = None
+
+    @property
+    def cpu_millicores(self) -> int:
+        return cpu_millicores(self.cpu)
+
+    @property
+    def memory_mib(self) -> int:
+        return memory_bytes(self.memory) // (1024 * 1024)
+
+
+class Autoscaling(Spec):
+    enabled: bool = True
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 3
+    target_cpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = 70
+    target_memory_utilization: Annotated[int, Field(ge=1, le=100)] | None = None
+    target_gpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = None
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise _problem(
+                f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+class HealthCheck(Spec):
+    path: str = "/health"
+    interval_seconds: Annotated[int, Field(ge=1, le=300)] = 10
+    timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 2
+    failure_threshold: Annotated[int, Field(ge=1, le=30)] = 3
+
+    @model_validator(mode="after")
+    def _path(self) -> Self:
+        if not self.path.startswith("/") or any(c.isspace() for c in self.path):
+            raise _problem(f"path {self.path!r} must start with '/' and contain no spaces")
+        return self
+
+
+class LoadBalancerSpec(Spec):
+    enabled: bool = True
+    algorithm: Algorithm = Algorithm.round_robin
+    health_check: HealthCheck = HealthCheck()
+    sticky_sessions: bool = False
+
+    @model_validator(mode="after")
+    def _sticky(self) -> Self:
+        if self.sticky_sessions and self.algorithm is not Algorithm.round_robin:
+            raise _problem(
+                f"stickySessions needs algorithm round_robin (got {self.algorithm.value}): "
+                "ip_hash is already sticky per client address and least_connections "
+                "cannot be combined with cookie affinity"
+            )
+        return self
+
+
+class Strategy(Spec):
+    type: StrategyType = StrategyType.rolling
+    #: rolling only: extra pods during a rollout, as a count or a percentage.
+    max_surge: int | str | None = None
+    #: rolling only: pods that may be unavailable during a rollout.
+    max_unavailable: int | str | None = None
+    #: canary only: share of traffic (percent) sent to the canary.
+    weight: Annotated[int, Field(ge=1, le=99)] | None = None
+    #: canary only: model version and image of the canary track.
+    canary_version: str | None = None
+    canary_image: str | None = None
+    #: canary only: replicas of the canary track.
+    canary_replicas: Annotated[int, Field(ge=1, le=100)] | None = None
+
+    @model_validator(mode="after")
+    def _params_for_type(self) -> Self:
+        owners = {
+            "maxSurge": (self.max_surge, StrategyType.rolling),
+            "maxUnavailable": (self.max_unavailable, StrategyType.rolling),
+            "weight": (self.weight, StrategyType.canary),
+            "canaryVersion": (self.canary_version, StrategyType.canary),
+            "canaryImage": (self.canary_image, StrategyType.canary),
+            "canaryReplicas": (self.canary_replicas, StrategyType.canary),
+        }
+        for key, (value, owner) in owners.items():
+            if value is not None and self.type is not owner:
+                raise _problem(
+                    f"{key} is only allowed with type {owner.value} (type is {self.type.value})"
+                )
+        if self.type is StrategyType.canary:
+            missing = [
+                k for k in ("weight", "canaryVersion", "canaryImage") if owners[k][0] is None
+            ]
+            if missing:
+                raise _problem(f"type canary needs {', '.join(missing)}")
+            assert self.canary_version is not None and self.canary_image is not None
+            if not _VERSION_RE.match(self.canary_version):
+                raise _problem(
+                    f"canaryVersion {self.canary_version!r} is not allowed: letters, "
+                    "digits, '.', '_', '-', at most 63 characters"
+                )
+            if not _IMAGE_RE.match(self.canary_image):
+                raise _problem(
+                    f"canaryImage {self.canary_image!r} is not a valid image reference"
+                    " (registry/name:tag or registry/name@sha256:<digest>)"
+                )
+        for key in ("maxSurge", "maxUnavailable"):
+            value = owners[key][0]
+            if isinstance(value, str) and not re.fullmatch(r"\d{1,3}%", value):
+                raise _problem(f"{key} {value!r} must be a count or a percentage such as '25%'")
+            if key == "maxUnavailable" and isinstance(value, str) and int(value[:-1]) > 100:
+                raise _problem(f"maxUnavailable {value!r} must be at most '100%'")
+            if isinstance(value, int) and value < 0:
+                raise _problem(f"{key} ({value}) must be >= 0")
+        if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
+            raise _problem(
+                "maxSurge and maxUnavailable cannot both be 0: a rollout could never make progress"
+            )
+        return self
+
+
+class Queue(Spec):
+    """Work queue an async deployment consumes; KEDA scales the workers on its depth."""
+
+    kind: QueueKind
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    target_depth: Annotated[int, Field(ge=1, le=100_000)] = 10
+    #: Kubernetes Secret (same namespace) whose key `url` holds the connection string.
+    connection_secret: Name
+
+
+class DeploymentSpec(Spec):
+    name: Name
+    description: Annotated[str, Field(max_length=500)] = ""
+    model: ModelRef
+    processing: Processing = Processing.sync
+    resources: Resources
+    replicas: Annotated[int, Field(ge=0, le=1000)] | None = None
+    active: bool = True
+    autoscaling: Autoscaling | None = None
+    load_balancer: LoadBalancerSpec | None = None
+    strategy: Strategy = Strategy()
+    queue: Queue | None = None
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    env: EnvMap = {}
+    #: Names of env vars whose values are Pulumi secrets under `servestack:secrets.<name>`.
+    secret_env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
+    tags: Tags = {}
+    #: Filled from the stack's `servestack:environment` when the deployment is part of a stack.
+    environment: Environment = Environment.development
+    namespace: Name = "default"
+
+    @model_validator(mode="after")
+    def _processing_shape(self) -> Self:
+        if self.processing is Processing.async_:
+            if self.queue is None:
+                raise _problem("processing async needs queue (kind, name, connectionSecret)")
+            if self.load_balancer is not None:
+                raise _problem(
+                    "loadBalancer is only for processing sync: async workers "
+                    "take work from their queue, not from a Service"
+                )
+            if self.strategy.type is not StrategyType.rolling:
+                raise _problem(
+                    f"strategy {self.strategy.type.value} needs processing sync "
+                    "(it splits or switches request traffic)"
+                )
+            if self.autoscaling is not None and self.autoscaling.target_gpu_utilization:
+                raise _problem(
+                    "autoscaling.targetGpuUtilization is not supported for processing "
+                    "async: KEDA scales workers on queue depth, CPU and memory"
+                )
+        elif self.queue is not None:
+            raise _problem("queue is only for processing async")
+        clash = sorted(set(self.secret_env) & set(self.env))
+        if clash:
+            raise _problem(
+                f"secretEnv {', '.join(clash)} also set in env: a value is either "
+                "plain (env) or secret (secretEnv), not both"
+            )
+        if (
+            self.strategy.type is StrategyType.canary
+            and self.load_balancer is not None
+            and not self.load_balancer.enabled
+        ):
+            raise _problem(
+                "strategy canary needs loadBalancer.enabled: the canary weight is "
+                "applied by the mesh's routes"
+            )
+        return self
+
+
+#: Deployment fields filled from the stack when a deployment leaves them out; the review
+#: tool diffs them once, at the stack level.
+INHERITED_FIELDS = ("environment", "namespace")
+
+
+class StackConfig(Spec):
+    environment: Environment = Environment.development
+    target: Target = Target.render
+    namespace: Name = "models"
+    cluster: ClusterSpec
+    node_pools: tuple[NodePoolSpec, ...] = ()
+    deployments: tuple[DeploymentSpec, ...] = ()
+    #: Reviewed allowances for replacements in production (see docs/review.md).
+    allow_replacements: tuple[Allowance, ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, data: Any) -> Any:
+        """Give each deployment the stack's environment and namespace unless it sets them."""
+        if not isinstance(data, dict):
+            return data
+        env = data.get("environment", Environment.development.value)
+        namespace = data.get("namespace", "models")
+        inherited = {}
+        # Invalid stack-level values are reported once, at the stack level.
+        if isinstance(env, str) and env in {e.value for e in Environment}:
+            inherited["environment"] = env
+        if (
+            isinstance(namespace, str)
+            and DNS_LABEL_RE.match(namespace)
+            and len(namespace) <= MAX_NAME_LEN
+        ):
+            inherited["namespace"] = namespace
+        deployments = data.get("deployments")
+        if isinstance(deployments, list):
+            data = {
+                **data,
+                "deployments": [
+                    {**inherited, **d} if isinstance(d, dict) else d for d in deployments
+                ],
+            }
+        return data
+
+
+class Allowance(Spec):
+    """An explicit, reasoned permission for a replacement or deletion in production."""
+
+    path: Annotated[str, Field(min_length=1)]
+    reason: Annotated[str, Field(min_length=10)]
+
+
+StackConfig.model_rebuild()

@@ -1,0 +1,366 @@
+"""Whole-stack validation and loading of `Pulumi.<stack>.yaml` files.
+
+Everything here is pure: it runs before the Pulumi runtime registers anything, so a bad
+config never reaches the engine.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+from servestack.config.defaults import effective
+from servestack.config.errors import ConfigError, Problem, from_validation_error
+from servestack.config.gpu import gpu_info
+from servestack.config.machines import Machine, known, machine
+from servestack.config.models import (
+    CloudProvider,
+    ClusterSpec,
+    DeploymentSpec,
+    NodePoolSpec,
+    StackConfig,
+)
+from servestack.contract import paths
+
+NAMESPACE = "servestack"
+#: Pulumi secret config: `servestack:secrets.<deployment>.<ENV>` (never part of the models).
+SECRETS_KEY = "secrets"
+#: Key under which only the *names* of the secrets reach validation.
+SECRET_NAMES = "_secretNames"
+
+
+def parse_stack(raw: Any, *, source: str | None = None) -> StackConfig:
+    """Validate a plain `servestack` config mapping (keys without the `servestack:` prefix)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            [Problem("", f"expected a mapping of servestack keys, got {raw!r}")], source
+        )
+    raw = dict(raw)
+    secret_names = raw.pop(SECRET_NAMES, {})
+    try:
+        stack = StackConfig.model_validate(raw)
+    except ValidationError as exc:
+        err = from_validation_error(exc, raw, StackConfig)
+        raise ConfigError(err.problems, source) from None
+    problems = cross_checks(stack) + secret_checks(stack, secret_names)
+    if problems:
+        raise ConfigError(problems, source)
+    return stack
+
+
+def secret_checks(stack: StackConfig, names: dict[str, list[str]] | None) -> list[Problem]:
+    """Every `secretEnv` name has a secret value under `servestack:secrets`."""
+    if names is None:
+        return []
+    problems = []
+    for dep in stack.deployments:
+        have = set(names.get(dep.name, ()))
+        problems += [
+            Problem(
+                paths.deployment(dep.name, "secretEnv"),
+                f"{env} has no secret value: run pulumi config set --secret --path "
+                f"'{NAMESPACE}:{SECRETS_KEY}.{dep.name}.{env}' <value>",
+            )
+            for env in dep.secret_env
+            if env not in have
+        ]
+    return problems
+
+
+def parse_deployment(raw: Any) -> DeploymentSpec:
+    """Validate one deployment given as a plain dict in the YAML shape."""
+    try:
+        spec = DeploymentSpec.model_validate(raw)
+    except ValidationError as exc:
+        name = raw.get("name") if isinstance(raw, dict) else None
+        raise from_validation_error(
+            exc, raw, DeploymentSpec, root=paths.deployment(name) if name else "deployment"
+        ) from None
+    problems = deployment_checks(spec)
+    if problems:
+        raise ConfigError(problems)
+    return spec
+
+
+def deployment_checks(dep: DeploymentSpec) -> list[Problem]:
+    """Rules of one deployment that need its per-environment defaults."""
+    eff = effective(dep)
+    if eff.max_surge in (0, "0%") and eff.max_unavailable in (0, "0%"):
+        return [
+            Problem(
+                paths.deployment(dep.name, "strategy"),
+                f"maxSurge {eff.max_surge!r} with maxUnavailable {eff.max_unavailable!r} "
+                f"({dep.environment.value} default): a rollout could never make progress",
+            )
+        ]
+    return []
+
+
+def cross_checks(stack: StackConfig) -> list[Problem]:
+    """Rules that span several deployments or node pools."""
+    problems: list[Problem] = []
+    for kind, items in (("deployments", stack.deployments), ("nodePools", stack.node_pools)):
+        counts = Counter(item.name for item in items)
+        problems += [
+            Problem(f"{kind}.{name}.name", f"{name!r} is used {n} times; names must be unique")
+            for name, n in counts.items()
+            if n > 1
+        ]
+    offered = {p.gpu.type for p in stack.node_pools}
+    for dep in stack.deployments:
+        gpu = dep.resources.gpu
+        if stack.node_pools and gpu.type is not None and gpu.type not in offered:
+            names = ", ".join(sorted(t.value for t in offered if t is not None))
+            problems.append(
+                Problem(
+                    paths.deployment(dep.name, "resources.gpu.type"),
+                    f"{gpu.type.value} is offered by no node pool; declared pools offer: {names}",
+                )
+            )
+        pools = [p for p in stack.node_pools if p.gpu.type == gpu.type]
+        if pools and gpu.count > max(p.gpu.count for p in pools):
+            problems.append(
+                Problem(
+                    paths.deployment(dep.name, "resources.gpu.count"),
+                    f"{gpu.count} GPUs per replica, but the largest {gpu.type} node has "
+                    f"{max(p.gpu.count for p in pools)}",
+                )
+            )
+        elif pools:
+            problems += fit_checks(dep, pools, stack.cluster)
+    for dep in stack.deployments:
+        problems += deployment_checks(dep)
+    problems += machine_checks(stack)
+    provider = stack.cluster.provider
+    for pool in stack.node_pools:
+        info = gpu_info(pool.gpu.type) if pool.gpu.type else None
+        path = paths.node_pool(pool.name)
+        if provider is CloudProvider.karpenter and pool.min_nodes > 0:
+            problems.append(
+                Problem(
+                    f"{path}.minNodes",
+                    f"{pool.min_nodes} is not allowed with "
+                    "provider karpenter: it launches nodes on demand; use 0",
+                )
+            )
+        if pool.disk_size_gb is not None and provider in (
+            CloudProvider.karpenter,
+            CloudProvider.existing,
+            CloudProvider.local,
+        ):
+            problems.append(
+                Problem(
+                    f"{path}.diskSizeGb",
+                    f"{pool.disk_size_gb} is not read "
+                    f"with provider {provider}: only gke and eks create disks",
+                )
+            )
+        if provider is CloudProvider.gke and info and info.gke_accelerator is None:
+            problems.append(Problem(f"{path}.gpu.type", f"{info.type} is not offered on GKE"))
+        needs_machine = provider in (
+            CloudProvider.gke,
+            CloudProvider.eks,
+            CloudProvider.karpenter,
+            CloudProvider.local,
+        )
+        if (
+            needs_machine
+            and info is not None
+            and pool.machine_type is None
+            and info.default_machine(provider, pool.gpu.count) is None
+        ):
+            machines = info.gke_machines if provider is CloudProvider.gke else info.eks_instances
+            listed = ", ".join(f"{n} ({m})" for n, m in sorted(machines.items())) or "none"
+            problems.append(
+                Problem(
+                    f"{path}.machineType",
+                    f"required: no default {provider} machine carries {pool.gpu.count} "
+                    f"{pool.gpu.type}; defaults exist for GPUs per node: {listed}",
+                )
+            )
+    return problems
+
+
+def pool_machine(pool: NodePoolSpec, cluster: ClusterSpec) -> Machine | None:
+    """The shape of a pool's nodes: its machine type, or the default for its GPUs."""
+    if pool.gpu.type is None:
+        return None
+    name = pool.machine_type or gpu_info(pool.gpu.type).default_machine(
+        cluster.provider.value, pool.gpu.count
+    )
+    return machine(name, pool.gpu.type) if name else None
+
+
+def machine_checks(stack: StackConfig) -> list[Problem]:
+    """A named machine type is one of the table's, carrying the pool's GPUs."""
+    problems = []
+    for pool in stack.node_pools:
+        if pool.machine_type is None or pool.gpu.type is None:
+            continue
+        shape = machine(pool.machine_type, pool.gpu.type)
+        path = paths.node_pool(pool.name, "machineType")
+        if shape is None:
+            problems.append(
+                Problem(
+                    path,
+                    f"{pool.machine_type} is not a known machine carrying {pool.gpu.type}; "
+                    f"known: {', '.join(known(pool.gpu.type))}",
+                )
+            )
+        elif shape.gpus != pool.gpu.count:
+            problems.append(
+                Problem(
+                    path,
+                    f"{shape.describe()} carries {shape.gpus} GPUs, "
+                    f"but gpu.count is {pool.gpu.count}",
+                )
+            )
+    return problems
+
+
+def fit_checks(
+    dep: DeploymentSpec, pools: list[NodePoolSpec], cluster: ClusterSpec
+) -> list[Problem]:
+    """One replica must fit one node of some pool offering its GPU: vCPUs, memory, GPUs."""
+    shapes = [(p, m) for p in pools if (m := pool_machine(p, cluster)) is not None]
+    if not shapes:
+        return []
+    cpu_m = dep.resources.cpu_millicores
+    mem_gib = dep.resources.memory_mib / 1024
+    if any(cpu_m <= m.vcpu * 1000 and mem_gib <= m.memory_gib for _, m in shapes):
+        return []
+    pool, shape = max(shapes, key=lambda pm: (pm[1].vcpu, pm[1].memory_gib))
+    where = f"{pool.name}'s {shape.name} ({shape.vcpu} vCPU, {shape.memory_gib} GiB)"
+    if cpu_m > shape.vcpu * 1000:
+        return [
+            Problem(
+                paths.deployment(dep.name, "resources.cpu"),
+                f"{dep.resources.cpu} does not fit {where}",
+            )
+        ]
+    return [
+        Problem(
+            paths.deployment(dep.name, "resources.memory"),
+            f"{dep.resources.memory} does not fit {where}",
+        )
+    ]
+
+
+def read_stack_file(path: str | Path) -> dict[str, Any]:
+    """Read the `servestack:*` keys of a `Pulumi.<stack>.yaml` file, prefix removed.
+
+    Raises:
+        ConfigError: the file is missing or is not YAML of the expected shape.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
+    except UnicodeDecodeError:
+        raise ConfigError([Problem("", "not a UTF-8 text file")], str(path)) from None
+    return read_stack_text(text, source=str(path))
+
+
+def read_stack_text(text: str, *, source: str | None = None) -> dict[str, Any]:
+    """The `servestack:*` keys of a stack file's text, prefix removed."""
+    try:
+        doc = YAML(typ="safe", pure=True).load(text) or {}
+    except YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        position = getattr(exc, "position", None)
+        where = (
+            f"line {mark.line + 1}: "
+            if mark
+            else f"character {position + 1}: "
+            if position is not None
+            else ""
+        )
+        detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
+        raise ConfigError([Problem("", f"{where}not valid YAML ({detail})")], source) from None
+    config = doc.get("config", {}) if isinstance(doc, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError([Problem("config", "must be a mapping of keys")], source)
+    raw = {
+        k.split(":", 1)[1]: v
+        for k, v in config.items()
+        if isinstance(k, str) and k.startswith(f"{NAMESPACE}:")
+    }
+    secrets = raw.pop(SECRETS_KEY, None)
+    if secrets is not None:
+        raw[SECRET_NAMES] = _secret_names(secrets, source)
+    return raw
+
+
+def _secret_names(secrets: Any, source: str | None) -> dict[str, list[str]] | None:
+    """Names under `servestack:secrets`, checked to be encrypted; values never leave here."""
+    if _is_secure(secrets):
+        return None  # the whole map is one ciphertext: names are checked at deploy time
+    if not isinstance(secrets, dict):
+        raise ConfigError(
+            [
+                Problem(
+                    SECRETS_KEY,
+                    "must map deployment names to secret values "
+                    "(pulumi config set --secret --path ...)",
+                )
+            ],
+            source,
+        )
+    names: dict[str, list[str]] = {}
+    problems = []
+    for dep, values in secrets.items():
+        if not isinstance(values, dict):
+            problems.append(Problem(f"{SECRETS_KEY}.{dep}", "must map env names to secrets"))
+            continue
+        names[str(dep)] = sorted(values)
+        for key, value in values.items():
+            if not _is_secure(value):
+                problems.append(
+                    Problem(
+                        f"{SECRETS_KEY}.{dep}.{key}",
+                        "is stored in plain text: set it with pulumi config set --secret "
+                        f"--path '{NAMESPACE}:{SECRETS_KEY}.{dep}.{key}'",
+                    )
+                )
+    if problems:
+        raise ConfigError(problems, source)
+    return names
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
+def load_stack_config(path: str | Path) -> StackConfig:
+    """Read and validate a `Pulumi.<stack>.yaml` file.
+
+    Raises:
+        ConfigError: one line per problem, each naming the path, the value and what is allowed.
+    """
+    return parse_stack(read_stack_file(path), source=str(path))
+
+
+def parse_node_pool(
+    spec: NodePoolSpec | dict[str, Any], cluster: ClusterSpec | dict[str, Any]
+) -> tuple[NodePoolSpec, ClusterSpec]:
+    """Validate a node pool and its cluster given as models or YAML-shaped dicts."""
+    try:
+        cl = cluster if isinstance(cluster, ClusterSpec) else ClusterSpec.model_validate(cluster)
+    except ValidationError as exc:
+        raise from_validation_error(exc, cluster, ClusterSpec, root="cluster") from None
+    try:
+        pool = spec if isinstance(spec, NodePoolSpec) else NodePoolSpec.model_validate(spec)
+    except ValidationError as exc:
+        name = spec.get("name") if isinstance(spec, dict) else None
+        raise from_validation_error(
+            exc, spec, NodePoolSpec, root=paths.node_pool(name) if name else "nodePool"
+        ) from None
+    problems = [p for p in cross_checks(StackConfig(cluster=cl, node_pools=(pool,)))]
+    if problems:
+        raise ConfigError(problems)
+    return pool, cl

@@ -1,0 +1,634 @@
+"""The field-effect table: what an edit of each config field does to the running system.
+
+Effects:
+    in-place   the resources are updated; no pod restarts, no resource is replaced.
+    restart    a Deployment's pod template changes: pods roll (surge capacity needed).
+    replace    a resource is deleted and created (downtime, new endpoint or lost capacity).
+    forbidden  refused: servestack will not apply it (create a new deployment instead).
+A whole deployment or node pool is also created or deleted (``create``, ``delete``).
+
+The components are built so that a real `pulumi preview` agrees with this table (the
+engine test tier checks it), and the review tool reads it to explain every planned change.
+Which manifest properties a field renders into is not written here: the builders record it
+as they build (:mod:`servestack.manifests.provenance`), and :attr:`Rule.renders` reads that.
+Paths are in the one user-visible dialect (:mod:`servestack.contract.paths`), with
+``<name>`` standing for any deployment or node pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from servestack.config.models import DeploymentSpec, StackConfig, StrategyType
+from servestack.contract.paths import FieldPath
+
+
+class Effect(StrEnum):
+    """What an edit does; the one vocabulary of the table, `diff`, `explain` and ops."""
+
+    IN_PLACE = "in-place"
+    RESTART = "restart"
+    REPLACE = "replace"
+    FORBIDDEN = "forbidden"
+    CREATE = "create"
+    DELETE = "delete"
+
+    @property
+    def severity(self) -> int:
+        """How much the running system feels it: the one order every report sorts by."""
+        return _SEVERITY.index(self)
+
+
+#: Least to most severe. A created deployment costs capacity but serves nothing yet; a
+#: deleted one loses its endpoint, which a replacement also does, and refusal stops all.
+_SEVERITY = (
+    Effect.IN_PLACE,
+    Effect.CREATE,
+    Effect.RESTART,
+    Effect.DELETE,
+    Effect.REPLACE,
+    Effect.FORBIDDEN,
+)
+#: The effects a rule of the table can have (create and delete are of whole items).
+FIELD_EFFECTS = (Effect.IN_PLACE, Effect.RESTART, Effect.REPLACE, Effect.FORBIDDEN)
+
+
+def worst(effects: Iterable[Effect]) -> Effect | None:
+    return max(effects, key=lambda e: e.severity, default=None)
+
+
+# --- impact: what the running system feels, beyond the effect ---------------------------------
+NEW_ENDPOINT = "new endpoint; delete-before-create (downtime)"
+RECREATED = "delete-before-create: the resource is recreated (downtime)"
+LOST_CAPACITY = "lost warm GPU capacity until new nodes join"
+SWITCHED = "create-before-delete: new version ready before the switch; 2x capacity"
+
+
+@dataclass(frozen=True)
+class EditContext:
+    """The item (deployment or node pool) and stack around one edit, before and after."""
+
+    old: Any
+    new: Any
+    old_stack: StackConfig | None = None
+    new_stack: StackConfig | None = None
+
+
+class Outcome(NamedTuple):
+    """A rule resolved for one edit: its effect, why, and the downtime class."""
+
+    effect: Effect
+    reason: str
+    impact: str = ""
+
+
+Override = Callable[[EditContext], Outcome | None]
+
+
+@dataclass(frozen=True)
+class Rule:
+    path: str
+    effect: Effect
+    reason: str
+    #: Kinds of the resources the edit touches.
+    resources: tuple[str, ...]
+    #: Downtime class of a replacement (a restart's is forecast from the deployment).
+    impact: str = ""
+    override: Override | None = field(default=None, compare=False)
+
+    def resolve(self, ctx: EditContext | None = None) -> Outcome:
+        if ctx is not None and self.override is not None:
+            found = self.override(ctx)
+            if found is not None:
+                return found
+        return Outcome(self.effect, self.reason, self.impact)
+
+    @property
+    def renders(self) -> tuple[str, ...]:
+        """``Kind:property.path`` the field renders into, derived from the builders'
+        provenance over the sample stacks (:mod:`servestack.manifests.sample`)."""
+        from servestack.manifests.sample import renders
+
+        return renders(self.path)
+
+
+def _strategy(item: Any) -> StrategyType | None:
+    return item.strategy.type if isinstance(item, DeploymentSpec) else None
+
+
+def _version_effect(ctx: EditContext) -> Outcome | None:
+    if StrategyType.blue_green in (_strategy(ctx.old), _strategy(ctx.new)):
+        return Outcome(
+            Effect.REPLACE,
+            "blue-green keys the Deployment by version: the new version's "
+            "Deployment is created and made ready, traffic switches, the old one is deleted "
+            "(needs 2x capacity during the switch)",
+            SWITCHED,
+        )
+    return None
+
+
+def _strategy_type_effect(ctx: EditContext) -> Outcome | None:
+    if StrategyType.blue_green not in (_strategy(ctx.old), _strategy(ctx.new)):
+        return Outcome(
+            Effect.IN_PLACE,
+            "rolling <-> canary keeps the stable Deployment; the canary "
+            "Deployment and its routes are created or deleted",
+        )
+    return None
+
+
+def _provider(ctx: EditContext) -> str | None:
+    stack = ctx.new_stack or ctx.old_stack
+    return stack.cluster.provider.value if stack else None
+
+
+def _pool_count_effect(ctx: EditContext) -> Outcome | None:
+    same_machine = getattr(ctx.old, "machine_type", None) is not None and getattr(
+        ctx.old, "machine_type", None
+    ) == getattr(ctx.new, "machine_type", None)
+    if _provider(ctx) == "karpenter" and same_machine:
+        return Outcome(
+            Effect.IN_PLACE,
+            "Karpenter reads the GPU count only in the pool's GPU limit "
+            "(maxNodes x count); existing nodes stay",
+        )
+    return None
+
+
+def _read_by(*providers: str) -> Override:
+    """Fields only some node pool backends read: elsewhere their edit changes nothing."""
+
+    def effect(ctx: EditContext) -> Outcome | None:
+        stacks = [s for s in (ctx.old_stack, ctx.new_stack) if s is not None]
+        if not stacks:
+            return None
+        if any(s.cluster.provider.value in providers and s.node_pools for s in stacks):
+            return None
+        return Outcome(
+            Effect.IN_PLACE,
+            f"read only by {' and '.join(providers)} node pools; this stack has none",
+        )
+
+    return effect
+
+
+_ALL = (
+    "NetworkPolicy",
+    "Deployment",
+    "Service",
+    "ServiceAccount",
+    "PodDisruptionBudget",
+    "HorizontalPodAutoscaler",
+    "ScaledObject",
+    "DestinationRule",
+    "VirtualService",
+)
+
+_RULES: tuple[Rule, ...] = (
+    # --- stack level -----------------------------------------------------------------
+    Rule(
+        "environment",
+        Effect.IN_PLACE,
+        "changes labels and per-environment defaults "
+        "(replica count, autoscaler, disruption budget); pod templates are unchanged",
+        _ALL,
+    ),
+    Rule(
+        "target",
+        Effect.REPLACE,
+        "moves every resource between rendered files and a live cluster: a new Kubernetes provider",
+        ("Provider", *_ALL),
+        impact=NEW_ENDPOINT,
+    ),
+    Rule(
+        "namespace",
+        Effect.REPLACE,
+        "metadata.namespace is immutable: every namespaced "
+        "resource is deleted and created in the new namespace (new endpoints)",
+        ("Namespace", *_ALL),
+        impact=NEW_ENDPOINT,
+    ),
+    Rule(
+        "cluster.name",
+        Effect.REPLACE,
+        "the stack moves to another cluster: a new provider, "
+        "every resource is created there and deleted from the old one",
+        ("Provider", "Namespace", "NodePool", *_ALL),
+        impact=NEW_ENDPOINT,
+    ),
+    Rule(
+        "cluster.provider",
+        Effect.REPLACE,
+        "node pools move to another backend: each pool "
+        "is deleted and created (lost warm GPU capacity)",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+    ),
+    Rule(
+        "cluster.project",
+        Effect.REPLACE,
+        "GKE node pools belong to one project",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by("gke"),
+    ),
+    Rule(
+        "cluster.location",
+        Effect.REPLACE,
+        "GKE node pools belong to one location",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by("gke"),
+    ),
+    Rule(
+        "cluster.nodeRoleArn",
+        Effect.REPLACE,
+        "EKS node groups cannot change their role",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by("eks"),
+    ),
+    Rule(
+        "cluster.subnetIds",
+        Effect.REPLACE,
+        "EKS node groups cannot change their subnets",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by("eks"),
+    ),
+    Rule(
+        "cluster.nodeClass",
+        Effect.RESTART,
+        "Karpenter drifts existing nodes to the new "
+        "node class: nodes are replaced and their pods rescheduled",
+        ("NodePool",),
+    ),
+    Rule(
+        "allowReplacements",
+        Effect.IN_PLACE,
+        "review metadata only: nothing is deployed from it",
+        (),
+    ),
+    # --- node pools ----------------------------------------------------------------------
+    Rule(
+        "nodePools.<name>.name",
+        Effect.REPLACE,
+        "a pool's name is its identity: a new pool is created and the old one deleted",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+    ),
+    Rule(
+        "nodePools.<name>.gpu.type",
+        Effect.REPLACE,
+        "new GPU hardware means new nodes: the pool "
+        "is replaced (lost warm GPU capacity until new nodes join)",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+    ),
+    Rule(
+        "nodePools.<name>.gpu.count",
+        Effect.REPLACE,
+        "accelerators per node are fixed at node pool creation",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_pool_count_effect,
+    ),
+    Rule(
+        "nodePools.<name>.machineType",
+        Effect.REPLACE,
+        "machine type is fixed at node pool creation: new nodes",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+    ),
+    Rule(
+        "nodePools.<name>.minNodes",
+        Effect.IN_PLACE,
+        "autoscaler bounds change in place",
+        ("NodePool",),
+    ),
+    Rule(
+        "nodePools.<name>.maxNodes",
+        Effect.IN_PLACE,
+        "autoscaler bounds (Karpenter: the GPU limit) change in place",
+        ("NodePool",),
+    ),
+    Rule(
+        "nodePools.<name>.spot",
+        Effect.REPLACE,
+        "capacity type is fixed at node pool creation",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+    ),
+    Rule(
+        "nodePools.<name>.diskSizeGb",
+        Effect.REPLACE,
+        "boot disk size is fixed at node pool creation",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by("gke", "eks"),
+    ),
+    # --- deployments: identity -------------------------------------------------------------
+    Rule(
+        "deployments.<name>.name",
+        Effect.REPLACE,
+        "the name is locked after creation: a new "
+        "deployment (new Service endpoint) is created and the old one deleted",
+        _ALL,
+        impact=NEW_ENDPOINT,
+    ),
+    Rule(
+        "deployments.<name>.description",
+        Effect.IN_PLACE,
+        "an annotation on the Deployment",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.id",
+        Effect.RESTART,
+        "MODEL_ID is in the pod environment",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.version",
+        Effect.RESTART,
+        "a new version rolls the pods (MODEL_VERSION and the version label change)",
+        ("Deployment", "Service"),
+        override=_version_effect,
+    ),
+    Rule(
+        "deployments.<name>.model.type",
+        Effect.FORBIDDEN,
+        "a model may only be swapped for one "
+        "of the same type; create a new deployment for another type",
+        (),
+    ),
+    Rule(
+        "deployments.<name>.model.image",
+        Effect.RESTART,
+        "a new image rolls the pods",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.processing",
+        Effect.REPLACE,
+        "processing type is locked after "
+        "creation: the Deployment is replaced and its Service/worker shape changes",
+        ("Deployment", "Service", "HorizontalPodAutoscaler", "ScaledObject"),
+        impact=RECREATED,
+    ),
+    Rule(
+        "deployments.<name>.environment",
+        Effect.IN_PLACE,
+        "inherited from the stack; labels only",
+        _ALL,
+    ),
+    Rule(
+        "deployments.<name>.namespace",
+        Effect.REPLACE,
+        "inherited from the stack; metadata.namespace is immutable",
+        _ALL,
+        impact=NEW_ENDPOINT,
+    ),
+    # --- deployments: resources -----------------------------------------------------------
+    Rule(
+        "deployments.<name>.resources.cpu",
+        Effect.RESTART,
+        "container requests/limits are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.memory",
+        Effect.RESTART,
+        "container requests/limits are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.gpu.count",
+        Effect.RESTART,
+        "nvidia.com/gpu requests are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.gpu.type",
+        Effect.RESTART,
+        "node selector and tolerations move the pods to other GPU nodes",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.storage",
+        Effect.RESTART,
+        "ephemeral storage and the model cache volume are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.bandwidthMbps",
+        Effect.RESTART,
+        "bandwidth annotations are read by the CNI when a pod starts",
+        ("Deployment",),
+    ),
+    # --- deployments: scaling and lifecycle -------------------------------------------------
+    Rule(
+        "deployments.<name>.replicas",
+        Effect.IN_PLACE,
+        "the Deployment scales; no pod restarts",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.active",
+        Effect.IN_PLACE,
+        "stop scales to zero and removes the "
+        "autoscaler; start restores them. The Service and config stay: never a replacement",
+        ("Deployment", "HorizontalPodAutoscaler", "ScaledObject", "PodDisruptionBudget"),
+    ),
+    *(
+        Rule(
+            f"deployments.<name>.autoscaling.{key}",
+            Effect.IN_PLACE,
+            "autoscaler settings change in place",
+            ("HorizontalPodAutoscaler", "ScaledObject", "Deployment"),
+        )
+        for key, target in (
+            ("enabled", "*"),
+            ("minReplicas", "minReplica*"),
+            ("maxReplicas", "maxReplica*"),
+            ("targetCpuUtilization", "metrics"),
+            ("targetMemoryUtilization", "metrics"),
+            ("targetGpuUtilization", "metrics"),
+            ("scaleDownStabilizationSeconds", "behavior"),
+        )
+    ),
+    # --- deployments: traffic ----------------------------------------------------------------
+    Rule(
+        "deployments.<name>.loadBalancer.enabled",
+        Effect.IN_PLACE,
+        "mesh routing resources are created or deleted; the Service stays",
+        ("DestinationRule", "VirtualService"),
+    ),
+    Rule(
+        "deployments.<name>.loadBalancer.algorithm",
+        Effect.IN_PLACE,
+        "the mesh's balancing policy changes in place",
+        ("DestinationRule",),
+    ),
+    Rule(
+        "deployments.<name>.loadBalancer.stickySessions",
+        Effect.IN_PLACE,
+        "cookie affinity in the mesh policy",
+        ("DestinationRule",),
+    ),
+    Rule(
+        "deployments.<name>.loadBalancer.healthCheck.path",
+        Effect.RESTART,
+        "the readiness probe is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.loadBalancer.healthCheck.intervalSeconds",
+        Effect.RESTART,
+        "the readiness probe period is in the pod template",
+        ("Deployment", "DestinationRule"),
+    ),
+    Rule(
+        "deployments.<name>.loadBalancer.healthCheck.timeoutSeconds",
+        Effect.RESTART,
+        "the readiness probe timeout is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.loadBalancer.healthCheck.failureThreshold",
+        Effect.RESTART,
+        "the readiness threshold is in the pod template",
+        ("Deployment", "DestinationRule"),
+    ),
+    Rule(
+        "deployments.<name>.port",
+        Effect.RESTART,
+        "the container port is in the pod template",
+        ("Deployment", "Service", "NetworkPolicy"),
+    ),
+    # --- deployments: rollout strategy -------------------------------------------------------
+    Rule(
+        "deployments.<name>.strategy.type",
+        Effect.REPLACE,
+        "blue-green keys the Deployment by "
+        "version, so switching to or from it replaces the Deployment",
+        ("Deployment", "Service", "DestinationRule", "VirtualService"),
+        impact=SWITCHED,
+        override=_strategy_type_effect,
+    ),
+    Rule(
+        "deployments.<name>.strategy.maxSurge",
+        Effect.IN_PLACE,
+        "rollout parameters, outside the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.strategy.maxUnavailable",
+        Effect.IN_PLACE,
+        "rollout parameters, outside the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.strategy.weight",
+        Effect.IN_PLACE,
+        "route weights change in place",
+        ("VirtualService",),
+    ),
+    Rule(
+        "deployments.<name>.strategy.canaryVersion",
+        Effect.RESTART,
+        "the canary track's pods roll",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.strategy.canaryImage",
+        Effect.RESTART,
+        "the canary track's pods roll",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.strategy.canaryReplicas",
+        Effect.IN_PLACE,
+        "the canary Deployment scales",
+        ("Deployment",),
+    ),
+    # --- deployments: async workers and config ------------------------------------------------
+    Rule(
+        "deployments.<name>.queue.kind",
+        Effect.RESTART,
+        "QUEUE_KIND is in the pod environment; the scaler's trigger changes",
+        ("Deployment", "ScaledObject"),
+    ),
+    Rule(
+        "deployments.<name>.queue.name",
+        Effect.RESTART,
+        "QUEUE_NAME is in the pod environment",
+        ("Deployment", "ScaledObject"),
+    ),
+    Rule(
+        "deployments.<name>.queue.targetDepth",
+        Effect.IN_PLACE,
+        "the scaler's threshold",
+        ("ScaledObject",),
+    ),
+    Rule(
+        "deployments.<name>.queue.connectionSecret",
+        Effect.RESTART,
+        "the secret reference is in the pod environment",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.env",
+        Effect.RESTART,
+        "environment variables are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.secretEnv",
+        Effect.RESTART,
+        "secret references are in the pod environment (values live in the Secret "
+        "`<name>-env`; a new value reaches pods at their next restart)",
+        ("Deployment", "Secret"),
+    ),
+    Rule(
+        "deployments.<name>.tags",
+        Effect.IN_PLACE,
+        "labels on resource metadata only (not on pods, so no restart)",
+        _ALL,
+    ),
+)
+
+TABLE: dict[str, Rule] = {r.path: r for r in _RULES}
+
+#: Fields whose value is a free-form mapping: an edit of any key maps to the field.
+MAP_FIELDS = ("deployments.<name>.env", "deployments.<name>.tags")
+
+
+def table_key(path: str) -> str:
+    """Map a concrete path (``deployments.bert.resources.cpu``) to its table key
+    (``deployments.<name>.resources.cpu``)."""
+    key = str(FieldPath.parse(path).generic())
+    for prefix in MAP_FIELDS:
+        if key.startswith(prefix + "."):
+            return prefix
+    if key.startswith("allowReplacements"):
+        return "allowReplacements"
+    return key
+
+
+def rule_for(path: str) -> Rule:
+    """The rule for a concrete or table path.
+
+    Raises:
+        KeyError: no rule covers the path (a gap in the table; a test guards it).
+    """
+    key = table_key(path)
+    while key:
+        if key in TABLE:
+            return TABLE[key]
+        key = key.rpartition(".")[0]
+    raise KeyError(path)

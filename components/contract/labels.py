@@ -1,0 +1,36 @@
+"""Every label and annotation key servestack writes or selects on, in one place.
+
+Keys are contract: a Deployment's selector is immutable, and tools (the review tool, the
+forbidden-edit guard, the live status) find servestack's objects by them.
+"""
+
+from __future__ import annotations
+
+PREFIX = "servestack.io"
+
+# --- standard keys -----------------------------------------------------------------------
+NAME = "app.kubernetes.io/name"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "servestack"
+NAMESPACE_NAME = "kubernetes.io/metadata.name"
+INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
+EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"
+
+# --- servestack labels -----------------------------------------------------------------
+MODEL_TYPE = f"{PREFIX}/model-type"
+ENVIRONMENT = f"{PREFIX}/environment"
+PROCESSING = f"{PREFIX}/processing"
+TRACK = f"{PREFIX}/track"
+MODEL_VERSION = f"{PREFIX}/model-version"
+GPU = f"{PREFIX}/gpu"
+NODE_POOL = f"{PREFIX}/node-pool"
+#: User tags become ``tags.servestack.io/<key>`` labels on metadata (never on pods).
+TAG_PREFIX = f"tags.{PREFIX}/"
+
+# --- servestack annotations -------------------------------------------------------------
+CLUSTER = f"{PREFIX}/cluster"
+DESCRIPTION = f"{PREFIX}/description"
+
+
+def tag(key: str) -> str:
+    return f"{TAG_PREFIX}{key}"

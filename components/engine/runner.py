@@ -1,0 +1,233 @@
+"""Run the Pulumi engine: find it, choose the backend, run stacks through the Automation API.
+
+Engine discovery, first hit wins:
+    1. ``SERVESTACK_ENGINE_BIN``: a directory holding `pulumi`, `pulumi-language-python` and
+       `pulumi-resource-kubernetes` (run hermetically, like the checkout's build);
+    2. a `pulumi` on ``PATH``: the user's own CLI, with the user's plugins and home;
+    3. the checkout's ``.engine/bin`` (`make engine`), when servestack runs from its source tree.
+
+Backend, first hit wins: ``PULUMI_BACKEND_URL``; the project's ``backend.url``; the user's
+login (``pulumi login``); otherwise a project-local ``file://`` backend under the state dir.
+:attr:`Engine.backend` says which one a run used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pulumi import automation as auto
+
+#: The servestack source checkout this package runs from, or None for an installed wheel.
+_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT: Path | None = (
+    _ROOT
+    if (_ROOT / "tools" / "build-engine.sh").exists() and (_ROOT / "components").is_dir()
+    else None
+)
+DEFAULT_PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
+ENGINE_BINARIES = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")
+
+
+class EngineMissing(RuntimeError):
+    """The engine binaries are not there; the message says how to build them."""
+
+
+@dataclass(frozen=True)
+class EngineLocation:
+    bin_dir: Path
+    #: Where it was found: ``SERVESTACK_ENGINE_BIN``, ``PATH`` or ``checkout``.
+    source: str
+    #: Run with a private PULUMI_HOME and plugin downloads off (our own build).
+    hermetic: bool
+
+
+def find_engine() -> EngineLocation:
+    """The engine to run, in the documented discovery order.
+
+    Raises:
+        EngineMissing: none was found; the message says how to get one.
+    """
+    configured = os.environ.get("SERVESTACK_ENGINE_BIN")
+    if configured:
+        path = Path(configured)
+        missing = [b for b in ENGINE_BINARIES if not (path / b).exists()]
+        if missing:
+            raise EngineMissing(
+                f"SERVESTACK_ENGINE_BIN={path} lacks {', '.join(missing)}: it must hold "
+                + ", ".join(ENGINE_BINARIES)
+            )
+        return EngineLocation(path, "SERVESTACK_ENGINE_BIN", hermetic=True)
+    on_path = shutil.which("pulumi")
+    if on_path:
+        return EngineLocation(Path(on_path).resolve().parent, "PATH", hermetic=False)
+    if CHECKOUT is not None and (CHECKOUT / ".engine" / "bin" / "pulumi").exists():
+        return EngineLocation(CHECKOUT / ".engine" / "bin", "checkout", hermetic=True)
+    hint = " run `make engine` in the servestack checkout," if CHECKOUT else ""
+    raise EngineMissing(
+        "no Pulumi engine found:"
+        + hint
+        + " install the Pulumi CLI on PATH, or set SERVESTACK_ENGINE_BIN to a directory with "
+        + ", ".join(ENGINE_BINARIES)
+    )
+
+
+def engine_bin() -> Path:
+    return find_engine().bin_dir
+
+
+def _user_login() -> str | None:
+    """The backend the user is logged in to with `pulumi login`, if any."""
+    home = Path(os.environ.get("PULUMI_HOME") or Path.home() / ".pulumi")
+    try:
+        creds = json.loads((home / "credentials.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    current = creds.get("current") if isinstance(creds, dict) else None
+    return current if isinstance(current, str) and current else None
+
+
+def _project_backend(project_dir: Path | None) -> str | None:
+    if project_dir is None:
+        return None
+    from ruamel.yaml import YAML
+
+    try:
+        doc = YAML(typ="safe", pure=True).load((project_dir / "Pulumi.yaml").read_text("utf-8"))
+    except Exception:  # a broken Pulumi.yaml is the CLI's to report
+        return None
+    backend = doc.get("backend") if isinstance(doc, dict) else None
+    url = backend.get("url") if isinstance(backend, dict) else None
+    return url if isinstance(url, str) and url else None
+
+
+@dataclass
+class Engine:
+    """A hermetic engine environment rooted at ``state_dir``."""
+
+    state_dir: Path
+    passphrase: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: The project whose `backend.url` counts (None: only the environment and the login).
+    project_dir: Path | None = None
+    #: Forced backend URL (tests); None follows the discovery order.
+    backend_url: str | None = None
+    #: Leave KUBECONFIG to the user (`target: cluster`); False hides it (render mode).
+    cluster: bool = False
+
+    @property
+    def location(self) -> EngineLocation:
+        return find_engine()
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.location.bin_dir
+
+    @property
+    def backend(self) -> str:
+        """The backend runs use, and why: shown to the user before anything runs."""
+        if self.backend_url:
+            return self.backend_url
+        if os.environ.get("PULUMI_BACKEND_URL"):
+            return f"{os.environ['PULUMI_BACKEND_URL']} (PULUMI_BACKEND_URL)"
+        project = _project_backend(self.project_dir)
+        if project:
+            return f"{project} (Pulumi.yaml backend.url)"
+        login = _user_login()
+        if login:
+            return f"{login} (pulumi login)"
+        return f"file://{self.state_dir / 'backend'} (project-local)"
+
+    def env(self) -> dict[str, str]:
+        location = self.location
+        venv_bin = str(Path(sys.executable).parent)
+        env = {
+            "PATH": os.pathsep.join([str(location.bin_dir), venv_bin, os.environ.get("PATH", "")]),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "PULUMI_SKIP_CONFIRMATIONS": "true",
+        }
+        local = self.backend_url is None and self.backend.endswith("(project-local)")
+        if self.backend_url:
+            env["PULUMI_BACKEND_URL"] = self.backend_url
+        elif local:
+            backend = self.state_dir / "backend"
+            backend.mkdir(parents=True, exist_ok=True)
+            env["PULUMI_BACKEND_URL"] = f"file://{backend}"
+        if location.hermetic and (local or (self.backend_url or "").startswith("file://")):
+            # Our own build: a private home, and a missing plugin is an error, not a download.
+            home = self.state_dir / "home"
+            home.mkdir(parents=True, exist_ok=True)
+            env["PULUMI_HOME"] = str(home)
+            env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "true"
+        if not self.cluster:
+            # Render mode must never read a cluster's credentials (and the provider refuses a
+            # kubeconfig next to renderYamlToDirectory): an empty value hides the user's.
+            env["KUBECONFIG"] = ""
+        passphrase = self.passphrase or os.environ.get(DEFAULT_PASSPHRASE_ENV)
+        if passphrase is not None:
+            env[DEFAULT_PASSPHRASE_ENV] = passphrase
+        env.update(self.extra_env)
+        return env
+
+    def command(self) -> auto.PulumiCommand:
+        return auto.PulumiCommand(root=str(self.bin_dir.parent), skip_version_check=True)
+
+    def stack(self, project_dir: Path, stack: str) -> auto.Stack:
+        """Create or select a stack of the project in ``project_dir``."""
+        env = self.env()
+        opts = auto.LocalWorkspaceOptions(
+            work_dir=str(project_dir),
+            pulumi_command=self.command(),
+            env_vars=env,
+            pulumi_home=env.get("PULUMI_HOME"),
+            secrets_provider="passphrase",
+        )
+        return auto.create_or_select_stack(stack_name=stack, work_dir=str(project_dir), opts=opts)
+
+    def cli(
+        self, project_dir: Path, *args: str, check: bool = True, timeout: float = 900
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the `pulumi` CLI itself (for output the Automation API does not expose)."""
+        env = {**os.environ, **self.env()}
+        return subprocess.run(
+            [str(self.bin_dir / "pulumi"), *args, "--non-interactive"],
+            cwd=project_dir,
+            env=env,
+            text=True,
+            capture_output=True,
+            check=check,
+            timeout=timeout,
+        )
+
+    def preview_json(self, project_dir: Path, stack: str) -> dict[str, Any]:
+        """`pulumi preview --json`: every step with its detailedDiff and replaceReasons."""
+        proc = self.cli(project_dir, "preview", "--json", "--diff", "--stack", stack, check=False)
+        try:
+            data: dict[str, Any] = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            raise RuntimeError(f"pulumi preview failed:\n{proc.stdout}\n{proc.stderr}") from None
+        data["_exitCode"] = proc.returncode
+        data["_stderr"] = proc.stderr
+        return data
+
+    def version(self) -> str:
+        return self.cli(self.state_dir.parent, "version").stdout.strip()
+
+
+def make_project(dest: Path, *, stacks: dict[str, str], name: str = "servestack") -> Path:
+    """A scratch project (the `servestack init` layout) that runs in this interpreter's venv.
+
+    The engine writes stack state and encryption salts into its stack files; working on
+    a copy keeps the repository's stack files untouched.
+    """
+    from servestack.engine.project import write_project
+
+    write_project(dest, name=name, virtualenv=Path(sys.prefix), stacks=stacks)
+    return dest

@@ -1,0 +1,1 @@
+"""Pure builders: validated config in, complete Kubernetes manifests out (no Pulumi runtime)."""

@@ -1,0 +1,131 @@
+"""What one served model is made of: the plan :class:`~servestack.ModelDeployment` follows.
+
+:func:`plan` decides which children exist and builds their manifests; the component turns
+the plan into resources, and :func:`manifests` lists the same children, complete with their
+scaler and routes, for the review tool and the tests (no Pulumi runtime involved).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servestack.config.defaults import Effective, effective
+from servestack.config.models import DeploymentSpec, LoadBalancerSpec, StrategyType
+from servestack.contract import labels
+from servestack.manifests import naming, routing, scaling, workload
+from servestack.manifests.origins import Origins, origins
+from servestack.manifests.provenance import opt, src
+from servestack.manifests.scaling import ScalerTarget
+from servestack.manifests.workload import Manifest
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    spec: DeploymentSpec
+    effective: Effective
+    origin: Origins
+    service_account: Manifest
+    #: The Secret of `secretEnv` (metadata only: the values are Pulumi secrets).
+    secret: Manifest | None
+    #: The stable Deployment, then the canary's.
+    workloads: tuple[Manifest, ...]
+    network_policy: Manifest
+    disruption_budget: Manifest | None
+    scaler: ScalerTarget | None
+    load_balancer: LoadBalancerSpec | None
+
+
+def plan(spec: DeploymentSpec) -> ModelPlan:
+    eff = effective(spec)
+    o = origins(spec)
+    tracks = [naming.STABLE]
+    if spec.strategy.type is StrategyType.canary:
+        tracks.append(naming.CANARY)
+    workloads = []
+    for track in tracks:
+        deployment = workload.deployment(spec, eff, track=track, origin=o)
+        # Pins the processing type: its change replaces the Deployment (see lifecycle).
+        deployment["metadata"]["labels"][labels.PROCESSING] = src(
+            spec.processing.value, "processing"
+        )
+        workloads.append({"apiVersion": "apps/v1", "kind": "Deployment", **deployment})
+    scaler = None
+    if eff.autoscaling is not None:
+        scaler = ScalerTarget(
+            name=spec.name,
+            deployment=naming.workload_name(spec),
+            namespace=spec.namespace,
+            bounds=eff.autoscaling,
+            labels=naming.labels(spec),
+            queue=spec.queue,
+            sources=o.bounds,
+            sources_via=o.bounds_via,
+            deployment_from=naming.workload_fields(spec),
+        )
+    secret = None
+    if spec.secret_env:
+        name = workload.secret_name(spec)
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": workload.metadata(spec, name),
+            "type": "Opaque",
+        }
+    budget = None
+    if eff.disruption_budget:
+        budget = {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            **workload.disruption_budget(spec),
+        }
+    return ModelPlan(
+        spec=spec,
+        effective=eff,
+        origin=o,
+        service_account={
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            **workload.service_account(spec),
+        },
+        secret=secret,
+        workloads=tuple(workloads),
+        network_policy={
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            **workload.network_policy(spec),
+        },
+        disruption_budget=budget,
+        scaler=scaler,
+        load_balancer=eff.load_balancer,
+    )
+
+
+def manifests(spec: DeploymentSpec) -> list[Manifest]:
+    """Every manifest of one model, in the order the components register them.
+
+    Each is marked with the fields that decide whether it exists (its name among them: a
+    new name is a new object). Secret values are not config: the Secret lists their keys.
+    """
+    p = plan(spec)
+    o = p.origin
+    out: list[Manifest] = [opt(p.service_account, "name")]
+    if p.secret is not None:
+        data = {key: "<secret>" for key in spec.secret_env}
+        out.append(opt({**p.secret, "stringData": src(data, "secretEnv")}, "name", "secretEnv"))
+    out.append(opt(p.workloads[0], *naming.workload_fields(spec)))
+    if len(p.workloads) > 1:
+        out.append(opt(p.workloads[1], "name", "strategy.type"))
+    out.append(opt(p.network_policy, "name"))
+    if p.disruption_budget is not None:
+        out.append(src(p.disruption_budget, via=o.budget_via, when=("name", *o.budget)))
+    if p.scaler is not None:
+        out.append(opt(scaling.scaler(p.scaler), "name", *o.autoscaled))
+    if p.load_balancer is not None:
+        service, *mesh = routing.manifests(spec, p.load_balancer)
+        out.append(opt(service, "name", "processing"))
+        for extra in mesh:
+            when = ["name", "processing", "loadBalancer.enabled"]
+            if extra["kind"] == "VirtualService":
+                when.append("strategy.type")
+            out.append(opt(extra, *when))
+    return out

@@ -1,0 +1,202 @@
+"""Pure builders for GPU node pools on each backend.
+
+Every backend puts the same label (:data:`servestack.config.gpu.GPU_LABEL`) and taint on its nodes
+that :mod:`servestack.manifests.workload` selects and tolerates, read from the one GPU table.
+
+| backend    | resource                                   | GPU settings                          |
+|------------|--------------------------------------------|---------------------------------------|
+| karpenter  | karpenter.sh/v1 NodePool (Kubernetes CR)   | requirements on instance type and GPU |
+| gke        | pulumi-gcp container.NodePool              | guest_accelerators, GPU driver        |
+| eks        | pulumi-aws eks.NodeGroup                   | AL2023 NVIDIA AMI, instance types     |
+| existing   | none: the pool must exist with these labels and taints                |
+| local      | core/v1 Node objects (kwok), `minNodes` of them | capacity = the machine shape      |
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from servestack.config.gpu import GPU_RESOURCE, POOL_LABEL, GpuInfo, gpu_info
+from servestack.config.models import ClusterSpec, NodePoolSpec
+from servestack.contract import labels
+from servestack.manifests.provenance import src
+
+KARPENTER_API = "karpenter.sh/v1"
+DEFAULT_DISK_GB = 200
+
+
+def info(pool: NodePoolSpec) -> GpuInfo:
+    assert pool.gpu.type is not None
+    return gpu_info(pool.gpu.type)
+
+
+def node_labels(pool: NodePoolSpec) -> dict[str, str]:
+    return {
+        **{k: src(v, "gpu.type") for k, v in info(pool).node_selector().items()},
+        POOL_LABEL: src(pool.name, "name"),
+    }
+
+
+def machine_type(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
+    gpu = info(pool)
+    chosen = pool.machine_type or gpu.default_machine(cluster.provider.value, pool.gpu.count)
+    assert chosen is not None, "validation guarantees a machine type"
+    return chosen
+
+
+def _machine(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
+    """The machine type, marked: the pool's own, or the GPU table's for its GPUs."""
+    if pool.machine_type:
+        return src(machine_type(pool, cluster), "machineType")
+    return src(machine_type(pool, cluster), "gpu.type", "gpu.count", via=["machineType"])
+
+
+def _taints(pool: NodePoolSpec, effect: str | None = None) -> list[dict[str, str]]:
+    taint = info(pool).taint()
+    if effect is not None:
+        taint = {"key": taint["key"], "value": taint["value"], "effect": effect}
+    return src([taint], "gpu.type")
+
+
+def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:
+    gpu = info(pool)
+    return {
+        "apiVersion": KARPENTER_API,
+        "kind": "NodePool",
+        "metadata": {
+            "name": src(pool.name, "name"),
+            "labels": {labels.MANAGED_BY: labels.MANAGER},
+        },
+        "spec": {
+            "template": {
+                "metadata": {"labels": node_labels(pool)},
+                "spec": {
+                    "nodeClassRef": {
+                        "group": "karpenter.k8s.aws",
+                        "kind": "EC2NodeClass",
+                        "name": src(cluster.node_class, "cluster.nodeClass"),
+                    },
+                    "taints": _taints(pool),
+                    "requirements": [
+                        {
+                            "key": "node.kubernetes.io/instance-type",
+                            "operator": "In",
+                            "values": [_machine(pool, cluster)],
+                        },
+                        {
+                            "key": "karpenter.k8s.aws/instance-gpu-name",
+                            "operator": "In",
+                            "values": [src(gpu.karpenter_gpu_name, "gpu.type")],
+                        },
+                        {
+                            "key": "karpenter.sh/capacity-type",
+                            "operator": "In",
+                            "values": [src("spot" if pool.spot else "on-demand", "spot")],
+                        },
+                    ],
+                },
+            },
+            "limits": {
+                GPU_RESOURCE: src(str(pool.max_nodes * pool.gpu.count), "maxNodes", "gpu.count")
+            },
+            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m"},
+        },
+    }
+
+
+def gke_node_pool_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:
+    gpu = info(pool)
+    return {
+        "cluster": src(cluster.name, "cluster.name"),
+        "location": src(cluster.location, "cluster.location"),
+        "project": src(cluster.project, "cluster.project"),
+        "name": src(pool.name, "name"),
+        "autoscaling": {
+            "min_node_count": src(pool.min_nodes, "minNodes"),
+            "max_node_count": src(pool.max_nodes, "maxNodes"),
+        },
+        "node_config": {
+            "machine_type": _machine(pool, cluster),
+            "spot": src(pool.spot, "spot"),
+            "disk_size_gb": src(pool.disk_size_gb or DEFAULT_DISK_GB, "diskSizeGb"),
+            "labels": node_labels(pool),
+            "taints": _taints(pool, "NO_SCHEDULE"),
+            "guest_accelerators": [
+                {
+                    "type": src(gpu.gke_accelerator, "gpu.type"),
+                    "count": src(pool.gpu.count, "gpu.count"),
+                    "gpu_driver_installation_config": {"gpu_driver_version": "LATEST"},
+                }
+            ],
+            "oauth_scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+        },
+        "management": {"auto_repair": True, "auto_upgrade": True},
+    }
+
+
+def eks_node_group_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:
+    return {
+        "cluster_name": src(cluster.name, "cluster.name"),
+        "node_group_name": src(pool.name, "name"),
+        "node_role_arn": src(cluster.node_role_arn, "cluster.nodeRoleArn"),
+        "subnet_ids": src(list(cluster.subnet_ids), "cluster.subnetIds"),
+        "ami_type": "AL2023_x86_64_NVIDIA",
+        "instance_types": [_machine(pool, cluster)],
+        "capacity_type": src("SPOT" if pool.spot else "ON_DEMAND", "spot"),
+        "disk_size": src(pool.disk_size_gb or DEFAULT_DISK_GB, "diskSizeGb"),
+        "scaling_config": {
+            "min_size": src(pool.min_nodes, "minNodes"),
+            "max_size": src(pool.max_nodes, "maxNodes"),
+            "desired_size": src(pool.min_nodes, "minNodes"),
+        },
+        "labels": node_labels(pool),
+        "taints": _taints(pool, "NO_SCHEDULE"),
+    }
+
+
+#: kwok manages the Node objects that carry this annotation (`make cluster` configures it).
+KWOK_ANNOTATION = "kwok.x-k8s.io/node"
+#: The capacity a local node advertises, read by the cluster's kwok node stage at start-up.
+CAPACITY_ANNOTATION = f"{labels.PREFIX}/capacity"
+
+
+def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]]:
+    """`minNodes` Node objects standing for the pool's machines on the local cluster.
+
+    Each carries the pool's labels and taint and, as its capacity, the shape of the pool's
+    machine type from the machine table, so the real scheduler decides what fits.
+    """
+    from servestack.config.validation import pool_machine
+
+    shape = pool_machine(pool, cluster)
+    assert shape is not None, "validation guarantees a known machine"
+    capacity = {
+        "cpu": str(shape.vcpu),
+        "memory": f"{shape.memory_gib}Gi",
+        "ephemeral-storage": f"{shape.ephemeral_gib}Gi",
+        "pods": str(shape.max_pods),
+        GPU_RESOURCE: str(pool.gpu.count),
+    }
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"{pool.name}-{i}",
+                "labels": {
+                    **node_labels(pool),
+                    labels.MANAGED_BY: labels.MANAGER,
+                    "kubernetes.io/hostname": f"{pool.name}-{i}",
+                    "node.kubernetes.io/instance-type": shape.name,
+                    "type": "kwok",
+                },
+                "annotations": {
+                    KWOK_ANNOTATION: "fake",
+                    CAPACITY_ANNOTATION: json.dumps(capacity, sort_keys=True),
+                },
+            },
+            "spec": {"taints": [info(pool).taint()]},
+        }
+        for i in range(pool.min_nodes)
+    ]

@@ -1,0 +1,142 @@
+"""Pure builders for traffic: the Service and the Istio resources that balance it.
+
+Mapping of `loadBalancer` settings to the data plane that reads them:
+
+| setting                      | resource and field                                           |
+|------------------------------|--------------------------------------------------------------|
+| algorithm round_robin        | DestinationRule trafficPolicy.loadBalancer.simple ROUND_ROBIN |
+| algorithm least_connections  | ... simple LEAST_REQUEST (Envoy's least-request balancer)     |
+| algorithm ip_hash            | ... consistentHash.useSourceIp true                           |
+| stickySessions               | ... consistentHash.httpCookie (cookie `servestack-affinity`) |
+| healthCheck.path/interval    | Pod readinessProbe (who gets traffic) and DestinationRule     |
+| healthCheck.failureThreshold | outlierDetection (passive ejection of failing endpoints)     |
+| strategy canary weight       | VirtualService route weights over subsets stable / canary    |
+
+Prerequisite: Istio (or any mesh that reads networking.istio.io/v1) in the cluster. With
+`loadBalancer.enabled: false` only the Service is created and kube-proxy spreads traffic.
+"""
+
+from __future__ import annotations
+
+from servestack.config.models import Algorithm, DeploymentSpec, LoadBalancerSpec, StrategyType
+from servestack.manifests import naming
+from servestack.manifests.provenance import opt, src
+from servestack.manifests.workload import Manifest, metadata
+
+ISTIO_API = "networking.istio.io/v1"
+AFFINITY_COOKIE = "servestack-affinity"
+SERVICE_PORT = 80
+
+
+def host(spec: DeploymentSpec) -> str:
+    return f"{spec.name}.{spec.namespace}.svc.cluster.local"
+
+
+def endpoint(spec: DeploymentSpec) -> str:
+    """The in-cluster URL clients call: the Service's DNS name and port."""
+    return f"http://{host(spec)}:{SERVICE_PORT}"
+
+
+def _host(spec: DeploymentSpec) -> str:
+    return src(host(spec), "name", "namespace")
+
+
+def service(spec: DeploymentSpec) -> Manifest:
+    return {
+        "metadata": metadata(spec, spec.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": naming.selector(spec),
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def _load_balancer(lb: LoadBalancerSpec, own: bool) -> Manifest:
+    """The balancing policy; ``own``: the settings are the user's (not the defaults)."""
+    algorithm = ("loadBalancer.algorithm",) if own else ()
+    either = (*algorithm, "loadBalancer.stickySessions") if own else ()
+    if lb.sticky_sessions:
+        cookie = {"httpCookie": {"name": AFFINITY_COOKIE, "ttl": "3600s"}}
+        return {"consistentHash": src(cookie, *either[1:], when=either)}
+    if lb.algorithm is Algorithm.ip_hash:
+        return {"consistentHash": src({"useSourceIp": True}, *algorithm, when=either)}
+    simple = {Algorithm.round_robin: "ROUND_ROBIN", Algorithm.least_connections: "LEAST_REQUEST"}
+    return {"simple": src(simple[lb.algorithm], *algorithm, when=either)}
+
+
+def destination_rule(spec: DeploymentSpec, lb: LoadBalancerSpec) -> Manifest:
+    check = lb.health_check
+    # Set by the user, or the defaults (no field to name).
+    own = spec.load_balancer is not None
+
+    def of(*keys: str) -> tuple[str, ...]:
+        return tuple(f"loadBalancer.{k}" for k in keys) if own else ()
+
+    body: Manifest = {
+        "host": _host(spec),
+        "trafficPolicy": {
+            "loadBalancer": _load_balancer(lb, own),
+            "outlierDetection": {
+                "consecutive5xxErrors": src(
+                    check.failure_threshold, *of("healthCheck.failureThreshold")
+                ),
+                "interval": src(f"{check.interval_seconds}s", *of("healthCheck.intervalSeconds")),
+                "baseEjectionTime": "30s",
+                "maxEjectionPercent": 50,
+            },
+        },
+    }
+    if spec.strategy.type is StrategyType.canary:
+        body["subsets"] = opt(
+            [
+                {"name": track, "labels": {naming.TRACK_LABEL: track}}
+                for track in (naming.STABLE, naming.CANARY)
+            ],
+            "strategy.type",
+        )
+    return {
+        "apiVersion": ISTIO_API,
+        "kind": "DestinationRule",
+        "metadata": metadata(spec, naming.child_name(spec.name, naming.GATEWAY_RULE)),
+        "spec": body,
+    }
+
+
+def virtual_service(spec: DeploymentSpec) -> Manifest:
+    """Weighted split between the stable and canary tracks (canary strategy only)."""
+    weight = spec.strategy.weight or 0
+    return {
+        "apiVersion": ISTIO_API,
+        "kind": "VirtualService",
+        "metadata": metadata(spec, naming.child_name(spec.name, naming.ROUTES)),
+        "spec": {
+            "hosts": [_host(spec)],
+            "http": [
+                {
+                    "route": [
+                        {
+                            "destination": {"host": _host(spec), "subset": naming.STABLE},
+                            "weight": src(100 - weight, "strategy.weight"),
+                        },
+                        {
+                            "destination": {"host": _host(spec), "subset": naming.CANARY},
+                            "weight": src(weight, "strategy.weight"),
+                        },
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def manifests(spec: DeploymentSpec, lb: LoadBalancerSpec) -> list[Manifest]:
+    """What a LoadBalancer creates: the Service, and with balancing on, the mesh routes."""
+    out = [{"apiVersion": "v1", "kind": "Service", **service(spec)}]
+    if lb.enabled:
+        out.append(destination_rule(spec, lb))
+        if spec.strategy.type is StrategyType.canary:
+            out.append(virtual_service(spec))
+    return out

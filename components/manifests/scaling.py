@@ -1,0 +1,168 @@
+"""Pure builders for autoscaling: an autoscaling/v2 HPA, or a KEDA ScaledObject for queues.
+
+GPU utilisation is a Pods metric named :data:`GPU_METRIC`: the NVIDIA DCGM exporter's
+`DCGM_FI_DEV_GPU_UTIL`, served to the HPA by a metrics adapter (prometheus-adapter). Both
+are prerequisites in the cluster; without them the HPA reports the GPU metric as unknown and
+scales on CPU and memory only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from servestack.config.models import Autoscaling, Queue, QueueKind
+from servestack.manifests.provenance import opt, src
+from servestack.manifests.workload import Manifest
+
+GPU_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+KEDA_API = "keda.sh/v1alpha1"
+
+
+@dataclass(frozen=True)
+class ScalerTarget:
+    """What an Autoscaler scales: a Deployment by name, with the labels of its owner."""
+
+    name: str
+    deployment: str
+    namespace: str
+    bounds: Autoscaling
+    labels: dict[str, str] = field(default_factory=dict)
+    queue: Queue | None = None
+    #: Provenance only: the fields each bound (an :class:`Autoscaling` attribute) comes
+    #: from, and the fields that choose those (see :mod:`servestack.manifests.origins`).
+    sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    sources_via: tuple[str, ...] = ()
+    deployment_from: tuple[str, ...] = ()
+
+    def bound(self, attr: str) -> Any:
+        """A bound, marked with the fields it comes from."""
+        return src(getattr(self.bounds, attr), *self.sources.get(attr, ()), via=self.sources_via)
+
+    def optional(self, attr: str, value: Any) -> Any:
+        """A trigger or metric that exists because a bound is set."""
+        return opt(value, *self.sources.get(attr, ()), via=self.sources_via)
+
+
+def _meta(t: ScalerTarget) -> Manifest:
+    return {
+        "name": src(t.name, "name"),
+        "namespace": src(t.namespace, "namespace"),
+        "labels": dict(t.labels),
+    }
+
+
+def hpa(t: ScalerTarget) -> Manifest:
+    b = t.bounds
+    metrics: list[Manifest] = []
+    for resource, attr in (
+        ("cpu", "target_cpu_utilization"),
+        ("memory", "target_memory_utilization"),
+    ):
+        if getattr(b, attr) is not None:
+            target = {"type": "Utilization", "averageUtilization": t.bound(attr)}
+            metrics.append(
+                t.optional(
+                    attr, {"type": "Resource", "resource": {"name": resource, "target": target}}
+                )
+            )
+    if b.target_gpu_utilization is not None:
+        gpu = src(
+            str(b.target_gpu_utilization),
+            *t.sources.get("target_gpu_utilization", ()),
+            via=t.sources_via,
+        )
+        metrics.append(
+            t.optional(
+                "target_gpu_utilization",
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": GPU_METRIC},
+                        "target": {"type": "AverageValue", "averageValue": gpu},
+                    },
+                },
+            )
+        )
+    return {
+        "metadata": _meta(t),
+        "spec": {
+            "scaleTargetRef": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": src(t.deployment, *t.deployment_from),
+            },
+            "minReplicas": t.bound("min_replicas"),
+            "maxReplicas": t.bound("max_replicas"),
+            "metrics": metrics,
+            "behavior": {
+                "scaleDown": {
+                    "stabilizationWindowSeconds": t.bound("scale_down_stabilization_seconds"),
+                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}],
+                }
+            },
+        },
+    }
+
+
+def _queue_trigger(q: Queue) -> Manifest:
+    # The kind decides the trigger's shape: which keys exist and what they are called.
+    depth = src(str(q.target_depth), "queue.targetDepth")
+    name = src(q.name, "queue.name")
+    if q.kind is QueueKind.rabbitmq:
+        meta = {
+            "queueName": name,
+            "mode": "QueueLength",
+            "value": depth,
+            "hostFromEnv": "QUEUE_URL",
+        }
+    elif q.kind is QueueKind.kafka:
+        meta = {
+            "topic": name,
+            "consumerGroup": name,
+            "lagThreshold": depth,
+            "bootstrapServersFromEnv": "QUEUE_URL",
+        }
+    else:
+        meta = {"listName": name, "listLength": depth, "addressFromEnv": "QUEUE_URL"}
+    return {"type": src(q.kind.value, "queue.kind"), "metadata": src(meta, "queue.kind")}
+
+
+def scaled_object(t: ScalerTarget) -> Manifest:
+    """KEDA ScaledObject: queue depth first, CPU/memory targets as extra triggers."""
+    assert t.queue is not None
+    b = t.bounds
+    triggers = [_queue_trigger(t.queue)]
+    for resource, attr in (
+        ("cpu", "target_cpu_utilization"),
+        ("memory", "target_memory_utilization"),
+    ):
+        target = getattr(b, attr)
+        if target is not None:
+            value = src(str(target), *t.sources.get(attr, ()), via=t.sources_via)
+            triggers.append(
+                t.optional(
+                    attr,
+                    {"type": resource, "metricType": "Utilization", "metadata": {"value": value}},
+                )
+            )
+    return {
+        "apiVersion": KEDA_API,
+        "kind": "ScaledObject",
+        "metadata": _meta(t),
+        "spec": {
+            "scaleTargetRef": {"name": src(t.deployment, *t.deployment_from)},
+            "minReplicaCount": t.bound("min_replicas"),
+            "maxReplicaCount": t.bound("max_replicas"),
+            "cooldownPeriod": t.bound("scale_down_stabilization_seconds"),
+            "triggers": triggers,
+        },
+    }
+
+
+def scaler(t: ScalerTarget) -> Manifest:
+    """The scaler of a target: a KEDA ScaledObject for queue workers, else an HPA."""
+    if t.queue is not None:
+        return scaled_object(t)
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", **hpa(t)}

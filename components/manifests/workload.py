@@ -1,0 +1,335 @@
+"""Pure builders for a model's workload: Deployment, ServiceAccount, PodDisruptionBudget.
+
+They return plain Kubernetes manifests (camelCase dicts) so they are tested as data, and the
+components pass them to pulumi-kubernetes unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from servestack.config.defaults import Effective
+from servestack.config.gpu import GPU_RESOURCE, gpu_info
+from servestack.config.models import DeploymentSpec, Processing, StrategyType
+from servestack.contract import labels
+from servestack.manifests import naming
+from servestack.manifests.origins import NO_ORIGINS, Origins
+from servestack.manifests.provenance import opt, src
+
+Manifest = dict[str, Any]
+
+#: Writable scratch for model servers under a read-only root filesystem.
+SCRATCH_MOUNTS = (("tmp", "/tmp"), ("model-cache", "/var/cache/model"))
+LIVENESS_PATH = "/health"
+RUN_AS_USER = 10001
+
+
+def metadata(
+    spec: DeploymentSpec, name: str, *, name_from: tuple[str, ...] = ("name",), **extra: Any
+) -> Manifest:
+    """Metadata of a child; ``name_from`` are the fields its name is derived from."""
+    meta: Manifest = {
+        "name": src(name, *name_from),
+        "namespace": src(spec.namespace, "namespace"),
+        "labels": naming.labels(spec),
+    }
+    meta.update(extra)
+    return meta
+
+
+def service_account(spec: DeploymentSpec) -> Manifest:
+    """A dedicated identity per model; its token is not mounted (the server needs none)."""
+    return {
+        "metadata": metadata(spec, spec.name),
+        "automountServiceAccountToken": False,
+    }
+
+
+def _resources(spec: DeploymentSpec) -> Manifest:
+    res = spec.resources
+    amounts: dict[str, str | int] = {
+        "cpu": src(res.cpu, "resources.cpu"),
+        "memory": src(res.memory, "resources.memory"),
+    }
+    if res.storage:
+        amounts["ephemeral-storage"] = opt(res.storage, "resources.storage")
+    requests = dict(amounts)
+    limits = dict(amounts)
+    if res.gpu.count:
+        # Extended resources must have requests == limits.
+        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = opt(res.gpu.count, "resources.gpu.count")
+    return {"requests": requests, "limits": limits}
+
+
+def _env(spec: DeploymentSpec, version: str, version_from: str) -> list[Manifest]:
+    env: list[Manifest] = [
+        {"name": "MODEL_ID", "value": src(spec.model.id, "model.id")},
+        {"name": "MODEL_VERSION", "value": src(version, version_from)},
+        {"name": "MODEL_TYPE", "value": src(spec.model.type.value, "model.type")},
+        {"name": "PORT", "value": src(str(spec.port), "port")},
+    ]
+    if spec.queue is not None:
+        q = spec.queue
+        url = {"secretKeyRef": {"name": src(q.connection_secret, "queue.connectionSecret")}}
+        url["secretKeyRef"]["key"] = "url"
+        env += [
+            opt({"name": "QUEUE_KIND", "value": src(q.kind.value, "queue.kind")}, "processing"),
+            opt({"name": "QUEUE_NAME", "value": src(q.name, "queue.name")}, "processing"),
+            opt({"name": "QUEUE_URL", "valueFrom": url}, "processing"),
+        ]
+    env += [opt({"name": k, "value": v}, f"env.{k}") for k, v in sorted(spec.env.items())]
+    env += [
+        opt(
+            {
+                "name": k,
+                "valueFrom": {"secretKeyRef": {"name": src(secret_name(spec), "name"), "key": k}},
+            },
+            "secretEnv",
+        )
+        for k in sorted(spec.secret_env)
+    ]
+    return env
+
+
+def secret_name(spec: DeploymentSpec) -> str:
+    """The Kubernetes Secret holding a deployment's `secretEnv` values."""
+    return naming.child_name(spec.name, naming.SECRET_ENV)
+
+
+def _probes(spec: DeploymentSpec, eff: Effective) -> Manifest:
+    http = {"port": "http"}
+    ready = eff.load_balancer.health_check if eff.load_balancer else None
+    # Set by the user, or defaults; async workers (no load balancer) get fixed values.
+    check = (
+        "loadBalancer.healthCheck." if ready is not None and spec.load_balancer is not None else ""
+    )
+
+    def of(key: str) -> tuple[str, ...]:
+        return (check + key,) if check else ()
+
+    return {
+        # Model loading can take minutes: the startup probe holds liveness off until then.
+        "startupProbe": {
+            "httpGet": {**http, "path": LIVENESS_PATH},
+            "periodSeconds": 10,
+            "failureThreshold": 60,
+        },
+        "livenessProbe": {
+            "httpGet": {**http, "path": LIVENESS_PATH},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {**http, "path": src(ready.path if ready else "/ready", *of("path"))},
+            "periodSeconds": src(ready.interval_seconds if ready else 10, *of("intervalSeconds")),
+            "timeoutSeconds": src(ready.timeout_seconds if ready else 2, *of("timeoutSeconds")),
+            "failureThreshold": src(
+                ready.failure_threshold if ready else 3, *of("failureThreshold")
+            ),
+        },
+    }
+
+
+def pod_template(
+    spec: DeploymentSpec,
+    eff: Effective,
+    *,
+    track: str,
+    version: str,
+    image: str,
+    version_from: str = "model.version",
+    image_from: str = "model.image",
+) -> Manifest:
+    """The pod template; ``version_from``/``image_from`` name the fields the version and
+    image come from (the canary track's differ)."""
+    res = spec.resources
+    pod_labels = {
+        **naming.selector(spec, track),
+        naming.VERSION_LABEL: src(naming.version_slug(version), version_from),
+    }
+    annotations: dict[str, str] = {}
+    if res.bandwidth_mbps:
+        # Read by the CNI bandwidth plugin (traffic shaping per pod).
+        bandwidth = f"{res.bandwidth_mbps}M"
+        annotations[labels.INGRESS_BANDWIDTH] = opt(bandwidth, "resources.bandwidthMbps")
+        annotations[labels.EGRESS_BANDWIDTH] = opt(bandwidth, "resources.bandwidthMbps")
+    container: Manifest = {
+        "name": "model",
+        "image": src(image, image_from),
+        "ports": [{"name": "http", "containerPort": src(spec.port, "port"), "protocol": "TCP"}],
+        "env": _env(spec, version, version_from),
+        "resources": _resources(spec),
+        **_probes(spec, eff),
+        # Always: the registry is asked on every start, so revoked credentials and moved
+        # tags are noticed (cheap with digest-pinned images: the layers stay cached).
+        "imagePullPolicy": "Always",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": n, "mountPath": p} for n, p in SCRATCH_MOUNTS],
+    }
+    pod: Manifest = {
+        "serviceAccountName": src(spec.name, "name"),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "fsGroup": RUN_AS_USER,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [
+            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}},
+            {
+                "name": "model-cache",
+                "emptyDir": {"sizeLimit": src(res.storage or "10Gi", "resources.storage")},
+            },
+        ],
+    }
+    if res.gpu.type is not None:
+        info = gpu_info(res.gpu.type)
+        pod["nodeSelector"] = opt(info.node_selector(), "resources.gpu.type")
+        pod["tolerations"] = opt(info.tolerations(), "resources.gpu.type")
+    template: Manifest = {"metadata": {"labels": pod_labels}, "spec": pod}
+    if annotations:
+        template["metadata"]["annotations"] = opt(annotations, "resources.bandwidthMbps")
+    return template
+
+
+def deployment(
+    spec: DeploymentSpec,
+    eff: Effective,
+    *,
+    track: str = naming.STABLE,
+    origin: Origins | None = None,
+) -> Manifest:
+    """The Deployment of one track (stable, or the canary).
+
+    ``origin`` says which fields the effective settings came from (for provenance only).
+    """
+    canary = track == naming.CANARY
+    strategy = spec.strategy
+    o = origin or NO_ORIGINS
+    version = strategy.canary_version if canary and strategy.canary_version else spec.model.version
+    image = strategy.canary_image if canary and strategy.canary_image else spec.model.image
+    name = naming.child_name(spec.name, naming.CANARY) if canary else naming.workload_name(spec)
+    annotations = (
+        {labels.DESCRIPTION: opt(spec.description, "description")} if spec.description else {}
+    )
+    body: Manifest = {
+        "selector": {"matchLabels": naming.selector(spec, track)},
+        "revisionHistoryLimit": 5,
+        "progressDeadlineSeconds": 900,
+        "template": pod_template(
+            spec,
+            eff,
+            track=track,
+            version=version,
+            image=image,
+            version_from="strategy.canaryVersion" if canary else "model.version",
+            image_from="strategy.canaryImage" if canary else "model.image",
+        ),
+    }
+    if canary:
+        body["replicas"] = src(
+            (strategy.canary_replicas or 1) if spec.active else 0,
+            *(("strategy.canaryReplicas",) if spec.active else ()),
+            via=["active"],
+        )
+    elif not eff.autoscaled:
+        # With an autoscaler the HPA owns the replica count; writing it here would fight it.
+        body["replicas"] = src(eff.replicas, *o.replicas, via=o.replicas_via, when=o.autoscaled)
+    if strategy.type is StrategyType.blue_green or canary:
+        # A blue-green Deployment is new per version; the canary track is small: both
+        # start all their pods at once.
+        body["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0},
+        }
+    else:
+        body["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {
+                "maxSurge": src(eff.max_surge, *o.max_surge),
+                "maxUnavailable": src(eff.max_unavailable, *o.max_unavailable),
+            },
+        }
+    meta = metadata(
+        spec,
+        name,
+        name_from=("name", "strategy.type") if canary else naming.workload_fields(spec),
+    )
+    if annotations:
+        meta["annotations"] = annotations
+    return {"metadata": meta, "spec": body}
+
+
+def disruption_budget(spec: DeploymentSpec) -> Manifest:
+    """Keeps at least one pod up through node drains and upgrades."""
+    return {
+        "metadata": metadata(spec, naming.child_name(spec.name, naming.BUDGET)),
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": naming.selector(spec)}},
+    }
+
+
+#: The mesh ingress gateway: the load-balancer path into a model's pods.
+GATEWAY_NAMESPACE = "istio-system"
+GATEWAY_LABELS = {"istio": "ingressgateway"}
+
+
+def network_policy(spec: DeploymentSpec) -> Manifest:
+    """Admit traffic to the model port only from the load-balancer path.
+
+    Sync models accept the mesh ingress gateway and pods of their own namespace (mesh
+    clients, whose sidecars the DestinationRule balances); async workers accept nothing:
+    they pull work from their queue.
+    """
+    ingress: list[Manifest] = []
+    if spec.processing is Processing.sync:
+        ingress.append(
+            opt(
+                {
+                    "from": [
+                        {
+                            "namespaceSelector": {
+                                "matchLabels": {labels.NAMESPACE_NAME: GATEWAY_NAMESPACE}
+                            },
+                            "podSelector": {"matchLabels": dict(GATEWAY_LABELS)},
+                        },
+                        {"podSelector": {}},
+                    ],
+                    "ports": [{"port": src(spec.port, "port"), "protocol": "TCP"}],
+                },
+                "processing",
+            )
+        )
+    return {
+        "metadata": metadata(spec, naming.child_name(spec.name, naming.INGRESS_POLICY)),
+        "spec": {
+            "podSelector": {"matchLabels": {labels.NAME: src(spec.name, "name")}},
+            "policyTypes": ["Ingress"],
+            "ingress": ingress,
+        },
+    }
+
+
+def namespace(name: str) -> Manifest:
+    """The stack's namespace; Pod Security admission enforces the restricted profile."""
+    return {
+        "metadata": {
+            "name": src(name, "namespace"),
+            "labels": {
+                labels.MANAGED_BY: labels.MANAGER,
+                "pod-security.kubernetes.io/enforce": "restricted",
+            },
+        }
+    }

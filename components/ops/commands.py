@@ -1,0 +1,341 @@
+"""`servestack <op> <stack> <deployment>`: operations as reviewed stack edits.
+
+Each command prints the classified diff first, asks before a replacement or deletion
+(unless ``--yes``), shows the engine's progress, and ends with a one-screen result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from servestack.config.errors import ConfigError
+from servestack.config.models import StrategyType, Target
+from servestack.contract import paths
+from servestack.engine import EngineMissing
+from servestack.ops import live
+from servestack.ops import operations as ops
+from servestack.review import report
+
+console = Console()
+YES = Annotated[bool, typer.Option("--yes", "-y", help="do not ask before replacements")]
+NO_WAIT = Annotated[bool, typer.Option("--no-wait", help="return at once with an operation id")]
+
+
+def workspace() -> ops.Workspace:
+    """The project around the current directory (`-C DIR` changes it), and its backend."""
+    ws = ops.Workspace()
+    console.print(f"project {ws.project_dir}; backend {ws.runner.backend}", style="dim")
+    return ws
+
+
+def _show_result(result: dict[str, Any]) -> None:
+    op = result.get("operation_id")
+    title = f"operation {op}" if op else f"deployment {result.get('name', '')}"
+    table = Table(show_header=False, title=title)
+    for key in (
+        "name",
+        "status",
+        "model_type",
+        "model_version",
+        "image",
+        "environment",
+        "active",
+        "replicas",
+        "autoscaling",
+        "cpu",
+        "memory",
+        "gpu",
+        "strategy",
+        "canary",
+        "updated_at",
+        "error",
+        "rollback",
+    ):
+        if key in result and result[key] is not None:
+            value = result[key]
+            if key == "cpu":
+                value = f"{value} millicores"
+            elif key == "memory":
+                value = f"{value} MiB"
+            table.add_row(key, str(value))
+    console.print(table)
+
+
+def _show_live(state: live.LiveState) -> None:
+    for w in state.workloads:
+        table = Table(title=f"Deployment {w.name} (namespace {state.namespace})")
+        for col in ("desired", "updated", "ready", "available"):
+            table.add_column(col, justify="right")
+        table.add_row(str(w.desired), str(w.updated), str(w.ready), str(w.available))
+        console.print(table)
+        sets = Table(title="ReplicaSets (newest first)")
+        for col in ("name", "revision", "image", "pods", "ready"):
+            sets.add_column(col)
+        for name, rev, image, n, ready in w.replica_sets:
+            sets.add_row(name, rev, image, str(n), str(ready))
+        console.print(sets)
+        for kind, status, message in w.conditions:
+            console.print(f"  condition {kind}={status}: {message}", markup=False)
+        for line in w.pending:
+            console.print(f"  pending {line}", style="yellow", markup=False)
+        for line in w.events:
+            console.print(f"  event {line}", style="dim", markup=False)
+    for name in state.missing:
+        console.print(f"Deployment {name}: not found", style="red")
+    if state.autoscaler:
+        hpa = Table(title="autoscaler")
+        for col in ("metric", "current", "target"):
+            hpa.add_column(col)
+        for row in state.autoscaler:
+            hpa.add_row(*row)
+        console.print(hpa)
+    console.print("rolled out" if state.rolled_out else "rollout in progress")
+
+
+def run(
+    ctx_ws: ops.Workspace,
+    stack: str,
+    deployment: str | None,
+    edits: ops.Edits,
+    *,
+    yes: bool,
+    wait: bool = True,
+) -> None:
+    """Plan, show, confirm, apply, report. Exit 1 on invalid input, 2 on refusal, 3 on a
+    failed update (after rollback)."""
+    try:
+        p = ops.plan(ctx_ws, stack, edits, deployment)
+    except ConfigError as err:
+        console.print(err.render(), style="red", markup=False)
+        raise typer.Exit(1) from None
+    except ops.OperationRefused as err:
+        console.print(f"refused: {err}", style="bold red", markup=False)
+        raise typer.Exit(2) from None
+    console.print(
+        report.diff_text(p.diff, [], color=console.is_terminal),
+        end="",
+        markup=False,
+        highlight=False,
+    )
+    if not p.diff.changes:
+        console.print("nothing to do")
+        return
+    if p.needs_confirmation and not yes:
+        if not os.isatty(0):
+            console.print(
+                "refused: this replaces or deletes resources; pass --yes", style="bold red"
+            )
+            raise typer.Exit(2)
+        typer.confirm("This replaces or deletes resources. Apply?", abort=True)
+    try:
+        with console.status("pulumi up ...") as status:
+            result = ops.apply(
+                ctx_ws,
+                p,
+                wait=wait,
+                progress=lambda line: status.update(f"pulumi up: {line.strip()[:100]}"),
+            )
+    except EngineMissing as err:
+        console.print(str(err), style="red")
+        raise typer.Exit(1) from None
+    _show_result(result)
+    if result.get("status") in ("rolled_back", "failed"):
+        raise typer.Exit(3)
+
+
+def run_text_edit(
+    stack: str,
+    deployment: str,
+    make_edits: Callable[[str], ops.Edits],
+    *,
+    yes: bool,
+    target: str | None = None,
+) -> None:
+    """Edits computed from the stack file's current text, then :func:`run`."""
+    ws = workspace()
+    text = ws.stack_file(stack).read_text(encoding="utf-8")
+    try:
+        edits = make_edits(text)
+    except ConfigError as err:
+        console.print(err.render(), style="red", markup=False)
+        raise typer.Exit(1) from None
+    except KeyError as err:
+        console.print(f"{deployment}: {err}", style="red", markup=False)
+        raise typer.Exit(1) from None
+    run(ws, stack, target, edits, yes=yes)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def status(
+        stack: str,
+        deployment: str,
+        watch: Annotated[
+            bool, typer.Option("--watch", help="follow a rollout until it completes")
+        ] = False,
+        timeout: Annotated[
+            float, typer.Option(help="seconds --watch waits for the rollout at most")
+        ] = 600,
+    ) -> None:
+        """Show a deployment's settings; on a cluster target, its live state too."""
+        ws = workspace()
+        try:
+            _show_result(ops.status(stack, deployment, ws))
+            config = ops.load_stack_config(ws.stack_file(stack))
+        except ConfigError as err:
+            console.print(err.render(), style="red", markup=False)
+            raise typer.Exit(1) from None
+        if config.target is not Target.cluster:
+            console.print("target: render (no live state; `servestack:target: cluster` has it)")
+            return
+        spec = ops.find_deployment(config, deployment)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = live.read(spec, config)
+            except Exception as exc:  # the client's connection and API errors
+                console.print(f"cannot read the cluster: {exc}", style="red", markup=False)
+                raise typer.Exit(1) from None
+            _show_live(state)
+            if not watch or state.rolled_out:
+                return
+            if time.monotonic() > deadline:
+                console.print(f"rollout not complete after {timeout:.0f} s", style="red")
+                raise typer.Exit(3)
+            time.sleep(2)
+            console.rule()
+
+    @app.command()
+    def scale(
+        stack: str,
+        deployment: str,
+        replicas: Annotated[int | None, typer.Option("--replicas")] = None,
+        min_replicas: Annotated[int | None, typer.Option("--min")] = None,
+        max_replicas: Annotated[int | None, typer.Option("--max")] = None,
+        yes: YES = False,
+        no_wait: NO_WAIT = False,
+    ) -> None:
+        """Set fixed replicas, or the autoscaler's bounds."""
+        base = paths.deployment(deployment)
+        edits: ops.Edits = {}
+        if replicas is not None:
+            edits[f"{base}.replicas"] = replicas
+        if min_replicas is not None:
+            edits[f"{base}.autoscaling.minReplicas"] = min_replicas
+        if max_replicas is not None:
+            edits[f"{base}.autoscaling.maxReplicas"] = max_replicas
+        if not edits:
+            raise typer.BadParameter("give --replicas, or --min/--max")
+        run(workspace(), stack, deployment, edits, yes=yes, wait=not no_wait)
+
+    @app.command()
+    def resources(
+        stack: str,
+        deployment: str,
+        cpu: Annotated[int | None, typer.Option(help="millicores per replica")] = None,
+        memory: Annotated[int | None, typer.Option(help="MiB per replica")] = None,
+        yes: YES = False,
+        no_wait: NO_WAIT = False,
+    ) -> None:
+        """Change CPU (millicores) and memory (MiB) per replica."""
+        try:
+            edits = ops.resource_edits(deployment, cpu=cpu, memory=memory)
+        except ConfigError as err:
+            console.print(err.render(), style="red", markup=False)
+            raise typer.Exit(1) from None
+        run(workspace(), stack, deployment, edits, yes=yes, wait=not no_wait)
+
+    @app.command()
+    def stop(stack: str, deployment: str, yes: YES = False) -> None:
+        """Remove every pod; keep the endpoint and the whole config."""
+        run(
+            workspace(),
+            stack,
+            deployment,
+            ops.resource_edits(deployment, active=False),
+            yes=yes,
+        )
+
+    @app.command()
+    def start(stack: str, deployment: str, yes: YES = False) -> None:
+        """Start a stopped deployment with its previous settings."""
+        run(
+            workspace(),
+            stack,
+            deployment,
+            ops.resource_edits(deployment, active=True),
+            yes=yes,
+        )
+
+    @app.command("set-model")
+    def set_model(
+        stack: str,
+        deployment: str,
+        version: Annotated[str, typer.Option("--version")],
+        image: Annotated[str | None, typer.Option("--image")] = None,
+        strategy: Annotated[StrategyType, typer.Option("--strategy")] = StrategyType.rolling,
+        weight: Annotated[
+            int | None, typer.Option("--weight", help="canary traffic share in percent")
+        ] = None,
+        yes: YES = False,
+    ) -> None:
+        """Roll out a new model version (rolling, blue_green, or canary at --weight %)."""
+        run_text_edit(
+            stack,
+            deployment,
+            lambda text: ops.set_model_edits(
+                text, deployment, version=version, image=image, strategy=strategy, weight=weight
+            ),
+            yes=yes,
+            target=deployment,
+        )
+
+    @app.command()
+    def promote(stack: str, deployment: str, yes: YES = False) -> None:
+        """Make the canary the stable version and remove the canary track."""
+        run_text_edit(
+            stack,
+            deployment,
+            lambda text: ops.promote_edits(text, deployment),
+            yes=yes,
+            target=deployment,
+        )
+
+    @app.command()
+    def rollback(stack: str, deployment: str, yes: YES = False) -> None:
+        """Remove the canary; the stable version takes all traffic again."""
+        run_text_edit(
+            stack,
+            deployment,
+            lambda text: ops.rollback_edits(text, deployment),
+            yes=yes,
+            target=deployment,
+        )
+
+    @app.command()
+    def delete(
+        stack: str,
+        deployment: str,
+        confirm: Annotated[str, typer.Option("--confirm", help="repeat the deployment's name")],
+        yes: YES = False,
+    ) -> None:
+        """Delete a deployment (its resources go; the stack file loses its entry)."""
+        if confirm != deployment:
+            console.print(f"refused: --confirm must repeat {deployment!r}", style="bold red")
+            raise typer.Exit(2)
+        run_text_edit(stack, deployment, lambda text: ops.delete_edits(text, deployment), yes=yes)
+
+    @app.command()
+    def operation(op_id: str) -> None:
+        """Status and result of an operation started with --no-wait."""
+        try:
+            _show_result(ops.get_operation(op_id, workspace()))
+        except KeyError as err:
+            console.print(str(err), style="red")
+            raise typer.Exit(1) from None

@@ -1,0 +1,209 @@
+"""Live state of a deployment on a `target: cluster` stack, read from the API server.
+
+What `servestack status` shows there: per Deployment (stable, canary) the desired, updated,
+ready and available replicas, the image each ReplicaSet runs, the rollout's conditions, the
+last events of its pods (including the scheduler's reason for a Pending pod) and the
+autoscaler's current and target metrics. Reads use standard kubeconfig resolution
+(``KUBECONFIG``, ``~/.kube/config``) and the stack's optional ``cluster.context``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from servestack.config.models import DeploymentSpec, StackConfig, StrategyType
+from servestack.contract import labels
+from servestack.manifests import naming
+
+#: Events shown per Deployment, newest first.
+EVENTS = 8
+
+
+@dataclass
+class WorkloadState:
+    name: str
+    desired: int
+    updated: int
+    ready: int
+    available: int
+    #: (ReplicaSet name, revision, image, replicas, ready) newest first.
+    replica_sets: list[tuple[str, str, str, int, int]] = field(default_factory=list)
+    conditions: list[tuple[str, str, str]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+    @property
+    def rolled_out(self) -> bool:
+        return self.updated == self.desired == self.ready == self.available
+
+
+@dataclass
+class LiveState:
+    namespace: str
+    workloads: list[WorkloadState] = field(default_factory=list)
+    #: (metric, current, target) of the autoscaler, when there is one.
+    autoscaler: list[tuple[str, str, str]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def rolled_out(self) -> bool:
+        return not self.missing and all(w.rolled_out for w in self.workloads)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "namespace": self.namespace,
+            "rolledOut": self.rolled_out,
+            "missing": self.missing,
+            "workloads": [
+                {
+                    "name": w.name,
+                    "desired": w.desired,
+                    "updated": w.updated,
+                    "ready": w.ready,
+                    "available": w.available,
+                    "replicaSets": [
+                        {"name": n, "revision": r, "image": i, "replicas": c, "ready": rd}
+                        for n, r, i, c, rd in w.replica_sets
+                    ],
+                    "conditions": [
+                        {"type": t, "status": s, "message": m} for t, s, m in w.conditions
+                    ],
+                    "events": w.events,
+                    "pending": w.pending,
+                }
+                for w in self.workloads
+            ],
+            "autoscaler": [{"metric": m, "current": c, "target": t} for m, c, t in self.autoscaler],
+        }
+
+
+def workload_names(spec: DeploymentSpec) -> list[str]:
+    names = [naming.workload_name(spec)]
+    if spec.strategy.type is StrategyType.canary:
+        names.append(naming.child_name(spec.name, naming.CANARY))
+    return names
+
+
+def _api(config: StackConfig) -> Any:
+    from kubernetes import client
+    from kubernetes import config as kubeconfig
+
+    kubeconfig.load_kube_config(context=config.cluster.context)
+    return client
+
+
+def read(spec: DeploymentSpec, config: StackConfig) -> LiveState:
+    """The deployment's live objects. Raises the client's errors (no cluster, no access)."""
+    client = _api(config)
+    apps, core = client.AppsV1Api(), client.CoreV1Api()
+    ns = config.namespace
+    state = LiveState(ns)
+    for name in workload_names(spec):
+        try:
+            dep = apps.read_namespaced_deployment(name, ns)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                state.missing.append(name)
+                continue
+            raise
+        state.workloads.append(_workload(apps, core, dep, ns))
+    state.autoscaler = _autoscaler(client, spec, ns)
+    return state
+
+
+def _workload(apps: Any, core: Any, dep: Any, ns: str) -> WorkloadState:
+    st = dep.status
+    w = WorkloadState(
+        dep.metadata.name,
+        desired=dep.spec.replicas or 0,
+        updated=st.updated_replicas or 0,
+        ready=st.ready_replicas or 0,
+        available=st.available_replicas or 0,
+    )
+    w.conditions = [(c.type, c.status, c.message or "") for c in st.conditions or []]
+    selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
+    sets = apps.list_namespaced_replica_set(ns, label_selector=selector).items
+    owned = [
+        rs
+        for rs in sets
+        if any(o.uid == dep.metadata.uid for o in rs.metadata.owner_references or [])
+    ]
+    owned.sort(key=lambda rs: int(_revision(rs) or 0), reverse=True)
+    w.replica_sets = [
+        (
+            rs.metadata.name,
+            _revision(rs),
+            ", ".join(c.image for c in rs.spec.template.spec.containers),
+            rs.status.replicas or 0,
+            rs.status.ready_replicas or 0,
+        )
+        for rs in owned
+    ]
+    pods = core.list_namespaced_pod(ns, label_selector=selector).items
+    for pod in pods:
+        for cond in pod.status.conditions or []:
+            if cond.type == "PodScheduled" and cond.status == "False":
+                w.pending.append(f"{pod.metadata.name}: {cond.message or cond.reason}")
+    names = {p.metadata.name for p in pods}
+    events = core.list_namespaced_event(ns).items
+    mine = [e for e in events if e.involved_object.name in names | {dep.metadata.name}]
+    mine.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""), reverse=True)
+    w.events = [
+        f"{e.involved_object.kind}/{e.involved_object.name} {e.reason}: {e.message}"
+        for e in mine[:EVENTS]
+    ]
+    return w
+
+
+def _revision(rs: Any) -> str:
+    return str((rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision", ""))
+
+
+def _autoscaler(client: Any, spec: DeploymentSpec, ns: str) -> list[tuple[str, str, str]]:
+    try:
+        hpa = client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler(spec.name, ns)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+    rows = [
+        (
+            "replicas",
+            str(hpa.status.current_replicas or 0),
+            f"{hpa.spec.min_replicas}..{hpa.spec.max_replicas}",
+        )
+    ]
+    current = {_metric_name(m): m for m in hpa.status.current_metrics or []}
+    for m in hpa.spec.metrics or []:
+        key = _metric_name(m)
+        rows.append((key, _metric_value(current.get(key)), _target(m)))
+    return rows
+
+
+def _metric_name(m: Any) -> str:
+    if m.type == "Resource":
+        return f"{m.resource.name}"
+    if m.type == "Pods":
+        return f"{m.pods.metric.name}"
+    return str(m.type)
+
+
+def _metric_value(m: Any) -> str:
+    if m is None:
+        return "<unknown>"
+    cur = m.resource.current if m.type == "Resource" else m.pods.current
+    if cur.average_utilization is not None:
+        return f"{cur.average_utilization}%"
+    return str(cur.average_value or cur.value or "<unknown>")
+
+
+def _target(m: Any) -> str:
+    tgt = m.resource.target if m.type == "Resource" else m.pods.target
+    if tgt.average_utilization is not None:
+        return f"{tgt.average_utilization}%"
+    return str(tgt.average_value or tgt.value)
+
+
+#: Label selecting every object servestack made (the cluster tier's clean-up check).
+MANAGED_SELECTOR = f"{labels.MANAGED_BY}={labels.MANAGER}"

@@ -1,0 +1,456 @@
+"""One-call operations on a model deployment, applied as reviewed edits of the stack file.
+
+Every operation edits `stacks/Pulumi.<stack>.yaml` (comments and order kept), validates it,
+classifies the change with the field-effect table, runs `pulumi up` on the real engine and
+records the outcome. When `up` fails, the last configuration that succeeded is re-applied
+and the failed one is kept for inspection: nothing the user wrote is lost.
+
+State kept per project under `.servestack/`: `last-good/<stack>.yaml`,
+`failed/<stack>-<operation>.yaml` and `operations/<operation>.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from servestack.config.defaults import effective
+from servestack.config.errors import ConfigError, Problem
+from servestack.config.models import DeploymentSpec, StackConfig, StrategyType, Target
+from servestack.config.quantities import format_cpu, format_memory
+from servestack.config.stackfile import get_value, set_value, write_atomic
+from servestack.config.validation import load_stack_config, parse_stack, read_stack_text
+from servestack.contract import paths
+from servestack.engine import Engine, find_project, load_project
+from servestack.review.diff import Change, DiffResult, FieldChange, diff_configs
+
+Edits = dict[str, Any]
+Progress = Callable[[str], None]
+
+
+class OperationRefused(Exception):
+    """The change is forbidden, or needs a confirmation that was not given."""
+
+    def __init__(self, message: str, diff: DiffResult | None = None) -> None:
+        super().__init__(message)
+        self.diff = diff
+
+
+@dataclass
+class Workspace:
+    """A servestack Pulumi project on disk and the engine that applies it.
+
+    ``Workspace()`` is the project around the current directory (looking upward for
+    `Pulumi.yaml`); ``Workspace(project_dir=...)`` names one. Stack files are read from the
+    project's ``stackConfigDir``.
+    """
+
+    project_dir: Path = field(default_factory=lambda: find_project().root)
+    engine: Engine | None = None
+
+    def __post_init__(self) -> None:
+        self.project = load_project(Path(self.project_dir))
+        self.project_dir = self.project.root
+        if self.engine is None:
+            self.engine = Engine(self.project.engine_state, project_dir=self.project.root)
+
+    @property
+    def runner(self) -> Engine:
+        assert self.engine is not None  # set by __post_init__
+        return self.engine
+
+    @property
+    def state(self) -> Path:
+        return self.project.state
+
+    def stack_file(self, stack: str) -> Path:
+        return self.project.stack_file(stack)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def find_deployment(config: StackConfig, name: str) -> DeploymentSpec:
+    for dep in config.deployments:
+        if dep.name == name:
+            return dep
+    names = ", ".join(d.name for d in config.deployments)
+    raise ConfigError([Problem(paths.deployment(name), f"no such deployment; have: {names}")])
+
+
+def describe(spec: DeploymentSpec, config: StackConfig) -> dict[str, Any]:
+    """A deployment's fields, in the platform client's units (millicores, MiB)."""
+    eff = effective(spec)
+    gpu = spec.resources.gpu
+    out: dict[str, Any] = {
+        "name": spec.name,
+        "description": spec.description,
+        "model_id": spec.model.id,
+        "model_version": spec.model.version,
+        "model_type": spec.model.type.value,
+        "image": spec.model.image,
+        "environment": config.environment.value,
+        "namespace": config.namespace,
+        "processing": spec.processing.value,
+        "active": spec.active,
+        "replicas": eff.replicas,
+        "autoscaling": (
+            {
+                "min_replicas": eff.autoscaling.min_replicas,
+                "max_replicas": eff.autoscaling.max_replicas,
+            }
+            if eff.autoscaling
+            else None
+        ),
+        "cpu": spec.resources.cpu_millicores,
+        "memory": spec.resources.memory_mib,
+        "gpu": {"count": gpu.count, "type": gpu.type.value if gpu.type else None},
+        "strategy": spec.strategy.type.value,
+    }
+    if spec.strategy.type is StrategyType.canary:
+        out["canary"] = {
+            "version": spec.strategy.canary_version,
+            "image": spec.strategy.canary_image,
+            "weight": spec.strategy.weight,
+        }
+    return out
+
+
+def resource_edits(
+    deployment: str,
+    *,
+    active: bool | None = None,
+    replicas: int | None = None,
+    cpu: int | None = None,
+    memory: int | None = None,
+) -> Edits:
+    """Edits for `update_model_deployment`'s arguments (cpu in millicores, memory in MiB)."""
+    base = paths.deployment(deployment)
+    edits: Edits = {}
+    if active is not None:
+        edits[f"{base}.active"] = active
+    if replicas is not None:
+        edits[f"{base}.replicas"] = replicas
+    if cpu is not None:
+        if cpu <= 0:
+            raise ConfigError([Problem(f"{base}.resources.cpu", f"{cpu} millicores must be > 0")])
+        # Whole cores stay a YAML number, as users write them; others are "500m".
+        edits[f"{base}.resources.cpu"] = cpu // 1000 if cpu % 1000 == 0 else format_cpu(cpu)
+    if memory is not None:
+        if memory <= 0:
+            raise ConfigError([Problem(f"{base}.resources.memory", f"{memory} MiB must be > 0")])
+        edits[f"{base}.resources.memory"] = format_memory(memory * 1024 * 1024)
+    return edits
+
+
+@dataclass
+class Plan:
+    stack: str
+    deployment: str | None
+    before_text: str
+    after_text: str
+    before: StackConfig
+    after: StackConfig
+    diff: DiffResult
+
+    @property
+    def needs_confirmation(self) -> list[FieldChange]:
+        return [c for c in self.diff.changes if c.effect in (Change.REPLACE, Change.DELETE)]
+
+
+def plan(ws: Workspace, stack: str, edits: Edits, deployment: str | None = None) -> Plan:
+    """Apply edits to the stack file's text (not the file), validate and classify them.
+
+    Raises:
+        ConfigError: the edited config is invalid (one line per problem).
+        OperationRefused: the change is forbidden.
+    """
+    path = ws.stack_file(stack)
+    try:
+        before_text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([Problem("", f"stack {stack!r}: {exc.strerror}")], str(path)) from None
+    text = before_text
+    for key, value in edits.items():
+        try:
+            text = set_value(text, key, value)
+        except KeyError as exc:
+            raise ConfigError([Problem(key, f"cannot edit: {exc.args[0]}")], str(path)) from None
+    before = parse_stack(read_stack_text(before_text), source=str(path))
+    after = parse_stack(read_stack_text(text), source=str(path))
+    if deployment is not None and deployment not in {d.name for d in before.deployments}:
+        find_deployment(before, deployment)
+    diff = diff_configs(before, after)
+    forbidden = [c for c in diff.changes if c.effect is Change.FORBIDDEN]
+    if forbidden:
+        raise OperationRefused("; ".join(f"{c.path}: {c.reason}" for c in forbidden), diff)
+    return Plan(stack, deployment, before_text, text, before, after, diff)
+
+
+@dataclass
+class Operation:
+    id: str
+    stack: str
+    deployment: str | None
+    status: str = "pending"
+    started_at: str = field(default_factory=_now)
+    finished_at: str | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    rollback: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _save(ws: Workspace, op: Operation) -> None:
+    write_atomic(ws.state / "operations" / f"{op.id}.json", json.dumps(op.to_json(), indent=2))
+
+
+def get_operation(op_id: str, ws: Workspace | None = None) -> dict[str, Any]:
+    """Status and result of an operation started with ``wait=False`` (or any other)."""
+    ws = ws or Workspace()
+    path = ws.state / "operations" / f"{op_id}.json"
+    if not path.exists():
+        raise KeyError(f"no operation {op_id}")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _up(ws: Workspace, stack: str, progress: Progress | None) -> dict[str, int]:
+    target = load_stack_config(ws.stack_file(stack)).target
+    engine = dataclasses.replace(ws.runner, cluster=target is Target.cluster)
+    st = engine.stack(ws.project_dir, stack)
+    res = st.up(on_output=progress or (lambda _: None))
+    return {str(k): v for k, v in (res.summary.resource_changes or {}).items()}
+
+
+def apply(
+    ws: Workspace,
+    p: Plan,
+    *,
+    wait: bool = True,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write the planned stack file and run `pulumi up`; roll back on failure.
+
+    Raises:
+        OperationRefused: production replacements or deletions without an allowance in the
+            stack file (`servestack:allowReplacements`), whatever the caller confirmed.
+    """
+    gated = [c for c in p.diff.blocking(fail_on_replace=False) if c.effect is not Change.FORBIDDEN]
+    if gated:
+        raise OperationRefused(
+            "production refuses replacements and deletions without an allowance: "
+            + ", ".join(c.path for c in gated)
+            + " (add them to servestack:allowReplacements with a reason)",
+            p.diff,
+        )
+    op = Operation(
+        id=uuid.uuid4().hex[:12],
+        stack=p.stack,
+        deployment=p.deployment,
+        changes=[c.to_json() for c in p.diff.changes],
+    )
+    _save(ws, op)
+    if wait:
+        _run(ws, p, op, progress)
+        return _result(p, op)
+    threading.Thread(target=_run, args=(ws, p, op, progress), daemon=False).start()
+    return {"operation_id": op.id, "status": "running", "changes": op.changes}
+
+
+def _result(p: Plan, op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if p.deployment is not None and any(d.name == p.deployment for d in p.after.deployments):
+        out = describe(
+            find_deployment(p.after if op.status == "succeeded" else p.before, p.deployment),
+            p.after if op.status == "succeeded" else p.before,
+        )
+    out.update(
+        {
+            "updated_at": op.finished_at,
+            "operation_id": op.id,
+            "status": op.status,
+            "changes": op.changes,
+        }
+    )
+    if op.error:
+        out["error"] = op.error
+    if op.rollback:
+        out["rollback"] = op.rollback
+    return out
+
+
+def _run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None) -> None:
+    path = ws.stack_file(p.stack)
+    last_good = ws.state / "last-good" / f"{p.stack}.yaml"
+    op.status = "running"
+    _save(ws, op)
+    write_atomic(path, p.after_text)
+    try:
+        op.result = _up(ws, p.stack, progress)
+        op.status = "succeeded"
+        write_atomic(last_good, p.after_text)
+    except Exception as exc:  # the engine's failure, whatever its kind, triggers rollback
+        op.error = _engine_error(exc)
+        failed = ws.state / "failed" / f"{p.stack}-{op.id}.yaml"
+        write_atomic(failed, p.after_text)
+        good = last_good.read_text(encoding="utf-8") if last_good.exists() else p.before_text
+        write_atomic(path, good)
+        try:
+            _up(ws, p.stack, progress)
+            op.rollback = {"status": "succeeded", "failed_config": str(failed)}
+        except Exception as rb_exc:
+            op.rollback = {
+                "status": "failed",
+                "error": _engine_error(rb_exc),
+                "failed_config": str(failed),
+            }
+        op.status = "rolled_back" if op.rollback["status"] == "succeeded" else "failed"
+    finally:
+        op.finished_at = _now()
+        _save(ws, op)
+
+
+def _engine_error(exc: Exception) -> str:
+    text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if "error" in ln.lower()]
+    return (
+        lines[-1]
+        if lines
+        else text.strip().splitlines()[-1]
+        if text.strip()
+        else type(exc).__name__
+    )[:500]
+
+
+def update_model_deployment(
+    stack: str,
+    deployment: str,
+    *,
+    active: bool | None = None,
+    replicas: int | None = None,
+    cpu: int | None = None,
+    memory: int | None = None,
+    wait: bool = True,
+    workspace: Workspace | None = None,
+    allow_replace: bool = False,
+) -> dict[str, Any]:
+    """Change a deployment the way the platform client does, as a reviewed stack edit.
+
+    Args:
+        stack: stack name (`dev`, `staging`, `prod`).
+        deployment: the deployment's name.
+        active: False stops it (no pods, config kept), True starts it again.
+        replicas: fixed replica count (used when autoscaling is off).
+        cpu: CPU per replica in millicores.
+        memory: memory per replica in MiB.
+        wait: False returns at once with ``operation_id``; see :func:`get_operation`.
+        allow_replace: proceed even if the change replaces or deletes a resource.
+
+    Returns:
+        The deployment's fields (name, model id/version/type, image, environment, active,
+        replicas, cpu, memory, gpu, ...), ``updated_at``, ``operation_id``, ``status`` and
+        the classified ``changes``.
+    """
+    ws = workspace or Workspace()
+    p = plan(
+        ws,
+        stack,
+        resource_edits(deployment, active=active, replicas=replicas, cpu=cpu, memory=memory),
+        deployment,
+    )
+    find_deployment(p.after, deployment)
+    if p.needs_confirmation and not allow_replace:
+        raise OperationRefused(
+            "the change replaces or deletes resources: "
+            + ", ".join(c.path for c in p.needs_confirmation),
+            p.diff,
+        )
+    return apply(ws, p, wait=wait)
+
+
+def status(stack: str, deployment: str, workspace: Workspace | None = None) -> dict[str, Any]:
+    ws = workspace or Workspace()
+    config = load_stack_config(ws.stack_file(stack))
+    return describe(find_deployment(config, deployment), config)
+
+
+# --- model updates ------------------------------------------------------------------------------
+
+
+def set_model_edits(
+    text: str,
+    deployment: str,
+    *,
+    version: str,
+    image: str | None,
+    strategy: StrategyType,
+    weight: int | None = None,
+) -> Edits:
+    base = paths.deployment(deployment)
+    current_image = str(get_value(text, f"{base}.model.image"))
+    new_image = image or _retag(current_image, version)
+    if strategy is StrategyType.canary:
+        return {
+            f"{base}.strategy": {
+                "type": "canary",
+                "weight": weight or 10,
+                "canaryVersion": version,
+                "canaryImage": new_image,
+            }
+        }
+    return {
+        f"{base}.model.version": version,
+        f"{base}.model.image": new_image,
+        f"{base}.strategy": {"type": strategy.value},
+    }
+
+
+def _retag(image: str, version: str) -> str:
+    if "@" in image:
+        raise ConfigError([Problem("image", f"{image} is pinned by digest: pass --image")])
+    repo, sep, _tag = image.rpartition(":")
+    if not sep or "/" in _tag:
+        return f"{image}:{version.lstrip('v')}"
+    return f"{repo}:{version.lstrip('v')}"
+
+
+def promote_edits(text: str, deployment: str) -> Edits:
+    """The canary becomes the stable version; the canary track goes."""
+    base = paths.deployment(deployment)
+    strategy = get_value(text, f"{base}.strategy")
+    if not isinstance(strategy, dict) or strategy.get("type") != "canary":
+        raise ConfigError([Problem(f"{base}.strategy", "no canary to promote")])
+    return {
+        f"{base}.model.version": strategy["canaryVersion"],
+        f"{base}.model.image": strategy["canaryImage"],
+        f"{base}.strategy": {"type": "rolling"},
+    }
+
+
+def rollback_edits(text: str, deployment: str) -> Edits:
+    """Remove the canary track; the stable version keeps all traffic."""
+    base = paths.deployment(deployment)
+    strategy = get_value(text, f"{base}.strategy")
+    if not isinstance(strategy, dict) or strategy.get("type") != "canary":
+        raise ConfigError([Problem(f"{base}.strategy", "no canary to roll back")])
+    return {f"{base}.strategy": {"type": "rolling"}}
+
+
+def delete_edits(text: str, deployment: str) -> Edits:
+    deployments = get_value(text, "deployments")
+    kept = [d for d in deployments if d.get("name") != deployment]
+    if len(kept) == len(deployments):
+        raise ConfigError([Problem(paths.deployment(deployment), "no such deployment")])
+    return {"deployments": kept}

@@ -1,0 +1,203 @@
+"""What a killed operation leaves behind, and how the next operation on the stack cleans up.
+
+An operation that runs the engine first writes a journal, `.servestack/inflight/<stack>.json`:
+its id, its pid, the stack file it started from and the one it is applying. The journal
+goes when the operation's record is final. A journal that is still there when the next
+operation takes the stack's lock therefore belongs to an operation that died (its pid is
+gone: the lock is only free when it is), and the next operation:
+
+1. removes what the engine left (see :func:`clear_engine_leftovers`):
+   - the DIY backend's own lock, `<backend>/.pulumi/locks/<org>/<project>/<stack>/<uuid>.json`.
+     The CLI writes it (pid, user, host, time) before an update and deletes it in a
+     deferred call, so `kill -9` leaves it, and every later update fails with "the stack
+     is currently locked" until `pulumi cancel` deletes all of them. A lock is removed
+     only when it names this host and a pid that is gone: a live `pulumi` (an update the
+     killed operation started, still running as an orphan) is waited for;
+   - pending operations in the checkpoint: steps the engine began and never saw finish.
+     `pulumi up` warns about them; it drops pending updates and deletes, but carries
+     pending *creates* into every new checkpoint until an interactive `pulumi refresh`
+     or a `pulumi stack import` clears them. Refresh cannot run in render mode (the
+     provider cannot read rendered objects back), so they are cleared the way
+     `pulumi stack import` does: the checkpoint is exported and imported again, and the
+     next `up` runs those steps again from the program;
+2. makes the stack file the one the interrupted operation was applying (it is the old
+   or the new file: writes are atomic), unless someone has edited it since;
+3. runs `pulumi up` to finish the change, or rolls back to the last good config if it
+   fails, exactly as the operation itself would have;
+4. records all of it in the interrupted operation's record, whose status stays
+   ``interrupted``, and says it to the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from servestack.config.stackfile import write_atomic
+from servestack.ops.lock import process_alive, process_start
+
+if TYPE_CHECKING:
+    from servestack.ops.operations import Workspace
+
+Say = Callable[[str], None]
+#: How long to wait for a `pulumi` left running by a killed operation, in seconds.
+ORPHAN_WAIT_SECONDS = 600.0
+
+
+@dataclass
+class Journal:
+    """The in-flight record of an operation that is running the engine on a stack."""
+
+    operation: str
+    stack: str
+    pid: int
+    host: str
+    pid_start: str | None
+    #: ``apply`` (the operation's change) or ``rollback`` (the last good config).
+    phase: str
+    #: The stack file before the operation, and the one being applied now.
+    before_text: str
+    target_text: str
+
+    @classmethod
+    def start(cls, operation: str, stack: str, before_text: str, target_text: str) -> Journal:
+        pid = os.getpid()
+        return cls(
+            operation,
+            stack,
+            pid,
+            socket.gethostname(),
+            process_start(pid),
+            "apply",
+            before_text,
+            target_text,
+        )
+
+
+def journal_path(state: Path, stack: str) -> Path:
+    return state / "inflight" / f"{stack}.json"
+
+
+def write_journal(state: Path, journal: Journal) -> None:
+    write_atomic(journal_path(state, journal.stack), json.dumps(asdict(journal)))
+
+
+def read_journal(state: Path, stack: str) -> Journal | None:
+    try:
+        data = json.loads(journal_path(state, stack).read_text(encoding="utf-8"))
+        return Journal(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def remove_journal(state: Path, stack: str) -> None:
+    journal_path(state, stack).unlink(missing_ok=True)
+
+
+def dead(pid: int, host: str, pid_start: str | None) -> bool:
+    """Whether the process that wrote a record is known to be gone (only provable here)."""
+    return host == socket.gethostname() and not process_alive(pid, pid_start)
+
+
+# --- the engine's leftovers ---------------------------------------------------------------
+
+
+def diy_backend_dir(env: dict[str, str]) -> Path | None:
+    """The DIY backend's directory when the engine runs on a local `file://` backend."""
+    url = env.get("PULUMI_BACKEND_URL", "")
+    if not url.startswith("file://"):
+        return None
+    path = url[len("file://") :].split("?", 1)[0]
+    return Path(os.path.expanduser(path))
+
+
+def engine_lock_files(backend: Path, project: str, stack: str) -> list[Path]:
+    """The DIY backend's lock files of a stack (`.pulumi/locks/<org>/<project>/<stack>/`)."""
+    return sorted((backend / ".pulumi" / "locks").glob(f"*/{project}/{stack}/*.json"))
+
+
+def clear_engine_locks(
+    backend: Path, project: str, stack: str, say: Say, wait: float = ORPHAN_WAIT_SECONDS
+) -> list[str]:
+    """Remove the engine's stack locks whose process is gone; wait for live ones to go."""
+    done: list[str] = []
+    deadline = time.monotonic() + wait
+    told: set[Path] = set()
+    while True:
+        waiting = []
+        for path in engine_lock_files(backend, project, stack):
+            try:
+                info = json.loads(path.read_text(encoding="utf-8"))
+                pid, host = int(info["pid"]), str(info["hostname"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # being written or removed right now: look again
+            if host != socket.gethostname():
+                done.append(f"left the engine's lock {path} alone: it is from host {host}")
+                continue
+            if process_alive(pid):
+                waiting.append((path, pid))
+                continue
+            path.unlink(missing_ok=True)
+            line = (
+                f"removed the engine's stale stack lock {path} "
+                f"(pulumi pid {pid} is gone; locked at {info.get('timestamp')})"
+            )
+            say(line)
+            done.append(line)
+        if not waiting:
+            return done
+        for path, pid in waiting:
+            if path not in told:
+                say(f"waiting for pulumi pid {pid}, left running by the interrupted operation")
+                told.add(path)
+        if time.monotonic() > deadline:
+            line = f"pulumi pid {waiting[0][1]} still holds {waiting[0][0]}: left alone"
+            done.append(line)
+            return done
+        time.sleep(0.1)
+
+
+def pending_operations(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    inner = deployment.get("deployment") or {}
+    ops = inner.get("pending_operations") or []
+    return [op for op in ops if isinstance(op, dict)]
+
+
+def describe_pending(op: dict[str, Any]) -> str:
+    resource = op.get("resource") or {}
+    return f"{op.get('type', '?')} {resource.get('urn', '?')}"
+
+
+def clear_pending_operations(
+    cli: Callable[..., Any], project_dir: Path, stack: str, scratch: Path, say: Say
+) -> list[str]:
+    """Drop the checkpoint's pending operations the way `pulumi stack import` does.
+
+    ``cli`` runs the `pulumi` CLI (:meth:`servestack.engine.Engine.cli`).
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    exported = scratch / f"{stack}.checkpoint.json"
+    try:
+        cli(project_dir, "stack", "export", "--stack", stack, "--file", str(exported))
+        deployment = json.loads(exported.read_text(encoding="utf-8"))
+        pending = pending_operations(deployment)
+        if not pending:
+            return []
+        # The CLI's import removes every pending operation (warning once per operation).
+        cli(project_dir, "stack", "import", "--stack", stack, "--file", str(exported))
+    finally:
+        exported.unlink(missing_ok=True)
+    lines = [
+        f"cleared the pending operation {describe_pending(op)} from the checkpoint "
+        "(the engine was stopped before it finished; the update below runs it again)"
+        for op in pending
+    ]
+    for line in lines:
+        say(line)
+    return lines

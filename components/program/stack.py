@@ -1,0 +1,253 @@
+"""The servestack stack program: `servestack:*` config in, components out.
+
+Root `__main__.py` calls :func:`main`. Validation happens before any resource is
+registered; a bad config ends the run with one line per problem and no traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+from servestack.config.errors import ConfigError
+from servestack.config.models import Environment, StackConfig, Target
+from servestack.config.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
+from servestack.contract import labels
+from servestack.gpu_node_pool import GpuNodePool
+from servestack.manifests import workload
+from servestack.model_deployment import ModelDeployment
+from servestack.program.guards import IDENTITY_OUTPUT, forbidden_edits, identity
+
+RENDER_ROOT = "out"
+
+
+def stack_config() -> dict[str, Any]:
+    """Every `servestack:*` key of the running stack, prefix removed, secrets decrypted.
+
+    Pulumi hands every value over as a string; objects and lists arrive as JSON.
+    """
+    # The runtime's raw reader: secrets are decrypted here (and kept as secrets later).
+    from pulumi.runtime.config import CONFIG, get_config, get_config_env
+
+    prefix = f"{NAMESPACE}:"
+    raw: dict[str, Any] = {}
+    for full_key in sorted({*get_config_env(), *CONFIG.get()}):
+        if not full_key.startswith(prefix):
+            continue
+        key = full_key[len(prefix) :]
+        value = get_config(full_key)
+        if value is not None and value.lstrip()[:1] in ("{", "["):
+            try:
+                raw[key] = json.loads(value)
+                continue
+            except json.JSONDecodeError:
+                pass
+        raw[key] = value
+    return raw
+
+
+def render_directory(stack: str) -> Path:
+    """`out/<stack>` under the project, or under ``SERVESTACK_RENDER_ROOT`` when set."""
+    return Path(os.environ.get("SERVESTACK_RENDER_ROOT", RENDER_ROOT)) / stack
+
+
+def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
+    """Render mode writes manifests to `out/<stack>/`; cluster mode uses the kubeconfig.
+
+    The provider is named after the cluster. A new provider alone does not make the engine
+    replace anything (equal inputs plan no change); :func:`pin_to_cluster` does.
+    """
+    name = f"k8s-{config.cluster.name}"
+    if config.target is Target.render:
+        return k8s.Provider(
+            name,
+            render_yaml_to_directory=str(render_directory(stack)),
+            enable_server_side_apply=True,
+        )
+    # Standard kubeconfig resolution (KUBECONFIG, ~/.kube/config); `cluster.context` picks a
+    # context other than the current one.
+    return k8s.Provider(
+        name,
+        namespace=config.namespace,
+        context=config.cluster.context,
+        enable_server_side_apply=True,
+    )
+
+
+CLUSTER_ANNOTATION = labels.CLUSTER
+
+
+def pin_to_cluster(cluster: str) -> Any:
+    """A transformation that stamps every Kubernetes resource with its cluster's name and
+    replaces it when that name changes: moving a stack to another cluster recreates its
+    resources there (the engine alone would keep them, since a new provider with equal
+    inputs plans no change)."""
+    path = f'metadata.annotations["{CLUSTER_ANNOTATION}"]'
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Any:
+        meta = args.props.get("metadata")
+        if not args.type_.startswith("kubernetes:") or not isinstance(meta, dict):
+            return None
+        annotations = {**(meta.get("annotations") or {}), CLUSTER_ANNOTATION: cluster}
+        props = {**args.props, "metadata": {**meta, "annotations": annotations}}
+        opts = pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(replace_on_changes=[path], delete_before_replace=True)
+        )
+        return pulumi.ResourceTransformationResult(props, opts)
+
+    return transform
+
+
+def build(config: StackConfig, stack: str) -> dict[str, Any]:
+    """Create every resource of a validated stack; returns the stack outputs."""
+    pulumi.runtime.register_stack_transformation(pin_to_cluster(config.cluster.name))
+    provider = kubernetes_provider(config, stack)
+    opts = pulumi.ResourceOptions(provider=provider)
+    namespace = k8s.core.v1.Namespace(
+        config.namespace,
+        metadata=workload.namespace(config.namespace)["metadata"],
+        # Production protects its namespace: deleting it deletes every model in it. A
+        # replacement or `destroy` then fails until someone runs `pulumi state unprotect`.
+        opts=pulumi.ResourceOptions(
+            provider=provider,
+            delete_before_replace=True,
+            protect=config.environment is Environment.production,
+        ),
+    )
+    pools = {p.name: GpuNodePool(p.name, p, config.cluster, opts=opts) for p in config.node_pools}
+    deployments = {
+        d.name: ModelDeployment(
+            d.name,
+            d,
+            secrets=secret_values(d.name) if d.secret_env else None,
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *pools.values()]),
+        )
+        for d in config.deployments
+    }
+    return stack_outputs(
+        config,
+        stack,
+        {n: d.endpoint for n, d in deployments.items() if d.endpoint is not None},
+        {n: p.labels for n, p in pools.items()},
+    )
+
+
+def stack_outputs(
+    config: StackConfig,
+    stack: str,
+    endpoints: Mapping[str, Any],
+    pool_labels: Mapping[str, dict[str, str]],
+) -> dict[str, Any]:
+    """The stack's outputs; `models` (the deployments' identities) is what the
+    forbidden-edit guard reads back on the next update."""
+    outputs: dict[str, Any] = {
+        "environment": config.environment.value,
+        "namespace": config.namespace,
+        "endpoints": dict(endpoints),
+        IDENTITY_OUTPUT: identity(config),
+        "nodePools": {n: {"labels": labels} for n, labels in pool_labels.items()},
+    }
+    if config.target is Target.render:
+        outputs["renderDirectory"] = str(render_directory(stack))
+    return outputs
+
+
+def previous_outputs(attempts: int = 6) -> dict[str, Any]:
+    """Outputs of this stack's last update, read through the engine's builtin provider.
+
+    The file backend rewrites the checkpoint while an update runs, so a read can meet a
+    half-written file ("failed to load checkpoint: EOF"); such reads are retried.
+    """
+    fqn = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    for attempt in range(attempts):
+        try:
+            result = pulumi.runtime.invoke("pulumi:pulumi:readStackOutputs", {"name": fqn})
+            break
+        except Exception as exc:  # the SDK raises a bare Exception for invoke errors
+            if "checkpoint" not in str(exc) or attempt == attempts - 1:
+                raise pulumi.RunError(
+                    f"servestack could not read the stack's last outputs to check forbidden "
+                    f"edits (nothing was applied): {exc}"
+                ) from None
+            time.sleep(0.2 * (attempt + 1))
+    outputs = (result.value or {}).get("outputs") if result.value else None
+    return outputs if isinstance(outputs, dict) else {}
+
+
+def _secret_names(raw: dict[str, Any]) -> list[str]:
+    """Swap the decrypted `servestack:secrets` map for its names before validation.
+
+    Returns problems: values set without `--secret` are refused (they sit in plain text in
+    the stack file).
+    """
+    from pulumi.runtime.config import get_config_secret_keys_env, is_config_secret
+
+    secrets = raw.pop(SECRETS_KEY, None)
+    if secrets is None:
+        return []
+    key = f"{NAMESPACE}:{SECRETS_KEY}"
+    if key not in get_config_secret_keys_env() and not is_config_secret(key):
+        paths = (
+            [
+                f"{SECRETS_KEY}.{dep}.{env}"
+                for dep, vals in secrets.items()
+                for env in (vals if isinstance(vals, dict) else {})
+            ]
+            if isinstance(secrets, dict)
+            else []
+        ) or [SECRETS_KEY]
+        return [
+            f"{p}: is stored in plain text: set it with pulumi config set --secret "
+            f"--path '{NAMESPACE}:{p}'"
+            for p in paths
+        ]
+    if isinstance(secrets, dict):
+        raw[SECRET_NAMES] = {
+            str(dep): sorted(values) for dep, values in secrets.items() if isinstance(values, dict)
+        }
+    return []
+
+
+def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
+    """A deployment's secret env values, kept secret end to end (state holds ciphertext)."""
+    all_secrets = pulumi.Config(NAMESPACE).get_secret_object(SECRETS_KEY)
+
+    def pick(values: Any) -> dict[str, str]:
+        mine = values.get(name) if isinstance(values, dict) else None
+        return {str(k): str(v) for k, v in (mine or {}).items()}
+
+    return pulumi.Output.secret(all_secrets).apply(pick)
+
+
+def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
+    """The stack program: validate the config, refuse forbidden edits, build, export.
+
+    ``builder`` makes the resources; the benchmark passes its hand-written one, so both
+    programs do the same work around them.
+    """
+    stack = pulumi.get_stack()
+    raw = stack_config()
+    plain = _secret_names(raw)
+    if plain:
+        raise pulumi.RunError(
+            "invalid servestack config:\n" + "\n".join(f"stack {stack}: {p}" for p in plain)
+        )
+    try:
+        config = parse_stack(raw, source=f"stack {stack}")
+    except ConfigError as err:
+        # RunError is reported by the engine as a plain message: no Python traceback.
+        raise pulumi.RunError(f"invalid servestack config:\n{err}") from None
+    refused = forbidden_edits(previous_outputs().get(IDENTITY_OUTPUT), config)
+    if refused:
+        raise pulumi.RunError(
+            "servestack refused the change (nothing was applied):\n"
+            + "\n".join(str(p) for p in refused)
+        )
+    for key, value in builder(config, stack).items():
+        pulumi.export(key, value)

@@ -1,0 +1,1 @@
+"""servestack's reference model server (see ../README.md)."""

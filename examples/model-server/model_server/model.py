@@ -1,0 +1,64 @@
+"""The model: a logistic regression trained at start-up on scikit-learn's bundled iris data
+(shipped inside the scikit-learn package; nothing is downloaded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Fixed split, so a test can rebuild the same held-out set with held_out_split().
+TEST_SIZE = 0.3
+SPLIT_SEED = 0
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: Any
+    x_test: Any
+    y_train: Any
+    y_test: Any
+    feature_names: list[str]
+    class_names: list[str]
+
+
+def load_split() -> Dataset:
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import train_test_split
+
+    iris = load_iris()
+    x_train, x_test, y_train, y_test = train_test_split(
+        iris.data, iris.target, test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=iris.target
+    )
+    return Dataset(
+        x_train,
+        x_test,
+        y_train,
+        y_test,
+        [str(n) for n in iris.feature_names],
+        [str(n) for n in iris.target_names],
+    )
+
+
+class Model:
+    """A fitted classifier with its held-out accuracy."""
+
+    def __init__(self) -> None:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        data = load_split()
+        self.feature_names = data.feature_names
+        self.class_names = data.class_names
+        self.n_features = len(data.feature_names)
+        self._clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+        self._clf.fit(data.x_train, data.y_train)
+        self.test_accuracy = float(self._clf.score(data.x_test, data.y_test))
+
+    def predict(self, rows: list[list[float]]) -> tuple[list[int], list[list[float]]]:
+        import numpy as np
+
+        x = np.asarray(rows, dtype=float)
+        proba = self._clf.predict_proba(x)
+        classes = [int(c) for c in proba.argmax(axis=1)]
+        return classes, [[round(float(p), 6) for p in row] for row in proba]
