@@ -7,7 +7,7 @@ CONSTRAINTS := tools/constraints.txt
 # Reinstall when pyproject.toml or the constraints change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: help venv engine lint test test-unit test-engine demo bench clean
+.PHONY: help venv engine lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster
 
 help:
 	@echo "make demo   - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
@@ -41,15 +41,31 @@ lint: venv
 	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
 
+# The cluster and Prometheus tiers are not in `make test` yet: their Go builds have not been
+# verified on these machines (issues 11 and 12 are open). Run them with `make test-cluster`.
+NOT_YET := not cluster and not prometheus
+
 test-unit: venv
-	$(BIN)/pytest -q -m "not engine" tests
+	$(BIN)/pytest -q -m "not engine and $(NOT_YET)" tests
 
 test-engine: venv engine $(CHECKOV)
-	$(BIN)/pytest -q -m engine tests
+	$(BIN)/pytest -q -m "engine and $(NOT_YET)" tests
+
+cluster-build:
+	bash tools/build-cluster.sh
+
+cluster: cluster-build
+	$(PYTHON) tools/cluster.py up
+
+cluster-down:
+	$(PYTHON) tools/cluster.py down
+
+test-cluster: venv cluster-build
+	$(BIN)/pytest -q -m cluster tests/cluster
 
 # One pytest run over every tier, so its closing line counts them all.
 test: venv lint engine $(CHECKOV)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -m "$(NOT_YET)" tests
 
 demo: venv engine
 	$(BIN)/python -m servestack.demo

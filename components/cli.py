@@ -50,12 +50,25 @@ def _root(
             "-C", "--cwd", help="run as if started in DIR (the Pulumi project is found from it)"
         ),
     ] = None,
+    max_file_bytes: Annotated[
+        int | None,
+        typer.Option(
+            "--max-file-bytes",
+            min=1,
+            metavar="BYTES",
+            help="refuse stack files larger than this (default 8 MiB; "
+            "env SERVESTACK_MAX_STACK_FILE_BYTES)",
+        ),
+    ] = None,
 ) -> None:
     if cwd is not None:
         try:
             os.chdir(cwd)
         except OSError as exc:
             _fail(f"-C {cwd}: {exc.strerror}")
+    if max_file_bytes is not None:
+        # The environment carries it to every reader, the stack program's included.
+        os.environ["SERVESTACK_MAX_STACK_FILE_BYTES"] = str(max_file_bytes)
 
 
 @app.command()

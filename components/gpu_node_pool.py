@@ -91,4 +91,3 @@ class GpuNodePool(pulumi.ComponentResource):
         self.register_outputs(
             {"labels": self.labels, "taints": self.taints, "backend": cl.provider.value}
         )
-

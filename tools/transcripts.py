@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Regenerate the terminal transcripts in docs/ from real runs, or check that they are current.
+"""Regenerate the terminal transcripts in the docs from real runs, or check that they are current.
 
-A transcript is a marked block in a Markdown file under docs/ (or the README):
+A transcript is a marked block in README.md or a Markdown file under docs/:
 
     <!-- transcript: diff-prod-replace -->
     ```console
@@ -10,31 +10,34 @@ A transcript is a marked block in a Markdown file under docs/ (or the README):
     ```
     <!-- /transcript -->
 
-Everything between the markers is produced by the recipe of that name (RECIPES below): its
-commands run for real, in a scratch copy of the repository's `Pulumi.yaml` and `stacks/`,
-after the edits the recipe lists (shown in the block as `# edit:` lines). Nothing in a block
-is written by hand. The output is normalised so it does not change from run to run: the
-scratch directory is shown as `~/serving`, operation ids as `000000000001`, ..., times of day
-as `2025-01-01T12:00:00+00:00` and durations as `N.Ns`.
+Everything between the markers is produced by the recipe of that name (RECIPES below). The
+recipe's steps run for real in a scratch copy of the repository's `Pulumi.yaml` and `stacks/`:
+commands, and edits of stack files, which the block shows as `# edit:` lines. Nothing in a
+block is written by hand. Output is normalised so that it does not change from run to run:
+the scratch directory is shown as `~/serving`, operation ids as `000000000001`, ..., times
+of day as `2025-01-01T12:00:00+00:00`, and `diff -u` headers lose the files' times.
 
-    python tools/transcripts.py              regenerate the offline transcripts (and the
-                                             config reference in docs/reference.md)
-    python tools/transcripts.py --engine     also the engine ones (needs .engine/bin, `make engine`)
-    python tools/transcripts.py --check      exit 1 when a doc is out of step (prints the diff)
-    python tools/transcripts.py --list       the recipes, and where each is used
-    python tools/transcripts.py --only NAME  one recipe (repeatable); its session's earlier
-                                             recipes run too, unshown
+    tools/transcripts.py              regenerate the offline transcripts, and the config
+                                      reference in docs/reference.md
+    tools/transcripts.py --engine     also the engine transcripts (needs `make engine`)
+    tools/transcripts.py --check      exit 1 when a doc is out of step, printing the diff
+    tools/transcripts.py --list       the recipes, and which doc uses each
+    tools/transcripts.py --only NAME  one recipe (repeatable); the earlier recipes of its
+                                      session run too, unshown
 
-Offline recipes need only the installed package; tests/unit/test_docs.py checks them. Engine
-recipes run `pulumi up` through the operations CLI on a scratch project with a local file
-backend and render mode (no cluster, no cloud); tests/engine/test_docs_transcripts.py checks
-them. Run it with the checkout's virtualenv (`.venv/bin/python tools/transcripts.py`).
+Run it with the checkout's virtualenv: `.venv/bin/python tools/transcripts.py`. Offline
+recipes need only the installed package, and tests/unit/test_docs.py checks them. Engine
+recipes run the operations on a scratch project whose dev stack is brought up first, in
+render mode on a project-local file backend (no cluster, no cloud);
+tests/engine/test_docs_transcripts.py checks them.
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import difflib
+import json
 import os
 import re
 import shlex
@@ -42,24 +45,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-DOCS = (REPO / "README.md", *sorted((REPO / "docs").glob("*.md")))
 #: Terminal width the commands see (rich tables wrap to it).
 COLUMNS = 100
-#: How the scratch directory appears in the docs.
+#: How the scratch project's directory appears in the docs.
 SHOWN_ROOT = "~/serving"
 #: Passphrase of the scratch stacks' secrets (they hold none).
 PASSPHRASE = "transcripts-only"
-
-BLOCK_RE = re.compile(
-    r"(?P<open><!-- transcript: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(?P<close><!-- /transcript -->)",
-    re.S,
-)
+OPEN = r"<!-- transcript: (?P<name>[a-z0-9-]+) -->\n"
+CLOSE = r"<!-- /transcript -->"
+BLOCK_RE = re.compile(f"(?P<open>{OPEN})(?P<body>.*?)(?P<close>{CLOSE})", re.S)
 
 
 # --- recipes --------------------------------------------------------------------------------
@@ -67,162 +67,165 @@ BLOCK_RE = re.compile(
 
 @dataclass(frozen=True)
 class Edit:
-    """Set one field of a stack file in the scratch project (before the commands run)."""
+    """Set one field of a stack file in the scratch project before the commands run.
+
+    The file is first copied from `stacks/` (same file name) unless it exists; the edit keeps
+    comments and key order, as the operations do.
+    """
 
     file: str
     path: str
     value: Any
 
     def shown(self) -> str:
-        return f"# edit: {self.file}: {self.path} = {_yaml_scalar(self.value)}"
+        value = self.value
+        if not (isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_./:@-]+", value)):
+            value = json.dumps(value)
+        return f"# edit: {self.file}: {self.path} = {value}\n"
 
 
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    #: Commands shown after `$ `; `servestack` is the installed CLI.
-    commands: tuple[str, ...]
-    #: Each edit copies `stacks/<file name>` to `file` first (unless it exists), then sets
-    #: the field there, comments and order kept.
-    edits: tuple[Edit, ...] = ()
-    #: Needs the Pulumi engine (`make engine`): run only with --engine.
+    #: Commands, shown after `$ `, and edits, shown as `# edit:` lines, in order. In a
+    #: command, `servestack` is the installed CLI, `pulumi` the engine's CLI on the scratch
+    #: project's backend, `{op}` the last operation id printed in the same session, and
+    #: `> FILE` at the end writes the output to FILE instead of showing it.
+    steps: tuple[str | Edit, ...]
+    #: Needs the Pulumi engine (`make engine`): runs only with --engine.
     engine: bool = False
     #: Recipes of one session share a scratch project and run in the order listed.
     session: str | None = None
-    #: Files written into the scratch project before the commands (relative path -> text).
-    files: tuple[tuple[str, str], ...] = ()
-    #: Lines of output to keep (head, tail) when a command prints a lot; None keeps all.
-    trim: tuple[int, int] | None = None
 
 
-PROD_ALLOWANCE = """\
-  servestack:allowReplacements:
-    - path: deployments.llama-chat.model.version
-      reason: "v3.1.0 blue-green rollout approved in CHG-1234; 2x A100 capacity reserved"
-"""
+PROD = "edited/Pulumi.prod.yaml"
+STAGING = "edited/Pulumi.staging.yaml"
+DEV = "edited/Pulumi.dev.yaml"
+LLAMA_V31 = (
+    Edit(PROD, "deployments.llama-chat.model.version", "v3.1.0"),
+    Edit(PROD, "deployments.llama-chat.model.image", "registry.example.com/llm/llama-chat:3.1.0"),
+)
+ALLOWANCE = {
+    "path": "deployments.llama-chat.model.version",
+    "reason": "v3.1.0 blue-green rollout approved in CHG-1234; 2x A100 capacity reserved",
+}
+
+
+def _in(file: str, edits: tuple[Edit, ...]) -> tuple[Edit, ...]:
+    return tuple(Edit(file, e.path, e.value) for e in edits)
+
 
 RECIPES: tuple[Recipe, ...] = (
     # --- offline: config ---------------------------------------------------------------------
+    Recipe("init", ("servestack init my-models",)),
     Recipe(
         "validate",
-        ("servestack validate stacks/Pulumi.dev.yaml stacks/Pulumi.staging.yaml "
-         "stacks/Pulumi.prod.yaml",),
+        (
+            "servestack validate stacks/Pulumi.dev.yaml stacks/Pulumi.staging.yaml "
+            "stacks/Pulumi.prod.yaml",
+        ),
     ),
     Recipe(
         "validate-invalid",
-        ("servestack validate edited/Pulumi.prod.yaml",),
-        edits=(
-            Edit("edited/Pulumi.prod.yaml", "deployments.bert-sentiment.autoscaling.minReplicas", 20),
-            Edit("edited/Pulumi.prod.yaml", "deployments.bert-sentiment.replica", 2),
-            Edit("edited/Pulumi.prod.yaml", "deployments.llama-chat.resources.gpu.type", "H100"),
+        (
+            Edit(PROD, "deployments.bert-sentiment.autoscaling.minReplicas", 20),
+            Edit(PROD, "deployments.bert-sentiment.replica", 2),
+            "servestack validate edited/Pulumi.prod.yaml",
         ),
     ),
     # --- offline: review ---------------------------------------------------------------------
     Recipe(
+        "diff-staging-restart",
+        (
+            Edit(STAGING, "deployments.bert-sentiment.resources.memory", "12Gi"),
+            Edit(STAGING, "deployments.bert-sentiment.replicas", 3),
+            Edit(STAGING, "nodePools.t4.maxNodes", 5),
+            "servestack diff stacks/Pulumi.staging.yaml edited/Pulumi.staging.yaml",
+        ),
+    ),
+    Recipe(
         "diff-prod-replace",
         (
+            *LLAMA_V31,
             "diff -u stacks/Pulumi.prod.yaml edited/Pulumi.prod.yaml",
             "servestack diff stacks/Pulumi.prod.yaml edited/Pulumi.prod.yaml",
-        ),
-        edits=(
-            Edit("edited/Pulumi.prod.yaml", "deployments.llama-chat.model.version", "v3.1.0"),
-            Edit(
-                "edited/Pulumi.prod.yaml",
-                "deployments.llama-chat.model.image",
-                "registry.example.com/llm/llama-chat:3.1.0",
-            ),
         ),
     ),
     Recipe(
         "diff-prod-allowed",
-        ("servestack diff stacks/Pulumi.prod.yaml allowed/Pulumi.prod.yaml",),
-        edits=(
-            Edit("allowed/Pulumi.prod.yaml", "deployments.llama-chat.model.version", "v3.1.0"),
-            Edit(
-                "allowed/Pulumi.prod.yaml",
-                "deployments.llama-chat.model.image",
-                "registry.example.com/llm/llama-chat:3.1.0",
-            ),
-            Edit(
-                "allowed/Pulumi.prod.yaml",
-                "allowReplacements",
-                [
-                    {
-                        "path": "deployments.llama-chat.model.version",
-                        "reason": "v3.1.0 blue-green rollout approved in CHG-1234; "
-                        "2x A100 capacity reserved",
-                    }
-                ],
-            ),
-        ),
-    ),
-    Recipe(
-        "diff-staging-restart",
-        ("servestack diff stacks/Pulumi.staging.yaml edited/Pulumi.staging.yaml",),
-        edits=(
-            Edit("edited/Pulumi.staging.yaml", "deployments.bert-sentiment.resources.memory", "24Gi"),
-            Edit("edited/Pulumi.staging.yaml", "deployments.bert-sentiment.replicas", 3),
-            Edit("edited/Pulumi.staging.yaml", "nodePools.t4.maxNodes", 5),
+        (
+            *_in("allowed/Pulumi.prod.yaml", LLAMA_V31),
+            Edit("allowed/Pulumi.prod.yaml", "allowReplacements", [ALLOWANCE]),
+            "servestack diff stacks/Pulumi.prod.yaml allowed/Pulumi.prod.yaml",
         ),
     ),
     Recipe(
         "diff-forbidden",
-        ("servestack diff stacks/Pulumi.dev.yaml edited/Pulumi.dev.yaml",),
-        edits=(Edit("edited/Pulumi.dev.yaml", "deployments.bert-sentiment.model.type", "stt"),),
+        (
+            Edit(DEV, "deployments.bert-sentiment.model.type", "stt"),
+            "servestack diff stacks/Pulumi.dev.yaml edited/Pulumi.dev.yaml",
+        ),
     ),
     Recipe(
         "diff-markdown",
-        ("servestack diff --format markdown stacks/Pulumi.prod.yaml edited/Pulumi.prod.yaml",),
-        edits=(
-            Edit("edited/Pulumi.prod.yaml", "deployments.llama-chat.model.version", "v3.1.0"),
-            Edit(
-                "edited/Pulumi.prod.yaml",
-                "deployments.llama-chat.model.image",
-                "registry.example.com/llm/llama-chat:3.1.0",
-            ),
-            Edit("edited/Pulumi.prod.yaml", "deployments.bert-sentiment.strategy.weight", 25),
-            Edit("edited/Pulumi.prod.yaml", "deployments.bert-sentiment.resources.memory", "24Gi"),
+        (
+            *LLAMA_V31,
+            Edit(PROD, "deployments.bert-sentiment.strategy.weight", 25),
+            Edit(PROD, "deployments.bert-sentiment.resources.memory", "24Gi"),
+            "servestack diff --format markdown stacks/Pulumi.prod.yaml edited/Pulumi.prod.yaml",
         ),
     ),
     Recipe(
         "diff-json",
-        ("servestack diff --format json stacks/Pulumi.dev.yaml edited/Pulumi.dev.yaml",),
-        edits=(Edit("edited/Pulumi.dev.yaml", "deployments.bert-sentiment.replicas", 3),),
+        (
+            Edit(DEV, "deployments.bert-sentiment.replicas", 3),
+            "servestack diff --format json stacks/Pulumi.dev.yaml edited/Pulumi.dev.yaml",
+        ),
     ),
-    # --- offline: operations that need no engine ---------------------------------------------
+    # --- offline: operations that stop before the engine -------------------------------------
     Recipe("status", ("servestack status dev bert-sentiment",)),
+    Recipe("delete-refused", ("servestack delete dev whisper-batch --confirm whisper-batch",)),
+    # --- engine: a real preview of an edit of the dev stack, explained -----------------------
     Recipe(
-        "delete-refused",
-        ("servestack delete dev whisper-batch --confirm whisper-batch",),
-    ),
-    Recipe("init", ("servestack init my-models",)),
-    # --- engine: operations on a dev stack that is up (render mode, local file backend) ----
-    Recipe(
-        "op-scale",
-        ("servestack scale dev bert-sentiment --replicas 3",),
+        "explain-dev",
+        (
+            "cp stacks/Pulumi.dev.yaml deployed.yaml",
+            Edit(
+                "stacks/Pulumi.dev.yaml",
+                "deployments.whisper-batch.autoscaling.targetCpuUtilization",
+                60,
+            ),
+            Edit("stacks/Pulumi.dev.yaml", "deployments.bert-sentiment.resources.cpu", 3),
+            "pulumi preview --json --diff --stack dev > preview.json",
+            "servestack explain preview.json --stack-file stacks/Pulumi.dev.yaml "
+            "--base-stack-file deployed.yaml",
+        ),
         engine=True,
-        session="ops",
+        session="explain",
     ),
+    # --- engine: operations on a dev stack that is up (render mode, local file backend) ------
+    Recipe("op-scale", ("servestack scale dev bert-sentiment --replicas 3",), True, "ops"),
     Recipe(
         "op-resources",
         ("servestack resources dev bert-sentiment --cpu 4000 --memory 8192",),
-        engine=True,
-        session="ops",
+        True,
+        "ops",
     ),
     Recipe(
         "op-stop-start",
         ("servestack stop dev whisper-batch", "servestack start dev whisper-batch"),
-        engine=True,
-        session="ops",
+        True,
+        "ops",
     ),
     Recipe(
         "op-canary",
         (
-            "servestack set-model dev bert-sentiment --version v2.2.0 --strategy canary --weight 10",
+            "servestack set-model dev bert-sentiment --version v2.2.0 --strategy canary "
+            "--weight 10",
             "servestack promote dev bert-sentiment",
         ),
-        engine=True,
-        session="ops",
+        True,
+        "ops",
     ),
     Recipe(
         "op-rollback",
@@ -230,8 +233,8 @@ RECIPES: tuple[Recipe, ...] = (
             "servestack set-model dev bert-sentiment --version v2.3.0 --strategy canary --weight 5",
             "servestack rollback dev bert-sentiment",
         ),
-        engine=True,
-        session="ops",
+        True,
+        "ops",
     ),
     Recipe(
         "op-no-wait",
@@ -239,29 +242,34 @@ RECIPES: tuple[Recipe, ...] = (
             "servestack scale dev bert-sentiment --replicas 2 --no-wait",
             "servestack operation {op}",
         ),
-        engine=True,
-        session="ops",
+        True,
+        "ops",
     ),
     Recipe(
         "op-delete",
         ("servestack delete dev whisper-batch --confirm whisper-batch --yes",),
-        engine=True,
-        session="ops",
+        True,
+        "ops",
     ),
 )
 
 BY_NAME = {r.name: r for r in RECIPES}
 
+#: Brings a stack up the way the operations would (their project, engine and backend).
+_UP = """
+import sys
+from servestack.ops import Workspace
+ws = Workspace()
+ws.runner.stack(ws.project_dir, sys.argv[1]).up(on_output=lambda _: None)
+"""
+
 
 # --- running ----------------------------------------------------------------------------------
 
 
-def _yaml_scalar(value: Any) -> str:
-    import json
-
-    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_./:@-]+", value):
-        return value
-    return json.dumps(value)
+def engine_dir() -> Path:
+    configured = os.environ.get("SERVESTACK_ENGINE_BIN")
+    return Path(configured) if configured else REPO / ".engine" / "bin"
 
 
 def _cli() -> list[str]:
@@ -277,21 +285,17 @@ class Scratch:
         self._tmp = tempfile.TemporaryDirectory(prefix="servestack-docs-")
         self.base = Path(self._tmp.name)
         self.root = self.base / "serving"
+        self.root.mkdir()
+        shutil.copytree(REPO / "stacks", self.root / "stacks")
+        project = (REPO / "Pulumi.yaml").read_text(encoding="utf-8")
+        # The engine runs the program with this interpreter's environment.
+        project = re.sub(r"virtualenv: .*", f"virtualenv: {sys.prefix}", project)
+        (self.root / "Pulumi.yaml").write_text(project, encoding="utf-8")
         if engine:
-            from servestack.engine import make_project
-
-            stacks = {
-                p.name[len("Pulumi.") : -len(".yaml")]: p.read_text(encoding="utf-8")
-                for p in sorted((REPO / "stacks").glob("Pulumi.*.yaml"))
-            }
-            make_project(self.root, stacks=stacks, name="serving")
-        else:
-            self.root.mkdir()
-            shutil.copy(REPO / "Pulumi.yaml", self.root / "Pulumi.yaml")
-            shutil.copytree(REPO / "stacks", self.root / "stacks")
+            shutil.copy(REPO / "__main__.py", self.root / "__main__.py")
         self.env = self._env(engine)
         self.vars: dict[str, str] = {}
-        self.ids: dict[str, str] = {}
+        self._ids: dict[str, str] = {}
 
     def _env(self, engine: bool) -> dict[str, str]:
         env = {
@@ -305,8 +309,7 @@ class Scratch:
                 "LINES": "50",
                 "NO_COLOR": "1",
                 "TERM": "dumb",
-                "PYTHONWARNINGS": "ignore",
-                # The user's `pulumi login` must not leak into the transcripts.
+                # A `pulumi login` of whoever runs this must not reach the transcripts.
                 "PULUMI_HOME": str(self.root / ".pulumi-state" / "home"),
                 "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
             }
@@ -328,92 +331,115 @@ class Scratch:
         text = target.read_text(encoding="utf-8")
         target.write_text(set_value(text, e.path, e.value), encoding="utf-8")
 
-    def up(self, stack: str) -> None:
-        """`pulumi up` a stack the way the operations do (project-local backend)."""
-        from servestack.ops import Workspace
-
-        old = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(self.env)
-        try:
-            ws = Workspace(project_dir=self.root)
-            ws.runner.stack(self.root, stack).up(on_output=lambda _: None)
-        finally:
-            os.environ.clear()
-            os.environ.update(old)
-
-    def run(self, command: str) -> str:
-        command = command.format(**self.vars)
-        argv = shlex.split(command)
-        if argv[0] == "servestack":
-            argv = _cli() + argv[1:]
-        proc = subprocess.run(
+    def _exec(
+        self, argv: list[str], env: dict[str, str], *, merge: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
             argv,
             cwd=self.root,
-            env=self.env,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if merge else subprocess.PIPE,
             text=True,
             timeout=900,
         )
-        out = proc.stdout
-        found = re.search(r"operation ([0-9a-f]{12})|'operation_id': '([0-9a-f]{12})'", out)
-        if found:
-            self.vars["op"] = found.group(1) or found.group(2)
-        shown = self.normalise(f"$ {command}\n{out}")
+
+    def up(self, stack: str) -> None:
+        proc = self._exec([sys.executable, "-c", _UP, stack], self.env)
         if proc.returncode != 0:
-            shown = shown.rstrip("\n") + f"\n(exit {proc.returncode})\n"
+            raise RuntimeError(f"pulumi up of the scratch {stack} stack failed:\n{proc.stdout}")
+
+    def run(self, command: str) -> str:
+        """Run one command; its transcript: `$ command`, the output, a non-zero exit code."""
+        command = command.format(**self.vars)
+        shown_command = command
+        command, _, into = command.partition(" > ")
+        argv = shlex.split(command)
+        env = self.env
+        if argv[0] == "servestack":
+            argv = _cli() + argv[1:]
+        elif argv[0] == "pulumi":
+            argv[0] = str(engine_dir() / "pulumi")
+            env = self.pulumi_env()
+        proc = self._exec(argv, env, merge=not into)
+        out = proc.stdout
+        if into:
+            (self.root / into.strip()).write_text(out, encoding="utf-8")
+            out = proc.stderr or ""
+        found = re.findall(r"operation ([0-9a-f]{12})\b", out)
+        if found:
+            self.vars["op"] = found[-1]
+        shown = self.normalise(f"$ {shown_command}\n{out}")
+        # `diff -u` exits 1 when the files differ: only servestack's and pulumi's codes count.
+        if proc.returncode != 0 and argv[0] != "diff":
+            shown += f"(exit {proc.returncode})\n"
         return shown
+
+    def pulumi_env(self) -> dict[str, str]:
+        """What `pulumi` needs to see the stacks the operations run: their backend and home."""
+        state = self.root / ".pulumi-state"
+        return {
+            **self.env,
+            "PATH": os.pathsep.join([str(engine_dir()), self.env.get("PATH", "")]),
+            "PULUMI_BACKEND_URL": f"file://{state / 'backend'}",
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "KUBECONFIG": "",
+        }
 
     def normalise(self, text: str) -> str:
         text = text.replace(str(self.root), SHOWN_ROOT).replace(str(self.base), "/tmp")
 
         def op_id(m: re.Match[str]) -> str:
-            return self.ids.setdefault(m.group(0), f"{len(self.ids) + 1:012d}")
+            return self._ids.setdefault(m.group(0), f"{len(self._ids) + 1:012d}")
 
         text = re.sub(r"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])", op_id, text)
         text = re.sub(
             r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)", "2025-01-01T12:00:00+00:00", text
         )
-        text = re.sub(r"\b\d+(\.\d+)?s\b", "N.Ns", text)
-        # Rich pads table titles and cells with spaces up to the width: trailing blanks go.
-        return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+        text = re.sub(r"^((?:---|\+\+\+) \S+)\t.*$", r"\1", text, flags=re.M)
+        # Rich pads titles and cells with blanks up to the width: trailing blanks go.
+        return "".join(line.rstrip() + "\n" for line in text.splitlines())
 
 
-def engine_dir() -> Path:
-    configured = os.environ.get("SERVESTACK_ENGINE_BIN")
-    return Path(configured) if configured else REPO / ".engine" / "bin"
-
-
-def _block(recipe: Recipe, shown: Iterable[str]) -> str:
-    return "```console\n" + "".join(shown) + "```\n"
+def _run_session(members: list[Recipe], wanted: set[str]) -> dict[str, str]:
+    engine = any(m.engine for m in members)
+    scratch = Scratch(engine)
+    out: dict[str, str] = {}
+    try:
+        if engine:
+            scratch.up("dev")
+        for r in members:
+            shown = []
+            for step in r.steps:
+                if isinstance(step, Edit):
+                    scratch.edit(step)
+                    shown.append(step.shown())
+                else:
+                    shown.append(scratch.run(step))
+            if r.name in wanted:
+                out[r.name] = "```console\n" + "".join(shown) + "```\n"
+    finally:
+        scratch.close()
+    return out
 
 
 def run_recipes(recipes: list[Recipe]) -> dict[str, str]:
-    """Run recipes (sessions in full, in order) and return each one's block body."""
-    out: dict[str, str] = {}
+    """Run recipes, each session in full and in order, sessions in parallel.
+
+    Returns each wanted recipe's block body.
+    """
     wanted = {r.name for r in recipes}
-    sessions: dict[str | None, list[Recipe]] = {}
+    sessions = {r.session for r in recipes if r.session}
+    groups: dict[str, list[Recipe]] = {}
     for r in RECIPES:
-        if r.name in wanted or (r.session and any(w.session == r.session for w in recipes)):
-            sessions.setdefault(r.session or r.name, []).append(r)
-    for key, members in sessions.items():
-        engine = any(m.engine for m in members)
-        scratch = Scratch(engine)
-        try:
-            if engine:
-                scratch.up("dev")
-            for r in members:
-                for e in r.edits:
-                    scratch.edit(e)
-                shown = [e.shown() + "\n" for e in r.edits]
-                shown += [scratch.run(c) for c in r.commands]
-                if r.name in wanted:
-                    out[r.name] = _block(r, shown)
-        finally:
-            scratch.close()
-        del key
+        if r.name in wanted or r.session in sessions:
+            groups.setdefault(r.session or r.name, []).append(r)
+    out: dict[str, str] = {}
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
+        for result in pool.map(lambda g: _run_session(g, wanted), groups.values()):
+            out.update(result)
     return out
 
 
@@ -424,104 +450,109 @@ def run_recipes(recipes: list[Recipe]) -> dict[str, str]:
 class Doc:
     path: Path
     text: str
-    blocks: list[str] = field(default_factory=list)
+
+    @property
+    def rel(self) -> str:
+        return str(self.path.relative_to(REPO))
+
+    @property
+    def blocks(self) -> list[str]:
+        return [m.group("name") for m in BLOCK_RE.finditer(self.text)]
+
+    def rendered(self, bodies: dict[str, str]) -> str:
+        def replace(m: re.Match[str]) -> str:
+            body = bodies.get(m.group("name"))
+            return m.group(0) if body is None else m.group("open") + body + m.group("close")
+
+        return BLOCK_RE.sub(replace, self.text)
 
 
 def load_docs() -> list[Doc]:
-    docs = []
-    for path in DOCS:
-        if path.exists():
-            text = path.read_text(encoding="utf-8")
-            docs.append(Doc(path, text, [m.group("name") for m in BLOCK_RE.finditer(text)]))
-    return docs
+    paths = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    return [Doc(p, p.read_text(encoding="utf-8")) for p in paths if p.exists()]
 
 
-def render_doc(doc: Doc, bodies: dict[str, str]) -> str:
-    def replace(m: re.Match[str]) -> str:
-        body = bodies.get(m.group("name"))
-        return m.group(0) if body is None else m.group("open") + body + m.group("close")
-
-    return BLOCK_RE.sub(replace, doc.text)
-
-
-def _reference(check: bool) -> list[str]:
-    """The generated config reference in docs/reference.md; returns problems in check mode."""
+def _reference(check: bool, report: Callable[[str], None]) -> list[str]:
+    """Bring docs/reference.md's generated config reference up to date (or check it)."""
     from servestack.contract import reference
 
-    path = REPO / "docs" / "reference.md"
-    text = path.read_text(encoding="utf-8")
+    doc = Doc(REPO / "docs" / "reference.md", "")
+    doc.text = doc.path.read_text(encoding="utf-8")
     try:
-        new = reference.update(text)
-    except Exception as exc:  # a gap in the table or the models: say so, keep the rest going
-        return [f"{path.relative_to(REPO)}: cannot render the config reference: {exc!r}"]
-    if new == text:
+        new = reference.update(doc.text)
+    except Exception as exc:  # a gap in the table or the models: say so, keep going
+        return [f"{doc.rel}: cannot render the config reference: {exc!r}"]
+    if new == doc.text:
         return []
     if check:
-        return [f"{path.relative_to(REPO)}: the config reference is out of step"]
-    path.write_text(new, encoding="utf-8")
-    print(f"updated {path.relative_to(REPO)} (config reference)")
+        return [f"{doc.rel}: the config reference is out of step"]
+    doc.path.write_text(new, encoding="utf-8")
+    report(f"updated {doc.rel} (config reference)")
     return []
 
 
 def main(argv: list[str] | None = None, *, report: Callable[[str], None] = print) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="tools/transcripts.py",
+        description=__doc__.split("\n\n")[0] if __doc__ else None,
+    )
     ap.add_argument("--check", action="store_true", help="exit 1 when a doc is out of step")
     ap.add_argument("--engine", action="store_true", help="include the engine recipes")
-    ap.add_argument("--only", action="append", default=[], metavar="NAME")
-    ap.add_argument("--list", action="store_true", help="list the recipes and where they are used")
+    ap.add_argument("--only", action="append", default=[], metavar="NAME", help="one recipe")
+    ap.add_argument("--list", action="store_true", help="the recipes, and where each is used")
     args = ap.parse_args(argv)
 
     docs = load_docs()
     used: dict[str, list[str]] = {}
     for d in docs:
         for name in d.blocks:
-            used.setdefault(name, []).append(str(d.path.relative_to(REPO)))
+            used.setdefault(name, []).append(d.rel)
     if args.list:
         for r in RECIPES:
-            where = ", ".join(used.get(r.name, [])) or "(unused)"
-            report(f"{r.name:22} {'engine ' if r.engine else 'offline'}  {where}")
+            kind = "engine " if r.engine else "offline"
+            report(f"{r.name:22} {kind}  {', '.join(used.get(r.name, [])) or '(unused)'}")
         return 0
-
-    problems = [f"{', '.join(w)}: no recipe named {n!r}" for n, w in used.items() if n not in BY_NAME]
-    problems += [f"recipe {r.name!r} is used in no doc" for r in RECIPES if r.name not in used]
     unknown = [n for n in args.only if n not in BY_NAME]
     if unknown:
         report(f"no such recipe: {', '.join(unknown)}")
         return 2
+
+    problems = [f"{', '.join(w)}: no recipe {n!r}" for n, w in used.items() if n not in BY_NAME]
+    problems += [f"recipe {r.name!r} is used in no doc" for r in RECIPES if r.name not in used]
     chosen = [
         r
         for r in RECIPES
-        if r.name in used
-        and (not args.only or r.name in args.only)
-        and (args.engine or not r.engine or r.name in args.only)
+        if r.name in used and (r.name in args.only if args.only else args.engine or not r.engine)
     ]
     if any(r.engine for r in chosen) and not (engine_dir() / "pulumi").exists():
-        report(f"engine recipes need the engine in {engine_dir()}: run `make engine`")
+        report(f"the engine recipes need the engine in {engine_dir()}: run `make engine`")
         return 2
     bodies = run_recipes(chosen)
     for d in docs:
-        new = render_doc(d, bodies)
+        new = d.rendered(bodies)
         if new == d.text:
             continue
-        rel = str(d.path.relative_to(REPO))
         if args.check:
             delta = difflib.unified_diff(
                 d.text.splitlines(keepends=True),
                 new.splitlines(keepends=True),
-                rel,
-                rel + " (regenerated)",
+                d.rel,
+                f"{d.rel} (regenerated)",
                 n=1,
             )
-            problems.append(f"{rel} is out of step:\n" + "".join(delta))
+            problems.append(f"{d.rel} is out of step:\n" + "".join(delta))
+        elif d.path.read_text(encoding="utf-8") != d.text:
+            problems.append(f"{d.rel} changed while the recipes ran: left alone, run again")
         else:
             d.path.write_text(new, encoding="utf-8")
-            report(f"updated {rel}")
+            report(f"updated {d.rel}")
     if not args.only:
-        problems += _reference(args.check)
+        problems += _reference(args.check, report)
     for p in problems:
         report(p)
     if problems and args.check:
-        report("run `.venv/bin/python tools/transcripts.py" + (" --engine" if args.engine else "") + "`")
+        engine = " --engine" if args.engine else ""
+        report(f"to regenerate: .venv/bin/python tools/transcripts.py{engine}")
     return 1 if problems else 0
 
 

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.constructor import SafeConstructor
 from servestack.config.errors import ConfigError, Problem
+from yaml.constructor import SafeConstructor
 
 #: Environment variable that sets :attr:`Limits.max_bytes`.
 MAX_BYTES_ENV = "SERVESTACK_MAX_STACK_FILE_BYTES"
@@ -142,18 +142,20 @@ def decode(data: bytes, source: str | None = None) -> str:
                 f"is {name} text (byte order mark {bom.hex(' ').upper()}): save it as UTF-8",
                 source,
             )
-    nul = data.find(b"\x00")
-    if nul >= 0:
-        raise _refuse(f"byte {nul + 1} is NUL: binary data, not a UTF-8 stack file", source)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise _refuse("not a UTF-8 text file", source) from None
+    nul = data.find(b"\x00")
+    if nul >= 0:
+        raise _refuse(f"byte {nul + 1} is NUL: binary data, not a stack file", source)
     return text[1:] if text.startswith("\ufeff") else text
 
 
 #: Characters YAML does not allow in a document (YAML 1.1 "printable" set, as PyYAML).
-_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NON_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 def check_text(text: str, limits: Limits, source: str | None = None) -> None:
@@ -257,7 +259,7 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     return f"{where}not valid YAML ({detail})"
 
 
-def _build(loader: yaml.CSafeLoader, limits: Limits) -> Any:  # noqa: C901 - one event loop
+def _build(loader: yaml.CSafeLoader, limits: Limits) -> Any:
     stack: list[_Frame] = []
     anchors: dict[str, tuple[Any, int]] = {}
     open_anchors: set[str] = set()
@@ -269,7 +271,8 @@ def _build(loader: yaml.CSafeLoader, limits: Limits) -> Any:  # noqa: C901 - one
 
     def add(value: Any, size: int, line: int) -> None:
         top = stack[-1] if stack else None
-        if value is _MERGE_KEY and (top is None or type(top.value) is list or top.key is not _NO_KEY):
+        misplaced = top is None or type(top.value) is list or top.key is not _NO_KEY
+        if value is _MERGE_KEY and misplaced:
             raise _unknown_tag(_MERGE, line)  # `<<` outside a key's place, as PyYAML says
         if top is None:
             result.append(value)

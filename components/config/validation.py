@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+from servestack.config import reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem, from_validation_error
 from servestack.config.gpu import gpu_info
@@ -253,35 +252,24 @@ def fit_checks(
 def read_stack_file(path: str | Path) -> dict[str, Any]:
     """Read the `servestack:*` keys of a `Pulumi.<stack>.yaml` file, prefix removed.
 
+    The file goes through :mod:`servestack.config.reader`, which bounds its size, nesting
+    and aliases.
+
     Raises:
-        ConfigError: the file is missing or is not YAML of the expected shape.
+        ConfigError: the file is missing, too large, or not YAML of the expected shape.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem("", f"cannot read: {exc.strerror}")], str(path)) from None
-    except UnicodeDecodeError:
-        raise ConfigError([Problem("", "not a UTF-8 text file")], str(path)) from None
-    return read_stack_text(text, source=str(path))
+    _text, doc = reader.read_document(path)
+    return servestack_keys(doc, source=str(path))
 
 
 def read_stack_text(text: str, *, source: str | None = None) -> dict[str, Any]:
-    """The `servestack:*` keys of a stack file's text, prefix removed."""
-    try:
-        doc = YAML(typ="safe", pure=True).load(text) or {}
-    except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        position = getattr(exc, "position", None)
-        where = (
-            f"line {mark.line + 1}: "
-            if mark
-            else f"character {position + 1}: "
-            if position is not None
-            else ""
-        )
-        detail = " ".join(str(getattr(exc, "problem", None) or exc).split())
-        raise ConfigError([Problem("", f"{where}not valid YAML ({detail})")], source) from None
+    """The `servestack:*` keys of a stack file's text, prefix removed (bounded as files are)."""
+    return servestack_keys(reader.load_yaml(text, source=source), source=source)
+
+
+def servestack_keys(doc: Any, *, source: str | None = None) -> dict[str, Any]:
+    """The `servestack:*` keys of a parsed stack file, prefix removed; secrets by name only."""
+    doc = doc or {}
     config = doc.get("config", {}) if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise ConfigError([Problem("config", "must be a mapping of keys")], source)

@@ -261,6 +261,13 @@ _RULES: tuple[Rule, ...] = (
         override=_read_by("eks"),
     ),
     Rule(
+        "cluster.context",
+        Effect.IN_PLACE,
+        "how the provider reaches the cluster (target cluster only): the provider is updated, "
+        "resources stay; moving to another cluster is a cluster.name edit",
+        ("Provider",),
+    ),
+    Rule(
         "cluster.nodeClass",
         Effect.RESTART,
         "Karpenter drifts existing nodes to the new "

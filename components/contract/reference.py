@@ -63,6 +63,8 @@ def _default(field: Any) -> str:
         return f"`{value.value}`"
     if value in ((), {}, None):
         return "-"
+    if value == "":
+        return '`""`'
     return f"`{value}`"
 
 

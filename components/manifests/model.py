@@ -13,8 +13,8 @@ from servestack.config.defaults import Effective, effective
 from servestack.config.models import DeploymentSpec, LoadBalancerSpec, StrategyType
 from servestack.contract import labels
 from servestack.manifests import naming, routing, scaling, workload
-from servestack.manifests.origins import Origins, origins
-from servestack.manifests.provenance import opt, src
+from servestack.manifests.origins import NO_ORIGINS, Origins, origins
+from servestack.manifests.provenance import is_recording, src
 from servestack.manifests.scaling import ScalerTarget
 from servestack.manifests.workload import Manifest
 
@@ -37,7 +37,8 @@ class ModelPlan:
 
 def plan(spec: DeploymentSpec) -> ModelPlan:
     eff = effective(spec)
-    o = origins(spec)
+    # Where effective settings come from matters only to a provenance record.
+    o = origins(spec) if is_recording() else NO_ORIGINS
     tracks = [naming.STABLE]
     if spec.strategy.type is StrategyType.canary:
         tracks.append(naming.CANARY)
@@ -59,7 +60,6 @@ def plan(spec: DeploymentSpec) -> ModelPlan:
             labels=naming.labels(spec),
             queue=spec.queue,
             sources=o.bounds,
-            sources_via=o.bounds_via,
             deployment_from=naming.workload_fields(spec),
         )
     secret = None
@@ -108,24 +108,29 @@ def manifests(spec: DeploymentSpec) -> list[Manifest]:
     """
     p = plan(spec)
     o = p.origin
-    out: list[Manifest] = [opt(p.service_account, "name")]
+    out: list[Manifest] = [exists(p.service_account, "name")]
     if p.secret is not None:
         data = {key: "<secret>" for key in spec.secret_env}
-        out.append(opt({**p.secret, "stringData": src(data, "secretEnv")}, "name", "secretEnv"))
-    out.append(opt(p.workloads[0], *naming.workload_fields(spec)))
+        out.append(exists({**p.secret, "stringData": src(data, "secretEnv")}, "name", "secretEnv"))
+    out.append(exists(p.workloads[0], *naming.workload_fields(spec)))
     if len(p.workloads) > 1:
-        out.append(opt(p.workloads[1], "name", "strategy.type"))
-    out.append(opt(p.network_policy, "name"))
+        out.append(exists(p.workloads[1], "name", "strategy.type"))
+    out.append(exists(p.network_policy, "name"))
     if p.disruption_budget is not None:
-        out.append(src(p.disruption_budget, via=o.budget_via, when=("name", *o.budget)))
+        out.append(exists(p.disruption_budget, "name", *o.budget))
     if p.scaler is not None:
-        out.append(opt(scaling.scaler(p.scaler), "name", *o.autoscaled))
+        out.append(exists(scaling.scaler(p.scaler), "name", *o.autoscaled))
     if p.load_balancer is not None:
         service, *mesh = routing.manifests(spec, p.load_balancer)
-        out.append(opt(service, "name", "processing"))
+        out.append(exists(service, "name", "processing"))
         for extra in mesh:
             when = ["name", "processing", "loadBalancer.enabled"]
             if extra["kind"] == "VirtualService":
                 when.append("strategy.type")
-            out.append(opt(extra, *when))
+            out.append(exists(extra, *when))
     return out
+
+
+def exists(manifest: Manifest, *fields: str) -> Manifest:
+    """A whole resource, there because of ``fields`` (its content has marks of its own)."""
+    return src(manifest, when=fields)

@@ -33,6 +33,10 @@ INGRESS_POLICY = "ingress"
 SECRET_ENV = "env"
 
 
+#: Every suffix a child of a model may carry (None: the model's own name).
+SUFFIXES = (None, CANARY, GATEWAY_RULE, ROUTES, BUDGET, INGRESS_POLICY, SECRET_ENV)
+
+
 def child_name(parent: str, suffix: str | None = None) -> str:
     """Pulumi name and Kubernetes name of a child resource."""
     return f"{parent}-{suffix}" if suffix else parent
@@ -61,6 +65,11 @@ def workload_name(spec: DeploymentSpec) -> str:
     if spec.strategy.type is StrategyType.blue_green:
         return child_name(spec.name, version_slug(spec.model.version))
     return spec.name
+
+
+def child_names(spec: DeploymentSpec) -> set[str]:
+    """Every name a child of this model can have (a superset of those it has)."""
+    return {child_name(spec.name, s) for s in SUFFIXES} | {workload_name(spec)}
 
 
 def labels(spec: DeploymentSpec) -> dict[str, str]:

@@ -61,6 +61,10 @@ def opt(value: T, *fields: str, via: Iterable[str] = ()) -> T:
     return src(value, *fields, via=via, when=fields)
 
 
+def is_recording() -> bool:
+    return _RECORDING.get()
+
+
 @contextmanager
 def recording() -> Iterator[None]:
     """Builders called in this block return markers for :func:`strip` to record."""

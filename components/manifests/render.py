@@ -75,8 +75,14 @@ def _scope(collection: str, name: str, inherits: dict[str, bool] | None = None) 
     return Scope(str(FieldPath.item(collection, name)), aliases)
 
 
-def render_stack(config: StackConfig, stack: str = "stack") -> Rendered:
-    """Every resource the stack program registers for ``config``, with provenance."""
+def render_stack(
+    config: StackConfig, stack: str = "stack", *, deployments: bool | set[str] = True
+) -> Rendered:
+    """Every resource the stack program registers for ``config``, with provenance.
+
+    ``deployments``: a set of names builds only those models (the rest of the stack is
+    cheap); see :func:`render_deployment` to add others later.
+    """
     out = Rendered()
     cluster = config.cluster.name
     stack_scope = Scope()
@@ -84,7 +90,11 @@ def render_stack(config: StackConfig, stack: str = "stack") -> Rendered:
         out.add(*_provider(config, stack), stack_scope, None, None)
         ns = {"apiVersion": "v1", "kind": "Namespace", **workload.namespace(config.namespace)}
         out.add(
-            Key(type_token(ns), config.namespace), opt(ns, "namespace"), stack_scope, None, cluster
+            Key(type_token(ns), config.namespace),
+            model.exists(ns, "namespace"),
+            stack_scope,
+            None,
+            cluster,
         )
         for pool in config.node_pools:
             found = node_pool(pool, config.cluster)
@@ -98,17 +108,27 @@ def render_stack(config: StackConfig, stack: str = "stack") -> Rendered:
                     f"nodePools.{pool.name}",
                     cluster if is_k8s else None,
                 )
-        for dep in config.deployments:
-            inherits = {
-                "environment": dep.environment is config.environment,
-                "namespace": dep.namespace == config.namespace,
-            }
-            scope = _scope("deployments", dep.name, inherits)
-            for built in model.manifests(dep):
-                m = _peek(built)
-                key = Key(type_token(m), _peek(m["metadata"]["name"]))
-                out.add(key, built, scope, f"deployments.{dep.name}", cluster)
+    for dep in config.deployments:
+        if deployments is True or (deployments and dep.name in deployments):
+            render_deployment(out, config, dep.name)
     return out
+
+
+def render_deployment(out: Rendered, config: StackConfig, name: str) -> None:
+    """Add one model's resources (with provenance) to ``out``; unknown names add nothing."""
+    dep = next((d for d in config.deployments if d.name == name), None)
+    if dep is None:
+        return
+    inherits = {
+        "environment": dep.environment is config.environment,
+        "namespace": dep.namespace == config.namespace,
+    }
+    scope = _scope("deployments", dep.name, inherits)
+    with recording():
+        for built in model.manifests(dep):
+            m = _peek(built)
+            key = Key(type_token(m), _peek(m["metadata"]["name"]))
+            out.add(key, built, scope, f"deployments.{dep.name}", config.cluster.name)
 
 
 def _peek(value: Any) -> Any:
@@ -125,22 +145,24 @@ def _provider(config: StackConfig, stack: str) -> tuple[Key, Any]:
         args["renderYamlToDirectory"] = opt(f"out/{stack}", "target")
     else:
         args["namespace"] = src(config.namespace, "namespace", when=["target"])
+        if config.cluster.context is not None:
+            args["context"] = opt(config.cluster.context, "cluster.context")
     args["enableServerSideApply"] = "true"
-    return Key(PROVIDER_TYPE, f"k8s-{config.cluster.name}"), opt(args, "cluster.name")
+    return Key(PROVIDER_TYPE, f"k8s-{config.cluster.name}"), model.exists(args, "cluster.name")
 
 
 def node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> tuple[Key, Any] | None:
     """The resource a GpuNodePool creates on its backend (None for `existing`)."""
-    exists = ("name", "cluster.provider")
+    because = ("name", "cluster.provider")
     if cluster.provider is CloudProvider.karpenter:
         m = node_pools.karpenter_node_pool(pool, cluster)
-        return Key(type_token(m), pool.name), opt(m, *exists)
+        return Key(type_token(m), pool.name), model.exists(m, *because)
     if cluster.provider is CloudProvider.gke:
         args = _camel(node_pools.gke_node_pool_args(pool, cluster))
-        return Key(GKE_NODE_POOL, pool.name), opt(args, *exists)
+        return Key(GKE_NODE_POOL, pool.name), model.exists(args, *because)
     if cluster.provider is CloudProvider.eks:
         args = _camel(node_pools.eks_node_group_args(pool, cluster))
-        return Key(EKS_NODE_GROUP, pool.name), opt(args, *exists)
+        return Key(EKS_NODE_GROUP, pool.name), model.exists(args, *because)
     return None
 
 

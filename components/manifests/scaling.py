@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servestack.config.models import Autoscaling, Queue, QueueKind
+from servestack.manifests.origins import Source
 from servestack.manifests.provenance import opt, src
 from servestack.manifests.workload import Manifest
 
 GPU_METRIC = "DCGM_FI_DEV_GPU_UTIL"
+NO_SOURCE = Source()
 KEDA_API = "keda.sh/v1alpha1"
 
 
@@ -30,19 +32,20 @@ class ScalerTarget:
     bounds: Autoscaling
     labels: dict[str, str] = field(default_factory=dict)
     queue: Queue | None = None
-    #: Provenance only: the fields each bound (an :class:`Autoscaling` attribute) comes
-    #: from, and the fields that choose those (see :mod:`servestack.manifests.origins`).
-    sources: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    sources_via: tuple[str, ...] = ()
+    #: Provenance only: where each bound (an :class:`Autoscaling` attribute) comes from
+    #: (see :mod:`servestack.manifests.origins`), and the fields the Deployment's name is.
+    sources: Mapping[str, Source] = field(default_factory=dict)
     deployment_from: tuple[str, ...] = ()
 
-    def bound(self, attr: str) -> Any:
-        """A bound, marked with the fields it comes from."""
-        return src(getattr(self.bounds, attr), *self.sources.get(attr, ()), via=self.sources_via)
+    def bound(self, attr: str, value: Any = None) -> Any:
+        """A bound (or ``value`` made from it), marked with the fields it comes from."""
+        s = self.sources.get(attr, NO_SOURCE)
+        return src(getattr(self.bounds, attr) if value is None else value, *s.fields, via=s.via)
 
     def optional(self, attr: str, value: Any) -> Any:
         """A trigger or metric that exists because a bound is set."""
-        return opt(value, *self.sources.get(attr, ()), via=self.sources_via)
+        s = self.sources.get(attr, NO_SOURCE)
+        return opt(value, *s.fields, via=s.via)
 
 
 def _meta(t: ScalerTarget) -> Manifest:
@@ -68,11 +71,7 @@ def hpa(t: ScalerTarget) -> Manifest:
                 )
             )
     if b.target_gpu_utilization is not None:
-        gpu = src(
-            str(b.target_gpu_utilization),
-            *t.sources.get("target_gpu_utilization", ()),
-            via=t.sources_via,
-        )
+        gpu = t.bound("target_gpu_utilization", str(b.target_gpu_utilization))
         metrics.append(
             t.optional(
                 "target_gpu_utilization",
@@ -140,7 +139,7 @@ def scaled_object(t: ScalerTarget) -> Manifest:
     ):
         target = getattr(b, attr)
         if target is not None:
-            value = src(str(target), *t.sources.get(attr, ()), via=t.sources_via)
+            value = t.bound(attr, str(target))
             triggers.append(
                 t.optional(
                     attr,

@@ -69,9 +69,10 @@ def _env(spec: DeploymentSpec, version: str, version_from: str) -> list[Manifest
         {"name": "PORT", "value": src(str(spec.port), "port")},
     ]
     if spec.queue is not None:
+        # Only queue workers (processing async) have these.
         q = spec.queue
-        url = {"secretKeyRef": {"name": src(q.connection_secret, "queue.connectionSecret")}}
-        url["secretKeyRef"]["key"] = "url"
+        secret = src(q.connection_secret, "queue.connectionSecret")
+        url = {"secretKeyRef": {"name": secret, "key": "url"}}
         env += [
             opt({"name": "QUEUE_KIND", "value": src(q.kind.value, "queue.kind")}, "processing"),
             opt({"name": "QUEUE_NAME", "value": src(q.name, "queue.name")}, "processing"),
@@ -247,7 +248,9 @@ def deployment(
         )
     elif not eff.autoscaled:
         # With an autoscaler the HPA owns the replica count; writing it here would fight it.
-        body["replicas"] = src(eff.replicas, *o.replicas, via=o.replicas_via, when=o.autoscaled)
+        body["replicas"] = src(
+            eff.replicas, *o.replicas.fields, via=o.replicas.via, when=o.autoscaled
+        )
     if strategy.type is StrategyType.blue_green or canary:
         # A blue-green Deployment is new per version; the canary track is small: both
         # start all their pods at once.
@@ -259,8 +262,10 @@ def deployment(
         body["strategy"] = {
             "type": "RollingUpdate",
             "rollingUpdate": {
-                "maxSurge": src(eff.max_surge, *o.max_surge),
-                "maxUnavailable": src(eff.max_unavailable, *o.max_unavailable),
+                "maxSurge": src(eff.max_surge, *o.max_surge.fields, via=o.max_surge.via),
+                "maxUnavailable": src(
+                    eff.max_unavailable, *o.max_unavailable.fields, via=o.max_unavailable.via
+                ),
             },
         }
     meta = metadata(

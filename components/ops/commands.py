@@ -6,10 +6,12 @@ Each command prints the classified diff first, asks before a replacement or dele
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import time
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,20 +19,70 @@ from rich.table import Table
 from servestack.config.errors import ConfigError
 from servestack.config.models import StrategyType, Target
 from servestack.contract import paths
-from servestack.engine import EngineMissing
 from servestack.ops import live
-from servestack.ops import operations as ops
+from servestack.ops.lock import StackBusy
 from servestack.review import report
+
+if TYPE_CHECKING:
+    from servestack.ops import operations as ops
+else:
+
+    class _Operations:
+        """`servestack.ops.operations`, imported on first use: `servestack diff` and
+        `validate` never load the engine runner (and pulumi) just to register commands."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(importlib.import_module("servestack.ops.operations"), name)
+
+    ops = _Operations()
+
+#: Commands that change a stack (they take the stack lock and record an operation).
+OPERATION_COMMANDS = (
+    "scale", "resources", "stop", "start", "set-model", "promote", "rollback", "delete"
+)
 
 console = Console()
 YES = Annotated[bool, typer.Option("--yes", "-y", help="do not ask before replacements")]
 NO_WAIT = Annotated[bool, typer.Option("--no-wait", help="return at once with an operation id")]
+# One operation at a time per stack (servestack.ops.lock). `--no-wait` already means "return
+# an operation id at once", so not waiting for another operation is `--no-queue`.
+LOCK_TIMEOUT = Annotated[
+    float,
+    typer.Option(
+        "--lock-timeout",
+        min=0,
+        metavar="SECONDS",
+        help="how long to wait while another operation runs on the stack",
+    ),
+]
+NO_QUEUE = Annotated[
+    bool,
+    typer.Option("--no-queue", help="fail at once if another operation runs on the stack"),
+]
+#: Exit code when another operation holds the stack past --lock-timeout (or --no-queue).
+EXIT_BUSY = 4
+#: Exit code of an operation stopped by Ctrl-C (the next one on the stack finishes it).
+EXIT_INTERRUPTED = 130
+DEFAULT_LOCK_TIMEOUT = 600.0
 
 
-def workspace() -> ops.Workspace:
+def workspace(lock_timeout: float = DEFAULT_LOCK_TIMEOUT, no_queue: bool = False) -> ops.Workspace:
     """The project around the current directory (`-C DIR` changes it), and its backend."""
     ws = ops.Workspace()
     console.print(f"project {ws.project_dir}; backend {ws.runner.backend}", style="dim")
+    ws.lock_timeout = 0 if no_queue else lock_timeout
+
+    def waiting(holder: Any) -> None:
+        who = holder.describe() if holder else "another operation"
+        console.print(
+            f"waiting for the stack: held by {who}; waiting up to {ws.lock_timeout:.0f}s "
+            "(--lock-timeout, --no-queue)",
+            style="yellow",
+            markup=False,
+        )
+
+    ws.on_lock_wait = waiting
+    ws.say = lambda line: console.print(line, style="yellow", markup=False)
     return ws
 
 
@@ -56,6 +108,7 @@ def _show_result(result: dict[str, Any]) -> None:
         "updated_at",
         "error",
         "rollback",
+        "recovered_by",
     ):
         if key in result and result[key] is not None:
             value = result[key]
@@ -102,21 +155,40 @@ def run(
     ctx_ws: ops.Workspace,
     stack: str,
     deployment: str | None,
-    edits: ops.Edits,
+    edits: ops.Edits | Callable[[str], ops.Edits],
     *,
     yes: bool,
     wait: bool = True,
 ) -> None:
     """Plan, show, confirm, apply, report. Exit 1 on invalid input, 2 on refusal, 3 on a
-    failed update (after rollback)."""
+    failed update (after rollback), 4 when another operation holds the stack, 130 when
+    Ctrl-C stopped the engine."""
+    # The command's own name, for the lock holder's record (`servestack scale ...`).
+    command = next((a for a in sys.argv[1:] if a in OPERATION_COMMANDS), "operation")
     try:
-        p = ops.plan(ctx_ws, stack, edits, deployment)
+        p = ops.plan(
+            ctx_ws,
+            stack,
+            edits,
+            deployment,
+            operation=f"servestack {command} {stack} {deployment or ''}".strip(),
+        )
     except ConfigError as err:
         console.print(err.render(), style="red", markup=False)
         raise typer.Exit(1) from None
     except ops.OperationRefused as err:
         console.print(f"refused: {err}", style="bold red", markup=False)
         raise typer.Exit(2) from None
+    except StackBusy as err:
+        console.print(str(err), style="bold red", markup=False)
+        raise typer.Exit(EXIT_BUSY) from None
+    try:
+        _confirm_and_apply(ctx_ws, p, yes=yes, wait=wait)
+    finally:
+        p.release()
+
+
+def _confirm_and_apply(ctx_ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool) -> None:
     console.print(
         report.diff_text(p.diff, [], color=console.is_terminal),
         end="",
@@ -141,12 +213,14 @@ def run(
                 wait=wait,
                 progress=lambda line: status.update(f"pulumi up: {line.strip()[:100]}"),
             )
-    except EngineMissing as err:
+    except ops.EngineMissing as err:
         console.print(str(err), style="red")
         raise typer.Exit(1) from None
     _show_result(result)
     if result.get("status") in ("rolled_back", "failed"):
         raise typer.Exit(3)
+    if result.get("status") == "interrupted":
+        raise typer.Exit(EXIT_INTERRUPTED)
 
 
 def run_text_edit(
@@ -156,19 +230,11 @@ def run_text_edit(
     *,
     yes: bool,
     target: str | None = None,
+    ws: ops.Workspace | None = None,
 ) -> None:
-    """Edits computed from the stack file's current text, then :func:`run`."""
-    ws = workspace()
-    text = ws.stack_file(stack).read_text(encoding="utf-8")
-    try:
-        edits = make_edits(text)
-    except ConfigError as err:
-        console.print(err.render(), style="red", markup=False)
-        raise typer.Exit(1) from None
-    except KeyError as err:
-        console.print(f"{deployment}: {err}", style="red", markup=False)
-        raise typer.Exit(1) from None
-    run(ws, stack, target, edits, yes=yes)
+    """Edits computed from the stack file's text, then :func:`run`. The text is the one
+    read under the stack's lock: an operation that ran meanwhile is not undone."""
+    run(ws or workspace(), stack, target, make_edits, yes=yes)
 
 
 def register(app: typer.Typer) -> None:
@@ -220,6 +286,8 @@ def register(app: typer.Typer) -> None:
         max_replicas: Annotated[int | None, typer.Option("--max")] = None,
         yes: YES = False,
         no_wait: NO_WAIT = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
     ) -> None:
         """Set fixed replicas, or the autoscaler's bounds."""
         base = paths.deployment(deployment)
@@ -232,7 +300,8 @@ def register(app: typer.Typer) -> None:
             edits[f"{base}.autoscaling.maxReplicas"] = max_replicas
         if not edits:
             raise typer.BadParameter("give --replicas, or --min/--max")
-        run(workspace(), stack, deployment, edits, yes=yes, wait=not no_wait)
+        ws = workspace(lock_timeout, no_queue)
+        run(ws, stack, deployment, edits, yes=yes, wait=not no_wait)
 
     @app.command()
     def resources(
@@ -242,6 +311,8 @@ def register(app: typer.Typer) -> None:
         memory: Annotated[int | None, typer.Option(help="MiB per replica")] = None,
         yes: YES = False,
         no_wait: NO_WAIT = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
     ) -> None:
         """Change CPU (millicores) and memory (MiB) per replica."""
         try:
@@ -249,13 +320,20 @@ def register(app: typer.Typer) -> None:
         except ConfigError as err:
             console.print(err.render(), style="red", markup=False)
             raise typer.Exit(1) from None
-        run(workspace(), stack, deployment, edits, yes=yes, wait=not no_wait)
+        ws = workspace(lock_timeout, no_queue)
+        run(ws, stack, deployment, edits, yes=yes, wait=not no_wait)
 
     @app.command()
-    def stop(stack: str, deployment: str, yes: YES = False) -> None:
+    def stop(
+        stack: str,
+        deployment: str,
+        yes: YES = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
+    ) -> None:
         """Remove every pod; keep the endpoint and the whole config."""
         run(
-            workspace(),
+            workspace(lock_timeout, no_queue),
             stack,
             deployment,
             ops.resource_edits(deployment, active=False),
@@ -263,10 +341,16 @@ def register(app: typer.Typer) -> None:
         )
 
     @app.command()
-    def start(stack: str, deployment: str, yes: YES = False) -> None:
+    def start(
+        stack: str,
+        deployment: str,
+        yes: YES = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
+    ) -> None:
         """Start a stopped deployment with its previous settings."""
         run(
-            workspace(),
+            workspace(lock_timeout, no_queue),
             stack,
             deployment,
             ops.resource_edits(deployment, active=True),
@@ -284,6 +368,8 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--weight", help="canary traffic share in percent")
         ] = None,
         yes: YES = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
     ) -> None:
         """Roll out a new model version (rolling, blue_green, or canary at --weight %)."""
         run_text_edit(
@@ -294,10 +380,17 @@ def register(app: typer.Typer) -> None:
             ),
             yes=yes,
             target=deployment,
+            ws=workspace(lock_timeout, no_queue),
         )
 
     @app.command()
-    def promote(stack: str, deployment: str, yes: YES = False) -> None:
+    def promote(
+        stack: str,
+        deployment: str,
+        yes: YES = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
+    ) -> None:
         """Make the canary the stable version and remove the canary track."""
         run_text_edit(
             stack,
@@ -305,10 +398,17 @@ def register(app: typer.Typer) -> None:
             lambda text: ops.promote_edits(text, deployment),
             yes=yes,
             target=deployment,
+            ws=workspace(lock_timeout, no_queue),
         )
 
     @app.command()
-    def rollback(stack: str, deployment: str, yes: YES = False) -> None:
+    def rollback(
+        stack: str,
+        deployment: str,
+        yes: YES = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
+    ) -> None:
         """Remove the canary; the stable version takes all traffic again."""
         run_text_edit(
             stack,
@@ -316,6 +416,7 @@ def register(app: typer.Typer) -> None:
             lambda text: ops.rollback_edits(text, deployment),
             yes=yes,
             target=deployment,
+            ws=workspace(lock_timeout, no_queue),
         )
 
     @app.command()
@@ -324,12 +425,20 @@ def register(app: typer.Typer) -> None:
         deployment: str,
         confirm: Annotated[str, typer.Option("--confirm", help="repeat the deployment's name")],
         yes: YES = False,
+        lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
+        no_queue: NO_QUEUE = False,
     ) -> None:
         """Delete a deployment (its resources go; the stack file loses its entry)."""
         if confirm != deployment:
             console.print(f"refused: --confirm must repeat {deployment!r}", style="bold red")
             raise typer.Exit(2)
-        run_text_edit(stack, deployment, lambda text: ops.delete_edits(text, deployment), yes=yes)
+        run_text_edit(
+            stack,
+            deployment,
+            lambda text: ops.delete_edits(text, deployment),
+            yes=yes,
+            ws=workspace(lock_timeout, no_queue),
+        )
 
     @app.command()
     def operation(op_id: str) -> None:

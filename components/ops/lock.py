@@ -92,6 +92,7 @@ class StackLock:
     def __init__(self, state_dir: Path, stack: str) -> None:
         self.stack = stack
         self.path = state_dir / "locks" / f"{stack}.lock"
+        self.operation = ""
         self._fd: int | None = None
 
     @property
@@ -140,6 +141,7 @@ class StackLock:
     def describe(self, operation: str) -> None:
         """Say who holds the lock (the holder updates it as its operation gets an id)."""
         assert self._fd is not None
+        self.operation = operation
         pid = os.getpid()
         holder = Holder(pid, socket.gethostname(), operation, now(), process_start(pid))
         data = json.dumps(asdict(holder)).encode()

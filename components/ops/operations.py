@@ -6,21 +6,26 @@ records the outcome. When `up` fails, the last configuration that succeeded is r
 and the failed one is kept for inspection: nothing the user wrote is lost.
 
 State kept per project under `.servestack/`: `last-good/<stack>.yaml`,
-`failed/<stack>-<operation>.yaml` and `operations/<operation>.json`.
+`failed/<stack>-<operation>.yaml`, `operations/<operation>.json`, `locks/<stack>.lock`
+(one operation at a time per stack: :mod:`servestack.ops.lock`) and
+`inflight/<stack>.json` (what a killed operation was doing: :mod:`servestack.ops.recovery`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from servestack import testhook
+from servestack.config import reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import DeploymentSpec, StackConfig, StrategyType, Target
@@ -28,11 +33,16 @@ from servestack.config.quantities import format_cpu, format_memory
 from servestack.config.stackfile import get_value, set_value, write_atomic
 from servestack.config.validation import load_stack_config, parse_stack, read_stack_text
 from servestack.contract import paths
-from servestack.engine import Engine, find_project, load_project
+from servestack.engine.project import find_project, load_project
+from servestack.engine.runner import Engine
+from servestack.ops import recovery
+from servestack.ops.lock import DEFAULT_TIMEOUT_SECONDS, Holder, StackLock, now, process_start
 from servestack.review.diff import Change, DiffResult, FieldChange, diff_configs
 
 Edits = dict[str, Any]
 Progress = Callable[[str], None]
+#: Statuses after which an operation's record no longer changes (but for `recovered_by`).
+FINAL = ("succeeded", "rolled_back", "failed", "interrupted")
 
 
 class OperationRefused(Exception):
@@ -54,6 +64,13 @@ class Workspace:
 
     project_dir: Path = field(default_factory=lambda: find_project().root)
     engine: Engine | None = None
+    #: Seconds an operation waits for another one on the same stack (0: not at all,
+    #: None: as long as it takes).
+    lock_timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+    #: Told who holds the stack's lock when an operation has to wait for it.
+    on_lock_wait: Callable[[Holder | None], None] | None = None
+    #: Told what the cleanup after an interrupted operation did, as it does it.
+    say: Progress | None = None
 
     def __post_init__(self) -> None:
         self.project = load_project(Path(self.project_dir))
@@ -75,7 +92,7 @@ class Workspace:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return now()
 
 
 def find_deployment(config: StackConfig, name: str) -> DeploymentSpec:
@@ -160,32 +177,77 @@ class Plan:
     before: StackConfig
     after: StackConfig
     diff: DiffResult
+    #: The stack's lock, held from before the stack file was read until the operation ends.
+    lock: StackLock | None = None
+    #: What was done about an interrupted operation before this plan read the stack file.
+    recovered: list[str] = field(default_factory=list)
 
     @property
     def needs_confirmation(self) -> list[FieldChange]:
         return [c for c in self.diff.changes if c.effect in (Change.REPLACE, Change.DELETE)]
 
+    def release(self) -> None:
+        """Give up the stack's lock without applying (idempotent; :func:`apply` releases it
+        itself when the operation ends)."""
+        if self.lock is not None:
+            self.lock.release()
 
-def plan(ws: Workspace, stack: str, edits: Edits, deployment: str | None = None) -> Plan:
-    """Apply edits to the stack file's text (not the file), validate and classify them.
+
+def plan(
+    ws: Workspace,
+    stack: str,
+    edits: Edits | Callable[[str], Edits],
+    deployment: str | None = None,
+    *,
+    operation: str = "edit",
+) -> Plan:
+    """Lock the stack, apply edits to its file's text (not the file), validate and classify.
+
+    The stack's lock is taken first (waiting up to ``ws.lock_timeout``) and kept by the
+    returned plan until :func:`apply` ends or :meth:`Plan.release`. With the lock held, an
+    operation that was interrupted on this stack is finished first (see
+    :mod:`servestack.ops.recovery`). ``edits`` may be a function of the stack file's current
+    text, so that edits computed from the file see the file they are applied to.
 
     Raises:
-        ConfigError: the edited config is invalid (one line per problem).
+        StackBusy: another operation holds the stack's lock past the timeout.
+        ConfigError: the stack file or the edited config is invalid (one line per problem).
         OperationRefused: the change is forbidden.
     """
-    path = ws.stack_file(stack)
+    testhook.pause("before-lock")
+    lock = StackLock(ws.state, stack)
+    lock.acquire(operation, timeout=ws.lock_timeout, on_wait=ws.on_lock_wait)
     try:
-        before_text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([Problem("", f"stack {stack!r}: {exc.strerror}")], str(path)) from None
+        recovered = recover(ws, stack)
+        p = _plan(ws, stack, edits, deployment)
+    except BaseException:
+        lock.release()
+        raise
+    p.lock = lock
+    p.recovered = recovered
+    return p
+
+
+def _plan(
+    ws: Workspace, stack: str, edits: Edits | Callable[[str], Edits], deployment: str | None
+) -> Plan:
+    path = ws.stack_file(stack)
+    before_text = reader.read_text(path)
+    # Bounded parse first: ruamel's round-trip loader below never sees a hostile file.
+    before = parse_stack(read_stack_text(before_text, source=str(path)), source=str(path))
+    if callable(edits):
+        try:
+            edits = edits(before_text)
+        except KeyError as exc:
+            where = paths.deployment(deployment) if deployment else ""
+            raise ConfigError([Problem(where, f"not found: {exc.args[0]}")], str(path)) from None
     text = before_text
     for key, value in edits.items():
         try:
             text = set_value(text, key, value)
         except KeyError as exc:
             raise ConfigError([Problem(key, f"cannot edit: {exc.args[0]}")], str(path)) from None
-    before = parse_stack(read_stack_text(before_text), source=str(path))
-    after = parse_stack(read_stack_text(text), source=str(path))
+    after = parse_stack(read_stack_text(text, source=str(path)), source=str(path))
     if deployment is not None and deployment not in {d.name for d in before.deployments}:
         find_deployment(before, deployment)
     diff = diff_configs(before, after)
@@ -207,6 +269,17 @@ class Operation:
     result: dict[str, Any] | None = None
     error: str | None = None
     rollback: dict[str, Any] | None = None
+    #: The process that runs it: a record left ``running`` by a dead pid is ``interrupted``.
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+    pid_start: str | None = field(default_factory=lambda: process_start(os.getpid()))
+    #: ``change``, or ``recovery`` (finishing the interrupted operation ``recovers``).
+    kind: str = "change"
+    recovers: str | None = None
+    #: What the cleanup before a recovery found and did.
+    cleanup: list[str] | None = None
+    #: For an interrupted operation: the operation that finished it, and how that went.
+    recovered_by: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -223,7 +296,23 @@ def get_operation(op_id: str, ws: Workspace | None = None) -> dict[str, Any]:
     if not path.exists():
         raise KeyError(f"no operation {op_id}")
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("status") in ("pending", "running") and recovery.dead(
+        int(data.get("pid") or 0), str(data.get("host")), data.get("pid_start")
+    ):
+        data["status"] = "interrupted"
+        data["error"] = (
+            f"process {data['pid']} on {data['host']} ended before the operation did "
+            f"(killed?); the next operation on stack {data['stack']} finishes the change"
+        )
     return data
+
+
+def _load(ws: Workspace, op_id: str) -> Operation | None:
+    try:
+        data = json.loads((ws.state / "operations" / f"{op_id}.json").read_text("utf-8"))
+        return Operation(**data)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def _up(ws: Workspace, stack: str, progress: Progress | None) -> dict[str, int]:
@@ -243,12 +332,19 @@ def apply(
 ) -> dict[str, Any]:
     """Write the planned stack file and run `pulumi up`; roll back on failure.
 
+    The plan's stack lock is released when the operation ends (with ``wait=False``, in the
+    thread that runs it).
+
     Raises:
         OperationRefused: production replacements or deletions without an allowance in the
             stack file (`servestack:allowReplacements`), whatever the caller confirmed.
     """
+    lock, p.lock = p.lock, None
+    if lock is None or not lock.held:
+        raise RuntimeError("apply() needs a plan that holds its stack's lock: plan() again")
     gated = [c for c in p.diff.blocking(fail_on_replace=False) if c.effect is not Change.FORBIDDEN]
     if gated:
+        lock.release()
         raise OperationRefused(
             "production refuses replacements and deletions without an allowance: "
             + ", ".join(c.path for c in gated)
@@ -261,11 +357,16 @@ def apply(
         deployment=p.deployment,
         changes=[c.to_json() for c in p.diff.changes],
     )
-    _save(ws, op)
+    try:
+        lock.describe(f"{lock.operation} (operation {op.id})")
+        _save(ws, op)
+    except BaseException:
+        lock.release()
+        raise
     if wait:
-        _run(ws, p, op, progress)
+        _run(ws, p, op, progress, lock)
         return _result(p, op)
-    threading.Thread(target=_run, args=(ws, p, op, progress), daemon=False).start()
+    threading.Thread(target=_run, args=(ws, p, op, progress, lock), daemon=False).start()
     return {"operation_id": op.id, "status": "running", "changes": op.changes}
 
 
@@ -291,24 +392,61 @@ def _result(p: Plan, op: Operation) -> dict[str, Any]:
     return out
 
 
-def _run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None) -> None:
-    path = ws.stack_file(p.stack)
-    last_good = ws.state / "last-good" / f"{p.stack}.yaml"
+def _run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: StackLock) -> None:
+    try:
+        _execute(ws, op, p.before_text, p.after_text, progress)
+    finally:
+        lock.release()
+
+
+def _execute(
+    ws: Workspace, op: Operation, before_text: str, target_text: str, progress: Progress | None
+) -> None:
+    """Write ``target_text`` to the stack file and run `pulumi up`; roll back on failure.
+
+    A journal (:mod:`servestack.ops.recovery`) says what is being applied until the record
+    is final, so that the next operation can finish the job if this process dies. A first
+    SIGINT is left to the engine, which got it too (Ctrl-C signals the whole process
+    group) and stops cleanly; the operation then ends ``interrupted`` and keeps its journal.
+    """
+    stack = op.stack
+    path = ws.stack_file(stack)
+    last_good = ws.state / "last-good" / f"{stack}.yaml"
+    journal = recovery.Journal.start(op.id, stack, before_text, target_text)
     op.status = "running"
     _save(ws, op)
-    write_atomic(path, p.after_text)
+    recovery.write_journal(ws.state, journal)
+    final = False
     try:
-        op.result = _up(ws, p.stack, progress)
-        op.status = "succeeded"
-        write_atomic(last_good, p.after_text)
-    except Exception as exc:  # the engine's failure, whatever its kind, triggers rollback
-        op.error = _engine_error(exc)
-        failed = ws.state / "failed" / f"{p.stack}-{op.id}.yaml"
-        write_atomic(failed, p.after_text)
-        good = last_good.read_text(encoding="utf-8") if last_good.exists() else p.before_text
+        write_atomic(path, target_text)
+        testhook.pause("stack-written")
+        with recovery.GracefulInterrupt(ws.say or progress) as interrupt:
+            try:
+                op.result = _up(ws, stack, progress)
+                failure: Exception | None = None
+            except Exception as exc:  # the engine's failure, whatever its kind
+                failure = exc
+        if failure is not None and interrupt.interrupted:
+            op.status = "interrupted"
+            op.error = (
+                "stopped by SIGINT; the engine stopped cleanly. The stack file holds the new "
+                f"config; the next operation on stack {stack} finishes the change"
+            )
+            return
+        if failure is None:
+            op.status = "succeeded"
+            write_atomic(last_good, target_text)
+            final = True
+            return
+        op.error = _engine_error(failure)
+        failed = ws.state / "failed" / f"{stack}-{op.id}.yaml"
+        write_atomic(failed, target_text)
+        good = last_good.read_text(encoding="utf-8") if last_good.exists() else before_text
+        journal.phase, journal.target_text = "rollback", good
+        recovery.write_journal(ws.state, journal)
         write_atomic(path, good)
         try:
-            _up(ws, p.stack, progress)
+            _up(ws, stack, progress)
             op.rollback = {"status": "succeeded", "failed_config": str(failed)}
         except Exception as rb_exc:
             op.rollback = {
@@ -317,9 +455,91 @@ def _run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None) -> No
                 "failed_config": str(failed),
             }
         op.status = "rolled_back" if op.rollback["status"] == "succeeded" else "failed"
+        final = True
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now; the next operation cleans up
+        op.status = "interrupted"
+        op.error = "stopped at once by a second SIGINT; the next operation cleans up"
+        raise
     finally:
         op.finished_at = _now()
         _save(ws, op)
+        if final:
+            recovery.remove_journal(ws.state, stack)
+
+
+def recover(ws: Workspace, stack: str) -> list[str]:
+    """Finish an operation on ``stack`` that was interrupted; call with the stack's lock.
+
+    Returns what was done, one line each (also told to ``ws.say`` as it happens); nothing
+    when no operation was interrupted.
+    """
+    journal = recovery.read_journal(ws.state, stack)
+    if journal is None:
+        return []
+    old = _load(ws, journal.operation)
+    if old is not None and old.status in FINAL and old.status != "interrupted":
+        recovery.remove_journal(ws.state, stack)  # died after its record was final
+        return []
+    if (old is None or old.status != "interrupted") and not recovery.dead(
+        journal.pid, journal.host, journal.pid_start
+    ):
+        # Its process lives but the lock was free: another host, or a bug. Leave it be.
+        return [f"operation {journal.operation} is still recorded as running: left alone"]
+    say = ws.say or (lambda _line: None)
+    lines = [
+        f"operation {journal.operation} on stack {stack} was interrupted "
+        f"(pid {journal.pid} on {journal.host}, while applying {journal.phase}): finishing it"
+    ]
+    say(lines[0])
+    backend = recovery.diy_backend_dir(ws.runner.env())
+    if backend is not None:
+        wait = recovery.ORPHAN_WAIT_SECONDS if ws.lock_timeout is None else ws.lock_timeout
+        lines += recovery.clear_engine_locks(backend, ws.project.name, stack, say, wait)
+    lines += recovery.clear_pending_operations(
+        ws.runner.cli, ws.project_dir, stack, ws.state / "tmp", say
+    )
+    path = ws.stack_file(stack)
+    current = reader.read_text(path)
+    if current not in (journal.before_text, journal.target_text):
+        line = "the stack file was edited after the interruption: not finishing the old change"
+        say(line)
+        lines.append(line)
+        _mark_interrupted(ws, journal, old, {"status": "abandoned", "cleanup": lines})
+        recovery.remove_journal(ws.state, stack)
+        return lines
+    if current != journal.target_text:
+        lines.append("the stack file still held the old config: wrote the interrupted change")
+    fix = Operation(
+        id=uuid.uuid4().hex[:12],
+        stack=stack,
+        deployment=old.deployment if old else None,
+        changes=old.changes if old else [],
+        kind="recovery",
+        recovers=journal.operation,
+        cleanup=lines,
+    )
+    _save(ws, fix)
+    _execute(ws, fix, journal.before_text, journal.target_text, None)
+    line = f"finished interrupted operation {journal.operation}: {fix.status} (operation {fix.id})"
+    say(line)
+    lines.append(line)
+    _mark_interrupted(
+        ws, journal, old, {"operation": fix.id, "status": fix.status, "cleanup": lines}
+    )
+    return lines
+
+
+def _mark_interrupted(
+    ws: Workspace, journal: recovery.Journal, old: Operation | None, how: dict[str, Any]
+) -> None:
+    if old is None:
+        return
+    old.status = "interrupted"
+    old.error = old.error or (
+        f"process {journal.pid} on {journal.host} ended before the operation did (killed?)"
+    )
+    old.recovered_by = how
+    _save(ws, old)
 
 
 def _engine_error(exc: Exception) -> str:
@@ -369,14 +589,19 @@ def update_model_deployment(
         stack,
         resource_edits(deployment, active=active, replicas=replicas, cpu=cpu, memory=memory),
         deployment,
+        operation="update_model_deployment",
     )
-    find_deployment(p.after, deployment)
-    if p.needs_confirmation and not allow_replace:
-        raise OperationRefused(
-            "the change replaces or deletes resources: "
-            + ", ".join(c.path for c in p.needs_confirmation),
-            p.diff,
-        )
+    try:
+        find_deployment(p.after, deployment)
+        if p.needs_confirmation and not allow_replace:
+            raise OperationRefused(
+                "the change replaces or deletes resources: "
+                + ", ".join(c.path for c in p.needs_confirmation),
+                p.diff,
+            )
+    except BaseException:
+        p.release()
+        raise
     return apply(ws, p, wait=wait)
 
 

@@ -32,18 +32,21 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any
 
 from servestack.config.stackfile import write_atomic
 from servestack.ops.lock import process_alive, process_start
 
 if TYPE_CHECKING:
-    from servestack.ops.operations import Workspace
+    pass
 
 Say = Callable[[str], None]
 #: How long to wait for a `pulumi` left running by a killed operation, in seconds.
@@ -201,3 +204,44 @@ def clear_pending_operations(
     for line in lines:
         say(line)
     return lines
+
+
+class GracefulInterrupt:
+    """While the engine runs, a first SIGINT is the engine's to handle, not a crash.
+
+    Ctrl-C in a terminal signals the whole foreground process group: `pulumi` gets it too,
+    stops starting new steps, lets the running ones finish, saves its checkpoint and
+    releases its lock. Raising KeyboardInterrupt here instead would close the pipes the
+    Automation API reads `pulumi` through and stop waiting for it. So the first SIGINT is
+    noted (:attr:`interrupted`) and the engine is waited for; a second one raises
+    KeyboardInterrupt at once. Only the main thread can catch signals: elsewhere
+    (``wait=False`` operations) this does nothing.
+    """
+
+    def __init__(self, say: Say | None) -> None:
+        self.say = say
+        self.interrupted = 0
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> GracefulInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.interrupted += 1
+        if self.interrupted > 1:
+            raise KeyboardInterrupt
+        if self.say is not None:
+            self.say("interrupted: waiting for the engine to stop cleanly (Ctrl-C again: stop now)")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)

@@ -6,7 +6,6 @@ registered; a bad config ends the run with one line per problem and no traceback
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -15,6 +14,8 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+from servestack import testhook
+from servestack.config import reader
 from servestack.config.errors import ConfigError
 from servestack.config.models import Environment, StackConfig, Target
 from servestack.config.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
@@ -30,26 +31,41 @@ RENDER_ROOT = "out"
 def stack_config() -> dict[str, Any]:
     """Every `servestack:*` key of the running stack, prefix removed, secrets decrypted.
 
-    Pulumi hands every value over as a string; objects and lists arrive as JSON.
+    Pulumi hands every value over as a string; objects and lists arrive as JSON, decoded
+    within the stack-file reader's limits (:func:`servestack.config.reader.decode_engine_config`).
+
+    Raises:
+        ConfigError: the values are larger or more deeply nested than a stack file may be.
     """
     # The runtime's raw reader: secrets are decrypted here (and kept as secrets later).
     from pulumi.runtime.config import CONFIG, get_config, get_config_env
 
     prefix = f"{NAMESPACE}:"
-    raw: dict[str, Any] = {}
-    for full_key in sorted({*get_config_env(), *CONFIG.get()}):
-        if not full_key.startswith(prefix):
-            continue
-        key = full_key[len(prefix) :]
-        value = get_config(full_key)
-        if value is not None and value.lstrip()[:1] in ("{", "["):
-            try:
-                raw[key] = json.loads(value)
-                continue
-            except json.JSONDecodeError:
-                pass
-        raw[key] = value
-    return raw
+    values = {
+        full_key[len(prefix) :]: get_config(full_key)
+        for full_key in sorted({*get_config_env(), *CONFIG.get()})
+        if full_key.startswith(prefix)
+    }
+    return reader.decode_engine_config(values, source=f"stack {pulumi.get_stack()}")
+
+
+def check_stack_file(stack: str) -> None:
+    """Read the running stack's file through the bounded reader, as `servestack validate`
+    does: the CLI's own YAML parser lets a file expand its aliases to millions of values
+    before the program sees them. Nothing to check when the program does not run in a
+    servestack project layout (its config values are still bounded by :func:`stack_config`).
+
+    Raises:
+        ConfigError: the file is refused (too large, too deep, too many aliases, ...).
+    """
+    from servestack.engine.project import find_project
+
+    try:
+        path = find_project(Path.cwd()).stack_file(stack)
+    except ConfigError:
+        return
+    if path.is_file():
+        reader.read_document(path)
 
 
 def render_directory(stack: str) -> Path:
@@ -232,7 +248,11 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     programs do the same work around them.
     """
     stack = pulumi.get_stack()
-    raw = stack_config()
+    try:
+        check_stack_file(stack)
+        raw = stack_config()
+    except ConfigError as err:
+        raise pulumi.RunError(f"invalid servestack config:\n{err}") from None
     plain = _secret_names(raw)
     if plain:
         raise pulumi.RunError(
@@ -249,5 +269,7 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
             "servestack refused the change (nothing was applied):\n"
             + "\n".join(str(p) for p in refused)
         )
-    for key, value in builder(config, stack).items():
+    outputs = builder(config, stack)
+    testhook.pause("program")  # tests stop here to signal a running update
+    for key, value in outputs.items():
         pulumi.export(key, value)

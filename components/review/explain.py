@@ -20,8 +20,17 @@ from servestack.config.models import StackConfig
 from servestack.contract.effects import EditContext, Effect, rule_for, worst
 from servestack.contract.paths import FieldPath
 from servestack.manifests import lifecycle, naming
-from servestack.manifests.provenance import ADD, DELETE, UPDATE, Cause, Prop, parse_prop, prop_text
-from servestack.manifests.render import Key, Rendered, render_stack
+from servestack.manifests.provenance import (
+    ADD,
+    DELETE,
+    UPDATE,
+    Cause,
+    Prop,
+    Record,
+    parse_prop,
+    prop_text,
+)
+from servestack.manifests.render import Key, Rendered, render_deployment, render_stack
 
 COMPONENT_TYPES = {naming.MODEL_DEPLOYMENT: "deployments", naming.GPU_NODE_POOL: "nodePools"}
 REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
@@ -105,7 +114,8 @@ def _changed_props(step: dict[str, Any]) -> list[tuple[Prop, str]]:
     if isinstance(detailed, dict) and detailed:
         items = [(p, _DIFF_KINDS.get(str(d.get("kind")), UPDATE)) for p, d in detailed.items()]
     else:
-        items = [(p, UPDATE) for p in step.get("diffReasons") or []]
+        reasons = step.get("diffReasons") or step.get("replaceReasons") or []
+        items = [(p, UPDATE) for p in reasons]
     out = []
     for text, change in items:
         if text == "__inputs":
@@ -125,11 +135,27 @@ class _Context:
     base: StackConfig | None
     #: Changed config paths -> their effect, when the base is known.
     changed: dict[str, Effect] | None
+    #: Models built so far: each is built when a step first needs it.
+    built: set[tuple[str, str]] = field(default_factory=set)
 
-    def cause(self, key: Key, op: str, props: list[tuple[Prop, str]]) -> Cause | None:
+    def _record(self, which: str, key: Key, component: str | None) -> Record | None:
+        rendered, config = (self.new, self.stack) if which == "new" else (self.old, self.base)
+        if rendered is None or config is None:
+            return None
+        if component and component.startswith("deployments."):
+            name = component.split(".", 1)[1]
+            if (which, name) not in self.built and key.name in _child_names(config, name):
+                # Built only when the step can be one of its children (names are contract).
+                self.built.add((which, name))
+                render_deployment(rendered, config, name)
+        return rendered.resources.get(key)
+
+    def cause(
+        self, key: Key, op: str, props: list[tuple[Prop, str]], component: str | None
+    ) -> Cause | None:
         """Fields behind a step, from the builds; None when they say nothing about it."""
-        new = self.new.resources.get(key) if self.new else None
-        old = self.old.resources.get(key) if self.old else None
+        new = self._record("new", key, component)
+        old = self._record("old", key, component)
         if new is None and old is None:
             return None
         if not props:
@@ -150,6 +176,11 @@ class _Context:
                         found |= record.cause(prop, change)
             out |= found
         return out if out.all else None
+
+
+def _child_names(config: StackConfig, name: str) -> set[str]:
+    spec = next((d for d in config.deployments if d.name == name), None)
+    return naming.child_names(spec) if spec is not None else set()
 
 
 def _generic(
@@ -245,7 +276,7 @@ def _explain(step: dict[str, Any], ctx: _Context) -> StepExplanation | None:
         properties=[prop_text(p) for p in plain],
     )
     key = Key(type_token, name)
-    cause = ctx.cause(key, op, props)
+    cause = ctx.cause(key, op, props, component)
     if cause is None:
         cause = _generic(type_token, op, props, component)
     exp.fields = _fields(cause, ctx.changed)
@@ -279,8 +310,8 @@ def explain_preview(
 
         changed = {c.path: c.effect for c in diff_configs(base, stack).changes}
     ctx = _Context(
-        new=render_stack(stack) if stack is not None else None,
-        old=render_stack(base) if base is not None else None,
+        new=render_stack(stack, deployments=set()) if stack is not None else None,
+        old=render_stack(base, deployments=set()) if base is not None else None,
         stack=stack,
         base=base,
         changed=changed,

@@ -60,6 +60,13 @@ def prod(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture(scope="module")
+def dev(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    d = deploy(tmp_path_factory.mktemp("dev"), "dev")
+    yield d
+    d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)
+
+
+@pytest.fixture(scope="module")
 def staging(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     d = deploy(tmp_path_factory.mktemp("staging"), "staging")
     yield d

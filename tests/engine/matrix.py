@@ -22,6 +22,11 @@ class Edit:
     def id(self) -> str:
         return f"{self.stack}:{self.path}={self.value}"
 
+    @property
+    def fixture(self) -> str:
+        """File name of this edit's saved preview under tests/review/fixtures/."""
+        return self.id.replace("/", "_").replace(":", "__") + ".json"
+
 
 EDITS: tuple[Edit, ...] = (
     # ModelDeployment
@@ -73,6 +78,22 @@ EDITS: tuple[Edit, ...] = (
         "in-place",
         "Autoscaler",
     ),
+    # Autoscaler: an async worker's KEDA ScaledObject
+    Edit(
+        "dev",
+        "deployments.whisper-batch.autoscaling.targetCpuUtilization",
+        90,
+        "in-place",
+        "Autoscaler",
+    ),
+    Edit("dev", "deployments.whisper-batch.queue.targetDepth", 50, "in-place", "Autoscaler"),
+    Edit(
+        "dev",
+        "deployments.whisper-batch.queue.name",
+        "transcriptions-eu",
+        "restart",
+        "ModelDeployment",
+    ),
     # LoadBalancer
     Edit("prod", "deployments.bert-sentiment.strategy.weight", 25, "in-place", "LoadBalancer"),
     Edit(
@@ -91,7 +112,6 @@ EDITS: tuple[Edit, ...] = (
     ),
     # GpuNodePool
     Edit("prod", "nodePools.a100.maxNodes", 6, "in-place", "GpuNodePool"),
-    Edit("prod", "nodePools.a100.gpu.count", 4, "in-place", "GpuNodePool"),
     Edit("prod", "nodePools.a100.machineType", "p4de.24xlarge", "replace", "GpuNodePool"),
     Edit("prod", "nodePools.a100.spot", True, "replace", "GpuNodePool"),
 )

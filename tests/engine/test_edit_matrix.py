@@ -1,11 +1,18 @@
 """Every edit of the matrix, previewed by the real engine against deployed state: the
 engine's plan must agree with the field-effect table, and `explain` must trace the plan
-back to the edited field. Where they disagree the components (or the table) are wrong."""
+back to the edited field, and only to it. Where they disagree the components (or the
+table) are wrong.
+
+``SERVESTACK_SAVE_REVIEW_FIXTURES=1 pytest tests/engine/test_edit_matrix.py`` also writes
+each preview, with the stack files it was made from, to ``tests/review/fixtures/``: the
+review tier tests `explain` on these real previews without an engine.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from typing import Any
 
 import pytest
 from servestack.config.stackfile import set_value
@@ -13,11 +20,14 @@ from servestack.config.validation import parse_stack, read_stack_text
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview, overall_effect
 
+from tests import REPO
 from tests.engine.conftest import Deployed
 from tests.engine.matrix import EDITS, Edit
 
-#: Previews are kept for the review tier and the issue note (explain runs on real output).
-PREVIEWS = Path(__file__).resolve().parents[2] / ".servestack" / "previews"
+#: Previews are kept for the issue note (explain runs on real output).
+PREVIEWS = REPO / ".servestack" / "previews"
+FIXTURES = REPO / "tests" / "review" / "fixtures"
+SAVE_FIXTURES = os.environ.get("SERVESTACK_SAVE_REVIEW_FIXTURES") == "1"
 
 
 def _preview(d: Deployed, edit: Edit) -> tuple[dict, str]:
@@ -29,12 +39,39 @@ def _preview(d: Deployed, edit: Edit) -> tuple[dict, str]:
         d.stack_file.write_text(d.base, encoding="utf-8")
 
 
+def _trimmed(preview: dict[str, Any]) -> dict[str, Any]:
+    """The preview without resource outputs (render mode repeats the inputs there)."""
+    steps = []
+    for step in preview.get("steps", []):
+        step = dict(step)
+        for side in ("oldState", "newState"):
+            if isinstance(step.get(side), dict):
+                step[side] = {k: v for k, v in step[side].items() if k != "outputs"}
+        steps.append(step)
+    return {**{k: v for k, v in preview.items() if k != "_stderr"}, "steps": steps}
+
+
+def _save(edit: Edit, base: str, edited: str, preview: dict[str, Any]) -> None:
+    PREVIEWS.mkdir(parents=True, exist_ok=True)
+    (PREVIEWS / f"{edit.id.replace('/', '_')}.json").write_text(json.dumps(preview))
+    if SAVE_FIXTURES:
+        FIXTURES.mkdir(parents=True, exist_ok=True)
+        record = {
+            "edit": {"stack": edit.stack, "path": edit.path, "value": edit.value},
+            "effect": edit.effect,
+            "base": base,
+            "edited": edited,
+            "preview": _trimmed(preview),
+        }
+        text = json.dumps(record, indent=1, sort_keys=True) + "\n"
+        (FIXTURES / edit.fixture).write_text(text, encoding="utf-8")
+
+
 @pytest.mark.parametrize("edit", EDITS, ids=lambda e: e.id)
 def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) -> None:
     d: Deployed = request.getfixturevalue(edit.stack)
     preview, edited = _preview(d, edit)
-    PREVIEWS.mkdir(parents=True, exist_ok=True)
-    (PREVIEWS / f"{edit.id.replace('/', '_')}.json").write_text(json.dumps(preview))
+    _save(edit, d.base, edited, preview)
 
     old = parse_stack(read_stack_text(d.base))
     new_raw = read_stack_text(edited)
@@ -56,16 +93,29 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
         f"table says {edit.effect}, engine plans "
         + "; ".join(f"{s.op} {s.kind}/{s.name} {s.properties}" for s in steps)
     )
-    traced = {f for s in steps for f in s.fields}
-    assert edit.path in traced or any(edit.path.startswith(f + ".") for f in traced), (
-        f"explain did not trace the plan to {edit.path}: {traced}"
-    )
+    # With the base, every planned step is traced to the edited field and nothing else.
+    traced = [(s.kind, s.name, s.fields) for s in steps if s.kind != "Stack"]
+    assert traced == [(k, n, [edit.path]) for k, n, _ in traced]
     assert not [s for s in steps if s.unexpected], [s.to_json() for s in steps if s.unexpected]
-    # explain (on the real preview) names the same field with the same effect as diff.
-    named = {
-        s.predicted.value
-        for s in steps
-        if s.predicted is not None
-        and any(edit.path == f or edit.path.startswith(f + ".") for f in s.fields)
-    }
-    assert named == {edit.effect}, named
+    # explain (on the real preview) gives the field the effect diff gives it.
+    assert {s.predicted.value for s in steps if s.predicted is not None} == {edit.effect}
+
+
+ASYNC = [e for e in EDITS if "whisper-batch" in e.path]
+
+
+def test_the_matrix_has_async_edits() -> None:
+    assert len(ASYNC) >= 3
+
+
+@pytest.mark.parametrize("edit", ASYNC, ids=lambda e: e.id)
+def test_async_edits_are_traced_without_the_base(
+    edit: Edit, request: pytest.FixtureRequest
+) -> None:
+    """A queue worker's edit needs no base: the builders' record names one field."""
+    d: Deployed = request.getfixturevalue(edit.stack)
+    preview, edited = _preview(d, edit)
+    steps = explain_preview(preview, parse_stack(read_stack_text(edited)))
+    assert steps, "the edit plans nothing"
+    assert all(s.fields == [edit.path] for s in steps), [s.to_json() for s in steps]
+    assert {s.predicted.value for s in steps if s.predicted} == {edit.effect}

@@ -46,8 +46,31 @@ def model_servers(tmp_path: Path) -> Iterator[ServerFactory]:
 
 @pytest.fixture(scope="module")
 def ready_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
-    """One fault-free server with its model loaded, shared by a module's tests."""
+    """One fault-free server with its model loaded, shared by a module's tests. Started as
+    `python -m model_server` with PORT in the environment (the uvicorn command line is used
+    by the other fixtures), so that path is covered too."""
     for start in _factory(tmp_path_factory.mktemp("ready-server")):
-        s = start({"MODEL_ID": MODEL_ID, "MODEL_VERSION": MODEL_VERSION}, name="ready")
+        s = start(
+            {"MODEL_ID": MODEL_ID, "MODEL_VERSION": MODEL_VERSION}, name="ready", use_main=True
+        )
+        s.wait_ready()
+        yield s
+
+
+BAD_CANARY_ERROR_RATE = 0.25
+BAD_CANARY_LATENCY_MS = 30
+
+
+@pytest.fixture(scope="module")
+def bad_canary(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
+    """A server that answers 25 % of /predict with 500 and sleeps 30 ms on each."""
+    for start in _factory(tmp_path_factory.mktemp("bad-canary")):
+        s = start(
+            {
+                "MODEL_SERVER_ERROR_RATE": str(BAD_CANARY_ERROR_RATE),
+                "MODEL_SERVER_EXTRA_LATENCY_MS": str(BAD_CANARY_LATENCY_MS),
+            },
+            name="bad-canary",
+        )
         s.wait_ready()
         yield s

@@ -7,16 +7,21 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from servestack import ClusterSpec, StackConfig
+from servestack import ClusterSpec, NodePoolSpec, StackConfig
 from servestack.contract.effects import (
     _RULES,
+    FIELD_EFFECTS,
+    LOST_CAPACITY,
+    NEW_ENDPOINT,
+    SWITCHED,
     TABLE,
     EditContext,
     Effect,
+    Outcome,
     Rule,
     rule_for,
-    rules_rendering,
     table_key,
+    worst,
 )
 
 from tests.unit.specs import deployment
@@ -47,7 +52,12 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
         if inner is None:
             paths.append(path)
         else:
-            paths += field_paths(inner, path + ("[]." if _is_sequence(info.annotation) else "."))
+            if not _is_sequence(info.annotation):
+                step = "."
+            else:
+                # Named items (deployments, node pools) are addressed by name.
+                step = ".<name>." if "name" in inner.model_fields else "[]."
+            paths += field_paths(inner, path + step)
     return paths
 
 
@@ -74,7 +84,7 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.tags",
         "allowReplacements[].reason",
     } <= set(LEAVES)
-    assert len(LEAVES) == len(set(LEAVES)) == 66
+    assert len(LEAVES) == len(set(LEAVES)) == 67
 
 
 @pytest.mark.parametrize("path", LEAVES)
@@ -95,10 +105,36 @@ def test_rule_paths_are_unique() -> None:
     assert len(TABLE) == len(_RULES)
 
 
-def test_effects_are_the_four() -> None:
-    assert {e.value for e in Effect} == {"in-place", "restart", "replace", "forbidden"}
-    assert {r.effect for r in _RULES} == set(Effect)
+def test_one_vocabulary_of_six_effects_in_one_severity_order() -> None:
+    assert [e.value for e in Effect] == [
+        "in-place",
+        "restart",
+        "replace",
+        "forbidden",
+        "create",
+        "delete",
+    ]
+    assert sorted(Effect, key=lambda e: e.severity) == [
+        IN_PLACE,
+        Effect("create"),
+        RESTART,
+        Effect("delete"),
+        REPLACE,
+        FORBIDDEN,
+    ]
+    assert worst([RESTART, IN_PLACE, REPLACE]) is REPLACE
+    assert worst([]) is None
+
+
+def test_rules_use_the_four_field_effects() -> None:
+    assert {r.effect for r in _RULES} == set(FIELD_EFFECTS)
     assert all(isinstance(r.effect, Effect) and r.reason for r in _RULES)
+
+
+def test_every_replacement_names_its_downtime_class() -> None:
+    missing = [r.path for r in _RULES if r.effect is REPLACE and not r.impact]
+    assert missing == []
+    assert {r.impact for r in _RULES if r.effect is not REPLACE} == {""}
 
 
 def test_unknown_paths_have_no_rule() -> None:
@@ -148,37 +184,34 @@ def test_map_keys_resolve_to_the_map_rule() -> None:
     assert rule_for("deployments.bert.env.NEW_VAR") is TABLE["deployments.<name>.env"]
 
 
-def test_rules_rendering_traces_a_cpu_limit_to_the_cpu_field() -> None:
-    found = rules_rendering("Deployment", "spec.template.spec.containers[0].resources.limits.cpu")
-    assert found == [TABLE["deployments.<name>.resources.cpu"]]
-
-
 @pytest.mark.parametrize(
-    ("kind", "prop", "paths"),
+    ("path", "expected"),
     [
         (
-            "Deployment",
-            "spec.template.spec.containers[0].image",
-            {"deployments.<name>.model.image", "deployments.<name>.strategy.canaryImage"},
-        ),
-        ("VirtualService", "spec.http", {"deployments.<name>.strategy.weight"}),
-        (
-            "Deployment",
-            "spec.template.spec.nodeSelector",
-            {"deployments.<name>.resources.gpu.type"},
-        ),
-        (
-            "DestinationRule",
-            "spec.trafficPolicy.loadBalancer",
+            "deployments.<name>.resources.cpu",
             {
-                "deployments.<name>.loadBalancer.algorithm",
-                "deployments.<name>.loadBalancer.stickySessions",
+                "Deployment:spec.template.spec.containers[*].resources.limits.cpu",
+                "Deployment:spec.template.spec.containers[*].resources.requests.cpu",
             },
         ),
+        ("deployments.<name>.strategy.weight", {"VirtualService:spec.http[*].route[*].weight"}),
+        (
+            "deployments.<name>.queue.targetDepth",
+            {
+                "ScaledObject:spec.triggers[*].metadata.lagThreshold",
+                "ScaledObject:spec.triggers[*].metadata.listLength",
+                "ScaledObject:spec.triggers[*].metadata.value",
+            },
+        ),
+        ("target", {"Provider:renderYamlToDirectory"}),
     ],
 )
-def test_rules_rendering(kind: str, prop: str, paths: set[str]) -> None:
-    assert {r.path for r in rules_rendering(kind, prop)} == paths
+def test_renders_are_derived_from_the_builders(path: str, expected: set[str]) -> None:
+    assert set(TABLE[path].renders) == expected
+
+
+def test_every_rule_renders_somewhere_but_review_metadata() -> None:
+    assert [r.path for r in _RULES if not r.renders] == ["allowReplacements"]
 
 
 # --- overrides ------------------------------------------------------------------------------
@@ -191,9 +224,14 @@ CLUSTERS = {
 }
 
 
-def ctx(old: Any, new: Any, provider: str | None = None) -> EditContext:
+POOL = NodePoolSpec.model_validate(
+    {"name": "p", "gpu": {"type": "A100", "count": 8}, "machineType": "p4d.24xlarge"}
+)
+
+
+def ctx(old: Any, new: Any, provider: str | None = None, *, pools: bool = False) -> EditContext:
     cluster = ClusterSpec.model_validate(CLUSTERS[provider]) if provider else None
-    stack = StackConfig(cluster=cluster) if cluster else None
+    stack = StackConfig(cluster=cluster, node_pools=(POOL,) if pools else ()) if cluster else None
     return EditContext(old=old, new=new, old_stack=stack, new_stack=stack)
 
 
@@ -251,19 +289,46 @@ CANARY: dict[str, Any] = {
             ctx(deployment(strategy=BLUE_GREEN), deployment(strategy=CANARY)),
             REPLACE,
         ),
-        ("nodePools.<name>.gpu.count", ctx(None, None, "karpenter"), IN_PLACE),
-        ("nodePools.<name>.gpu.count", ctx(None, None, "gke"), REPLACE),
-        ("nodePools.<name>.gpu.count", ctx(None, None, "eks"), REPLACE),
+        ("nodePools.<name>.gpu.count", ctx(POOL, POOL, "karpenter"), IN_PLACE),
+        ("nodePools.<name>.gpu.count", ctx(None, None, "karpenter"), REPLACE),
+        ("nodePools.<name>.gpu.count", ctx(POOL, POOL, "gke"), REPLACE),
+        ("nodePools.<name>.gpu.count", ctx(POOL, POOL, "eks"), REPLACE),
+        ("cluster.project", ctx(None, None, "karpenter", pools=True), IN_PLACE),
+        ("cluster.project", ctx(None, None, "gke", pools=True), REPLACE),
+        ("cluster.subnetIds", ctx(None, None, "gke", pools=True), IN_PLACE),
+        ("cluster.subnetIds", ctx(None, None, "eks", pools=True), REPLACE),
+        ("cluster.subnetIds", ctx(None, None, "eks"), IN_PLACE),
+        ("nodePools.<name>.diskSizeGb", ctx(None, None, "eks", pools=True), REPLACE),
     ],
 )
 def test_overrides(rule: str, context: EditContext, effect: Effect) -> None:
-    found, reason = TABLE[rule].resolve(context)
-    assert found is effect
-    assert reason
+    found = TABLE[rule].resolve(context)
+    assert found.effect is effect
+    assert found.reason
+    assert bool(found.impact) is (effect is REPLACE)
 
 
 @pytest.mark.parametrize(
     "rule", [r for r in _RULES if r.override is not None], ids=lambda r: r.path
 )
 def test_resolve_without_context_is_the_table_effect(rule: Rule) -> None:
-    assert rule.resolve() == (rule.effect, rule.reason)
+    assert rule.resolve() == Outcome(rule.effect, rule.reason, rule.impact)
+
+
+@pytest.mark.parametrize(
+    ("path", "impact"),
+    [
+        ("deployments.<name>.name", NEW_ENDPOINT),
+        ("namespace", NEW_ENDPOINT),
+        ("cluster.name", NEW_ENDPOINT),
+        ("nodePools.<name>.spot", LOST_CAPACITY),
+        ("deployments.<name>.strategy.type", SWITCHED),
+    ],
+)
+def test_impact_is_a_column(path: str, impact: str) -> None:
+    assert TABLE[path].impact == impact
+
+
+def test_a_blue_green_version_switch_has_the_switch_impact() -> None:
+    old, new = version(BLUE_GREEN, "v1"), version(BLUE_GREEN, "v2")
+    assert TABLE["deployments.<name>.model.version"].resolve(ctx(old, new)).impact == SWITCHED

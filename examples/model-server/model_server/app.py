@@ -98,8 +98,7 @@ async def _load(state: State) -> None:
         await asyncio.sleep(s.load_delay_s)
     t0 = time.perf_counter()
     try:
-        # Importing scikit-learn and fitting take a second or so: off the event loop, so
-        # /health answers meanwhile.
+        # Loading the data and fitting: off the event loop, so /health answers meanwhile.
         model = await asyncio.to_thread(Model)
     except Exception as exc:
         state.load_error = f"{type(exc).__name__}: {exc}"

@@ -1,12 +1,25 @@
 """The model: a logistic regression trained at start-up on scikit-learn's bundled iris data
-(shipped inside the scikit-learn package; nothing is downloaded)."""
+(shipped inside the scikit-learn package; nothing is downloaded).
+
+scikit-learn and numpy are imported here, when the app module is imported, before uvicorn
+listens: importing them holds the GIL for long stretches (loading their extension modules),
+which would stall /health and /ready if it ran in the background loader thread. Only the
+data load and the fit run in the background.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-# Fixed split, so a test can rebuild the same held-out set with held_out_split().
+import numpy as np
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+# Fixed split, so a test can rebuild the same held-out set with load_split().
 TEST_SIZE = 0.3
 SPLIT_SEED = 0
 
@@ -22,9 +35,6 @@ class Dataset:
 
 
 def load_split() -> Dataset:
-    from sklearn.datasets import load_iris
-    from sklearn.model_selection import train_test_split
-
     iris = load_iris()
     x_train, x_test, y_train, y_test = train_test_split(
         iris.data, iris.target, test_size=TEST_SIZE, random_state=SPLIT_SEED, stratify=iris.target
@@ -43,10 +53,6 @@ class Model:
     """A fitted classifier with its held-out accuracy."""
 
     def __init__(self) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         data = load_split()
         self.feature_names = data.feature_names
         self.class_names = data.class_names
@@ -56,8 +62,6 @@ class Model:
         self.test_accuracy = float(self._clf.score(data.x_test, data.y_test))
 
     def predict(self, rows: list[list[float]]) -> tuple[list[int], list[list[float]]]:
-        import numpy as np
-
         x = np.asarray(rows, dtype=float)
         proba = self._clf.predict_proba(x)
         classes = [int(c) for c in proba.argmax(axis=1)]

@@ -1,0 +1,168 @@
+"""`servestack explain` on real previews: the engine tier saved them (with the stack files
+they were made from) as fixtures; regenerate with
+
+    SERVESTACK_SAVE_REVIEW_FIXTURES=1 .venv/bin/pytest tests/engine/test_edit_matrix.py
+
+Each fixture is one edit of the engine edit matrix. With the stack file and the base,
+`explain` must name exactly the edited field for every planned step, with the effect the
+table gives it, and the preview as a whole must have that effect.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servestack.cli import app
+from servestack.config.models import StackConfig
+from servestack.config.validation import parse_stack, read_stack_text
+from servestack.contract.effects import Effect
+from servestack.review.explain import explain_preview, overall_effect
+from typer.testing import CliRunner
+
+from tests.engine.matrix import EDITS
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@dataclass(frozen=True)
+class Saved:
+    name: str
+    path: str
+    effect: str
+    base: str
+    edited: str
+    preview: dict[str, Any]
+
+    @property
+    def old(self) -> StackConfig:
+        return parse_stack(read_stack_text(self.base))
+
+    @property
+    def new(self) -> StackConfig:
+        return parse_stack(read_stack_text(self.edited))
+
+
+def _load(path: Path) -> Saved:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return Saved(
+        path.name,
+        data["edit"]["path"],
+        data["effect"],
+        data["base"],
+        data["edited"],
+        data["preview"],
+    )
+
+
+SAVED = [_load(p) for p in sorted(FIXTURES.glob("*.json"))]
+APPLIED = [s for s in SAVED if s.effect != "forbidden"]
+
+
+def test_every_matrix_edit_has_a_saved_preview() -> None:
+    assert sorted(e.fixture for e in EDITS) == [s.name for s in SAVED]
+
+
+@pytest.mark.parametrize("saved", APPLIED, ids=lambda s: s.name)
+def test_explain_names_exactly_the_edited_field(saved: Saved) -> None:
+    steps = explain_preview(saved.preview, saved.new, saved.old)
+    assert steps
+    traced = [(s.kind, s.name, s.fields) for s in steps if s.kind != "Stack"]
+    assert traced == [(k, n, [saved.path]) for k, n, _ in traced]
+    assert {s.predicted for s in steps if s.predicted} == {Effect(saved.effect)}
+    assert [s.to_json() for s in steps if s.unexpected] == []
+    assert overall_effect(steps) is Effect(saved.effect)
+
+
+@pytest.mark.parametrize("saved", APPLIED, ids=lambda s: s.name)
+def test_without_the_base_the_edited_field_is_among_the_causes(saved: Saved) -> None:
+    steps = explain_preview(saved.preview, saved.new)
+    traced = {f for s in steps for f in s.fields}
+    assert any(saved.path == f or saved.path.startswith(f + ".") for f in traced), traced
+    assert overall_effect(steps) is Effect(saved.effect)
+
+
+@pytest.mark.parametrize("saved", APPLIED, ids=lambda s: s.name)
+def test_without_any_stack_file_the_samples_trace_the_field(saved: Saved) -> None:
+    """No config at all: the sample stacks' record names candidates, the edit among them
+    (renames and moves are exempt: their cause is the new name, not a property)."""
+    steps = explain_preview(saved.preview)
+    traced = {f for s in steps for f in s.fields}
+    assert any(saved.path == f or saved.path.startswith(f + ".") for f in traced), traced
+
+
+def test_a_refused_edit_plans_nothing_to_explain() -> None:
+    (refused,) = [s for s in SAVED if s.effect == "forbidden"]
+    assert explain_preview(refused.preview, refused.new, refused.old) == []
+
+
+WHISPER = "deployments.whisper-batch.autoscaling.targetCpuUtilization"
+
+
+@pytest.mark.parametrize("with_base", [True, False])
+def test_a_queue_workers_cpu_target_is_one_in_place_scaler_update(with_base: bool) -> None:
+    (saved,) = [s for s in SAVED if s.path == WHISPER]
+    steps = explain_preview(saved.preview, saved.new, saved.old if with_base else None)
+    assert [(s.op, s.kind, s.name, s.fields, s.observed, s.predicted) for s in steps] == [
+        ("update", "ScaledObject", "whisper-batch", [WHISPER], Effect.IN_PLACE, Effect.IN_PLACE)
+    ]
+
+
+def test_cli_json_contract_on_a_real_preview(tmp_path: Path) -> None:
+    (saved,) = [s for s in SAVED if s.path == WHISPER]
+    files = {}
+    for name, text in (("base.yaml", saved.base), ("edited.yaml", saved.edited)):
+        files[name] = tmp_path / name
+        files[name].write_text(text, encoding="utf-8")
+    preview = tmp_path / "preview.json"
+    preview.write_text(json.dumps(saved.preview), encoding="utf-8")
+    result = CliRunner().invoke(
+        app,
+        [
+            "explain",
+            str(preview),
+            "--stack-file",
+            str(files["edited.yaml"]),
+            "--base-stack-file",
+            str(files["base.yaml"]),
+            "-f",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (step,) = data["steps"]
+    assert sorted(step) == sorted(
+        [
+            "urn",
+            "op",
+            "kind",
+            "name",
+            "component",
+            "effect",
+            "fields",
+            "predicted",
+            "unexpected",
+            "replaceReasons",
+            "properties",
+        ]
+    )
+    assert (step["effect"], step["predicted"], step["fields"]) == (
+        "in-place",
+        "in-place",
+        [WHISPER],
+    )
+    assert step["component"] == "deployments.whisper-batch"
+    assert step["properties"] == ["spec.triggers[1].metadata.value"]
+    assert data["summary"] == {
+        "in-place": 1,
+        "restart": 0,
+        "replace": 0,
+        "forbidden": 0,
+        "create": 0,
+        "delete": 0,
+        "unexpected": 0,
+    }
