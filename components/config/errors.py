@@ -16,6 +16,10 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 
+#: Problems listed per error: a file of 300,000 bad keys gets a screenful, not 300,000 lines.
+MAX_PROBLEMS = 100
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str
@@ -99,6 +103,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, Mapping | list):
         text = repr(value)
         return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, str) and len(value) > 200:  # a hostile file's 7 MB value
+        return f"{value[:57]!r}... ({len(value):,} characters)"
     return repr(value)
 
 
@@ -128,12 +134,16 @@ def from_validation_error(
     exc: ValidationError, raw: Any, model: type[BaseModel], *, root: str = ""
 ) -> ConfigError:
     problems = []
-    for err in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for err in errors[:MAX_PROBLEMS]:
         loc, message = _message(err, model)
         path = _named_path(loc, raw)
         if root:
             path = f"{root}.{path}" if path else root
         problems.append(Problem(path, message))
+    if len(errors) > MAX_PROBLEMS:
+        more = len(errors) - MAX_PROBLEMS
+        problems.append(Problem(root, f"... and {more:,} more problems (not listed)"))
     return ConfigError(_dedupe(problems))
 
 

@@ -22,6 +22,7 @@ also explains every later one that moved.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -231,6 +232,7 @@ _SEGMENT = re.compile(r'\.?([^.\[\]"]+)|\[(\d+)\]|\["((?:[^"\\]|\\.)*)"\]')
 _PLAIN_KEY = re.compile(r"^[A-Za-z_$][A-Za-z0-9_$-]*$")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_prop(text: str) -> Prop:
     """A Pulumi property path (``spec.containers[0].resources.limits["nvidia.com/gpu"]``)."""
     out: list[str | int] = []
@@ -250,6 +252,7 @@ def parse_prop(text: str) -> Prop:
     return tuple(out)
 
 
+@functools.lru_cache(maxsize=4096)
 def prop_text(prop: Prop) -> str:
     """The Pulumi spelling of a property path (the inverse of :func:`parse_prop`)."""
     out = ""

@@ -243,6 +243,7 @@ def generic_index() -> dict[tuple[str, Prop], GenericMark]:
     return index
 
 
+@functools.lru_cache(maxsize=4096)
 def generic_cause(type_token: str, prop: Prop, change: str) -> Cause:
     """Table fields that explain a change of ``prop`` in any resource of this type."""
     index = generic_index()

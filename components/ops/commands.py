@@ -38,7 +38,14 @@ else:
 
 #: Commands that change a stack (they take the stack lock and record an operation).
 OPERATION_COMMANDS = (
-    "scale", "resources", "stop", "start", "set-model", "promote", "rollback", "delete"
+    "scale",
+    "resources",
+    "stop",
+    "start",
+    "set-model",
+    "promote",
+    "rollback",
+    "delete",
 )
 
 console = Console()

@@ -13,6 +13,7 @@ anything the table predicts for those fields is flagged ``unexpected``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +138,7 @@ class _Context:
     changed: dict[str, Effect] | None
     #: Models built so far: each is built when a step first needs it.
     built: set[tuple[str, str]] = field(default_factory=set)
+    names: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     def _record(self, which: str, key: Key, component: str | None) -> Record | None:
         rendered, config = (self.new, self.stack) if which == "new" else (self.old, self.base)
@@ -144,11 +146,18 @@ class _Context:
             return None
         if component and component.startswith("deployments."):
             name = component.split(".", 1)[1]
-            if (which, name) not in self.built and key.name in _child_names(config, name):
+            if (which, name) not in self.built and key.name in self._names(which, config, name):
                 # Built only when the step can be one of its children (names are contract).
                 self.built.add((which, name))
                 render_deployment(rendered, config, name)
         return rendered.resources.get(key)
+
+    def _names(self, which: str, config: StackConfig, name: str) -> set[str]:
+        found = self.names.get((which, name))
+        if found is None:
+            spec = _items(config).get(f"deployments.{name}")
+            found = self.names[(which, name)] = naming.child_names(spec) if spec else set()
+        return found
 
     def cause(
         self, key: Key, op: str, props: list[tuple[Prop, str]], component: str | None
@@ -178,11 +187,6 @@ class _Context:
         return out if out.all else None
 
 
-def _child_names(config: StackConfig, name: str) -> set[str]:
-    spec = next((d for d in config.deployments if d.name == name), None)
-    return naming.child_names(spec) if spec is not None else set()
-
-
 def _generic(
     type_token: str, op: str, props: list[tuple[Prop, str]], component: str | None
 ) -> Cause:
@@ -199,6 +203,7 @@ def _generic(
     return out
 
 
+@functools.lru_cache(maxsize=8192)
 def _concrete(table_path: str, component: str | None) -> str:
     path = FieldPath.parse(table_path)
     if component and path.collection and path.collection == component.split(".", 1)[0]:
@@ -248,10 +253,19 @@ def _edit(ctx: _Context, component: str | None) -> EditContext | None:
     return EditContext(old or new, new or old, ctx.base or ctx.stack, ctx.stack)
 
 
+_ITEMS: dict[int, tuple[StackConfig, dict[str, Any]]] = {}
+
+
 def _items(stack: StackConfig) -> dict[str, Any]:
-    items: dict[str, Any] = {f"deployments.{d.name}": d for d in stack.deployments}
-    items.update({f"nodePools.{p.name}": p for p in stack.node_pools})
-    return items
+    """`deployments.<name>` / `nodePools.<name>` -> item, built once per stack object."""
+    cached = _ITEMS.get(id(stack))
+    if cached is None or cached[0] is not stack:
+        items: dict[str, Any] = {f"deployments.{d.name}": d for d in stack.deployments}
+        items.update({f"nodePools.{p.name}": p for p in stack.node_pools})
+        if len(_ITEMS) > 8:
+            _ITEMS.clear()
+        cached = _ITEMS[id(stack)] = (stack, items)
+    return cached[1]
 
 
 def _explain(step: dict[str, Any], ctx: _Context) -> StepExplanation | None:

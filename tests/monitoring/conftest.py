@@ -4,6 +4,7 @@ Prometheus binaries built by tools/build-prometheus.sh."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,15 +45,46 @@ def model_servers(tmp_path: Path) -> Iterator[ServerFactory]:
     yield from _factory(tmp_path / "logs")
 
 
+@dataclass(frozen=True)
+class BeforeGate:
+    """What a server answered while its model loading was held back by the gate file."""
+
+    health: int
+    ready: int
+    ready_body: object
+    predict: int
+    metrics: str
+
+
 @pytest.fixture(scope="module")
 def ready_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModelServer]:
-    """One fault-free server with its model loaded, shared by a module's tests. Started as
-    `python -m model_server` with PORT in the environment (the uvicorn command line is used
-    by the other fixtures), so that path is covered too."""
-    for start in _factory(tmp_path_factory.mktemp("ready-server")):
+    """One fault-free server with its model loaded, shared by a module's tests.
+
+    Started as `python -m model_server` with PORT in the environment (the other fixtures use
+    the uvicorn command line, so both are covered), and with MODEL_SERVER_LOAD_GATE: before
+    opening the gate it records what the server answered while not ready (server.before_gate),
+    which makes the 503 window certain rather than a race."""
+    tmp = tmp_path_factory.mktemp("ready-server")
+    gate = tmp / "load-gate"
+    for start in _factory(tmp):
         s = start(
-            {"MODEL_ID": MODEL_ID, "MODEL_VERSION": MODEL_VERSION}, name="ready", use_main=True
+            {
+                "MODEL_ID": MODEL_ID,
+                "MODEL_VERSION": MODEL_VERSION,
+                "MODEL_SERVER_LOAD_GATE": str(gate),
+            },
+            name="ready",
+            use_main=True,
         )
+        ready = s.get("/ready")
+        s.before_gate = BeforeGate(
+            health=s.get("/health").status_code,
+            ready=ready.status_code,
+            ready_body=ready.json(),
+            predict=s.predict([[5.1, 3.5, 1.4, 0.2]]).status_code,
+            metrics=s.metrics_text(),
+        )
+        gate.touch()
         s.wait_ready()
         yield s
 

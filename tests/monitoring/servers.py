@@ -61,6 +61,7 @@ class ModelServer:
     port: int
     log: Path
     client: httpx.Client
+    before_gate: Any = None  # set by fixtures that hold loading back with a gate file
 
     @property
     def url(self) -> str:

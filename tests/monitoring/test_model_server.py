@@ -7,7 +7,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -17,7 +16,6 @@ from tests.monitoring.conftest import (
     BAD_CANARY_LATENCY_MS,
     MODEL_ID,
     MODEL_VERSION,
-    ServerFactory,
 )
 from tests.monitoring.servers import EXAMPLE, ModelServer, example_module, wait_until
 
@@ -44,25 +42,21 @@ def value(text: str, name: str, **labels: str) -> float:
 # -- probes ---------------------------------------------------------------------------------
 
 
-def test_ready_is_503_until_the_model_is_loaded(model_servers: ServerFactory, tmp_path: Path):
-    gate = tmp_path / "load-gate"
-    s = model_servers({"MODEL_SERVER_LOAD_GATE": str(gate)}, name="gated")
-    # Up (liveness) but held before loading: the 503 window lasts until the gate file exists.
-    assert s.get("/health").status_code == 200
-    r = s.get("/ready")
-    assert r.status_code == 503 and r.json() == {"status": "loading"}
-    assert s.predict([SETOSA]).status_code == 503
-    text = s.metrics_text()
-    assert value(text, metrics.LOADED) == 0
-    assert value(text, metrics.REQUESTS_TOTAL, route="/ready", status="503") == 1
-    assert value(text, metrics.REQUESTS_TOTAL, route="/predict", status="503") == 1
-
-    gate.touch()
-    s.wait_ready()
-    body = s.get("/ready").json()
+def test_ready_is_503_until_the_model_is_loaded(ready_server: ModelServer):
+    # Recorded by the fixture while MODEL_SERVER_LOAD_GATE held loading back: up (liveness)
+    # but not ready, and /predict refused.
+    before = ready_server.before_gate
+    assert before.health == 200
+    assert before.ready == 503 and before.ready_body == {"status": "loading"}
+    assert before.predict == 503
+    assert value(before.metrics, metrics.LOADED) == 0
+    assert value(before.metrics, metrics.REQUESTS_TOTAL, route="/ready", status="503") == 1
+    assert value(before.metrics, metrics.REQUESTS_TOTAL, route="/predict", status="503") == 1
+    # After the gate file appeared, the model loaded.
+    body = ready_server.get("/ready").json()
     assert body["status"] == "ready" and body["test_accuracy"] > 0.8
-    assert s.get("/health").status_code == 200
-    assert value(s.metrics_text(), metrics.LOADED) == 1
+    assert ready_server.get("/health").status_code == 200
+    assert value(ready_server.metrics_text(), metrics.LOADED) == 1
 
 
 def test_port_comes_from_the_environment(ready_server: ModelServer):

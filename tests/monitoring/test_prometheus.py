@@ -145,19 +145,23 @@ RULES = textwrap.dedent(
     """
 )
 
+# Samples every 15 s: since Prometheus 3 a [1m] range excludes its left end, so a 1m
+# interval would leave one sample per window and no rate.
 RULES_TEST = textwrap.dedent(
     """\
     rule_files: [rules.yml]
-    evaluation_interval: 1m
+    evaluation_interval: 15s
     tests:
-      - interval: 1m
+      - interval: 15s
         input_series:
           - series: 'model_requests_total{route="/predict",status="200",track="canary"}'
-            values: '0+80x10'
+            values: '0+80x40'
           - series: 'model_requests_total{route="/predict",status="500",track="canary"}'
-            values: '0+20x10'
+            values: '0+20x40'
           - series: 'model_requests_total{route="/predict",status="200",track="stable"}'
-            values: '0+100x10'
+            values: '0+100x40'
+          - series: 'model_requests_total{route="/predict",status="500",track="stable"}'
+            values: '0+0x40'
         promql_expr_test:
           - expr: track:model_request_errors:ratio_rate1m
             eval_time: 5m
