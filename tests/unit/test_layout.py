@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from servestack.config.errors import ConfigError
 from servestack.contract.paths import FieldPath, deployment, node_pool
 from servestack.engine import project as proj
@@ -75,7 +74,7 @@ def test_find_project_looks_upward_and_reads_stack_config_dir(tmp_path: Path) ->
 
 
 def test_no_project_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no Pulumi.yaml in .* `servestack init DIR`"):
+    with pytest.raises(ConfigError, match=r"no Pulumi.yaml in .* `servestack init DIR`"):
         proj.find_project(tmp_path)
 
 

@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from servestack.config.errors import ConfigError
 from servestack.config.gpu import GPU_TABLE, GpuType
 from servestack.config.machines import MACHINES, Family, defaults, machine
@@ -71,7 +70,7 @@ def test_a_bigger_machine_makes_it_fit() -> None:
 def test_unknown_or_mismatched_machine_types_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"nodePools.l4-pool.machineType: g9.huge is not a known"):
         parse_stack(stack({**L4_POOL, "machineType": "g9.huge"}))
-    with pytest.raises(ConfigError, match="carries 4 GPUs, but gpu.count is 1"):
+    with pytest.raises(ConfigError, match=r"carries 4 GPUs, but gpu.count is 1"):
         parse_stack(stack({**L4_POOL, "machineType": "g6.12xlarge"}))
 
 
