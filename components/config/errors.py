@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-
 #: Problems listed per error: a file of 300,000 bad keys gets a screenful, not 300,000 lines.
 MAX_PROBLEMS = 100
 

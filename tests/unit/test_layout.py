@@ -54,7 +54,8 @@ def test_review_commands_never_import_pulumi() -> None:
         "from servestack.ops.commands import register\n"
         "register(app)\n"
         "import servestack.review.diff, servestack.config.validation, servestack.ops.live\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_kubernetes')))\n"
+        "roots = ('pulumi', 'pulumi_kubernetes')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in roots))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
