@@ -153,7 +153,9 @@ def decode(data: bytes, source: str | None = None) -> str:
 
 
 #: Characters YAML does not allow in a document (YAML 1.1 "printable" set, as PyYAML).
-_NON_PRINTABLE = re.compile("[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NON_PRINTABLE = re.compile(
+    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 def check_text(text: str, limits: Limits, source: str | None = None) -> None:
