@@ -13,6 +13,7 @@ one line, within a second and a few MB of memory, before anything builds on it:
 * more than :attr:`Limits.max_aliases` aliases, or aliases that would add more than
   :attr:`Limits.max_alias_nodes` values to the document (a "billion laughs" file is 400
   bytes and expands to 10^9 values);
+* more than :attr:`Limits.max_items` entries in one mapping or list;
 * recursive aliases, duplicate keys, non-scalar keys, several documents, and any tag
   beyond YAML's plain types (``!!python/object`` ...).
 
@@ -45,6 +46,7 @@ DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_MAX_DEPTH = 64
 DEFAULT_MAX_ALIASES = 1_000
 DEFAULT_MAX_ALIAS_NODES = 100_000
+DEFAULT_MAX_ITEMS = 50_000
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,15 @@ class Limits:
         max_aliases: most alias uses (``*name``) in one file.
         max_alias_nodes: most values that aliases may add to the document in total, each
             alias counting every value under the node it repeats.
+        max_items: most entries in one mapping or list (the deployments of an 8 MiB file
+            are fewer than 40,000); more would only make validation list each bad one.
     """
 
     max_bytes: int = DEFAULT_MAX_BYTES
     max_depth: int = DEFAULT_MAX_DEPTH
     max_aliases: int = DEFAULT_MAX_ALIASES
     max_alias_nodes: int = DEFAULT_MAX_ALIAS_NODES
+    max_items: int = DEFAULT_MAX_ITEMS
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -267,7 +272,7 @@ def _build(loader: yaml.CSafeLoader, limits: Limits) -> Any:
     alias_nodes = 0
     documents = 0
     result: list[Any] = []
-    resolve = loader.resolve
+    resolve: Callable[..., str] = loader.resolve
 
     def add(value: Any, size: int, line: int) -> None:
         top = stack[-1] if stack else None
@@ -278,6 +283,11 @@ def _build(loader: yaml.CSafeLoader, limits: Limits) -> Any:
             result.append(value)
             return
         top.size += size
+        if len(top.value) >= limits.max_items:
+            kind = "list" if type(top.value) is list else "mapping"
+            raise _YamlRefused(
+                line, f"more than {limits.max_items:,} entries in one {kind}: refused"
+            )
         if type(top.value) is list:
             top.value.append(value)
             return
@@ -301,7 +311,9 @@ def _build(loader: yaml.CSafeLoader, limits: Limits) -> Any:
         top.key = _NO_KEY
 
     while True:
-        event = loader.get_event()
+        # Typed as Any: the stubs give the base Event, and each branch reads its subclass's
+        # fields after checking the class.
+        event: Any = loader.get_event()
         kind = type(event)
         line = event.start_mark.line + 1
         if kind is yaml.ScalarEvent:

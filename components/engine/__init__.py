@@ -15,15 +15,14 @@ _EXPORTS = {
     **dict.fromkeys(
         (
             "CHECKOUT",
-            "Engine",
             "EngineLocation",
             "EngineMissing",
             "engine_bin",
             "find_engine",
-            "make_project",
         ),
-        "servestack.engine.runner",
+        "servestack.engine.discovery",
     ),
+    **dict.fromkeys(("Engine", "make_project"), "servestack.engine.runner"),
 }
 __all__ = sorted(_EXPORTS)
 
@@ -36,14 +35,14 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from servestack.engine.discovery import CHECKOUT as CHECKOUT
+    from servestack.engine.discovery import EngineLocation as EngineLocation
+    from servestack.engine.discovery import EngineMissing as EngineMissing
+    from servestack.engine.discovery import engine_bin as engine_bin
+    from servestack.engine.discovery import find_engine as find_engine
     from servestack.engine.project import Project as Project
     from servestack.engine.project import find_project as find_project
     from servestack.engine.project import init_project as init_project
     from servestack.engine.project import load_project as load_project
-    from servestack.engine.runner import CHECKOUT as CHECKOUT
     from servestack.engine.runner import Engine as Engine
-    from servestack.engine.runner import EngineLocation as EngineLocation
-    from servestack.engine.runner import EngineMissing as EngineMissing
-    from servestack.engine.runner import engine_bin as engine_bin
-    from servestack.engine.runner import find_engine as find_engine
     from servestack.engine.runner import make_project as make_project

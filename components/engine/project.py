@@ -161,7 +161,7 @@ def write_project(
     return load_project(dest)
 
 
-def init_project(dest: Path, *, name: str | None = None) -> Project:
+def init_project(dest: Path, *, name: str | None = None, virtualenv: str = "venv") -> Project:
     """`servestack init DIR`: a project that `pulumi up` runs as it is.
 
     Raises:
@@ -178,4 +178,4 @@ def init_project(dest: Path, *, name: str | None = None) -> Project:
         requirement = f"servestack>={version('servestack')}"
     except PackageNotFoundError:  # running from a source tree that is not installed
         requirement = "servestack"
-    return write_project(dest, name=project_name, requirement=requirement)
+    return write_project(dest, name=project_name, requirement=requirement, virtualenv=virtualenv)

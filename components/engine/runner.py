@@ -1,10 +1,6 @@
 """Run the Pulumi engine: find it, choose the backend, run stacks through the Automation API.
 
-Engine discovery, first hit wins:
-    1. ``SERVESTACK_ENGINE_BIN``: a directory holding `pulumi`, `pulumi-language-python` and
-       `pulumi-resource-kubernetes` (run hermetically, like the checkout's build);
-    2. a `pulumi` on ``PATH``: the user's own CLI, with the user's plugins and home;
-    3. the checkout's ``.engine/bin`` (`make engine`), when servestack runs from its source tree.
+Engine discovery is in :mod:`servestack.engine.discovery`.
 
 Backend, first hit wins: ``PULUMI_BACKEND_URL``; the project's ``backend.url``; the user's
 login (``pulumi login``); otherwise a project-local ``file://`` backend under the state dir.
@@ -15,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -23,63 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
-
-#: The servestack source checkout this package runs from, or None for an installed wheel.
-_ROOT = Path(__file__).resolve().parents[2]
-CHECKOUT: Path | None = (
-    _ROOT
-    if (_ROOT / "tools" / "build-engine.sh").exists() and (_ROOT / "components").is_dir()
-    else None
+from servestack.engine.discovery import (
+    EngineLocation,
+    find_engine,
 )
+
 DEFAULT_PASSPHRASE_ENV = "PULUMI_CONFIG_PASSPHRASE"
-ENGINE_BINARIES = ("pulumi", "pulumi-language-python", "pulumi-resource-kubernetes")
-
-
-class EngineMissing(RuntimeError):
-    """The engine binaries are not there; the message says how to build them."""
-
-
-@dataclass(frozen=True)
-class EngineLocation:
-    bin_dir: Path
-    #: Where it was found: ``SERVESTACK_ENGINE_BIN``, ``PATH`` or ``checkout``.
-    source: str
-    #: Run with a private PULUMI_HOME and plugin downloads off (our own build).
-    hermetic: bool
-
-
-def find_engine() -> EngineLocation:
-    """The engine to run, in the documented discovery order.
-
-    Raises:
-        EngineMissing: none was found; the message says how to get one.
-    """
-    configured = os.environ.get("SERVESTACK_ENGINE_BIN")
-    if configured:
-        path = Path(configured)
-        missing = [b for b in ENGINE_BINARIES if not (path / b).exists()]
-        if missing:
-            raise EngineMissing(
-                f"SERVESTACK_ENGINE_BIN={path} lacks {', '.join(missing)}: it must hold "
-                + ", ".join(ENGINE_BINARIES)
-            )
-        return EngineLocation(path, "SERVESTACK_ENGINE_BIN", hermetic=True)
-    on_path = shutil.which("pulumi")
-    if on_path:
-        return EngineLocation(Path(on_path).resolve().parent, "PATH", hermetic=False)
-    if CHECKOUT is not None and (CHECKOUT / ".engine" / "bin" / "pulumi").exists():
-        return EngineLocation(CHECKOUT / ".engine" / "bin", "checkout", hermetic=True)
-    hint = " run `make engine` in the servestack checkout," if CHECKOUT else ""
-    raise EngineMissing(
-        "no Pulumi engine found:"
-        + hint
-        + " install the Pulumi CLI on PATH, or set SERVESTACK_ENGINE_BIN to a directory with "
-        + ", ".join(ENGINE_BINARIES)
-    )
-
-
-def engine_bin() -> Path:
-    return find_engine().bin_dir
 
 
 def _user_login() -> str | None:

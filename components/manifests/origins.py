@@ -118,8 +118,8 @@ def _edits(spec: DeploymentSpec) -> Iterator[tuple[str, DeploymentSpec]]:
         if kind is not strategy.type:
             yield "strategy.type", edited(strategy=strategy.model_copy(update={"type": kind}))
     for attr, key in (("max_surge", "maxSurge"), ("max_unavailable", "maxUnavailable")):
-        for value in {None, 0, 1, "50%"} - {getattr(strategy, attr)}:
-            yield f"strategy.{key}", edited(strategy=strategy.model_copy(update={attr: value}))
+        for step in {None, 0, 1, "50%"} - {getattr(strategy, attr)}:
+            yield f"strategy.{key}", edited(strategy=strategy.model_copy(update={attr: step}))
 
 
 def _shape(spec: DeploymentSpec) -> tuple[Any, ...]:

@@ -18,7 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from servestack.config.errors import ConfigError
 from servestack.config.models import StrategyType, Target
+from servestack.config.validation import load_stack_config
 from servestack.contract import paths
+from servestack.engine.discovery import EngineMissing
 from servestack.ops import live
 from servestack.ops.lock import StackBusy
 from servestack.review import report
@@ -220,7 +222,7 @@ def _confirm_and_apply(ctx_ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: b
                 wait=wait,
                 progress=lambda line: status.update(f"pulumi up: {line.strip()[:100]}"),
             )
-    except ops.EngineMissing as err:
+    except EngineMissing as err:
         console.print(str(err), style="red")
         raise typer.Exit(1) from None
     _show_result(result)
@@ -260,7 +262,7 @@ def register(app: typer.Typer) -> None:
         ws = workspace()
         try:
             _show_result(ops.status(stack, deployment, ws))
-            config = ops.load_stack_config(ws.stack_file(stack))
+            config = load_stack_config(ws.stack_file(stack))
         except ConfigError as err:
             console.print(err.render(), style="red", markup=False)
             raise typer.Exit(1) from None

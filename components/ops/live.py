@@ -89,7 +89,7 @@ def _api(config: StackConfig) -> Any:
     from kubernetes import client
     from kubernetes import config as kubeconfig
 
-    kubeconfig.load_kube_config(context=config.cluster.context)
+    kubeconfig.load_kube_config(context=config.cluster.context)  # type: ignore[no-untyped-call]
     return client
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from servestack.config.errors import ConfigError
 from servestack.contract.paths import FieldPath, deployment, node_pool
+from servestack.engine import discovery, runner
 from servestack.engine import project as proj
-from servestack.engine import runner
 
 from tests import REPO
 
@@ -108,31 +108,31 @@ def _bin(dir_: Path, *names: str) -> Path:
 
 
 def test_engine_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    configured = _bin(tmp_path / "configured", *runner.ENGINE_BINARIES)
+    configured = _bin(tmp_path / "configured", *discovery.ENGINE_BINARIES)
     on_path = _bin(tmp_path / "user-bin", "pulumi")
     monkeypatch.setenv("SERVESTACK_ENGINE_BIN", str(configured))
     monkeypatch.setenv("PATH", str(on_path))
-    first = runner.find_engine()
+    first = discovery.find_engine()
     assert (first.bin_dir, first.source, first.hermetic) == (
         configured,
         "SERVESTACK_ENGINE_BIN",
         True,
     )
     monkeypatch.delenv("SERVESTACK_ENGINE_BIN")
-    second = runner.find_engine()
+    second = discovery.find_engine()
     assert (second.bin_dir, second.source, second.hermetic) == (on_path, "PATH", False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.setattr(runner, "CHECKOUT", None)
-    with pytest.raises(runner.EngineMissing, match="no Pulumi engine found"):
-        runner.find_engine()
+    monkeypatch.setattr(discovery, "CHECKOUT", None)
+    with pytest.raises(discovery.EngineMissing, match="no Pulumi engine found"):
+        discovery.find_engine()
 
 
 def test_incomplete_engine_dir_names_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SERVESTACK_ENGINE_BIN", str(_bin(tmp_path / "b", "pulumi")))
-    with pytest.raises(runner.EngineMissing, match="lacks pulumi-language-python"):
-        runner.find_engine()
+    with pytest.raises(discovery.EngineMissing, match="lacks pulumi-language-python"):
+        discovery.find_engine()
 
 
 def test_backend_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -154,5 +154,5 @@ def test_backend_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_checkout_is_this_repository() -> None:
-    assert runner.CHECKOUT == REPO
-    assert os.path.samefile(Path(runner.__file__).parents[1], REPO / "components")
+    assert discovery.CHECKOUT == REPO
+    assert os.path.samefile(Path(discovery.__file__).parents[1], REPO / "components")
