@@ -89,6 +89,23 @@ def _problem(msg: str) -> PydanticCustomError:
     return PydanticCustomError("servestack", msg)
 
 
+def _check_version(key: str, value: str) -> None:
+    """The one rule for a model version (``version``, ``canaryVersion``)."""
+    if not _VERSION_RE.match(value):
+        raise _problem(
+            f"{key} {value!r} is not allowed: letters, digits, '.', '_', '-', at most 63 characters"
+        )
+
+
+def _check_image(key: str, value: str) -> None:
+    """The one rule for an image reference (``image``, ``canaryImage``)."""
+    if not _IMAGE_RE.match(value):
+        raise _problem(
+            f"{key} {value!r} is not a valid image reference "
+            "(registry/name:tag or registry/name@sha256:<digest>)"
+        )
+
+
 def _dns_label(value: str) -> str:
     if len(value) > MAX_NAME_LEN or not DNS_LABEL_RE.match(value):
         raise _problem(
@@ -219,16 +236,8 @@ class ModelRef(Spec):
 
     @model_validator(mode="after")
     def _formats(self) -> Self:
-        if not _VERSION_RE.match(self.version):
-            raise _problem(
-                f"version {self.version!r} is not allowed: letters, digits, '.', '_', '-', "
-                "at most 63 characters"
-            )
-        if not _IMAGE_RE.match(self.image):
-            raise _problem(
-                f"image {self.image!r} is not a valid image reference "
-                "(registry/name:tag or registry/name@sha256:<digest>)"
-            )
+        _check_version("version", self.version)
+        _check_image("image", self.image)
         return self
 
 
@@ -332,16 +341,8 @@ class Strategy(Spec):
             if missing:
                 raise _problem(f"type canary needs {', '.join(missing)}")
             assert self.canary_version is not None and self.canary_image is not None
-            if not _VERSION_RE.match(self.canary_version):
-                raise _problem(
-                    f"canaryVersion {self.canary_version!r} is not allowed: letters, "
-                    "digits, '.', '_', '-', at most 63 characters"
-                )
-            if not _IMAGE_RE.match(self.canary_image):
-                raise _problem(
-                    f"canaryImage {self.canary_image!r} is not a valid image reference"
-                    " (registry/name:tag or registry/name@sha256:<digest>)"
-                )
+            _check_version("canaryVersion", self.canary_version)
+            _check_image("canaryImage", self.canary_image)
         for key in ("maxSurge", "maxUnavailable"):
             value = owners[key][0]
             if isinstance(value, str) and not re.fullmatch(r"\d{1,3}%", value):
@@ -350,10 +351,7 @@ class Strategy(Spec):
                 raise _problem(f"maxUnavailable {value!r} must be at most '100%'")
             if isinstance(value, int) and value < 0:
                 raise _problem(f"{key} ({value}) must be >= 0")
-        if self.max_surge in (0, "0%") and self.max_unavailable in (0, "0%"):
-            raise _problem(
-                "maxSurge and maxUnavailable cannot both be 0: a rollout could never make progress"
-            )
+        # Both zero is refused by validation.deployment_checks, which also sees the defaults.
         return self
 
 

@@ -89,11 +89,15 @@ def deployment_checks(dep: DeploymentSpec) -> list[Problem]:
     """Rules of one deployment that need its per-environment defaults."""
     eff = effective(dep)
     if eff.max_surge in (0, "0%") and eff.max_unavailable in (0, "0%"):
+        set_here = dep.strategy.max_surge, dep.strategy.max_unavailable
+        default = f" ({dep.environment.value} default)"
+        surge = f"{eff.max_surge!r}{default if set_here[0] is None else ''}"
+        unavailable = f"{eff.max_unavailable!r}{default if set_here[1] is None else ''}"
         return [
             Problem(
                 paths.deployment(dep.name, "strategy"),
-                f"maxSurge {eff.max_surge!r} with maxUnavailable {eff.max_unavailable!r} "
-                f"({dep.environment.value} default): a rollout could never make progress",
+                f"maxSurge {surge} with maxUnavailable {unavailable}: "
+                "a rollout could never make progress",
             )
         ]
     return []
