@@ -77,9 +77,9 @@ class StackBusy(Exception):
     """Another operation holds the stack's lock (and the caller would not, or no longer,
     wait)."""
 
-    def __init__(self, stack: str, holder: Holder | None, waited: float) -> None:
+    def __init__(self, stack: str, holder: Holder | None, timeout: float) -> None:
         who = holder.describe() if holder else "a process that has not said who it is yet"
-        how = f"after waiting {waited:.0f}s" if waited else "(not waiting: --no-queue)"
+        how = f"after waiting {timeout:g}s" if timeout else "(not waiting: --no-queue)"
         super().__init__(f"stack {stack} is busy {how}: the lock is held by {who}")
         self.stack = stack
         self.holder = holder
@@ -127,7 +127,7 @@ class StackLock:
                 except BlockingIOError:
                     waited = time.monotonic() - start
                     if timeout is not None and waited >= timeout:
-                        raise StackBusy(self.stack, self.holder(), waited) from None
+                        raise StackBusy(self.stack, self.holder(), timeout) from None
                     if not told and on_wait is not None:
                         on_wait(self.holder())
                     told = True
