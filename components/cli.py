@@ -77,21 +77,29 @@ def init(
     name: Annotated[
         str | None, typer.Option(help="project name (default: the directory's)")
     ] = None,
+    virtualenv: Annotated[
+        str,
+        typer.Option(help="the project's virtualenv, relative to it (Pulumi creates it if absent)"),
+    ] = "venv",
 ) -> None:
     """Create a Pulumi project that uses servestack: `pulumi up` runs it as it is."""
     from servestack.engine.project import init_project
 
     try:
-        project = init_project(directory, name=name)
+        project = init_project(directory, name=name, virtualenv=virtualenv)
     except ConfigError as err:
         _fail(err.render())
         return
     typer.echo(f"created {project.name} in {project.root}:")
     for path in sorted(p for p in project.root.rglob("*") if p.is_file()):
         typer.echo(f"  {path.relative_to(project.root)}")
+    setup = (
+        f"python -m venv {virtualenv} && {virtualenv}/bin/pip install -r requirements.txt, then "
+        if virtualenv == "venv"
+        else ""
+    )
     typer.echo(
-        "next: python -m venv venv && venv/bin/pip install -r requirements.txt, then "
-        "pulumi stack init dev && pulumi up (or servestack validate stacks/*.yaml)"
+        f"next: {setup}pulumi stack init dev && pulumi up (or servestack validate stacks/*.yaml)"
     )
 
 

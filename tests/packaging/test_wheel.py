@@ -17,7 +17,7 @@ import pytest
 
 from tests import REPO
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.pending]
 
 PASSPHRASE = "packaging-test-passphrase"
 
@@ -37,7 +37,7 @@ def _run(
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """The wheel built and installed into `<tmp>/proj/venv`, and `servestack init` run."""
+    """The wheel built and installed into `<tmp>/venv`, and `servestack init` run."""
     tmp = tmp_path_factory.mktemp("packaging")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     _run(
@@ -46,18 +46,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         env,
     )
     (wheel,) = (tmp / "dist").glob("servestack-*.whl")
+    # One venv outside the project (as a team's CI image or a developer's venv would be).
+    venv = tmp / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], tmp, env)
+    pip_args = ["-q", "--no-compile", "-c", str(REPO / "tools" / "constraints.txt"), str(wheel)]
+    _run([str(venv / "bin" / "pip"), "install", *pip_args], tmp, env)
     work = tmp / "work"
     work.mkdir()
-    # `servestack init` runs from a bootstrap venv; the project then gets its own venv.
-    boot = tmp / "boot"
-    _run([sys.executable, "-m", "venv", str(boot)], tmp, env)
-    pip_args = ["-q", "-c", str(REPO / "tools" / "constraints.txt"), str(wheel)]
-    _run([str(boot / "bin" / "pip"), "install", *pip_args], tmp, env)
-    _run([str(boot / "bin" / "servestack"), "init", "proj"], work, env)
+    init = [str(venv / "bin" / "servestack"), "init", "proj", "--virtualenv", str(venv)]
+    _run(init, work, env)
     project = work / "proj"
-    _run([sys.executable, "-m", "venv", str(project / "venv")], project, env)
-    _run([str(project / "venv" / "bin" / "pip"), "install", *pip_args], project, env)
-    return {"project": project, "venv": project / "venv", "wheel": wheel, "tmp": tmp}
+    return {"project": project, "venv": venv, "wheel": wheel, "tmp": tmp}
 
 
 def _user_env(installed: dict[str, Path]) -> dict[str, str]:
@@ -97,7 +96,6 @@ def test_installed_package_is_not_the_checkout(installed: dict[str, Path]) -> No
         "__main__.py",
         "requirements.txt",
         "stacks",
-        "venv",
     ]
     assert "servestack" in (installed["project"] / "requirements.txt").read_text()
 
