@@ -3,6 +3,7 @@ every registered resource (type, name, inputs, parent)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,14 @@ def run_program(
     the recorder keeps it as ``recorder.monitor``.
     """
     recorder = Recorder()
+    # The SDK runs on the thread's event loop; a test before this one (an async HTTP client,
+    # say) may have closed it and left none.
+    try:
+        loop = asyncio.get_event_loop()
+    except RuntimeError:
+        loop = None
+    if loop is None or loop.is_closed():
+        asyncio.set_event_loop(asyncio.new_event_loop())
     # A fresh root stack resource per run: set_mocks keeps the previous one, and with it
     # every stack transformation earlier runs registered (they would all run again, once
     # more per earlier run, on every resource of this one).

@@ -112,8 +112,8 @@ def _refusal(text: str, limits: reader.Limits = SMALL) -> str:
         ),
         pytest.param(
             "a: x\n\tb: y\n",
-            "f.yaml: line 2: not valid YAML (while scanning for the next token: found character "
-            "that cannot start any token)",
+            "f.yaml: line 2: not valid YAML (while scanning a plain scalar: found a tab "
+            "character that violates indentation)",
             id="tab",
         ),
         pytest.param(
@@ -259,7 +259,7 @@ def _nested(depth: int) -> str:
         ({"x": _nested(100_000)}, "x: nested deeper than 64 levels: refused"),
         (
             {"x": json.dumps(["v" * 1000] * 17_000)},
-            "config of 17,034,001 characters is over the 8,388,608-byte limit",
+            "config of 17,068,000 characters is over the 8,388,608-byte limit",
         ),
     ],
     ids=["deep", "deeper-than-json-recursion", "too-large"],

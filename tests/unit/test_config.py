@@ -360,8 +360,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "surge-and-unavailable-zero",
         dep(strategy={"maxSurge": 0, "maxUnavailable": "0%"}),
         [
-            "deployments.bert.strategy: maxSurge and maxUnavailable cannot both be 0: a rollout "
-            "could never make progress"
+            "deployments.bert.strategy: maxSurge 0 with maxUnavailable '0%': a rollout could "
+            "never make progress"
         ],
     ),
     (
@@ -550,8 +550,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "provider-unknown",
         stack_raw(cluster={"name": "c", "provider": "aks"}),
         [
-            "cluster.provider: 'aks' is not allowed; allowed: 'existing', 'gke', 'eks' or "
-            "'karpenter'"
+            "cluster.provider: 'aks' is not allowed; allowed: 'existing', 'gke', 'eks', "
+            "'karpenter' or 'local'"
         ],
     ),
     # --- model references ---------------------------------------------------------------------
@@ -657,7 +657,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "allowance-reason-short",
         stack_raw(allowReplacements=[{"path": "deployments.bert.name", "reason": "short"}]),
         [
-            "allowReplacements[0].reason: 'short' is not allowed: string should have at least 10 "
+            "allowReplacements.0.reason: 'short' is not allowed: string should have at least 10 "
             "characters"
         ],
     ),
@@ -734,12 +734,25 @@ def test_deployments_inherit_stack_environment_and_namespace_unless_set() -> Non
 
 @pytest.mark.parametrize(
     "extra",
-    [{"machineType": "p4de.24xlarge"}, {"gpu": {"type": "A100", "count": 8}}],
+    [
+        {"machineType": "p4de.24xlarge", "gpu": {"type": "A100", "count": 8}},
+        {"gpu": {"type": "A100", "count": 8}},
+    ],
     ids=["machine-type-given", "default-exists"],
 )
 def test_pool_with_a_machine_for_its_count_is_accepted(extra: dict[str, Any]) -> None:
     stack = parse_stack(pool_stack(EKS, **{"gpu": {"type": "A100", "count": 1}, **extra}))
     assert [p.name for p in stack.node_pools] == ["a100"]
+
+
+def test_a_machine_type_with_another_gpu_count_is_refused() -> None:
+    raw = pool_stack(EKS, gpu={"type": "A100", "count": 1}, machineType="p4de.24xlarge")
+    with pytest.raises(ConfigError) as info:
+        parse_stack(raw)
+    assert str(info.value) == (
+        "nodePools.a100.machineType: p4de.24xlarge (96 vCPU, 1152 GiB, 8 x A100) carries 8 "
+        "GPUs, but gpu.count is 1"
+    )
 
 
 @pytest.mark.parametrize(
