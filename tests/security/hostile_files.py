@@ -82,10 +82,15 @@ def huge_file() -> bytes:
 
 
 def many_keys() -> bytes:
-    """300,000 unknown keys in one deployment (under the size limit)."""
+    """300,000 keys in one deployment's tags (under the size limit)."""
     keys = "".join(f"        k{i}: 1\n" for i in range(300_000))
     tags = "      tags:\n        team: nlp\n"
     return DEV.replace(tags, tags + keys, 1).encode()
+
+
+def many_items(n: int = 1_000_000) -> bytes:
+    """Deployments that are each just `1`: a problem per entry for validation to list."""
+    return (HEAD + "  servestack:deployments:\n" + "    - 1\n" * n).encode()
 
 
 def long_value() -> bytes:
@@ -181,7 +186,27 @@ CASES = [
         1,
         "more than 8,388,608 bytes",
     ),
-    Case("many-keys", "300,000 unknown keys in one deployment (5 MB)", many_keys, 1, "unknown key"),
+    Case(
+        "many-keys",
+        "300,000 keys in one mapping (5 MB)",
+        many_keys,
+        1,
+        "more than 50,000 entries in one mapping",
+    ),
+    Case(
+        "many-items",
+        "1,000,000 bad deployments `- 1` (8 MB)",
+        many_items,
+        1,
+        "more than 50,000 entries in one list",
+    ),
+    Case(
+        "many-bad-items",
+        "40,000 bad deployments (under the entry limit)",
+        lambda: many_items(40_000),
+        1,
+        "... and 39,900 more problems (not listed)",
+    ),
     Case("long-value", "a 7 MB scalar", long_value, 1, "namespace"),
     Case("binary", "PNG header and binary bytes", binary, 1, "not a UTF-8 text file"),
     Case(
@@ -308,6 +333,7 @@ def _child(path: str) -> None:
             "code": code,
             "lines": len(text.splitlines()),
             "first": text.splitlines()[0][:300] if text else "",
+            "last": text.splitlines()[-1][:300] if text else "",
             "traceback": "Traceback" in text,
             "output_bytes": len(text),
             "wall_s": round(wall, 3),

@@ -1,0 +1,293 @@
+"""Operations under stress, with real processes and the real engine (render mode): two
+operations at the same moment, `kill -9` at the points that are hard on an operation, and
+Ctrl-C. No sleep lines anything up: processes stop at named points (servestack.testhook)
+or at a provider write that blocks on a FIFO, and say so through files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from servestack.config.stackfile import set_value
+from servestack.config.validation import load_stack_config
+from servestack.engine import Engine, make_project
+from servestack.ops import recovery
+from servestack.testhook import DIR_ENV, ENV
+
+from tests import REPO
+from tests.engine.conftest import PASSPHRASE
+
+STACK = "dev"
+BERT = "deployments.bert-sentiment.replicas"
+
+pytestmark = [pytest.mark.pending]
+
+
+@dataclass
+class Project:
+    root: Path
+    out: Path
+    hooks: Path
+    engine: Engine
+
+    @property
+    def stack_file(self) -> Path:
+        return self.root / "stacks" / f"Pulumi.{STACK}.yaml"
+
+    @property
+    def backend(self) -> Path:
+        return self.root / ".pulumi-state" / "backend"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "SERVESTACK_RENDER_ROOT": str(self.out),
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "COLUMNS": "240",
+            DIR_ENV: str(self.hooks),
+            **extra,
+        }
+
+    def start(self, *args: str, pause: str = "", session: bool = False) -> subprocess.Popen[str]:
+        """`servestack -C <project> ARGS` as its own process (group leader with ``session``)."""
+        env = self.env(**({ENV: pause} if pause else {}))
+        return subprocess.Popen(
+            [sys.executable, "-m", "servestack", "-C", str(self.root), *args, "--yes"],
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=session,
+        )
+
+    def run(self, *args: str) -> tuple[int, str]:
+        proc = self.start(*args)
+        out, _ = proc.communicate(timeout=1800)
+        return proc.returncode, " ".join(out.split())
+
+    def operations(self) -> list[dict[str, Any]]:
+        records = (self.root / ".servestack" / "operations").glob("*.json")
+        return sorted((json.loads(p.read_text()) for p in records), key=lambda r: r["started_at"])
+
+    def manifest(self, kind: str, name: str) -> dict[str, Any]:
+        return yaml.safe_load(manifest_file(self.out / STACK, kind, name).read_text())
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        files = list((self.backend / ".pulumi" / "stacks").glob(f"*/{STACK}.json"))
+        try:
+            data: dict[str, Any] = json.loads(files[0].read_text())
+        except (IndexError, OSError, ValueError):  # not there, or caught mid-write
+            return None
+        return data
+
+    def pending(self) -> list[dict[str, Any]]:
+        data = self.checkpoint() or {}
+        latest = (data.get("checkpoint") or {}).get("latest") or {}
+        return list(latest.get("pending_operations") or [])
+
+    def preview_changes(self) -> dict[str, int]:
+        preview = self.engine.preview_json(self.root, STACK)
+        assert preview["_exitCode"] == 0, preview["_stderr"]
+        return {k: v for k, v in preview["changeSummary"].items() if k != "same"}
+
+
+def manifest_file(out: Path, kind: str, name: str) -> Path:
+    hits = [
+        f
+        for f in out.rglob("*.yaml")
+        if f.is_file()
+        and (doc := yaml.safe_load(f.read_text()))
+        and doc.get("kind") == kind
+        and doc["metadata"]["name"] == name
+    ]
+    assert len(hits) == 1, (kind, name, hits)
+    return hits[0]
+
+
+@pytest.fixture
+def project(engine_ready: Path, tmp_path: Path) -> Project:
+    text = (REPO / "stacks" / f"Pulumi.{STACK}.yaml").read_text()
+    root = make_project(tmp_path / "project", stacks={STACK: text})
+    out = tmp_path / "out"
+    # The same engine state the CLI's Workspace uses: the project's `.pulumi-state`.
+    engine = Engine(
+        root / ".pulumi-state",
+        passphrase=PASSPHRASE,
+        extra_env={"SERVESTACK_RENDER_ROOT": str(out)},
+        project_dir=root,
+    )
+    engine.stack(root, STACK).up(on_output=lambda _: None)
+    return Project(root, out, tmp_path / "hooks", engine)
+
+
+def wait_until(
+    check: Callable[[], Any], what: str, proc: subprocess.Popen[str] | None = None
+) -> Any:
+    deadline = time.monotonic() + 900
+    while True:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"{what}: the process ended first:\n{proc.communicate()[0]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not after 900 s")
+        time.sleep(0.05)
+
+
+def ready(hooks: Path, point: str, count: int = 1) -> Callable[[], list[Path]]:
+    return lambda: (lambda hits: hits if len(hits) >= count else [])(
+        sorted(hooks.glob(f"{point}.*.ready"))
+    )
+
+
+def kill_group(proc: subprocess.Popen[str]) -> str:
+    os.killpg(proc.pid, signal.SIGKILL)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    return out
+
+
+def test_two_scales_at_once_are_serialised_and_both_land(project: Project) -> None:
+    a = project.start("scale", STACK, "bert-sentiment", "--replicas", "3", pause="before-lock")
+    b = project.start(
+        "scale", STACK, "whisper-batch", "--min", "2", "--max", "4", pause="before-lock"
+    )
+    wait_until(ready(project.hooks, "before-lock", 2), "both operations at the barrier")
+    (project.hooks / "before-lock.go").touch()  # both race for the stack's lock now
+    outs = {}
+    for name, proc in (("a", a), ("b", b)):
+        out, _ = proc.communicate(timeout=1800)
+        outs[name] = " ".join(out.split())
+        assert proc.returncode == 0, out
+    # Exactly one waited, and it was told who held the stack.
+    waited = [n for n, out in outs.items() if "waiting for the stack: held by pid" in out]
+    assert len(waited) == 1, outs
+    other = b if waited == ["a"] else a
+    assert f"waiting for the stack: held by pid {other.pid} on " in outs[waited[0]]
+    assert "running servestack scale dev" in outs[waited[0]]
+    # Both changes are in the stack file...
+    config = load_stack_config(project.stack_file)
+    deps = {d.name: d for d in config.deployments}
+    assert deps["bert-sentiment"].replicas == 3
+    scaling = deps["whisper-batch"].autoscaling
+    assert scaling is not None and (scaling.min_replicas, scaling.max_replicas) == (2, 4)
+    # ... and in the rendered manifests.
+    assert project.manifest("Deployment", "bert-sentiment")["spec"]["replicas"] == 3
+    scaled = project.manifest("ScaledObject", "whisper-batch")["spec"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (2, 4)
+    # One after the other: the second started after the first had finished.
+    first, second = project.operations()
+    assert first["status"] == second["status"] == "succeeded"
+    assert first["finished_at"] <= second["started_at"], (first, second)
+    assert project.preview_changes() == {}
+
+
+def _new_text(project: Project) -> str:
+    """The stack file the operation under test writes."""
+    return set_value(project.stack_file.read_text(), BERT, 3)
+
+
+def _finish_with_next_operation(project: Project, interrupted: dict[str, Any]) -> str:
+    code, out = project.run("scale", STACK, "whisper-batch", "--max", "5")
+    assert code == 0, out
+    op = interrupted["id"]
+    assert f"operation {op} on stack dev was interrupted" in out
+    assert f"finished interrupted operation {op}: succeeded" in out
+    config = load_stack_config(project.stack_file)
+    deps = {d.name: d for d in config.deployments}
+    assert deps["bert-sentiment"].replicas == 3
+    assert deps["whisper-batch"].autoscaling is not None
+    assert deps["whisper-batch"].autoscaling.max_replicas == 5
+    assert project.manifest("Deployment", "bert-sentiment")["spec"]["replicas"] == 3
+    assert project.manifest("ScaledObject", "whisper-batch")["spec"]["maxReplicaCount"] == 5
+    record = next(r for r in project.operations() if r["id"] == op)
+    assert record["status"] == "interrupted"
+    assert record["recovered_by"]["status"] == "succeeded"
+    assert recovery.read_journal(project.root / ".servestack", STACK) is None
+    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
+    assert project.pending() == []
+    assert project.preview_changes() == {}
+    return out
+
+
+def _reports_interrupted(project: Project, op: str) -> None:
+    code, out = project.run("operation", op)
+    assert code == 0, out
+    assert re.search(r"\bstatus\W+interrupted\b", out), out
+
+
+def test_kill_9_right_after_the_stack_file_is_written(project: Project) -> None:
+    new = _new_text(project)
+    proc = project.start(
+        "scale", STACK, "bert-sentiment", "--replicas", "3", pause="stack-written", session=True
+    )
+    wait_until(ready(project.hooks, "stack-written"), "the operation at stack-written", proc)
+    kill_group(proc)
+    assert project.stack_file.read_text() == new  # whole: the new file, written atomically
+    (record,) = project.operations()
+    assert record["status"] == "running"  # as the killed process left it ...
+    _reports_interrupted(project, record["id"])  # ... but its pid is gone
+    assert project.manifest("Deployment", "bert-sentiment")["spec"]["replicas"] == 1
+    _finish_with_next_operation(project, record)
+
+
+def test_kill_9_while_the_engine_runs(project: Project) -> None:
+    new = _new_text(project)
+    # The provider's write of this manifest blocks on a FIFO: the engine is mid-step, with
+    # a pending operation in its checkpoint, for as long as the test wants.
+    target = manifest_file(project.out / STACK, "Deployment", "bert-sentiment")
+    target.unlink()
+    os.mkfifo(target)
+    proc = project.start("scale", STACK, "bert-sentiment", "--replicas", "3", session=True)
+    try:
+        pending = wait_until(project.pending, "a pending operation in the checkpoint", proc)
+        kill_group(proc)
+    finally:
+        # Let a writer that escaped the kill finish its open, then drop the FIFO.
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        os.close(fd)
+        target.unlink()
+    assert [p["type"] for p in pending] == ["updating"]
+    assert pending[0]["resource"]["urn"].endswith("::bert-sentiment")
+    assert project.stack_file.read_text() == new
+    locks = recovery.engine_lock_files(project.backend, "servestack", STACK)
+    assert len(locks) == 1  # the engine's own lock, left by the kill
+    (record,) = project.operations()
+    _reports_interrupted(project, record["id"])
+    out = _finish_with_next_operation(project, record)
+    assert f"removed the engine's stale stack lock {locks[0]}" in out
+    assert "cleared the pending operation updating urn:pulumi:dev::servestack::" in out
+
+
+def test_ctrl_c_stops_the_engine_cleanly(project: Project) -> None:
+    new = _new_text(project)
+    proc = project.start(
+        "scale", STACK, "bert-sentiment", "--replicas", "3", pause="program", session=True
+    )
+    wait_until(ready(project.hooks, "program"), "the stack program mid-update", proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does in a terminal
+    (project.hooks / "program.go").touch()  # in case the program did not get the signal
+    out, _ = proc.communicate(timeout=1800)
+    out = " ".join(out.split())
+    assert proc.returncode == 130, out
+    assert "interrupted: waiting for the engine to stop cleanly" in out
+    assert "Traceback" not in out
+    assert project.stack_file.read_text() == new
+    (record,) = project.operations()
+    assert record["status"] == "interrupted"  # recorded by the operation itself
+    # The engine stopped cleanly: it released its own lock.
+    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
+    _reports_interrupted(project, record["id"])
+    _finish_with_next_operation(project, record)
