@@ -18,4 +18,6 @@ os.environ.pop("PULUMI_BACKEND_URL", None)
 def _no_stack_file_limit_from_earlier_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     """`servestack --max-file-bytes` sets the limit in its process's environment; tests that
     run the CLI in-process must not hand it to the tests after them."""
-    monkeypatch.delenv("SERVESTACK_MAX_STACK_FILE_BYTES", raising=False)
+    # setenv first: a delenv of an unset variable records nothing, so nothing would be undone.
+    monkeypatch.setenv("SERVESTACK_MAX_STACK_FILE_BYTES", "unset-by-the-fixture")
+    monkeypatch.delenv("SERVESTACK_MAX_STACK_FILE_BYTES")
