@@ -15,26 +15,35 @@ from kubernetes_validate.utils import latest_version
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError
 from servestack.config.gpu import GpuType
+from servestack.config.machines import MACHINES, Family
 from servestack.config.models import StrategyType
 from servestack.config.validation import parse_stack
 from servestack.manifests import routing, scaling, workload
 from servestack.manifests.naming import labels, workload_name
 
 K8S = latest_version()
+#: One pool per GPU type, on the largest EC2 machine of the table that carries it (Karpenter
+#: picks from EC2 types), so that every generated deployment fits a node.
+_LARGEST = {
+    t: max((m for m in MACHINES if m.gpu is t and m.family is Family.ec2), key=lambda m: m.gpus)
+    for t in GpuType
+}
 GPU_POOLS = [
     {
         "name": t.value.lower(),
-        "gpu": {"type": t.value, "count": 8},
-        "machineType": "m.large",
+        "gpu": {"type": t.value, "count": m.gpus},
+        "machineType": m.name,
         "maxNodes": 4,
     }
-    for t in GpuType
+    for t, m in _LARGEST.items()
 ]
 
 names = st.from_regex(r"[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,6})?", fullmatch=True)
 versions = st.from_regex(r"v[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
-cpus = st.one_of(st.integers(1, 64), st.integers(1, 64000).map(lambda m: f"{m}m"))
-memories = st.one_of(st.integers(1, 512), st.sampled_from(["512Mi", "16Gi", "1500Mi", "2G"]))
+# Within the smallest of those machines (p3.16xlarge: 64 vCPU, 488 GiB), leaving room for
+# what the node reserves.
+cpus = st.one_of(st.integers(1, 32), st.integers(1, 32000).map(lambda m: f"{m}m"))
+memories = st.one_of(st.integers(1, 256), st.sampled_from(["512Mi", "16Gi", "1500Mi", "2G"]))
 
 
 @st.composite
@@ -193,6 +202,6 @@ def test_every_invalid_config_raises_the_validation_error_only(
     except ConfigError as err:
         lines = str(err).splitlines()
         assert lines and all(": " in line for line in lines), lines
-        assert all(line.startswith("deployments[") for line in lines), lines
+        assert all(line.startswith("deployments.") for line in lines), lines
         return
     raise AssertionError(f"{path}={value!r} was accepted")
