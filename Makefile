@@ -10,9 +10,12 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256su
 .PHONY: help venv engine lint test test-unit test-engine test-pending demo bench clean cluster-build cluster cluster-down test-cluster
 
 help:
-	@echo "make demo   - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
-	@echo "make test   - install, lint, type-check, run unit, mock and engine test tiers"
-	@echo "make engine - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
+	@echo "make demo          - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
+	@echo "make test          - install, lint, type-check, run the unit, mock, review, security and engine tiers"
+	@echo "make engine        - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
+	@echo "make test-pending  - tests not yet run against the real engine (not in make test)"
+	@echo "make cluster       - build and start the local control plane on 127.0.0.1 (work in progress)"
+	@echo "make test-cluster  - the cluster tier (not in make test)"
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
