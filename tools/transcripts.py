@@ -395,8 +395,12 @@ class Scratch:
             return self._ids.setdefault(m.group(0), f"{len(self._ids) + 1:012d}")
 
         text = re.sub(r"(?<![0-9a-f])[0-9a-f]{12}(?![0-9a-f])", op_id, text)
+        shown = "2025-01-01T12:00:00+00:00"
+        # Padded to the real time's length, so that table borders stay where rich put them.
         text = re.sub(
-            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)", "2025-01-01T12:00:00+00:00", text
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00|Z)",
+            lambda m: shown.ljust(len(m.group(0))),
+            text,
         )
         text = re.sub(r"^((?:---|\+\+\+) \S+)\t.*$", r"\1", text, flags=re.M)
         # Rich pads titles and cells with blanks up to the width: trailing blanks go.

@@ -30,6 +30,8 @@ from tests.engine.conftest import PASSPHRASE
 
 STACK = "dev"
 BERT = "deployments.bert-sentiment.replicas"
+#: Commands that change nothing and take no --yes.
+READ_ONLY = {"operation", "status"}
 
 pytestmark = [pytest.mark.pending]
 
@@ -60,10 +62,12 @@ class Project:
         }
 
     def start(self, *args: str, pause: str = "", session: bool = False) -> subprocess.Popen[str]:
-        """`servestack -C <project> ARGS` as its own process (group leader with ``session``)."""
+        """`servestack -C <project> ARGS` as its own process (group leader with ``session``);
+        a changing operation gets ``--yes`` (no terminal here to confirm at)."""
         env = self.env(**({ENV: pause} if pause else {}))
+        confirm = [] if args[0] in READ_ONLY else ["--yes"]
         return subprocess.Popen(
-            [sys.executable, "-m", "servestack", "-C", str(self.root), *args, "--yes"],
+            [sys.executable, "-m", "servestack", "-C", str(self.root), *args, *confirm],
             env=env,
             text=True,
             stdout=subprocess.PIPE,

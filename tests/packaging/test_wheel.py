@@ -107,7 +107,7 @@ def test_init_project_goes_up_and_the_tools_work_there(installed: dict[str, Path
     up = _run(["pulumi", "up", "--yes", "--stack", "dev", "--non-interactive"], project, env)
     assert "created" in up.stdout
     rendered = sorted(p.name for p in (project / "out" / "dev").rglob("*.yaml"))
-    assert any("deployment-sentiment-api" in name for name in rendered), rendered
+    assert "apps_v1-deployment-models-sentiment-api.yaml" in rendered, rendered
 
     # `python -m servestack` is the CLI too.
     python = str(installed["venv"] / "bin" / "python")
@@ -153,5 +153,5 @@ def test_init_project_goes_up_and_the_tools_work_there(installed: dict[str, Path
     )
     assert "succeeded" in scale.stdout, scale.stdout + scale.stderr
     assert "replicas: 3" in stack_file.read_text()
-    manifest = next((project / "out" / "dev").rglob("*deployment-sentiment-api*.yaml")).read_text()
+    manifest = next((project / "out" / "dev").rglob("apps_v1-deployment-models-sentiment-api.yaml")).read_text()
     assert "replicas: 3" in manifest
