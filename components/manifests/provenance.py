@@ -189,12 +189,16 @@ class Record:
         return self._value(prop[:-1]) if prop else Cause()
 
     def _moved(self, prop: Prop) -> Cause:
+        """Fields whose items before ``prop`` decide its position. They explain a change
+        only when known to have changed (a base build), so they come back as ``via``: a
+        worker's QUEUE_NAME sits after env items that exist because of ``processing``, yet
+        a queue-name edit is not a processing edit."""
         out = Cause()
         for i, seg in enumerate(prop):
             if isinstance(seg, int):
                 for j in range(seg):
                     out |= self._presence((*prop[:i], j))
-        return out
+        return Cause(frozenset(), out.all)
 
     def _below(self, prop: Prop) -> Cause:
         if self._inner is None:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from servestack.config.models import CloudProvider, ClusterSpec, NodePoolSpec, StackConfig, Target
 from servestack.contract import labels
 from servestack.contract.paths import FieldPath
-from servestack.manifests import model, node_pools, workload
+from servestack.manifests import model, naming, node_pools, workload
 from servestack.manifests.provenance import (
     From,
     Mark,
@@ -53,6 +53,13 @@ class Rendered:
 
     resources: dict[Key, Record] = field(default_factory=dict)
     components: dict[Key, str | None] = field(default_factory=dict)
+    #: The inner components (Autoscaler, LoadBalancer) -> the child whose existence is
+    #: theirs: the engine creates or deletes the component exactly when that child.
+    stand_ins: dict[Key, Key] = field(default_factory=dict)
+
+    def record(self, key: Key) -> Record | None:
+        """The resource's provenance, or for an inner component its stand-in's."""
+        return self.resources.get(key) or self.resources.get(self.stand_ins.get(key, key))
 
     def add(
         self, key: Key, built: Any, scope: Scope, component: str | None, cluster: str | None
@@ -129,6 +136,18 @@ def render_deployment(out: Rendered, config: StackConfig, name: str) -> None:
             m = _peek(built)
             key = Key(type_token(m), _peek(m["metadata"]["name"]))
             out.add(key, built, scope, f"deployments.{dep.name}", config.cluster.name)
+            inner = _INNER_COMPONENTS.get(_peek(m["kind"]))
+            if inner is not None:
+                out.stand_ins[Key(inner, dep.name)] = key
+
+
+#: The kind of the child that an inner component exists with (see model.plan: the
+#: Autoscaler exists with its scaler, the LoadBalancer with the Service).
+_INNER_COMPONENTS = {
+    "HorizontalPodAutoscaler": naming.AUTOSCALER,
+    "ScaledObject": naming.AUTOSCALER,
+    "Service": naming.LOAD_BALANCER,
+}
 
 
 def _peek(value: Any) -> Any:

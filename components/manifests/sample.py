@@ -15,6 +15,7 @@ from typing import Any
 
 from servestack.config.models import StackConfig
 from servestack.config.validation import SECRET_NAMES, parse_stack
+from servestack.contract import labels
 from servestack.contract.effects import table_key
 from servestack.manifests.lifecycle import kind
 from servestack.manifests.provenance import ADD, DELETE, Cause, Prop, prop_text
@@ -204,8 +205,15 @@ class GenericMark:
     when: frozenset[str] | None
 
 
+#: A user tag's label key, whatever the tag (the key is data, the samples have a few).
+ANY_TAG = f"{labels.TAG_PREFIX}*"
+
+
 def _generic(prop: Prop) -> Prop:
-    return tuple(ANY_INDEX if isinstance(s, int) else s for s in prop)
+    return tuple(
+        ANY_INDEX if isinstance(s, int) else ANY_TAG if s.startswith(labels.TAG_PREFIX) else s
+        for s in prop
+    )
 
 
 def _text(prop: Prop) -> str:
@@ -253,11 +261,20 @@ def generic_cause(type_token: str, prop: Prop, change: str) -> Cause:
         if own is not None and own.when is not None:
             return Cause(own.when, own.via)
         gp = gp[:-1]
+    found = Cause()
     for i in range(len(gp), -1, -1):
         mark = index.get((type_token, gp[:i]))
         if mark is not None:
-            return Cause(mark.fields, mark.via)
-    return Cause()
+            found = Cause(mark.fields, mark.via)
+            break
+    # Inside a list item that exists because of a field (an `env` entry), the samples'
+    # marks at that position are other items': the item's own reasons are candidates too.
+    for i in range(len(gp), 0, -1):
+        if gp[i - 1] == ANY_INDEX:
+            item = index.get((type_token, gp[:i]))
+            if item is not None and item.when:
+                found |= Cause(item.when, frozenset())
+    return found
 
 
 @functools.cache

@@ -150,7 +150,7 @@ class _Context:
                 # Built only when the step can be one of its children (names are contract).
                 self.built.add((which, name))
                 render_deployment(rendered, config, name)
-        return rendered.resources.get(key)
+        return rendered.record(key)
 
     def _names(self, which: str, config: StackConfig, name: str) -> set[str]:
         found = self.names.get((which, name))
