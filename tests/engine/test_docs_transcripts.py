@@ -5,11 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.unit.test_docs import transcripts
-
-pytestmark = [pytest.mark.pending]
 
 
 def test_engine_transcripts_are_current(engine_ready: Path) -> None:

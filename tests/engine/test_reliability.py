@@ -33,8 +33,6 @@ BERT = "deployments.bert-sentiment.replicas"
 #: Commands that change nothing and take no --yes.
 READ_ONLY = {"operation", "status"}
 
-pytestmark = [pytest.mark.pending]
-
 
 @dataclass
 class Project:

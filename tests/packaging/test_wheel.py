@@ -17,7 +17,7 @@ import pytest
 
 from tests import REPO
 
-pytestmark = [pytest.mark.engine, pytest.mark.pending]
+pytestmark = [pytest.mark.engine]
 
 PASSPHRASE = "packaging-test-passphrase"
 
@@ -153,5 +153,6 @@ def test_init_project_goes_up_and_the_tools_work_there(installed: dict[str, Path
     )
     assert "succeeded" in scale.stdout, scale.stdout + scale.stderr
     assert "replicas: 3" in stack_file.read_text()
-    manifest = next((project / "out" / "dev").rglob("apps_v1-deployment-models-sentiment-api.yaml")).read_text()
+    rendered_file = "apps_v1-deployment-models-sentiment-api.yaml"
+    manifest = next((project / "out" / "dev").rglob(rendered_file)).read_text()
     assert "replicas: 3" in manifest

@@ -25,9 +25,6 @@ from typer.testing import CliRunner
 
 from tests.engine.matrix import EDITS
 
-#: The fixtures are saved by the engine tier, which has not run on this tree yet.
-pytestmark = [pytest.mark.pending]
-
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
