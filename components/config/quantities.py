@@ -7,6 +7,7 @@ platform API uses (millicores, MiB).
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -76,6 +77,7 @@ def memory_bytes(value: object, *, bare_unit: str = "Gi") -> int:
     return int(total)
 
 
+@functools.lru_cache(maxsize=1024)
 def format_memory(n_bytes: int) -> str:
     """Shortest exact suffixed quantity for a byte count (never a bare number, which this
     config reads as GiB). Amounts not a whole number of K/Ki round up to whole KiB."""

@@ -175,7 +175,8 @@ def _named(
                     else "GPU capacity removed; pods on it are evicted",
                 )
             )
-        else:
+        elif o != n or old_top != new_top:
+            # Equal models dump equal: most items of a large stack are untouched.
             ctx = EditContext(o, n, old_stack, new_stack)
             before = _dump(o, old_top)
             after = _dump(n, new_top)
