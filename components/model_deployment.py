@@ -106,6 +106,9 @@ class ModelDeployment(pulumi.ComponentResource):
         if p.load_balancer is not None:
             self.endpoint = LoadBalancer(name, spec, p.load_balancer, opts=after).endpoint
 
+        for m in p.monitoring:
+            _monitoring_child(m, child)
+
         self.spec = spec
         self.register_outputs(
             {
@@ -130,3 +133,22 @@ class ModelDeployment(pulumi.ComponentResource):
                 opts, pulumi.ResourceOptions(depends_on=deps, replace_on_changes=LOCKED_PATHS)
             ),
         )
+
+
+def _monitoring_child(m: dict[str, Any], opts: pulumi.ResourceOptions) -> pulumi.CustomResource:
+    """A monitoring resource: prometheus-operator CRDs, the dashboard, the scrape policy."""
+    name = m["metadata"]["name"]
+    if m["kind"] == "ConfigMap":
+        return k8s.core.v1.ConfigMap(name, metadata=m["metadata"], data=m["data"], opts=opts)
+    if m["kind"] == "NetworkPolicy":
+        return k8s.networking.v1.NetworkPolicy(
+            name, metadata=m["metadata"], spec=m["spec"], opts=opts
+        )
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=m["apiVersion"],
+        kind=m["kind"],
+        metadata=m["metadata"],
+        spec=m["spec"],
+        opts=opts,
+    )

@@ -8,6 +8,9 @@
 | rolling maxSurge         | 1           | 25%          | 1                       |
 | rolling maxUnavailable   | 1           | 0            | 0                       |
 | loadBalancer             | on          | on           | on                      |
+| monitoring               | off         | off          | on (default SLO)        |
+
+The default SLO (production): p99 latency 500 ms, 1 % errors, 99.5 % of replicas available.
 
 The table is part of the public contract: changing a default changes running systems.
 """
@@ -21,9 +24,12 @@ from servestack.config.models import (
     DeploymentSpec,
     Environment,
     LoadBalancerSpec,
+    Monitoring,
     Processing,
     StrategyType,
 )
+
+MONITORING_OFF = Monitoring(enabled=False)
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,7 @@ class EnvDefaults:
     disruption_budget: bool
     max_surge: int | str
     max_unavailable: int | str
+    monitoring: Monitoring = MONITORING_OFF
 
 
 ENV_DEFAULTS: dict[Environment, EnvDefaults] = {
@@ -44,6 +51,7 @@ ENV_DEFAULTS: dict[Environment, EnvDefaults] = {
         True,
         1,
         0,
+        Monitoring(),
     ),
 }
 
@@ -58,6 +66,8 @@ class Effective:
     disruption_budget: bool
     max_surge: int | str
     max_unavailable: int | str
+    #: None when monitoring is off.
+    monitoring: Monitoring | None = None
 
     @property
     def autoscaled(self) -> bool:
@@ -86,7 +96,9 @@ def effective(spec: DeploymentSpec) -> Effective:
     most = autoscaling.min_replicas if autoscaling else replicas
     strategy = spec.strategy
     rolling = strategy.type is StrategyType.rolling
+    monitoring = spec.monitoring if spec.monitoring is not None else d.monitoring
     return Effective(
+        monitoring=monitoring if monitoring.enabled else None,
         replicas=replicas if spec.active else 0,
         autoscaling=autoscaling,
         load_balancer=lb,

@@ -85,6 +85,14 @@ class QueueKind(StrEnum):
     redis = "redis"
 
 
+class Severity(StrEnum):
+    """Alertmanager routing severity of an alert (its ``severity`` label)."""
+
+    critical = "critical"
+    warning = "warning"
+    info = "info"
+
+
 def _problem(msg: str) -> PydanticCustomError:
     return PydanticCustomError("servestack", msg)
 
@@ -365,6 +373,95 @@ class Queue(Spec):
     connection_secret: Name
 
 
+_METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _metric_name(value: str) -> str:
+    if not _METRIC_RE.match(value) or len(value) > 200:
+        raise _problem(f"{value!r} is not a Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)")
+    return value
+
+
+def _label_name(value: str) -> str:
+    if not _LABEL_NAME_RE.match(value) or value.startswith("__") or len(value) > 100:
+        raise _problem(f"{value!r} is not a Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*)")
+    return value
+
+
+def _http_path(value: str) -> str:
+    if not value.startswith("/") or any(c.isspace() or c in "\"'{}" for c in value):
+        raise _problem(f"{value!r} must start with '/' and contain no spaces, quotes or braces")
+    return value
+
+
+MetricName = Annotated[str, AfterValidator(_metric_name)]
+LabelName = Annotated[str, AfterValidator(_label_name)]
+HttpPath = Annotated[str, AfterValidator(_http_path)]
+
+
+class Scrape(Spec):
+    """Where and how often Prometheus scrapes the model's metrics."""
+
+    path: HttpPath = "/metrics"
+    #: Container port serving the metrics (default: the deployment's ``port``).
+    port: Annotated[int, Field(ge=1024, le=65535)] | None = None
+    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 30
+
+
+class Slo(Spec):
+    """Service level objectives; the alerts and the promotion gate compare against them."""
+
+    latency_p99_ms: Annotated[int, Field(ge=1, le=600_000)] = 500
+    error_rate_percent: Annotated[float, Field(gt=0, le=100)] = 1.0
+    availability_percent: Annotated[float, Field(ge=50, lt=100)] = 99.5
+
+
+class Alert(Spec):
+    enabled: bool = True
+    severity: Severity = Severity.warning
+
+
+class Alerts(Spec):
+    """One toggle and severity per alert of the deployment's PrometheusRule."""
+
+    error_rate: Alert = Alert(severity=Severity.critical)
+    latency: Alert = Alert()
+    replicas_unavailable: Alert = Alert(severity=Severity.critical)
+    gpu_saturation: Alert = Alert()
+    canary_worse: Alert = Alert()
+
+
+class MetricNames(Spec):
+    """The series the model server exposes (defaults: examples/model-server)."""
+
+    #: Histogram of request latency in seconds (``_bucket``, ``_sum``, ``_count``).
+    request_duration: MetricName = "model_request_duration_seconds"
+    #: Counter of requests answered.
+    requests: MetricName = "model_requests_total"
+    #: Label holding the HTTP status code.
+    status_label: LabelName = "status"
+    #: Label holding the route, and the route that serves predictions.
+    route_label: LabelName = "route"
+    route: HttpPath = "/predict"
+
+
+class Monitoring(Spec):
+    """Metrics, SLO rules, alerts and a dashboard for one deployment (see docs/monitoring.md)."""
+
+    enabled: bool = True
+    scrape: Scrape = Scrape()
+    slo: Slo = Slo()
+    alerts: Alerts = Alerts()
+    metrics: MetricNames = MetricNames()
+    #: Namespace of Prometheus: admitted to the metrics port by a NetworkPolicy.
+    namespace: Name = "monitoring"
+    #: Prometheus the promotion gate and `servestack status` query (http or https URL).
+    prometheus_url: Annotated[str, Field(pattern=r"^https?://[^\s]+$", max_length=500)] | None = (
+        None
+    )
+
+
 class DeploymentSpec(Spec):
     name: Name
     description: Annotated[str, Field(max_length=500)] = ""
@@ -378,6 +475,8 @@ class DeploymentSpec(Spec):
     strategy: Strategy = Strategy()
     queue: Queue | None = None
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
+    #: Default per environment (servestack.config.defaults): on in production, else off.
+    monitoring: Monitoring | None = None
     env: EnvMap = {}
     #: Names of env vars whose values are Pulumi secrets under `servestack:secrets.<name>`.
     secret_env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()

@@ -186,7 +186,14 @@ _ALL = (
     "ScaledObject",
     "DestinationRule",
     "VirtualService",
+    "ServiceMonitor",
+    "PodMonitor",
+    "PrometheusRule",
+    "ConfigMap",
 )
+
+_SCRAPE = ("ServiceMonitor", "PodMonitor")
+_MONITORING = (*_SCRAPE, "PrometheusRule", "ConfigMap", "NetworkPolicy")
 
 _RULES: tuple[Rule, ...] = (
     # --- stack level -----------------------------------------------------------------
@@ -363,7 +370,7 @@ _RULES: tuple[Rule, ...] = (
         "deployments.<name>.model.version",
         Effect.RESTART,
         "a new version rolls the pods (MODEL_VERSION and the version label change)",
-        ("Deployment", "Service"),
+        ("Deployment", "Service", "PrometheusRule"),
         override=_version_effect,
     ),
     Rule(
@@ -384,7 +391,7 @@ _RULES: tuple[Rule, ...] = (
         Effect.REPLACE,
         "processing type is locked after "
         "creation: the Deployment is replaced and its Service/worker shape changes",
-        ("Deployment", "Service", "HorizontalPodAutoscaler", "ScaledObject"),
+        ("Deployment", "Service", "HorizontalPodAutoscaler", "ScaledObject", *_SCRAPE),
         impact=RECREATED,
     ),
     Rule(
@@ -523,7 +530,7 @@ _RULES: tuple[Rule, ...] = (
         Effect.REPLACE,
         "blue-green keys the Deployment by "
         "version, so switching to or from it replaces the Deployment",
-        ("Deployment", "Service", "DestinationRule", "VirtualService"),
+        ("Deployment", "Service", "DestinationRule", "VirtualService", "PrometheusRule"),
         impact=SWITCHED,
         override=_strategy_type_effect,
     ),
@@ -606,6 +613,75 @@ _RULES: tuple[Rule, ...] = (
         Effect.IN_PLACE,
         "labels on resource metadata only (not on pods, so no restart)",
         _ALL,
+    ),
+    # --- deployments: monitoring (never the pods: Prometheus reads what they serve) ----------
+    Rule(
+        "deployments.<name>.monitoring.enabled",
+        Effect.IN_PLACE,
+        "the monitoring resources are created or deleted; pods are untouched",
+        _MONITORING,
+    ),
+    Rule(
+        "deployments.<name>.monitoring.scrape.path",
+        Effect.IN_PLACE,
+        "the scrape endpoint of the ServiceMonitor or PodMonitor",
+        _SCRAPE,
+    ),
+    Rule(
+        "deployments.<name>.monitoring.scrape.port",
+        Effect.IN_PLACE,
+        "the scrape endpoint and the port the scrape NetworkPolicy admits",
+        (*_SCRAPE, "NetworkPolicy"),
+    ),
+    Rule(
+        "deployments.<name>.monitoring.scrape.intervalSeconds",
+        Effect.IN_PLACE,
+        "the scrape interval of the ServiceMonitor or PodMonitor",
+        _SCRAPE,
+    ),
+    *(
+        Rule(
+            f"deployments.<name>.monitoring.slo.{key}",
+            Effect.IN_PLACE,
+            "an alert threshold in the PrometheusRule",
+            ("PrometheusRule",),
+        )
+        for key in ("latencyP99Ms", "errorRatePercent", "availabilityPercent")
+    ),
+    *(
+        Rule(
+            f"deployments.<name>.monitoring.alerts.{alert}.{key}",
+            Effect.IN_PLACE,
+            what,
+            ("PrometheusRule",),
+        )
+        for alert in ("errorRate", "latency", "replicasUnavailable", "gpuSaturation", "canaryWorse")
+        for key, what in (
+            ("enabled", "an alert of the PrometheusRule is added or removed"),
+            ("severity", "the severity label of an alert"),
+        )
+    ),
+    *(
+        Rule(
+            f"deployments.<name>.monitoring.metrics.{key}",
+            Effect.IN_PLACE,
+            "the series the recording rules read",
+            ("PrometheusRule",),
+        )
+        for key in ("requestDuration", "requests", "statusLabel", "routeLabel", "route")
+    ),
+    Rule(
+        "deployments.<name>.monitoring.namespace",
+        Effect.IN_PLACE,
+        "the namespace the scrape NetworkPolicy admits",
+        ("NetworkPolicy",),
+    ),
+    Rule(
+        "deployments.<name>.monitoring.prometheusUrl",
+        Effect.IN_PLACE,
+        "read by `servestack promote --check` and `servestack status` only: nothing is deployed "
+        "from it",
+        (),
     ),
 )
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from servestack.config.defaults import Effective, effective
 from servestack.config.models import DeploymentSpec, LoadBalancerSpec, StrategyType
 from servestack.contract import labels
-from servestack.manifests import naming, routing, scaling, workload
+from servestack.manifests import monitoring, naming, routing, scaling, workload
 from servestack.manifests.origins import NO_ORIGINS, Origins, origins
 from servestack.manifests.provenance import is_recording, src
 from servestack.manifests.scaling import ScalerTarget
@@ -33,6 +33,8 @@ class ModelPlan:
     disruption_budget: Manifest | None
     scaler: ScalerTarget | None
     load_balancer: LoadBalancerSpec | None
+    #: Scrape monitor, PrometheusRule, dashboard ConfigMap, scrape NetworkPolicy (or none).
+    monitoring: tuple[Manifest, ...] = ()
 
 
 def plan(spec: DeploymentSpec) -> ModelPlan:
@@ -97,6 +99,7 @@ def plan(spec: DeploymentSpec) -> ModelPlan:
         disruption_budget=budget,
         scaler=scaler,
         load_balancer=eff.load_balancer,
+        monitoring=tuple(monitoring.manifests(spec, eff.monitoring)) if eff.monitoring else (),
     )
 
 
@@ -128,6 +131,7 @@ def manifests(spec: DeploymentSpec) -> list[Manifest]:
             if extra["kind"] == "VirtualService":
                 when.append("strategy.type")
             out.append(exists(extra, *when))
+    out += p.monitoring
     return out
 
 

@@ -31,10 +31,22 @@ ROUTES = "routes"
 BUDGET = "pdb"
 INGRESS_POLICY = "ingress"
 SECRET_ENV = "env"
+DASHBOARD = "dashboard"
+METRICS_POLICY = "metrics"
 
 
 #: Every suffix a child of a model may carry (None: the model's own name).
-SUFFIXES = (None, CANARY, GATEWAY_RULE, ROUTES, BUDGET, INGRESS_POLICY, SECRET_ENV)
+SUFFIXES = (
+    None,
+    CANARY,
+    GATEWAY_RULE,
+    ROUTES,
+    BUDGET,
+    INGRESS_POLICY,
+    SECRET_ENV,
+    DASHBOARD,
+    METRICS_POLICY,
+)
 
 
 def child_name(parent: str, suffix: str | None = None) -> str:

@@ -87,6 +87,13 @@ KARPENTER: dict[str, Any] = {
             "env": {"LOG_LEVEL": "info"},
             "secretEnv": ["API_TOKEN"],
             "tags": {"team": "llm"},
+            "monitoring": {
+                "scrape": {"path": "/metrics", "port": 9100, "intervalSeconds": 15},
+                "slo": {"latencyP99Ms": 2000, "errorRatePercent": 0.5, "availabilityPercent": 99},
+                "alerts": {"gpuSaturation": {"severity": "info"}},
+                "namespace": "observability",
+                "prometheusUrl": "http://prometheus.observability.svc:9090",
+            },
         },
         {
             "name": "ranker",
@@ -96,6 +103,7 @@ KARPENTER: dict[str, Any] = {
             "loadBalancer": {"stickySessions": True},
             "strategy": {"type": "rolling", "maxSurge": 2, "maxUnavailable": 1},
             "env": {"BATCH": "8", "LOG_LEVEL": "warn"},
+            "monitoring": {"slo": {"latencyP99Ms": 200}},
         },
         {
             "name": "vision",
@@ -104,6 +112,7 @@ KARPENTER: dict[str, Any] = {
             "replicas": 2,
             "loadBalancer": {"algorithm": "ip_hash"},
             "strategy": {"type": "blue_green"},
+            "monitoring": {},
         },
         {
             "name": "whisper",
@@ -116,6 +125,7 @@ KARPENTER: dict[str, Any] = {
                 "targetDepth": 20,
                 "connectionSecret": "rabbitmq-conn",
             },
+            "monitoring": {"enabled": True},
             "autoscaling": {
                 "minReplicas": 3,
                 "maxReplicas": 5,

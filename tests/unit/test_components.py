@@ -33,6 +33,10 @@ VS = "kubernetes:networking.istio.io/v1:VirtualService"
 SO = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 NODEPOOL = "kubernetes:karpenter.sh/v1:NodePool"
 NP = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+SM = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+PM = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
+PR = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+CM = "kubernetes:core/v1:ConfigMap"
 
 Tree = set[tuple[str, str, str | None]]
 
@@ -53,6 +57,7 @@ def model(
     lb: bool = True,
     workloads: tuple[str, ...] | None = None,
     routes: bool = False,
+    monitoring: bool = False,
 ) -> Tree:
     """The resources of one ModelDeployment, each with its parent."""
     md = of(MD, name)
@@ -66,6 +71,13 @@ def model(
         out |= {(LB, name, md), (SVC, name, of(LB, name)), (DR, f"{name}-lb", of(LB, name))}
     if routes:
         out.add((VS, f"{name}-routes", of(LB, name)))
+    if monitoring:
+        out |= {
+            (SM if lb else PM, name, md),
+            (PR, name, md),
+            (CM, f"{name}-dashboard", md),
+            (NP, f"{name}-metrics", md),
+        }
     return out
 
 
@@ -95,8 +107,15 @@ EXPECTED: dict[str, Tree] = {
             autoscaler=HPA,
             routes=True,
             workloads=("bert-sentiment", "bert-sentiment-canary"),
+            monitoring=True,
         ),
-        *model("llama-chat", pdb=True, autoscaler=HPA, workloads=("llama-chat-v3-0-1",)),
+        *model(
+            "llama-chat",
+            pdb=True,
+            autoscaler=HPA,
+            workloads=("llama-chat-v3-0-1",),
+            monitoring=True,
+        ),
     },
 }
 
@@ -235,7 +254,11 @@ def test_dev_queue_worker_is_scaled_by_keda(recorded: dict[str, Recorder]) -> No
 def test_stopped_deployment_keeps_its_service_and_nothing_else_runs() -> None:
     config = parse_stack(stack_raw(deployment_raw(active=False), environment="production"))
     rec = run_program(lambda: build(config, "test"))
-    assert tree(rec) == {(PROVIDER, "k8s-prod-eu-1", None), (NS, "models", None), *model("bert")}
+    assert tree(rec) == {
+        (PROVIDER, "k8s-prod-eu-1", None),
+        (NS, "models", None),
+        *model("bert", monitoring=True),
+    }
     assert rec.one(DEP, "bert").inputs["spec"]["replicas"] == 0
 
 
@@ -246,7 +269,9 @@ def test_stopped_canary_keeps_both_tracks_at_zero() -> None:
             "bert", deployment(active=False, strategy=strategy, environment="production")
         )
     )
-    assert tree(rec) == model("bert", routes=True, workloads=("bert", "bert-canary"))
+    assert tree(rec) == model(
+        "bert", routes=True, workloads=("bert", "bert-canary"), monitoring=True
+    )
     assert [rec.one(DEP, n).inputs["spec"]["replicas"] for n in ("bert", "bert-canary")] == [0, 0]
 
 

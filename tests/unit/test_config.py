@@ -171,7 +171,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
         [
             "deployments.bert: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
             "description, model, processing, resources, replicas, active, autoscaling, "
-            "loadBalancer, strategy, queue, port, env, secretEnv, tags, environment, namespace)"
+            "loadBalancer, strategy, queue, port, monitoring, env, secretEnv, tags, environment, "
+            "namespace)"
         ],
     ),
     (

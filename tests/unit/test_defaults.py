@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from servestack import Autoscaling, Environment, HealthCheck, LoadBalancerSpec
 from servestack.config.defaults import ENV_DEFAULTS, Effective, EnvDefaults, effective
+from servestack.config.models import Alert, Monitoring, Severity, Slo
 
 from tests.unit.specs import deployment
 
@@ -20,8 +21,42 @@ def test_env_defaults_table() -> None:
     assert dict(ENV_DEFAULTS) == {
         Environment.development: EnvDefaults(1, None, False, 1, 1),
         Environment.staging: EnvDefaults(2, None, True, "25%", 0),
-        Environment.production: EnvDefaults(2, PROD_AUTOSCALING, True, 1, 0),
+        Environment.production: EnvDefaults(2, PROD_AUTOSCALING, True, 1, 0, Monitoring()),
     }
+    # Development and staging: monitoring off.
+    assert ENV_DEFAULTS[Environment.development].monitoring == Monitoring(enabled=False)
+    assert ENV_DEFAULTS[Environment.staging].monitoring == Monitoring(enabled=False)
+
+
+def test_production_monitors_with_an_slo() -> None:
+    mon = effective(deployment(environment="production")).monitoring
+    assert mon is not None
+    assert mon.slo == Slo(latency_p99_ms=500, error_rate_percent=1.0, availability_percent=99.5)
+    assert mon.alerts.error_rate == Alert(enabled=True, severity=Severity.critical)
+    assert mon.metrics.requests == "model_requests_total"
+    assert mon.metrics.request_duration == "model_request_duration_seconds"
+    assert (mon.scrape.path, mon.scrape.interval_seconds, mon.namespace) == (
+        "/metrics",
+        30,
+        "monitoring",
+    )
+
+
+@pytest.mark.parametrize(
+    ("environment", "block", "on"),
+    [
+        ("development", None, False),
+        ("staging", None, False),
+        ("production", None, True),
+        ("development", {}, True),
+        ("production", {"enabled": False}, False),
+    ],
+)
+def test_a_monitoring_block_overrides_the_environment(
+    environment: str, block: dict[str, Any] | None, on: bool
+) -> None:
+    extra = {} if block is None else {"monitoring": block}
+    assert (effective(deployment(environment=environment, **extra)).monitoring is not None) is on
 
 
 @pytest.mark.parametrize(
@@ -58,6 +93,7 @@ def test_env_defaults_table() -> None:
                 disruption_budget=True,
                 max_surge=1,
                 max_unavailable=0,
+                monitoring=Monitoring(),
             ),
         ),
     ],

@@ -83,8 +83,11 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.secretEnv",
         "deployments.<name>.tags",
         "allowReplacements[].reason",
+        "deployments.<name>.monitoring.slo.latencyP99Ms",
+        "deployments.<name>.monitoring.alerts.canaryWorse.severity",
     } <= set(LEAVES)
-    assert len(LEAVES) == len(set(LEAVES)) == 67
+    # 67 before the 24 fields of the monitoring block.
+    assert len(LEAVES) == len(set(LEAVES)) == 91
 
 
 @pytest.mark.parametrize("path", LEAVES)
@@ -213,7 +216,11 @@ def test_renders_are_derived_from_the_builders(path: str, expected: set[str]) ->
 def test_every_rule_renders_somewhere_but_review_metadata() -> None:
     # cluster.context configures the Kubernetes provider (how it reaches the cluster), which
     # no manifest builder emits; allowReplacements is read by the review tool only.
-    assert [r.path for r in _RULES if not r.renders] == ["cluster.context", "allowReplacements"]
+    assert [r.path for r in _RULES if not r.renders] == [
+        "cluster.context",
+        "allowReplacements",
+        "deployments.<name>.monitoring.prometheusUrl",
+    ]
 
 
 # --- overrides ------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from servestack.manifests.sample import SAMPLES, parse_config
 from servestack.program.guards import forbidden_edits, identity
 from servestack.review.diff import diff_configs
 
+MON = "deployments.<name>.monitoring"
 #: Remove the key (a value that cannot be written as YAML null means "leave it out").
 REMOVE = object()
 
@@ -348,6 +349,50 @@ EDITS: tuple[Edit, ...] = (
     Edit("deployments.<name>.secretEnv", "deployments.chat.secretEnv", []),
     Edit("deployments.<name>.tags", "deployments.chat.tags.team", "nlp"),
     Edit("deployments.<name>.tags", "deployments.chat.tags.cost-center", "ml-42"),
+    # --- deployments: monitoring ----------------------------------------------------------------
+    Edit(f"{MON}.enabled", "deployments.chat.monitoring.enabled", False),
+    Edit(f"{MON}.enabled", "deployments.whisper.monitoring.enabled", False),
+    Edit(f"{MON}.enabled", "deployments.embedder.monitoring.enabled", True),
+    Edit(f"{MON}.scrape.path", "deployments.chat.monitoring.scrape.path", "/stats"),
+    Edit(f"{MON}.scrape.path", "deployments.whisper.monitoring.scrape.path", "/stats"),
+    Edit(f"{MON}.scrape.port", "deployments.chat.monitoring.scrape.port", REMOVE),
+    Edit(f"{MON}.scrape.port", "deployments.ranker.monitoring.scrape.port", 9100),
+    Edit(f"{MON}.scrape.port", "deployments.whisper.monitoring.scrape.port", 9100),
+    Edit(f"{MON}.scrape.intervalSeconds", "deployments.chat.monitoring.scrape.intervalSeconds", 60),
+    Edit(
+        f"{MON}.scrape.intervalSeconds", "deployments.whisper.monitoring.scrape.intervalSeconds", 60
+    ),
+    Edit(f"{MON}.slo.latencyP99Ms", "deployments.chat.monitoring.slo.latencyP99Ms", 1000),
+    Edit(f"{MON}.slo.errorRatePercent", "deployments.chat.monitoring.slo.errorRatePercent", 2),
+    Edit(
+        f"{MON}.slo.availabilityPercent",
+        "deployments.chat.monitoring.slo.availabilityPercent",
+        99.9,
+    ),
+    *(
+        Edit(f"{MON}.alerts.{alert}.{key}", f"deployments.chat.monitoring.alerts.{alert}.{key}", v)
+        for alert in ("errorRate", "latency", "replicasUnavailable", "gpuSaturation", "canaryWorse")
+        for key, v in (
+            ("enabled", False),
+            # The sample's gpuSaturation alert is already at info.
+            ("severity", "warning" if alert == "gpuSaturation" else "info"),
+        )
+    ),
+    Edit(
+        f"{MON}.metrics.requestDuration",
+        "deployments.chat.monitoring.metrics.requestDuration",
+        "chat_latency_seconds",
+    ),
+    Edit(f"{MON}.metrics.requests", "deployments.chat.monitoring.metrics.requests", "chat_total"),
+    Edit(f"{MON}.metrics.statusLabel", "deployments.chat.monitoring.metrics.statusLabel", "code"),
+    Edit(f"{MON}.metrics.routeLabel", "deployments.chat.monitoring.metrics.routeLabel", "path"),
+    Edit(f"{MON}.metrics.route", "deployments.chat.monitoring.metrics.route", "/v1/chat"),
+    Edit(f"{MON}.namespace", "deployments.chat.monitoring.namespace", "monitoring"),
+    Edit(
+        f"{MON}.prometheusUrl",
+        "deployments.chat.monitoring.prometheusUrl",
+        "http://prom.example:9090",
+    ),
 )
 
 
