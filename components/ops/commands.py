@@ -246,6 +246,25 @@ def run_text_edit(
     run(ws or workspace(), stack, target, make_edits, yes=yes)
 
 
+def _check_canary(stack: str, deployment: str, prometheus: str | None, window: str) -> None:
+    """The promotion gate (:mod:`servestack.ops.gate`): exit 2 with the figures if refused."""
+    from servestack.engine.project import find_project
+    from servestack.ops import gate
+
+    try:
+        config = load_stack_config(find_project().stack_file(stack))
+        verdict = gate.check(config, deployment, prometheus=prometheus, window=window)
+    except ConfigError as err:
+        console.print(err.render(), style="red", markup=False)
+        raise typer.Exit(1) from None
+    except gate.GateError as err:
+        console.print(f"refused: {err}", style="bold red", markup=False)
+        raise typer.Exit(2) from None
+    console.print(verdict.render(), style=None if verdict.ok else "bold red", markup=False)
+    if not verdict.ok:
+        raise typer.Exit(2)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def status(
@@ -399,8 +418,25 @@ def register(app: typer.Typer) -> None:
         yes: YES = False,
         lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
         no_queue: NO_QUEUE = False,
+        check: Annotated[
+            bool,
+            typer.Option("--check", help="promote only if live metrics say the canary is healthy"),
+        ] = False,
+        prometheus: Annotated[
+            str | None,
+            typer.Option(
+                "--prometheus",
+                metavar="URL",
+                help="Prometheus to ask (default: the deployment's monitoring.prometheusUrl)",
+            ),
+        ] = None,
+        window: Annotated[
+            str, typer.Option("--window", help="how far back --check looks (e.g. 5m)")
+        ] = "5m",
     ) -> None:
         """Make the canary the stable version and remove the canary track."""
+        if check:
+            _check_canary(stack, deployment, prometheus, window)
         run_text_edit(
             stack,
             deployment,

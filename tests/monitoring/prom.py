@@ -91,15 +91,19 @@ class Prometheus:
         scrape_interval: str = "1s",
         bin_dir: Path | None = None,
         timeout: float = 30.0,
+        groups: Sequence[tuple[Mapping[str, str], Sequence[str]]] = (),
+        rule_groups: Sequence[Mapping[str, Any]] = (),
     ) -> Prometheus:
-        """Start Prometheus scraping /metrics of `targets` ({track: ["127.0.0.1:port", ...]})."""
-        for addrs in targets.values():
+        """Start Prometheus scraping /metrics of `targets` ({track: ["127.0.0.1:port", ...]})
+        and of `groups` ((labels, addresses) each), evaluating `rule_groups`."""
+        all_groups = [({"track": t}, a) for t, a in targets.items()] + list(groups)
+        for _labels, addrs in all_groups:
             for a in addrs:
                 if not a.startswith(f"{HOST}:"):
                     raise ValueError(f"scrape target {a!r} is not on {HOST}")
         bin_dir = bin_dir or prometheus_bin_dir()
         workdir.mkdir(parents=True, exist_ok=True)
-        cfg = {
+        cfg: dict[str, Any] = {
             "global": {
                 "scrape_interval": scrape_interval,
                 "scrape_timeout": scrape_interval,
@@ -110,12 +114,16 @@ class Prometheus:
                     "job_name": JOB,
                     "metrics_path": "/metrics",
                     "static_configs": [
-                        {"targets": list(addrs), "labels": {"track": track}}
-                        for track, addrs in targets.items()
+                        {"targets": list(addrs), "labels": dict(labels)}
+                        for labels, addrs in all_groups
                     ],
                 }
             ],
         }
+        if rule_groups:
+            rules_file = workdir / "rules.yml"
+            rules_file.write_text(json.dumps({"groups": list(rule_groups)}), encoding="utf-8")
+            cfg["rule_files"] = [str(rules_file)]
         config_file = workdir / "prometheus.yml"
         config_file.write_text(json.dumps(cfg, indent=2), encoding="utf-8")  # JSON is YAML
         check = subprocess.run(
