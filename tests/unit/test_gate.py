@@ -3,6 +3,8 @@ real Prometheus)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from servestack.config.errors import ConfigError
 from servestack.config.models import Monitoring
@@ -11,6 +13,7 @@ from servestack.manifests.monitoring import Queries
 from servestack.ops import gate
 from servestack.ops.gate import Figures
 
+from tests import REPO
 from tests.unit.specs import deployment, deployment_raw, stack_raw
 
 CANARY = {"type": "canary", "weight": 10, "canaryVersion": "v3", "canaryImage": "r.io/m:3"}
@@ -104,3 +107,59 @@ def test_check_refuses_bad_input_naming_the_field(
     with pytest.raises(ConfigError) as err:
         gate.check(config, "bert", **kwargs)  # type: ignore[arg-type]
     assert message in str(err.value)
+
+
+# --- the command: refused before anything is planned, promoted when healthy -------------------
+
+
+@pytest.fixture
+def promote_cli(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
+    """`servestack promote` with a fake Prometheus answer and a recording promotion."""
+    import typer
+    from servestack.ops import commands
+    from typer.testing import CliRunner
+
+    promoted: list[str] = []
+    monkeypatch.setattr(commands, "workspace", lambda *a, **k: None)
+    monkeypatch.setattr(
+        commands, "run_text_edit", lambda stack, deployment, *a, **k: promoted.append(deployment)
+    )
+    app = typer.Typer()
+    commands.register(app)
+
+    def invoke(canary_errors: float) -> Any:
+        def fake(url: str, timeout: float = 10.0) -> gate.Query:
+            assert url == "http://127.0.0.1:9090"
+
+            def query(expr: str) -> dict[str, float]:
+                if expr.startswith("histogram_quantile"):
+                    return {"stable": 0.1, "canary": 0.1}
+                if " / " in expr:
+                    return {"stable": 0.0, "canary": canary_errors}
+                return {"stable": 9.0, "canary": 1.0}
+
+            return query
+
+        monkeypatch.setattr(gate, "http_query", fake)
+        args = ["promote", "prod", "bert-sentiment", "--check", "--prometheus"]
+        monkeypatch.chdir(REPO)
+        return CliRunner().invoke(app, [*args, "http://127.0.0.1:9090"])
+
+    return invoke, promoted
+
+
+def test_promote_check_refuses_without_promoting(promote_cli: tuple[Any, list[str]]) -> None:
+    invoke, promoted = promote_cli
+    result = invoke(0.2)
+    assert result.exit_code == 2, result.output
+    assert "refused: the canary is not healthy (bert-sentiment, last 5m)" in result.output
+    assert "canary: 1.00 req/s, 20.00% errors, p99 100 ms" in result.output
+    assert promoted == []
+
+
+def test_promote_check_promotes_a_healthy_canary(promote_cli: tuple[Any, list[str]]) -> None:
+    invoke, promoted = promote_cli
+    result = invoke(0.0)
+    assert result.exit_code == 0, result.output
+    assert "canary healthy: promoting (bert-sentiment, last 5m)" in result.output
+    assert promoted == ["bert-sentiment"]
