@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import calendar
 import concurrent.futures
 import contextlib
 import fcntl
@@ -213,10 +214,19 @@ def _spawn(name: str, argv: list[str], log: Path, env: dict[str, str]) -> dict[s
 
 
 def _stop_entries(entries: dict[str, dict[str, Any]], timeout: float = STOP_TIMEOUT) -> None:
-    """SIGTERM the recorded processes (reverse start order), SIGKILL after timeout, wait."""
+    """Stop the recorded processes: first everything but etcd together, then etcd (the API
+    server's graceful shutdown needs etcd; with etcd gone first it hangs until SIGKILL).
+    SIGTERM, SIGKILL after timeout, and wait for each group to exit."""
     order = [n for n in reversed(COMPONENTS) if n in entries]
     order += [n for n in entries if n not in order]
-    live = {n: entries[n] for n in order if _alive(entries[n])}
+    late = [n for n in order if n == "etcd"]
+    early = [n for n in order if n != "etcd"]
+    for group in (early, late):
+        _stop_group({n: entries[n] for n in group}, timeout)
+
+
+def _stop_group(entries: dict[str, dict[str, Any]], timeout: float) -> None:
+    live = {n: e for n, e in entries.items() if _alive(e)}
     for name, e in live.items():
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(e["pid"]), signal.SIGTERM)
@@ -720,18 +730,35 @@ def _apply_crds(info: ClusterInfo, crd_dir: Path) -> list[str]:
         return list(pool.map(apply, index))
 
 
-def _crds_established(info: ClusterInfo, names: list[str]) -> bool:
+def _crds_established(info: ClusterInfo, names: list[str], nudge_after: float = 3.0) -> bool:
+    """All `names` Established. A CRD whose names are accepted but that is not Established
+    `nudge_after` seconds after its creation gets an annotation touched: the API server's
+    establishing controller drops its work item when its status update meets a conflict
+    (another status controller wrote first) and only retries on the CRD's next update event,
+    so without a touch such a CRD can stay "Installing" forever."""
     status, out = request(info, "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
     if status != 200:
         return False
-    established = {
-        item["metadata"]["name"]
-        for item in out.get("items", [])
-        if any(
-            c.get("type") == "Established" and c.get("status") == "True"
-            for c in item.get("status", {}).get("conditions", [])
-        )
-    }
+    established: set[str] = set()
+    now = time.time()
+    for item in out.get("items") or []:
+        meta = item["metadata"]
+        conds = {
+            c.get("type"): c.get("status")
+            for c in (item.get("status") or {}).get("conditions") or []
+        }
+        if conds.get("Established") == "True":
+            established.add(meta["name"])
+            continue
+        created = calendar.timegm(time.strptime(meta["creationTimestamp"], "%Y-%m-%dT%H:%M:%SZ"))
+        if conds.get("NamesAccepted") == "True" and now - created > nudge_after:
+            request(
+                info,
+                "PATCH",
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{meta['name']}",
+                {"metadata": {"annotations": {"servestack.io/establish-nudge": str(now)}}},
+                content_type="application/merge-patch+json",
+            )
     return set(names) <= established
 
 
@@ -779,7 +806,7 @@ def _node_ready(info: ClusterInfo, name: str = BOOTSTRAP_NODE) -> bool:
     status, out = request(info, "GET", f"/api/v1/nodes/{name}")
     return status == 200 and any(
         c.get("type") == "Ready" and c.get("status") == "True"
-        for c in out.get("status", {}).get("conditions", [])
+        for c in (out.get("status") or {}).get("conditions") or []
     )
 
 
@@ -896,7 +923,7 @@ def _start(
             lambda: _crds_established(info, names),
             60,
             procs,
-            interval=0.25,
+            interval=0.5,
         )
         timings["crds_established"] = time.monotonic() - t0
         _wait(f"node {BOOTSTRAP_NODE} Ready", lambda: _node_ready(info), 60, procs)
@@ -977,7 +1004,7 @@ def status(root: Path | None = None) -> dict[str, Any]:
             for n in out.get("items", []) if code == 200 else []:
                 ready = any(
                     c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in n.get("status", {}).get("conditions", [])
+                    for c in (n.get("status") or {}).get("conditions") or []
                 )
                 result["nodes"].append(
                     {
