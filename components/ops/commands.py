@@ -246,6 +246,25 @@ def run_text_edit(
     run(ws or workspace(), stack, target, make_edits, yes=yes)
 
 
+def _show_metrics(config: Any, deployment: str, prometheus: str | None) -> None:
+    """Each track's request rate, error ratio and p99 (last 5m), if a Prometheus is set."""
+    from servestack.ops import gate
+
+    try:
+        found = gate.live_figures(config, deployment, prometheus=prometheus)
+    except gate.GateError as err:
+        console.print(f"no live figures: {err}", style="yellow", markup=False)
+        return
+    if found is None:
+        return
+    table = Table(title=f"live (Prometheus, last {gate.DEFAULT_WINDOW})")
+    for col in ("track", "figures"):
+        table.add_column(col)
+    for track, figures in found.items():
+        table.add_row(track, figures.text())
+    console.print(table)
+
+
 def _check_canary(stack: str, deployment: str, prometheus: str | None, window: str) -> None:
     """The promotion gate (:mod:`servestack.ops.gate`): exit 2 with the figures if refused."""
     from servestack.engine.project import find_project
@@ -276,8 +295,18 @@ def register(app: typer.Typer) -> None:
         timeout: Annotated[
             float, typer.Option(help="seconds --watch waits for the rollout at most")
         ] = 600,
+        prometheus: Annotated[
+            str | None,
+            typer.Option(
+                "--prometheus",
+                metavar="URL",
+                help="show live figures from this Prometheus "
+                "(default: the deployment's monitoring.prometheusUrl)",
+            ),
+        ] = None,
     ) -> None:
-        """Show a deployment's settings; on a cluster target, its live state too."""
+        """Show a deployment's settings; its live figures when a Prometheus is configured; on
+        a cluster target, its live state too."""
         ws = workspace()
         try:
             _show_result(ops.status(stack, deployment, ws))
@@ -285,6 +314,7 @@ def register(app: typer.Typer) -> None:
         except ConfigError as err:
             console.print(err.render(), style="red", markup=False)
             raise typer.Exit(1) from None
+        _show_metrics(config, deployment, prometheus)
         if config.target is not Target.cluster:
             console.print("target: render (no live state; `servestack:target: cluster` has it)")
             return

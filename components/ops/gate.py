@@ -152,10 +152,15 @@ def http_query(url: str, timeout: float = 10.0) -> Query:
     return run
 
 
-def _deployment(config: StackConfig, name: str) -> DeploymentSpec:
+def _find(config: StackConfig, name: str) -> DeploymentSpec:
     spec = next((d for d in config.deployments if d.name == name), None)
     if spec is None:
         raise ConfigError([Problem(paths.deployment(name), "no such deployment")])
+    return spec
+
+
+def _deployment(config: StackConfig, name: str) -> DeploymentSpec:
+    spec = _find(config, name)
     if spec.strategy.type is not StrategyType.canary:
         raise ConfigError([Problem(paths.deployment(name, "strategy"), "no canary to promote")])
     return spec
@@ -196,3 +201,29 @@ def check(
     q = mon_rules.Queries.of(spec, mon)
     found = figures(q, query, window)
     return judge(q, found[naming.STABLE], found[naming.CANARY], window)
+
+
+def live_figures(
+    config: StackConfig,
+    name: str,
+    *,
+    prometheus: str | None = None,
+    window: str = DEFAULT_WINDOW,
+    query: Query | None = None,
+) -> dict[str, Figures] | None:
+    """Each track's live figures for `servestack status`; None when no Prometheus is set
+    (neither ``prometheus`` nor ``monitoring.prometheusUrl``).
+
+    Raises:
+        ConfigError: no such deployment.
+        GateError: Prometheus could not be queried.
+    """
+    spec = _find(config, name)
+    mon = effective(spec).monitoring or spec.monitoring or Monitoring()
+    if query is None:
+        url = prometheus or mon.prometheus_url
+        if url is None:
+            return None
+        query = http_query(url)
+    found = figures(mon_rules.Queries.of(spec, mon), query, window)
+    return {t: found[t] for t in mon_rules.tracks(spec)}

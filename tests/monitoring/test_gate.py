@@ -222,3 +222,26 @@ def test_gate_refuses_the_bad_canary_in_process(live: Live) -> None:
 def test_unreachable_prometheus_is_a_refusal(tmp_path: Path) -> None:
     with pytest.raises(gate.GateError, match="cannot query Prometheus"):
         gate.check(GOOD_STACK, GOOD, prometheus="http://127.0.0.1:9", window=WINDOW)
+
+
+def test_status_shows_the_live_figures(live: Live) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "servestack", "-C", str(REPO), "status", "prod", BAD]
+        + ["--prometheus", live.prom.url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    print(out.stdout)
+    assert "live (Prometheus, last 5m)" in out.stdout
+    rows = {
+        ln.split("│")[1].strip(): ln.split("│")[2].strip()
+        for ln in out.stdout.splitlines()
+        if ln.count("│") == 3 and ln.split("│")[1].strip() in ("stable", "canary")
+    }
+    assert set(rows) == {"stable", "canary"}, out.stdout
+    assert ", 0.00% errors, p99 " in rows["stable"]
+    canary_errors = float(rows["canary"].split(", ")[1].split("%")[0])
+    assert abs(canary_errors / 100 - ERROR_RATE) <= 0.03

@@ -163,3 +163,14 @@ def test_promote_check_promotes_a_healthy_canary(promote_cli: tuple[Any, list[st
     assert result.exit_code == 0, result.output
     assert "canary healthy: promoting (bert-sentiment, last 5m)" in result.output
     assert promoted == ["bert-sentiment"]
+
+
+def test_live_figures_per_track_and_none_without_prometheus() -> None:
+    config = parse_stack(stack_raw(deployment_raw()))
+    assert gate.live_figures(config, "bert") is None  # no --prometheus, no prometheusUrl
+
+    def query(expr: str) -> dict[str, float]:
+        return {"stable": 0.25}
+
+    found = gate.live_figures(config, "bert", query=query)
+    assert found == {"stable": Figures(0.25, 0.25, 0.25)}  # a rolling deployment: one track
