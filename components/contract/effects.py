@@ -679,7 +679,8 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "deployments.<name>.monitoring.prometheusUrl",
         Effect.IN_PLACE,
-        "read by `servestack promote --check` only: nothing is deployed from it",
+        "read by `servestack promote --check` and `servestack status` only: nothing is deployed "
+        "from it",
         (),
     ),
 )
