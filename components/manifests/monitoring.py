@@ -43,9 +43,11 @@ FOR = {
 #: GPU utilisation (DCGM_FI_DEV_GPU_UTIL, percent) above which a GPU counts as saturated.
 GPU_SATURATION_PERCENT = 90
 #: The canary is worse than stable when its error ratio exceeds stable's by more than this
-#: share of the SLO's error budget, or its p99 exceeds stable's by more than this factor.
+#: share of the SLO's error ratio, or its p99 exceeds stable's by more than this share of the
+#: SLO's p99. (Margins, not factors: adjacent latency buckets differ by 1.3x to 2.5x, so a p99
+#: ratio would refuse a canary one bucket slower however fast both are.)
 CANARY_ERROR_MARGIN = 0.5
-CANARY_LATENCY_FACTOR = 1.2
+CANARY_LATENCY_MARGIN = 0.2
 
 
 def _prom_label(key: str) -> str:
@@ -130,6 +132,10 @@ class Queries:
     @property
     def canary_error_margin(self) -> float:
         return self.max_error_ratio * CANARY_ERROR_MARGIN
+
+    @property
+    def canary_latency_margin_seconds(self) -> float:
+        return self.max_p99_seconds * CANARY_LATENCY_MARGIN
 
 
 RATE = Queries.record(f"requests:rate{WINDOW}")
@@ -269,10 +275,7 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
             _alert(
                 "ModelErrorRatioOverSLO",
                 expr,
-                (
-                    *ns,
-                    *f("slo.errorRatePercent"),
-                ),
+                (*ns, *f("slo.errorRatePercent")),
                 "errorRate",
                 mon,
                 f,
@@ -286,10 +289,7 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
             _alert(
                 "ModelLatencyP99OverSLO",
                 expr,
-                (
-                    *ns,
-                    *f("slo.latencyP99Ms"),
-                ),
+                (*ns, *f("slo.latencyP99Ms")),
                 "latency",
                 mon,
                 f,
@@ -312,7 +312,7 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
             _alert(
                 "ModelReplicasUnavailable",
                 expr,
-                (*because,),
+                because,
                 "replicasUnavailable",
                 mon,
                 f,
@@ -327,7 +327,7 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
             _alert(
                 "ModelGpuSaturated",
                 expr,
-                (*ns,),
+                ns,
                 "gpuSaturation",
                 mon,
                 f,
@@ -341,10 +341,7 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
                 _alert(
                     "ModelCanaryWorseThanStable",
                     expr,
-                    (
-                        *ns,
-                        *f("slo.errorRatePercent"),
-                    ),
+                    (*ns, *f("slo.errorRatePercent", "slo.latencyP99Ms")),
                     "canaryWorse",
                     mon,
                     f,
@@ -360,8 +357,8 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
 
 
 def canary_worse_expr(q: Queries) -> str:
-    """Canary error ratio above stable's plus the margin, or its p99 above stable's times
-    the factor (the promotion gate applies the same two tests)."""
+    """Canary error ratio above stable's plus its margin, or its p99 above stable's plus its
+    margin (the promotion gate applies the same two tests)."""
     p99 = Queries.quantile_record(0.99)
     canary_err = f"max without ({TRACK_LABEL}) ({q.recorded(ERRORS, naming.CANARY)})"
     stable_err = f"max without ({TRACK_LABEL}) ({q.recorded(ERRORS, naming.STABLE)})"
@@ -369,7 +366,7 @@ def canary_worse_expr(q: Queries) -> str:
     stable_p99 = f"max without ({TRACK_LABEL}) ({q.recorded(p99, naming.STABLE)})"
     return (
         f"({canary_err} > {stable_err} + {_num(q.canary_error_margin)})"
-        f" or ({canary_p99} > {stable_p99} * {_num(CANARY_LATENCY_FACTOR)})"
+        f" or ({canary_p99} > {stable_p99} + {_num(q.canary_latency_margin_seconds)})"
     )
 
 

@@ -109,12 +109,12 @@ def judge(q: mon_rules.Queries, stable: Figures, canary: Figures, window: str) -
                 f"({q.max_p99_seconds * 1000:.0f} ms, monitoring.slo.latencyP99Ms)"
             )
         elif stable.p99_seconds is not None and not math.isnan(stable.p99_seconds):
-            limit = stable.p99_seconds * mon_rules.CANARY_LATENCY_FACTOR
+            limit = stable.p99_seconds + q.canary_latency_margin_seconds
             if canary.p99_seconds > limit:
                 reasons.append(
-                    f"canary p99 {canary.p99_seconds * 1000:.0f} ms is over "
-                    f"{mon_rules.CANARY_LATENCY_FACTOR}x stable's "
-                    f"({stable.p99_seconds * 1000:.0f} ms)"
+                    f"canary p99 {canary.p99_seconds * 1000:.0f} ms is worse than stable's "
+                    f"{stable.p99_seconds * 1000:.0f} ms by more than "
+                    f"{q.canary_latency_margin_seconds * 1000:.0f} ms"
                 )
     return Verdict(q.name, window, stable, canary, tuple(reasons))
 

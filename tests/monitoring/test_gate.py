@@ -21,11 +21,14 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from servestack.config.defaults import effective
 from servestack.config.models import DeploymentSpec, Monitoring, StackConfig
 from servestack.config.validation import load_stack_config, parse_stack
+from servestack.engine import make_project
 from servestack.manifests import monitoring
 from servestack.ops import gate
 
@@ -46,26 +49,26 @@ ERROR_RATE = 0.2
 REQUESTS = 300
 CONCURRENCY = 6
 WINDOW = "1m"
-GOOD_STACK = parse_stack(
-    {
-        "environment": "production",
-        "namespace": NAMESPACE,
-        "cluster": {"name": "test"},
-        "deployments": [
-            {
-                "name": GOOD,
-                "model": {"id": "m", "version": "v1", "type": "tabular", "image": "r.io/m:1"},
-                "resources": {"cpu": 1, "memory": "1Gi"},
-                "strategy": {
-                    "type": "canary",
-                    "weight": 10,
-                    "canaryVersion": "v2",
-                    "canaryImage": "r.io/m:2",
-                },
-            }
-        ],
-    }
-)
+GOOD_RAW: dict[str, Any] = {
+    "environment": "production",
+    "target": "render",
+    "namespace": NAMESPACE,
+    "cluster": {"name": "test"},
+    "deployments": [
+        {
+            "name": GOOD,
+            "model": {"id": "m", "version": "v1", "type": "tabular", "image": "r.io/m:1"},
+            "resources": {"cpu": 1, "memory": "1Gi"},
+            "strategy": {
+                "type": "canary",
+                "weight": 10,
+                "canaryVersion": "v2",
+                "canaryImage": "r.io/m:2",
+            },
+        }
+    ],
+}
+GOOD_STACK = parse_stack(GOOD_RAW)
 
 
 @dataclass
@@ -245,3 +248,34 @@ def test_status_shows_the_live_figures(live: Live) -> None:
     assert ", 0.00% errors, p99 " in rows["stable"]
     canary_errors = float(rows["canary"].split(", ")[1].split("%")[0])
     assert abs(canary_errors / 100 - ERROR_RATE) <= 0.03
+
+
+@pytest.mark.engine
+def test_promote_check_promotes_the_healthy_canary(live: Live, tmp_path: Path) -> None:
+    """The whole command on the real engine (render mode) in a scratch project: the gate
+    passes with the figures, then the canary becomes the stable version."""
+    text = yaml.safe_dump({"config": {f"servestack:{k}": v for k, v in GOOD_RAW.items()}})
+    project = make_project(tmp_path / "project", stacks={"prod": text})
+    out = subprocess.run(
+        [sys.executable, "-m", "servestack", "-C", str(project), "promote", "prod", GOOD]
+        + ["--check", "--prometheus", live.prom.url, "--window", WINDOW, "--yes"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "COLUMNS": "200",
+            "PULUMI_CONFIG_PASSPHRASE": "monitoring-tier-test",
+            "SERVESTACK_RENDER_ROOT": str(tmp_path / "out"),
+        },
+    )
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert f"canary healthy: promoting ({GOOD}, last {WINDOW})" in out.stdout
+    canary_line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith("canary:"))
+    assert ", 0.00% errors, p99 " in canary_line
+    promoted = load_stack_config(project / "stacks" / "Pulumi.prod.yaml").deployments[0]
+    assert (promoted.model.version, promoted.strategy.type.value) == ("v2", "rolling")
+    rendered = sorted(p.name for p in (tmp_path / "out" / "prod").rglob("*.yaml"))
+    assert "apps_v1-deployment-models-good.yaml" in rendered
+    assert "apps_v1-deployment-models-good-canary.yaml" not in rendered
