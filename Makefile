@@ -7,12 +7,13 @@ CONSTRAINTS := tools/constraints.txt
 # Reinstall when pyproject.toml or the constraints change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: help venv engine lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster
+.PHONY: help venv engine prometheus lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster
 
 help:
 	@echo "make demo          - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
 	@echo "make test          - install, lint, type-check, run the unit, mock, review, security and engine tiers"
 	@echo "make engine        - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
+	@echo "make prometheus    - build (or reuse from cache) prometheus and promtool"
 	@echo "make cluster       - build and start the local control plane on 127.0.0.1 (work in progress)"
 	@echo "make test-cluster  - the cluster tier (not in make test)"
 
@@ -34,6 +35,9 @@ $(CHECKOV):
 engine:
 	bash tools/build-engine.sh
 
+prometheus:
+	bash tools/build-prometheus.sh
+
 # mypy cannot follow the editable install's import hook: it checks the package through a
 # link named after the import name.
 TYPECHECK := .build/typecheck
@@ -43,13 +47,13 @@ lint: venv
 	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
 
-# Not in `make test` yet: the cluster and Prometheus tiers (`make test-cluster`).
-NOT_YET := not cluster and not prometheus
+# Not in `make test` yet: the cluster tier (`make test-cluster`).
+NOT_YET := not cluster
 
-test-unit: venv
+test-unit: venv prometheus
 	$(BIN)/pytest -q -m "not engine and $(NOT_YET)" tests
 
-test-engine: venv engine $(CHECKOV)
+test-engine: venv engine prometheus $(CHECKOV)
 	$(BIN)/pytest -q -m "engine and $(NOT_YET)" tests
 
 cluster-build:
@@ -65,7 +69,7 @@ test-cluster: venv cluster-build
 	$(BIN)/pytest -q -m cluster tests/cluster
 
 # One pytest run over every tier, so its closing line counts them all.
-test: venv lint engine $(CHECKOV)
+test: venv lint engine prometheus $(CHECKOV)
 	$(BIN)/pytest -q -m "$(NOT_YET)" tests
 
 demo: venv engine
