@@ -90,8 +90,11 @@ MACHINES: tuple[Machine, ...] = (
     _m("g5.2xlarge", _E, 8, 32, A10G, 1, default=False),
     _m("g5.12xlarge", _E, 48, 192, A10G, 4),
     _m("g5.48xlarge", _E, 192, 768, A10G, 8),
-    _m("p4d.24xlarge", _E, 96, 1152, A100, 8),
-    _m("p4de.24xlarge", _E, 96, 1152, A100, 8, default=False),
+    # p4d/p4de carry 8 x 1000 GB NVMe instance store (7450 GiB): the ephemeral storage of a
+    # node whose kubelet uses it (Karpenter instanceStorePolicy RAID0); prod's model caches
+    # (200-300 GiB a replica) do not fit the 200 GiB default disk.
+    Machine("p4d.24xlarge", _E, 96, 1152, A100, 8, ephemeral_gib=7450),
+    Machine("p4de.24xlarge", _E, 96, 1152, A100, 8, default=False, ephemeral_gib=7450),
     _m("g6.xlarge", _E, 4, 16, L4, 1),
     _m("g6.2xlarge", _E, 8, 32, L4, 1, default=False),
     _m("g6.12xlarge", _E, 48, 192, L4, 4),

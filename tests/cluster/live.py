@@ -1,0 +1,159 @@
+"""Helpers of the cluster tier: run the real engine against the local cluster and read the
+live objects back with the Python `kubernetes` client (never by sending traffic to pods).
+
+A stack of the repository runs as a copy (``servestack.engine.make_project``) with
+`target: cluster` and `cluster.provider: local`; the copy's node pools get as many kwok
+nodes as the test needs (``min_nodes``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes import client, config, dynamic
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic.resource import ResourceList
+from servestack.config.stackfile import set_value
+from servestack.contract import labels
+from servestack.engine import Engine, make_project
+
+from tests import REPO
+
+PASSPHRASE = "cluster-tier-test-passphrase"
+OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
+T = TypeVar("T")
+
+
+def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 120, every: float = 0.5) -> T:
+    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        last = fn()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(every)
+
+
+def local_stack_text(stack: str, min_nodes: dict[str, int] | None = None) -> str:
+    """The repository's stack file, pointed at the local cluster."""
+    text = (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    text = set_value(text, "target", "cluster")
+    text = set_value(text, "cluster.provider", "local")
+    text = set_value(text, "cluster.nodeClass", None)  # Karpenter's only
+    for pool, n in (min_nodes or {}).items():
+        text = set_value(text, f"nodePools.{pool}.minNodes", n)
+    return text
+
+
+@dataclass
+class ClusterStack:
+    engine: Engine
+    project: Path
+    stack: str
+
+    def up(self) -> dict[str, int]:
+        res = self.engine.stack(self.project, self.stack).up(on_output=lambda _: None)
+        return dict(res.summary.resource_changes or {})
+
+    def preview(self, refresh: bool = True) -> dict[str, int]:
+        st = self.engine.stack(self.project, self.stack)
+        return dict(st.preview(on_output=lambda _: None, refresh=refresh).change_summary)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """The Kubernetes resources in the stack's state (type, inputs' apiVersion/kind/...)."""
+        out = self.engine.cli(self.project, "stack", "export", "--stack", self.stack).stdout
+        return [
+            r
+            for r in json.loads(out)["deployment"].get("resources", [])
+            if r["type"].startswith("kubernetes:")
+            and r.get("custom")
+            and not r["type"].startswith("pulumi:providers:")
+        ]
+
+    def destroy(self) -> None:
+        self.engine.cli(
+            self.project,
+            "state",
+            "unprotect",
+            "--all",
+            "--yes",
+            "--stack",
+            self.stack,
+            check=False,
+        )
+        self.engine.stack(self.project, self.stack).destroy(on_output=lambda _: None)
+
+
+def deploy_stack(tmp: Path, kubeconfig: Path, stack: str, text: str) -> ClusterStack:
+    engine = Engine(
+        tmp / "state",
+        passphrase=PASSPHRASE,
+        cluster=True,
+        extra_env={"KUBECONFIG": str(kubeconfig)},
+    )
+    project = make_project(tmp / "project", stacks={stack: text})
+    return ClusterStack(engine, project, stack)
+
+
+def api_client(kubeconfig: Path) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(kubeconfig))
+
+
+def deployments_ready(api: client.ApiClient, namespace: str) -> list[Any] | None:
+    """The namespace's Deployments once every one has readyReplicas == replicas (> 0)."""
+    deps = client.AppsV1Api(api).list_namespaced_deployment(namespace).items
+    if deps and all(
+        (d.spec.replicas or 0) > 0 and (d.status.ready_replicas or 0) == d.spec.replicas
+        for d in deps
+    ):
+        return deps
+    return None
+
+
+def live_object(dyn: dynamic.DynamicClient, outputs: dict[str, Any]) -> Any | None:
+    """The live object a Pulumi Kubernetes resource's outputs describe, or None (404)."""
+    meta = outputs["metadata"]
+    res = dyn.resources.get(api_version=outputs["apiVersion"], kind=outputs["kind"])
+    try:
+        if res.namespaced:
+            return res.get(name=meta["name"], namespace=meta["namespace"])
+        return res.get(name=meta["name"])
+    except ApiException as e:
+        if e.status == 404:
+            return None
+        raise
+
+
+def objects_with_our_labels(api: client.ApiClient) -> list[str]:
+    """Every object on the server, of every listable kind, labelled managed-by servestack."""
+    dyn = dynamic.DynamicClient(api)
+    found = []
+    seen = set()
+    for res in dyn.resources.search():
+        if (
+            isinstance(res, ResourceList)
+            or not getattr(res, "verbs", None)
+            or "list" not in res.verbs
+            or "/" in res.name  # subresources
+            or (res.group_version, res.kind) in seen
+        ):
+            continue
+        seen.add((res.group_version, res.kind))
+        try:
+            items = res.get(label_selector=OURS).items
+        except ApiException as e:
+            if e.status in (404, 405):
+                continue
+            raise
+        for item in items:
+            ns = item.metadata.get("namespace")
+            found.append(f"{res.kind} {ns + '/' if ns else ''}{item.metadata.name}")
+    return sorted(found)
