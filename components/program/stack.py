@@ -120,9 +120,39 @@ def pin_to_cluster(cluster: str) -> Any:
     return transform
 
 
+#: On a cluster, how long the provider awaits a Deployment's rollout before the update fails
+#: (and servestack's operations roll back to the last good config), per environment. The
+#: provider's own default is 10 minutes.
+ROLLOUT_TIMEOUT_SECONDS = {
+    Environment.development: 60,
+    Environment.staging: 180,
+    Environment.production: 600,
+}
+_AWAITED = ("kubernetes:apps/v1:Deployment",)
+
+
+def bound_rollouts(seconds: int) -> Any:
+    """A transformation giving every Deployment a create/update await bound of ``seconds``
+    (the resource option customTimeouts: nothing on the object changes)."""
+    timeouts = pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Any:
+        if args.type_ not in _AWAITED:
+            return None
+        opts = pulumi.ResourceOptions.merge(
+            args.opts, pulumi.ResourceOptions(custom_timeouts=timeouts)
+        )
+        return pulumi.ResourceTransformationResult(args.props, opts)
+
+    return transform
+
+
 def build(config: StackConfig, stack: str) -> dict[str, Any]:
     """Create every resource of a validated stack; returns the stack outputs."""
     pulumi.runtime.register_stack_transformation(pin_to_cluster(config.cluster.name))
+    if config.target is Target.cluster:
+        seconds = ROLLOUT_TIMEOUT_SECONDS[config.environment]
+        pulumi.runtime.register_stack_transformation(bound_rollouts(seconds))
     provider = kubernetes_provider(config, stack)
     opts = pulumi.ResourceOptions(provider=provider)
     namespace = k8s.core.v1.Namespace(
