@@ -25,7 +25,13 @@ from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
 from servestack.contract.effects import EditContext, Effect, rule_for
-from servestack.ops.operations import Workspace, apply, find_deployment, plan
+from servestack.ops.operations import (
+    OperationRefused,
+    Workspace,
+    apply,
+    find_deployment,
+    plan,
+)
 
 from tests.cluster.live import (
     ClusterStack,
@@ -198,6 +204,50 @@ def test_stop_and_start(live: Live) -> None:
     assert started["uid"] == before["uid"]
     assert started["hash"] == before["hash"], "start must bring back the same pod template"
     assert started["services"] == before["services"]
+
+
+def labelled_versions(live: Live) -> dict[str, str]:
+    """resourceVersion of every object of the namespace labelled by servestack."""
+    from kubernetes import dynamic
+
+    dyn = dynamic.DynamicClient(live.api)
+    out = {}
+    for kind, version in (
+        ("Deployment", "apps/v1"),
+        ("ReplicaSet", "apps/v1"),
+        ("Service", "v1"),
+        ("ServiceAccount", "v1"),
+        ("ScaledObject", "keda.sh/v1alpha1"),
+        ("DestinationRule", "networking.istio.io/v1"),
+    ):
+        res = dyn.resources.get(api_version=version, kind=kind)
+        for item in res.get(namespace=NS).items:
+            out[f"{kind}/{item.metadata.name}"] = item.metadata.resourceVersion
+    return out
+
+
+def test_forbidden_edit_touches_nothing(live: Live) -> None:
+    edits = {f"deployments.{DEP}.model.type": "vision"}
+    assert expected_effect(live, edits) is Effect.FORBIDDEN
+    state(live)
+    before = labelled_versions(live)
+    assert any(k.startswith("Deployment/") for k in before)
+    # servestack's operation refuses it before anything runs...
+    with pytest.raises(OperationRefused):
+        plan(live.ws, STACK, edits, DEP)
+    # ...and so does the program itself when the stack file is edited by hand.
+    path = live.ws.stack_file(STACK)
+    good = path.read_text(encoding="utf-8")
+    bad = good
+    for key, value in edits.items():
+        bad = set_value(bad, key, value)
+    path.write_text(bad, encoding="utf-8")
+    try:
+        with pytest.raises(Exception, match="servestack refused the change"):
+            live.stack.up()
+    finally:
+        path.write_text(good, encoding="utf-8")
+    assert labelled_versions(live) == before, "a forbidden edit changed live objects"
 
 
 def test_replace_edit_creates_new_objects(live: Live) -> None:
