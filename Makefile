@@ -11,11 +11,11 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256su
 
 help:
 	@echo "make demo          - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
-	@echo "make test          - install, lint, type-check, run the unit, mock, review, security and engine tiers"
+	@echo "make test          - install, lint, type-check, run every tier (unit, mocks, review, security, engine, monitoring, cluster)"
 	@echo "make engine        - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
 	@echo "make prometheus    - build (or reuse from cache) prometheus and promtool"
-	@echo "make cluster       - build and start the local control plane on 127.0.0.1 (work in progress)"
-	@echo "make test-cluster  - the cluster tier (not in make test)"
+	@echo "make cluster       - build and start the local control plane on 127.0.0.1"
+	@echo "make test-cluster  - the cluster tier alone (make test runs it too)"
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,14 +47,12 @@ lint: venv
 	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
 
-# Not in `make test` yet: the cluster tier (`make test-cluster`).
-NOT_YET := not cluster
 
 test-unit: venv prometheus
-	$(BIN)/pytest -q -m "not engine and $(NOT_YET)" tests
+	$(BIN)/pytest -q -m "not engine and not cluster" tests
 
 test-engine: venv engine prometheus $(CHECKOV)
-	$(BIN)/pytest -q -m "engine and $(NOT_YET)" tests
+	$(BIN)/pytest -q -m "engine and not cluster" tests
 
 cluster-build:
 	bash tools/build-cluster.sh
@@ -65,12 +63,12 @@ cluster: cluster-build
 cluster-down:
 	$(PYTHON) tools/cluster.py down
 
-test-cluster: venv cluster-build
+test-cluster: venv engine cluster-build
 	$(BIN)/pytest -q -m cluster tests/cluster
 
 # One pytest run over every tier, so its closing line counts them all.
-test: venv lint engine prometheus $(CHECKOV)
-	$(BIN)/pytest -q -m "$(NOT_YET)" tests
+test: venv lint engine prometheus cluster-build $(CHECKOV)
+	$(BIN)/pytest -q tests
 
 demo: venv engine
 	$(BIN)/python -m servestack.demo
