@@ -100,6 +100,9 @@ class Engine:
         local = self.backend_url is None and self.backend.endswith("(project-local)")
         if self.backend_url:
             env["PULUMI_BACKEND_URL"] = self.backend_url
+            if self.backend_url.startswith("file://"):
+                # The file backend refuses a directory that does not exist yet.
+                Path(self.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         elif local:
             backend = self.state_dir / "backend"
             backend.mkdir(parents=True, exist_ok=True)
