@@ -57,6 +57,29 @@ def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
 
+def _judge(
+    what: str,
+    missing: str,
+    canary: float | None,
+    stable: float | None,
+    slo: float,
+    slo_field: str,
+    margin: float,
+    show: Callable[[float], str],
+) -> str | None:
+    """One figure of the canary against the SLO, then against stable plus its margin."""
+    if canary is None or math.isnan(canary):
+        return f"{missing} for the canary"
+    if canary > slo:
+        return f"canary {what} {show(canary)} is over the SLO ({show(slo)}, {slo_field})"
+    if stable is not None and not math.isnan(stable) and canary > stable + margin:
+        return (
+            f"canary {what} {show(canary)} is worse than stable's {show(stable)} "
+            f"by more than {show(margin)}"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class Verdict:
     deployment: str
@@ -87,35 +110,29 @@ def judge(q: mon_rules.Queries, stable: Figures, canary: Figures, window: str) -
     if not canary.requests_per_second:
         reasons.append(f"the canary served no requests in the last {window}: nothing to judge")
     else:
-        if canary.error_ratio is None or _missing(canary.error_ratio):
-            reasons.append("no error ratio for the canary")
-        elif canary.error_ratio > q.max_error_ratio:
-            reasons.append(
-                f"canary error ratio {canary.error_ratio:.2%} is over the SLO "
-                f"({q.max_error_ratio:.2%}, monitoring.slo.errorRatePercent)"
-            )
-        elif stable.error_ratio is not None and not math.isnan(stable.error_ratio):
-            limit = stable.error_ratio + q.canary_error_margin
-            if canary.error_ratio > limit:
-                reasons.append(
-                    f"canary error ratio {canary.error_ratio:.2%} is worse than stable's "
-                    f"{stable.error_ratio:.2%} by more than {q.canary_error_margin:.2%}"
-                )
-        if canary.p99_seconds is None or math.isnan(canary.p99_seconds):
-            reasons.append("no p99 latency for the canary")
-        elif canary.p99_seconds > q.max_p99_seconds:
-            reasons.append(
-                f"canary p99 {canary.p99_seconds * 1000:.0f} ms is over the SLO "
-                f"({q.max_p99_seconds * 1000:.0f} ms, monitoring.slo.latencyP99Ms)"
-            )
-        elif stable.p99_seconds is not None and not math.isnan(stable.p99_seconds):
-            limit = stable.p99_seconds + q.canary_latency_margin_seconds
-            if canary.p99_seconds > limit:
-                reasons.append(
-                    f"canary p99 {canary.p99_seconds * 1000:.0f} ms is worse than stable's "
-                    f"{stable.p99_seconds * 1000:.0f} ms by more than "
-                    f"{q.canary_latency_margin_seconds * 1000:.0f} ms"
-                )
+        checks = (
+            _judge(
+                "error ratio",
+                "no error ratio",
+                canary.error_ratio,
+                stable.error_ratio,
+                q.max_error_ratio,
+                "monitoring.slo.errorRatePercent",
+                q.canary_error_margin,
+                lambda v: f"{v:.2%}",
+            ),
+            _judge(
+                "p99",
+                "no p99 latency",
+                canary.p99_seconds,
+                stable.p99_seconds,
+                q.max_p99_seconds,
+                "monitoring.slo.latencyP99Ms",
+                q.canary_latency_margin_seconds,
+                lambda v: f"{v * 1000:.0f} ms",
+            ),
+        )
+        reasons += [c for c in checks if c is not None]
     return Verdict(q.name, window, stable, canary, tuple(reasons))
 
 
