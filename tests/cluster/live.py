@@ -157,3 +157,14 @@ def objects_with_our_labels(api: client.ApiClient) -> list[str]:
             ns = item.metadata.get("namespace")
             found.append(f"{res.kind} {ns + '/' if ns else ''}{item.metadata.name}")
     return sorted(found)
+
+
+def wait_until_clean(api: client.ApiClient) -> None:
+    """Until a destroy has left no object labelled managed-by servestack (deletion of
+    namespaced objects finishes after the engine returns)."""
+    wait_for(
+        "no object with servestack's labels after destroy",
+        lambda: not objects_with_our_labels(api) or None,
+        timeout=120,
+        every=1,
+    )

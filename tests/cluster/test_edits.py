@@ -40,6 +40,7 @@ from tests.cluster.live import (
     local_stack_text,
     objects_with_our_labels,
     wait_for,
+    wait_until_clean,
 )
 
 pytestmark = pytest.mark.cluster
@@ -77,12 +78,7 @@ def live(local_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield Live(api, s, ws)
     finally:
         s.destroy()
-        wait_for(
-            "no object with servestack's labels after destroy",
-            lambda: not objects_with_our_labels(api) or None,
-            timeout=120,
-            every=1,
-        )
+        wait_until_clean(api)
 
 
 def settled(live: Live) -> dict[str, Any] | None:

@@ -32,6 +32,7 @@ from tests.cluster.live import (
     local_stack_text,
     objects_with_our_labels,
     wait_for,
+    wait_until_clean,
 )
 
 pytestmark = pytest.mark.cluster
@@ -159,9 +160,4 @@ def test_never_ready_rollout_is_bounded_and_rolled_back(
     assert len(sampler.samples) >= 20, f"only {len(sampler.samples)} samples"
     zero = [t for t, n in sampler.samples if n == 0]
     assert not zero, f"{len(zero)} of {len(sampler.samples)} samples had no ready endpoint"
-    wait_for(
-        "no object with servestack's labels after destroy",
-        lambda: not objects_with_our_labels(api) or None,
-        timeout=120,
-        every=1,
-    )
+    wait_until_clean(api)

@@ -21,6 +21,7 @@ from tests.cluster.live import (
     local_stack_text,
     objects_with_our_labels,
     wait_for,
+    wait_until_clean,
 )
 
 pytestmark = pytest.mark.cluster
@@ -100,9 +101,4 @@ def test_stack_up_ready_no_drift_destroy_clean(
         print(f"{stack}: up {up_s:.1f}s, {len(resources)} Kubernetes resources")
     finally:
         s.destroy()
-    wait_for(
-        "no object with servestack's labels after destroy",
-        lambda: not objects_with_our_labels(api) or None,
-        timeout=120,
-        every=1,
-    )
+    wait_until_clean(api)
