@@ -623,28 +623,22 @@ def _child_env(rd: Path) -> dict[str, str]:
 #: cannot write a Node's status, so the shape has to travel in metadata.
 CAPACITY_ANNOTATION = "servestack.io/capacity"
 
-_STOCK_CAPACITY = {
-    "allocatable": (
-        "      allocatable:\n"
-        "      {{ with .status.allocatable }}\n"
+
+def _stock_block(key: str) -> str:
+    """The `allocatable` or `capacity` block of kwok's stock node-initialize Stage."""
+    return (
+        f"      {key}:\n"
+        f"      {{{{ with .status.{key} }}}}\n"
         "      {{ YAML . 1 }}\n"
         "      {{ else }}\n"
         "        cpu: 1k\n"
         "        memory: 1Ti\n"
         "        pods: 1M\n"
         "      {{ end }}\n"
-    ),
-    "capacity": (
-        "      capacity:\n"
-        "      {{ with .status.capacity }}\n"
-        "      {{ YAML . 1 }}\n"
-        "      {{ else }}\n"
-        "        cpu: 1k\n"
-        "        memory: 1Ti\n"
-        "        pods: 1M\n"
-        "      {{ end }}\n"
-    ),
-}
+    )
+
+
+_STOCK_CAPACITY = {key: _stock_block(key) for key in ("allocatable", "capacity")}
 
 
 def _node_initialize_stage(stock: str) -> str:
