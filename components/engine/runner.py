@@ -98,16 +98,18 @@ class Engine:
             "PULUMI_SKIP_CONFIRMATIONS": "true",
         }
         local = self.backend_url is None and self.backend.endswith("(project-local)")
+        #: The backend named outright, by the caller or by PULUMI_BACKEND_URL.
+        named = self.backend_url or os.environ.get("PULUMI_BACKEND_URL") or ""
+        if named.startswith("file://"):
+            # The file backend refuses a directory that does not exist yet.
+            Path(named.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         if self.backend_url:
             env["PULUMI_BACKEND_URL"] = self.backend_url
-            if self.backend_url.startswith("file://"):
-                # The file backend refuses a directory that does not exist yet.
-                Path(self.backend_url.removeprefix("file://")).mkdir(parents=True, exist_ok=True)
         elif local:
             backend = self.state_dir / "backend"
             backend.mkdir(parents=True, exist_ok=True)
             env["PULUMI_BACKEND_URL"] = f"file://{backend}"
-        if location.hermetic and (local or (self.backend_url or "").startswith("file://")):
+        if location.hermetic and (local or named.startswith("file://")):
             # Our own build: a private home, and a missing plugin is an error, not a download.
             home = self.state_dir / "home"
             home.mkdir(parents=True, exist_ok=True)
