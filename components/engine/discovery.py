@@ -9,10 +9,13 @@ First hit wins:
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 #: The servestack source checkout this package runs from, or None for an installed wheel.
 _ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +68,23 @@ def find_engine() -> EngineLocation:
         + " install the Pulumi CLI on PATH, or set SERVESTACK_ENGINE_BIN to a directory with "
         + ", ".join(ENGINE_BINARIES)
     )
+
+
+def cluster_tool() -> ModuleType:
+    """The checkout's tools/cluster.py (the local control plane of `make cluster`), imported
+    by path: tools/ is not a package, and an installed wheel has no such file."""
+    name = "servestack_tools_cluster"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = (CHECKOUT or Path.cwd()) / "tools" / "cluster.py"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the local cluster runs from a servestack checkout")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
 
 
 def engine_bin() -> Path:

@@ -9,15 +9,14 @@ session started is stopped at the end (data kept) unless SERVESTACK_KEEP_CLUSTER
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from servestack.engine.discovery import cluster_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,15 +29,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def load_cluster_module() -> ModuleType:
     """tools/cluster.py, imported by path (tools/ is not a package)."""
-    name = "servestack_tools_cluster"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / "cluster.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return cluster_tool()
 
 
 @pytest.fixture(scope="session")

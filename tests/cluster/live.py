@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.resource import ResourceList
-from servestack.config.stackfile import set_value
+from servestack.config.stackfile import on_local_cluster
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
 
@@ -45,12 +45,7 @@ def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 120, every:
 def local_stack_text(stack: str, min_nodes: dict[str, int] | None = None) -> str:
     """The repository's stack file, pointed at the local cluster."""
     text = (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
-    text = set_value(text, "target", "cluster")
-    text = set_value(text, "cluster.provider", "local")
-    text = set_value(text, "cluster.nodeClass", None)  # Karpenter's only
-    for pool, n in (min_nodes or {}).items():
-        text = set_value(text, f"nodePools.{pool}.minNodes", n)
-    return text
+    return on_local_cluster(text, min_nodes)
 
 
 @dataclass
