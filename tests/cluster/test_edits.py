@@ -3,7 +3,9 @@
 against the field-effect table (:mod:`servestack.contract.effects`):
 
 - in-place: the Deployment keeps its UID and pod-template hash, and no pod is replaced;
-- restart: a new ReplicaSet (pod-template hash) takes over, the Deployment keeps its UID;
+- restart: a new ReplicaSet (pod-template hash) takes over, the Deployment keeps its UID,
+  and pods sampled every 0.1 s during the rollout stay within the strategy's maxSurge and
+  maxUnavailable;
 - replace: the deployment's objects of the rule's kinds are new objects (new UIDs);
 - stop (active: false) leaves 0 pods and keeps the Service; start brings the pods back with
   the pod template they had.
@@ -14,6 +16,7 @@ checks that nothing labelled by servestack is left.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,12 +169,63 @@ def test_in_place_edit_keeps_pods(live: Live) -> None:
     assert after["rs"] == before["rs"]
 
 
+def _bound(value: int | str | None, replicas: int, *, up: bool) -> int:
+    """A rolling update's maxSurge (rounded up) or maxUnavailable (down), as Kubernetes
+    resolves an absolute number or a percentage of the replicas."""
+    if isinstance(value, str) and value.endswith("%"):
+        share = int(value[:-1]) * replicas
+        return -(-share // 100) if up else share // 100
+    return int(value or 0)
+
+
+@dataclass
+class Sample:
+    pods: int
+    available: int
+    replica_sets_with_pods: int
+
+
+def sample_rollout(live: Live, stop: threading.Event, out: list[Sample]) -> None:
+    """Every 0.1 s until ``stop``: the deployment's live pods (not terminating), available
+    replicas and ReplicaSets that hold pods."""
+    while not stop.is_set():
+        (d,) = live.apps.list_namespaced_deployment(NS, label_selector=SELECTOR).items
+        pods = live.core.list_namespaced_pod(NS, label_selector=SELECTOR).items
+        sets = live.apps.list_namespaced_replica_set(NS, label_selector=SELECTOR).items
+        out.append(
+            Sample(
+                pods=sum(1 for p in pods if p.metadata.deletion_timestamp is None),
+                available=d.status.available_replicas or 0,
+                replica_sets_with_pods=sum(1 for rs in sets if (rs.status.replicas or 0) > 0),
+            )
+        )
+        stop.wait(0.1)
+
+
 def test_restart_edit_rolls_a_new_replicaset(live: Live) -> None:
     edits = {f"deployments.{DEP}.env.LOG_LEVEL": "info"}
     assert expected_effect(live, edits) is Effect.RESTART
     before = state(live)
-    run(live, edits)
-    after = state(live)
+    d = before["deployment"]
+    replicas = d.spec.replicas or 0
+    rolling = d.spec.strategy.rolling_update
+    surge = _bound(rolling.max_surge, replicas, up=True)
+    unavailable = _bound(rolling.max_unavailable, replicas, up=False)
+    samples: list[Sample] = []
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_rollout, args=(live, stop, samples))
+    sampler.start()
+    try:
+        run(live, edits)
+        after = state(live)
+    finally:
+        stop.set()
+        sampler.join()
+    # The pods rolled within the strategy: never more than replicas + maxSurge pods, never
+    # fewer than replicas - maxUnavailable available.
+    assert len(samples) >= 5, f"only {len(samples)} samples during the rollout"
+    assert max(s.pods for s in samples) <= replicas + surge, (replicas, surge, samples)
+    assert min(s.available for s in samples) >= replicas - unavailable, (unavailable, samples)
     env = {e.name: e.value for e in after["deployment"].spec.template.spec.containers[0].env}
     assert env.get("LOG_LEVEL") == "info"
     assert after["uid"] == before["uid"], "a restart edit replaced the Deployment"
