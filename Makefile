@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256su
 .PHONY: help venv engine prometheus lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster
 
 help:
-	@echo "make demo          - build/reuse the engine, pulumi up the dev stack (render mode), preview edits"
+	@echo "make demo          - build/reuse the engine and the local cluster; the dev stack rendered, then up on the cluster with live edits"
 	@echo "make test          - install, lint, type-check, run every tier (unit, mocks, review, security, engine, monitoring, cluster)"
 	@echo "make engine        - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
 	@echo "make prometheus    - build (or reuse from cache) prometheus and promtool"
@@ -70,7 +70,7 @@ test-cluster: venv engine cluster-build
 test: venv lint engine prometheus cluster-build $(CHECKOV)
 	$(BIN)/pytest -q tests
 
-demo: venv engine
+demo: venv engine cluster-build
 	$(BIN)/python -m servestack.demo
 
 bench: venv engine

@@ -1,5 +1,5 @@
-"""`make demo`: `pulumi up` the dev stack in render mode, then preview one edit per effect
-class against that state and show what the real engine says about each.
+"""Part 1 of `make demo`: `pulumi up` the dev stack in render mode, then preview one edit
+per effect class against that state and show what the real engine says about each.
 
 Everything is local: the state lives in `.pulumi-state/`, manifests in `out/dev/`, and the
 engine works on a scratch copy of the project in `.servestack/demo/` (the engine writes an
@@ -9,7 +9,6 @@ encryption salt into stack files; the repository's own stack files stay untouche
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,16 @@ from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
 
 STACK = "dev"
+#: The demo runs in the servestack checkout (`make demo`), reading its stack files.
+REPO = CHECKOUT or Path.cwd()
 #: Demo-only passphrase for the local dev stack (it holds no secrets). Set
 #: PULUMI_CONFIG_PASSPHRASE to use your own.
-#: The demo runs in the servestack checkout (`make demo`).
-REPO = CHECKOUT or Path.cwd()
 DEMO_PASSPHRASE = "servestack-demo-only"
+
+
+def passphrase() -> str:
+    return os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE)
+
 
 EDITS: list[tuple[str, str, Any]] = [
     ("scale out", "deployments.bert-sentiment.replicas", 3),
@@ -75,23 +79,23 @@ def _rows_for(
         stack_file.write_text(base, encoding="utf-8")
 
 
-def main() -> int:
-    console = Console(width=max(120, Console().width))
+def run(console: Console, root: Path) -> int:
+    """Render mode, with state, manifests and the scratch project under ``root``."""
     try:
         engine = Engine(
-            REPO / ".pulumi-state",
-            passphrase=os.environ.get("PULUMI_CONFIG_PASSPHRASE", DEMO_PASSPHRASE),
+            root / ".pulumi-state",
+            passphrase=passphrase(),
             # The demo is the embedded default: a local file backend, whatever the user has.
-            backend_url=f"file://{REPO / '.pulumi-state' / 'backend'}",
-            extra_env={"SERVESTACK_RENDER_ROOT": str(REPO / "out")},
+            backend_url=f"file://{root / '.pulumi-state' / 'backend'}",
+            extra_env={"SERVESTACK_RENDER_ROOT": str(root / "out")},
         )
         version = engine.version()
     except EngineMissing as err:
         console.print(f"[red]{err}[/red]")
         return 1
     base = (REPO / "stacks" / f"Pulumi.{STACK}.yaml").read_text(encoding="utf-8")
-    project = make_project(REPO / ".servestack" / "demo", stacks={STACK: base})
-    console.rule(f"servestack demo — Pulumi {version}, local state, render mode")
+    project = make_project(root / ".servestack" / "demo", stacks={STACK: base})
+    console.rule(f"part 1: render mode — Pulumi {version}, local state")
     console.print(
         f"1/3  pulumi up --yes on stack [bold]{STACK}[/bold] (manifests only; no cluster, no cloud)"
     )
@@ -103,9 +107,9 @@ def main() -> int:
     console.print(
         f"     done in {took:.0f}s: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.items()))
     )
-    out_dir = REPO / "out" / STACK
-    files = sorted(p.relative_to(REPO) for p in out_dir.rglob("*.yaml"))
-    console.print(f"     {len(files)} manifests in [bold]{out_dir.relative_to(REPO)}/[/bold]:")
+    out_dir = root / "out" / STACK
+    files = sorted(p.relative_to(root) for p in out_dir.rglob("*.yaml"))
+    console.print(f"     {len(files)} manifests in [bold]{out_dir.relative_to(root)}/[/bold]:")
     for f in files:
         console.print(f"       {f}")
     console.print("\n2/3  pulumi preview right after: ", end="")
@@ -127,13 +131,4 @@ def main() -> int:
             escape(fields.replace(", ", "\n")),
         )
     console.print(table)
-    console.print(
-        "\nNext: `servestack diff stacks/Pulumi.prod.yaml <edited copy>` for a "
-        "review, `make test` for every tier. State: .pulumi-state/ (delete it to "
-        "start over)."
-    )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

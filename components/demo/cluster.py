@@ -1,0 +1,436 @@
+"""Part 2 of `make demo`: the dev stack on the local control plane (`make cluster`).
+
+The dev stack file, pointed at the local cluster (`target: cluster`, `cluster.provider:
+local`), goes up through the real engine; the pods turn Ready on kwok nodes placed by the
+real scheduler. Then one edit of each effect class is applied with the `servestack` command
+a user would type, and what the API server shows afterwards is compared with what the
+field-effect table said the edit would do:
+
+- in-place: the Deployment keeps its UID and pod-template hash, and no pod is replaced;
+- restart: a new ReplicaSet (new pod-template hash) takes over, the Deployment stays;
+- replace: the Deployment is a new object (new UID);
+- forbidden: refused before anything is applied; no object's resourceVersion moves.
+
+A stop and a start close it: 0 pods with the Service kept, then the pods back with the same
+pod template. The demo fails (exit code 1) when the server disagrees with the table. It
+destroys its stack at the end and stops the cluster if it started it
+(``SERVESTACK_DEMO_KEEP=1`` keeps both).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from servestack.config.models import StrategyType
+from servestack.config.stackfile import on_local_cluster, set_value
+from servestack.config.validation import parse_stack, read_stack_text
+from servestack.contract import labels
+from servestack.contract.effects import Effect
+from servestack.engine import make_project
+from servestack.engine.discovery import cluster_tool
+from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
+from servestack.review.diff import diff_configs
+
+from .render import REPO, STACK, passphrase
+
+DEPLOYMENT = "bert-sentiment"
+SELECTOR = f"{labels.NAME}={DEPLOYMENT}"
+OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
+#: Seconds the demo waits for the cluster to settle after an edit.
+SETTLE_S = 120.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Edit:
+    label: str
+    #: `servestack` arguments after the command's stack and deployment (None: a hand edit).
+    command: tuple[str, ...] | None
+    #: The stack-file edits it makes, from the same builders the operations use: what the
+    #: field-effect table classifies.
+    fields: Callable[[str], Edits]
+
+
+def _set_model(version: str, strategy: StrategyType) -> Callable[[str], Edits]:
+    return lambda text: set_model_edits(
+        text, DEPLOYMENT, version=version, image=None, strategy=strategy
+    )
+
+
+#: In this order, each fits the local cluster's one 8-CPU system node (dev has no GPU pool):
+#: two replicas of 2 CPUs plus a surge pod, or a blue-green pair of one replica each.
+EDITS = [
+    Edit(
+        "restart",
+        ("set-model", "--version", "v2.2.0"),
+        _set_model("v2.2.0", StrategyType.rolling),
+    ),
+    Edit(
+        "replace",
+        ("set-model", "--version", "v2.3.0", "--strategy", "blue_green", "--yes"),
+        _set_model("v2.3.0", StrategyType.blue_green),
+    ),
+    Edit(
+        "in-place",
+        ("scale", "--replicas", "2"),
+        lambda _text: resource_edits(DEPLOYMENT, replicas=2),
+    ),
+    Edit("forbidden", None, lambda _text: {f"deployments.{DEPLOYMENT}.model.type": "vision"}),
+]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The deployment's live objects once its rollout has settled."""
+
+    name: str
+    uid: str
+    template_hash: str
+    image: str
+    pods: frozenset[str]
+    service_uid: str
+    #: resourceVersion of every object of the namespace that carries our labels.
+    versions: dict[str, str]
+
+
+def _wait(what: str, fn: Callable[[], T | None], timeout: float = SETTLE_S) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = fn()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+        time.sleep(0.5)
+
+
+class Cluster:
+    """Reads of the live objects, through the Python Kubernetes client."""
+
+    def __init__(self, kubeconfig: Path, namespace: str) -> None:
+        from kubernetes import client, config, dynamic
+
+        # The client's models type every field Optional: read them as Any, as ops.live does.
+        self.api: Any = config.new_client_from_config(config_file=str(kubeconfig))  # type: ignore[no-untyped-call]
+        self.apps: Any = client.AppsV1Api(self.api)
+        self.core: Any = client.CoreV1Api(self.api)
+        self.dyn: Any = dynamic.DynamicClient(self.api)  # type: ignore[no-untyped-call]
+        self.ns = namespace
+
+    def ready_line(self) -> str:
+        deps = self.apps.list_namespaced_deployment(self.ns).items
+        return ", ".join(
+            f"{d.metadata.name} {d.status.ready_replicas or 0}/{d.spec.replicas or 0} Ready"
+            for d in sorted(deps, key=lambda d: d.metadata.name)
+        )
+
+    def all_ready(self) -> bool:
+        deps = self.apps.list_namespaced_deployment(self.ns).items
+        return bool(deps) and all(
+            (d.status.ready_replicas or 0) == (d.spec.replicas or 0) for d in deps
+        )
+
+    def versions(self) -> dict[str, str]:
+        out = {}
+        for kind, version in (
+            ("Deployment", "apps/v1"),
+            ("ReplicaSet", "apps/v1"),
+            ("Service", "v1"),
+            ("Pod", "v1"),
+        ):
+            res = self.dyn.resources.get(api_version=version, kind=kind)
+            for item in res.get(namespace=self.ns).items:
+                out[f"{kind}/{item.metadata.name}"] = item.metadata.resourceVersion
+        return out
+
+    def settled(self) -> Seen | None:
+        deps = self.apps.list_namespaced_deployment(self.ns, label_selector=SELECTOR).items
+        if len(deps) != 1:
+            return None
+        d = deps[0]
+        want, st = d.spec.replicas or 0, d.status
+        if (st.observed_generation or 0) < d.metadata.generation or (st.replicas or 0) != want:
+            return None
+        if (st.updated_replicas or 0) != want or (st.ready_replicas or 0) != want:
+            return None
+        pods = self.core.list_namespaced_pod(self.ns, label_selector=SELECTOR).items
+        if len(pods) != want or any(p.metadata.deletion_timestamp for p in pods):
+            return None
+        sets = self.apps.list_namespaced_replica_set(self.ns, label_selector=SELECTOR).items
+        mine = [
+            rs for rs in sets if any(o.uid == d.metadata.uid for o in rs.metadata.owner_references)
+        ]
+        newest = max(
+            mine,
+            key=lambda rs: int(rs.metadata.annotations.get("deployment.kubernetes.io/revision", 0)),
+            default=None,
+        )
+        services = self.core.list_namespaced_service(self.ns, label_selector=SELECTOR).items
+        if newest is None or len(services) != 1:
+            return None
+        return Seen(
+            name=d.metadata.name,
+            uid=d.metadata.uid,
+            template_hash=newest.metadata.labels.get("pod-template-hash", ""),
+            image=d.spec.template.spec.containers[0].image,
+            pods=frozenset(p.metadata.name for p in pods),
+            service_uid=services[0].metadata.uid,
+            versions=self.versions(),
+        )
+
+    def seen(self) -> Seen:
+        return _wait(f"{DEPLOYMENT}'s rollout to settle", self.settled)
+
+    def leftovers(self) -> list[str]:
+        return [
+            f"{res.kind}/{item.metadata.name}"
+            for res in (
+                self.dyn.resources.get(api_version="apps/v1", kind="Deployment"),
+                self.dyn.resources.get(api_version="v1", kind="Service"),
+                self.dyn.resources.get(api_version="v1", kind="Pod"),
+            )
+            for item in res.get(label_selector=OURS).items
+        ]
+
+
+def observed(before: Seen, after: Seen) -> str:
+    """The effect class the live objects show."""
+    if after.uid != before.uid:
+        return Effect.REPLACE.value
+    if after.template_hash != before.template_hash or not before.pods <= after.pods:
+        return Effect.RESTART.value
+    if after.versions != before.versions:
+        return Effect.IN_PLACE.value
+    return "nothing changed"
+
+
+def what_changed(before: Seen, after: Seen) -> str:
+    kept = len(before.pods & after.pods)
+    parts = [
+        f"Deployment {before.name} → {after.name}" if after.name != before.name else None,
+        "uid " + ("new" if after.uid != before.uid else "same"),
+        f"pod-template hash {before.template_hash} → {after.template_hash}"
+        if after.template_hash != before.template_hash
+        else f"pod-template hash {after.template_hash} same",
+        f"pods {len(before.pods)} → {len(after.pods)} ({kept} kept)",
+        "Service " + ("same" if after.service_uid == before.service_uid else "new"),
+        f"image {after.image.rsplit(':', 1)[-1]}",
+    ]
+    return "\n".join(p for p in parts if p)
+
+
+def predicted(text: str, fields: Edits) -> str:
+    """The most severe effect the field-effect table gives the edit."""
+    after = text
+    for path, value in fields.items():
+        after = set_value(after, path, value)
+    old = parse_stack(read_stack_text(text, source="before"), source="before")
+    new = parse_stack(read_stack_text(after, source="after"), source="after")
+    effects = {c.effect for c in diff_configs(old, new).changes}
+    return max(effects, key=lambda e: e.severity).value if effects else "none"
+
+
+class Demo:
+    def __init__(self, console: Console, root: Path, kubeconfig: Path) -> None:
+        self.console = console
+        text = on_local_cluster((REPO / "stacks" / f"Pulumi.{STACK}.yaml").read_text("utf-8"))
+        self.project = make_project(root / ".servestack" / "demo-cluster", stacks={STACK: text})
+        self.ws = Workspace(project_dir=self.project)
+        backend = f"file://{self.ws.project.engine_state / 'backend'}"
+        self.env = {
+            "KUBECONFIG": str(kubeconfig),
+            "PULUMI_CONFIG_PASSPHRASE": passphrase(),
+            # The embedded default, whatever `pulumi login` the user has.
+            "PULUMI_BACKEND_URL": backend,
+        }
+        self.engine = replace(self.ws.runner, backend_url=backend, cluster=True, extra_env=self.env)
+        self.live = Cluster(kubeconfig, parse_stack(read_stack_text(text)).namespace)
+        self.failures: list[str] = []
+
+    def stack_text(self) -> str:
+        return self.ws.stack_file(STACK).read_text(encoding="utf-8")
+
+    def servestack(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The `servestack` command, as a user runs it in the project."""
+        cmd = [sys.executable, "-m", "servestack", "-C", str(self.project), *args]
+        self.console.print(f"     [bold]$ servestack {escape(' '.join(args))}[/bold]")
+        proc = subprocess.run(
+            cmd, env={**os.environ, **self.env}, capture_output=True, text=True, check=False
+        )
+        if proc.returncode != 0:
+            self.console.print(escape(proc.stdout + proc.stderr), markup=False)
+        return proc
+
+    def up(self) -> None:
+        """`pulumi up`, with the pods' readiness shown as it changes."""
+        stack = self.engine.stack(self.project, STACK)
+        errors: list[BaseException] = []
+        summary: dict[Any, int] = {}
+
+        def run() -> None:
+            try:
+                res = stack.up(on_output=lambda _: None)
+                summary.update(res.summary.resource_changes or {})
+            except BaseException as exc:  # reported below, in the main thread
+                errors.append(exc)
+
+        started = time.monotonic()
+        worker = threading.Thread(target=run)
+        worker.start()
+        last = ""
+        while worker.is_alive():
+            line = self.live.ready_line()
+            if line and line != last:
+                self.console.print(f"     +{time.monotonic() - started:4.1f}s  {line}")
+                last = line
+            time.sleep(0.25)
+        worker.join()
+        if errors:
+            raise errors[0]
+        changes = ", ".join(f"{k} {v}" for k, v in sorted(summary.items()))
+        self.console.print(
+            f"     pulumi up done in {time.monotonic() - started:.0f}s ({changes}); "
+            f"{self.live.ready_line()}"
+        )
+
+    def edit(self, edit: Edit) -> tuple[str, str, str]:
+        """Apply one edit; (what was done, what the table says, what the server shows)."""
+        text = self.stack_text()
+        table_says = predicted(text, edit.fields(text))
+        before = self.live.seen()
+        if edit.command is not None:
+            proc = self.servestack(*edit.command[:1], STACK, DEPLOYMENT, *edit.command[1:])
+            if proc.returncode != 0:
+                self.failures.append(f"{edit.label}: servestack exited {proc.returncode}")
+                return table_says, "servestack failed", ""
+            after = self.live.seen()
+            seen = observed(before, after)
+            shown = what_changed(before, after)
+            command = "servestack " + " ".join(edit.command)
+        else:
+            fields = edit.fields(text)
+            seen, shown = self.refused(fields)
+            command = "edit " + ", ".join(f"{k.split('.', 2)[-1]}: {v}" for k, v in fields.items())
+            command += " by hand, pulumi up"
+        expected = "refused, nothing changed" if table_says == "forbidden" else table_says
+        if seen != expected:
+            self.failures.append(
+                f"{edit.label}: the table says {expected}, the server shows {seen}"
+            )
+        return command, table_says, f"{seen}\n[dim]{escape(shown)}[/dim]"
+
+    def refused(self, fields: Edits) -> tuple[str, str]:
+        """A forbidden edit made by hand in the stack file: the program refuses it."""
+        path = self.ws.stack_file(STACK)
+        good = path.read_text(encoding="utf-8")
+        bad = good
+        for key, value in fields.items():
+            bad = set_value(bad, key, value)
+        before = self.live.seen().versions
+        path.write_text(bad, encoding="utf-8")
+        try:
+            proc = self.engine.cli(self.project, "up", "--yes", "--stack", STACK, check=False)
+        finally:
+            path.write_text(good, encoding="utf-8")
+        after = self.live.seen().versions
+        # The program's refusal, then one line per refused field: show the first of those.
+        lines = (proc.stdout + proc.stderr).splitlines()
+        at = next((i for i, ln in enumerate(lines) if "servestack refused" in ln), None)
+        found = lines[at:] if at is not None else []
+        said = next((ln.strip() for ln in found if "deployments." in ln), "")
+        if proc.returncode == 0 or not said:
+            return "applied", said
+        return (
+            "refused, nothing changed" if after == before else "refused, but objects moved"
+        ), said
+
+    def stop_start(self) -> None:
+        before = self.live.seen()
+        if self.servestack("stop", STACK, DEPLOYMENT).returncode != 0:
+            self.failures.append("stop: servestack failed")
+            return
+        stopped = _wait("the pods to go", lambda: self.live.settled())
+        self.console.print(
+            f"       {len(stopped.pods)} pods; Service "
+            + ("kept" if stopped.service_uid == before.service_uid else "NEW")
+        )
+        if stopped.pods or stopped.service_uid != before.service_uid:
+            self.failures.append("stop: pods left or the Service was replaced")
+        if self.servestack("start", STACK, DEPLOYMENT).returncode != 0:
+            self.failures.append("start: servestack failed")
+            return
+        started = self.live.seen()
+        same = started.template_hash == before.template_hash
+        self.console.print(
+            f"       {len(started.pods)} pods Ready; pod-template hash "
+            f"{started.template_hash} " + ("same as before the stop" if same else "CHANGED")
+        )
+        if not same or len(started.pods) != len(before.pods):
+            self.failures.append("start: not the pods of before the stop")
+
+    def destroy(self) -> None:
+        self.engine.cli(
+            self.project, "state", "unprotect", "--all", "--yes", "--stack", STACK, check=False
+        )
+        self.engine.stack(self.project, STACK).destroy(on_output=lambda _: None)
+        _wait("no object with servestack's labels", lambda: not self.live.leftovers() or None)
+
+
+def run(console: Console, root: Path) -> int:
+    tool = cluster_tool()
+    console.rule("part 2: the dev stack on the local cluster (127.0.0.1)")
+    started = time.monotonic()
+    info = tool.up(REPO)
+    console.print(
+        f"4/7  local cluster: {'already running' if info.already_running else 'started'} "
+        f"in {time.monotonic() - started:.0f}s ({info.server}); "
+        f'`eval "$(python3 tools/cluster.py env)"` points kubectl and pulumi at it'
+    )
+    keep = os.environ.get("SERVESTACK_DEMO_KEEP") == "1"
+    demo = Demo(console, root, info.kubeconfig)
+    try:
+        return _steps(console, demo, keep)
+    finally:
+        if not keep and not info.already_running:
+            tool.down(REPO)
+            console.print("     cluster stopped (`make cluster` starts it again)")
+
+
+def _steps(console: Console, demo: Demo, keep: bool) -> int:
+    console.print(
+        f"5/7  pulumi up {STACK} with target: cluster, cluster.provider: local "
+        "(pods on kwok nodes; no container runs):"
+    )
+    if demo.live.leftovers():
+        console.print("     a previous demo's stack is still up: destroying it first")
+        demo.destroy()
+    demo.up()
+    console.print("\n6/7  one edit of each effect class, applied and observed on the server:\n")
+    table = Table(show_lines=True)
+    for col in ("command", "table says", "the server shows"):
+        table.add_column(col, overflow="fold")
+    for edit in EDITS:
+        command, said, seen = demo.edit(edit)
+        table.add_row(escape(command), said, seen)
+    console.print(table)
+    console.print("\n7/7  stop and start:")
+    demo.stop_start()
+    if keep:
+        console.print("     SERVESTACK_DEMO_KEEP=1: the stack and the cluster stay up")
+    else:
+        demo.destroy()
+        console.print("     pulumi destroy: no object with servestack's labels is left")
+    for failure in demo.failures:
+        console.print(f"[red]the server disagrees with the table: {escape(failure)}[/red]")
+    return 1 if demo.failures else 0
