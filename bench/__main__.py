@@ -7,8 +7,15 @@ and bench/RESULTS.md.
 1. Mocks: a stack of N deployments built with the components vs a program that registers
    exactly the same Kubernetes resources directly (same manifests, no ComponentResources).
 2. Real engine (render mode): `pulumi preview` and `pulumi up` of both programs.
-3. Review tool: `servestack diff` of 1,000-deployment stack files; `explain` of a
+3. Real engine on the local cluster (`target: cluster`, provider `local`): `pulumi up` of
+   both programs until every Deployment is Ready (bench/cluster.py). The cluster is started
+   with tools/cluster.py when it is not running, and stopped again afterwards.
+4. Review tool: `servestack diff` of 1,000-deployment stack files; `explain` of a
    10,000-step preview.
+
+`--merge` keeps the parts of the existing results.json that this run does not measure:
+`python -m bench --merge --sizes "" --engine-sizes ""` re-measures only the cluster part
+(`--sizes ""` skips the mocks and the review tool). The cluster part records its own date.
 """
 
 from __future__ import annotations
@@ -134,28 +141,57 @@ def bench_review() -> dict[str, Any]:
     return result
 
 
+def _sizes(text: str) -> list[int]:
+    """`1,10,100` as a list; an empty string measures nothing."""
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
-    ap.add_argument("--sizes", default="1,10,100,1000")
+    ap.add_argument("--sizes", default="1,10,100,1000", help="mock tier sizes ('' skips it)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--engine-sizes", default="1,10,100")
+    ap.add_argument("--engine-sizes", default="1,10,100", help="render mode ('' skips it)")
+    ap.add_argument("--cluster-sizes", default="1,10,100", help="local cluster mode ('' skips it)")
+    ap.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the parts of the existing results.json this run does not measure",
+    )
     args = ap.parse_args()
     wall_started = time.perf_counter()
-    results: dict[str, Any] = {
-        "machine": {
+    results: dict[str, Any] = {}
+    merged = args.merge and (HERE / "results.json").is_file()
+    if merged:
+        results = json.loads((HERE / "results.json").read_text())
+    if _sizes(args.sizes) or not merged:
+        # `date`, `machine` and `bench_wall_s` belong to the run of the mocks and review.
+        results["machine"] = {
             "python": sys.version.split()[0],
             "platform": platform.platform(),
             "cpus": os.cpu_count(),
-        },
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    results.update(bench_mocks([int(x) for x in args.sizes.split(",")], args.repeats))
-    results.update(bench_review())
-    if args.engine_sizes:
+        }
+        results["date"] = _now()
+        results.update(bench_mocks(_sizes(args.sizes), args.repeats))
+        results.update(bench_review())
+    if _sizes(args.engine_sizes):
         from bench.engine import bench_engine
 
-        results.update(bench_engine([int(x) for x in args.engine_sizes.split(",")]))
-    results["bench_wall_s"] = round(time.perf_counter() - wall_started)
+        results.update(bench_engine(_sizes(args.engine_sizes)))
+    if _sizes(args.cluster_sizes):
+        from bench.cluster import bench_cluster
+        from tests.cluster.live import running_cluster
+
+        results["cluster_date"] = _now()
+        with running_cluster() as info:
+            results.update(bench_cluster(_sizes(args.cluster_sizes), info.kubeconfig, args.repeats))
+        # Measured by a later run than the rest of the file, or by the same one.
+        results["cluster_merged"] = merged
+    if not merged:
+        results["bench_wall_s"] = round(time.perf_counter() - wall_started)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
     subprocess.run([sys.executable, "-m", "bench.report"], check=False)

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 SAMPLE_EVERY_S = 0.05
 
 
-def _stack_text(raw: dict[str, Any]) -> str:
+def stack_text(raw: dict[str, Any]) -> str:
     buf = StringIO()
     YAML().dump({"config": {f"servestack:{k}": v for k, v in raw.items()}}, buf)
     return buf.getvalue()
@@ -39,7 +39,7 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def _run(engine: Engine, project: Path, *args: str) -> dict[str, float]:
+def measure(engine: Engine, project: Path, *args: str) -> dict[str, float]:
     """Run `pulumi ARGS`; wall seconds and the peak summed RSS of its process tree."""
     started = time.perf_counter()
     child = subprocess.Popen(
@@ -84,7 +84,7 @@ def _engine(root: Path, state: str, **env: str) -> Engine:
     )
 
 
-def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+def median_run(runs: list[dict[str, float]]) -> dict[str, float]:
     """The run with the median time (its own peak memory with it)."""
     return sorted(runs, key=lambda r: r["s"])[len(runs) // 2]
 
@@ -94,7 +94,7 @@ def bench_engine(sizes: list[int], repeats: int = 3) -> dict[str, Any]:
     where a single `up` takes minutes and the noise is small against it."""
     out: dict[str, Any] = {"engine_ratio": {}, "engine": {}, "engine_repeats": {}}
     for n in sizes:
-        text = _stack_text(stack_raw(n))
+        text = stack_text(stack_raw(n))
         reps = repeats if n <= 10 else 1
         names = [f"{kind}-{i}" for kind in ("bench", "fast") for i in range(reps)]
         row: dict[str, Any] = {}
@@ -115,7 +115,7 @@ def bench_engine(sizes: list[int], repeats: int = 3) -> dict[str, Any]:
                     engine.stack(project, f"bench-{i}")
                     r = runs[variant]
                     r["up"].append(
-                        _run(
+                        measure(
                             engine,
                             project,
                             "up",
@@ -126,7 +126,7 @@ def bench_engine(sizes: list[int], repeats: int = 3) -> dict[str, Any]:
                         )
                     )
                     r["preview"].append(
-                        _run(engine, project, "preview", "--diff", "--stack", f"bench-{i}")
+                        measure(engine, project, "preview", "--diff", "--stack", f"bench-{i}")
                     )
                     # The file backend rewrites the whole checkpoint after every step (O(n)
                     # each), so each extra step (a component is one) costs more as the stack
@@ -134,10 +134,12 @@ def bench_engine(sizes: list[int], repeats: int = 3) -> dict[str, Any]:
                     fast = _engine(root, "state-skip", PULUMI_SKIP_CHECKPOINTS="true")
                     fast.stack(project, f"fast-{i}")
                     r["up_skip_checkpoints"].append(
-                        _run(fast, project, "up", "--yes", "--skip-preview", "--stack", f"fast-{i}")
+                        measure(
+                            fast, project, "up", "--yes", "--skip-preview", "--stack", f"fast-{i}"
+                        )
                     )
             for variant, r in runs.items():
-                row[variant] = {op: _median_run(v) for op, v in r.items()}
+                row[variant] = {op: median_run(v) for op, v in r.items()}
         ratio = {
             op: round(row["components"][op]["s"] / row["handwritten"][op]["s"], 3)
             for op in ("up", "preview", "up_skip_checkpoints")

@@ -11,22 +11,25 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 from servestack.config.defaults import effective
-from servestack.config.models import Environment, StackConfig, StrategyType
+from servestack.config.models import CloudProvider, Environment, StackConfig, StrategyType
 from servestack.gpu_node_pool import KARPENTER_REPLACE_ON
 from servestack.manifests import naming, node_pools, routing, scaling, workload
 from servestack.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
 from servestack.program.process import tune_gc
-from servestack.program.stack import CLUSTER_ANNOTATION, main, render_directory, stack_outputs
+from servestack.program.stack import (
+    CLUSTER_ANNOTATION,
+    kubernetes_provider,
+    main,
+    rollout_timeouts,
+    stack_outputs,
+)
 
 
 def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
     """The same resources as :func:`servestack.program.stack.build`, registered directly; returns
-    the same stack outputs."""
-    provider = k8s.Provider(
-        f"k8s-{config.cluster.name}",
-        render_yaml_to_directory=str(render_directory(stack)),
-        enable_server_side_apply=True,
-    )
+    the same stack outputs. Node pools: provider karpenter (a NodePool) or local (kwok Nodes)."""
+    # The same provider as the components': render mode or the kubeconfig's cluster.
+    provider = kubernetes_provider(config, stack)
     # The components' transformation (pin_to_cluster) written out by hand: every manifest
     # carries its cluster's name, and a change of it replaces the resource.
     opts = pulumi.ResourceOptions(
@@ -51,6 +54,15 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
     )
     pools: list[pulumi.Resource] = []
     for pool in config.node_pools:
+        if config.cluster.provider is CloudProvider.local:
+            pools += [
+                k8s.core.v1.Node(
+                    m["metadata"]["name"], metadata=pin(m["metadata"]), spec=m["spec"], opts=opts
+                )
+                for m in node_pools.local_nodes(pool, config.cluster)
+            ]
+            continue
+        assert config.cluster.provider is CloudProvider.karpenter, "the baseline's two backends"
         m = node_pools.karpenter_node_pool(pool, config.cluster)
         pools.append(
             k8s.apiextensions.CustomResource(
@@ -64,6 +76,9 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
                 ),
             )
         )
+    # On a cluster, the components' bound_rollouts transformation written out by hand: each
+    # Deployment's rollout is awaited within the environment's bound.
+    timeouts = rollout_timeouts(config)
     # What the components' depends_on and parents imply, written on each resource: a model's
     # resources wait for the namespace and the pools; its Deployments for its service
     # account; its autoscaler and routing for its Deployments.
@@ -93,7 +108,9 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
                     opts=pulumi.ResourceOptions.merge(
                         opts,
                         pulumi.ResourceOptions(
-                            depends_on=[*base, account], replace_on_changes=LOCKED_PATHS
+                            depends_on=[*base, account],
+                            replace_on_changes=LOCKED_PATHS,
+                            custom_timeouts=timeouts,
                         ),
                     ),
                 )

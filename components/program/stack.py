@@ -131,10 +131,18 @@ ROLLOUT_TIMEOUT_SECONDS = {
 _AWAITED = ("kubernetes:apps/v1:Deployment",)
 
 
-def bound_rollouts(seconds: int) -> Any:
-    """A transformation giving every Deployment a create/update await bound of ``seconds``
-    (the resource option customTimeouts: nothing on the object changes)."""
-    timeouts = pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+def rollout_timeouts(config: StackConfig) -> pulumi.CustomTimeouts | None:
+    """How long a Deployment's create or update is awaited: the environment's bound on a
+    cluster; None in render mode, where nothing is awaited."""
+    if config.target is not Target.cluster:
+        return None
+    seconds = ROLLOUT_TIMEOUT_SECONDS[config.environment]
+    return pulumi.CustomTimeouts(create=f"{seconds}s", update=f"{seconds}s")
+
+
+def bound_rollouts(timeouts: pulumi.CustomTimeouts) -> Any:
+    """A transformation giving every Deployment the await bound ``timeouts`` (the resource
+    option customTimeouts: nothing on the object changes)."""
 
     def transform(args: pulumi.ResourceTransformationArgs) -> Any:
         if args.type_ not in _AWAITED:
@@ -150,9 +158,9 @@ def bound_rollouts(seconds: int) -> Any:
 def build(config: StackConfig, stack: str) -> dict[str, Any]:
     """Create every resource of a validated stack; returns the stack outputs."""
     pulumi.runtime.register_stack_transformation(pin_to_cluster(config.cluster.name))
-    if config.target is Target.cluster:
-        seconds = ROLLOUT_TIMEOUT_SECONDS[config.environment]
-        pulumi.runtime.register_stack_transformation(bound_rollouts(seconds))
+    timeouts = rollout_timeouts(config)
+    if timeouts is not None:
+        pulumi.runtime.register_stack_transformation(bound_rollouts(timeouts))
     provider = kubernetes_provider(config, stack)
     opts = pulumi.ResourceOptions(provider=provider)
     namespace = k8s.core.v1.Namespace(

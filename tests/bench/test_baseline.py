@@ -9,12 +9,14 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
+from servestack.config.models import StackConfig
 from servestack.config.validation import parse_stack
 from servestack.manifests import naming
 from servestack.program.stack import build
 
 from bench.handwritten_program import handwritten
-from bench.stacks import stack_raw
+from bench.stacks import cluster_stack_raw, stack_raw
 from tests.mocks import Recorder, RecordingMonitor, run_program
 
 COMPONENT_TYPES = {
@@ -23,11 +25,30 @@ COMPONENT_TYPES = {
     naming.LOAD_BALANCER,
     naming.GPU_NODE_POOL,
 }
-CONFIG = parse_stack(stack_raw(12))  # 12: stable and canary deployments both present
+# 12: stable and canary deployments both present. Render mode with a Karpenter pool (the
+# render bench), and the local cluster with kwok Nodes (the cluster bench).
+CONFIGS = {
+    "render": parse_stack(stack_raw(12)),
+    "cluster": parse_stack(cluster_stack_raw(12)),
+}
+POOL_RESOURCES = {
+    "render": ["kubernetes:karpenter.sh/v1:NodePool::l4"],
+    "cluster": [
+        f"kubernetes:core/v1:Node::l4-{i}"
+        for i in range(CONFIGS["cluster"].node_pools[0].min_nodes)
+    ],
+}
+#: The create/update await bound of each Deployment (none in render mode).
+DEPLOYMENT_TIMEOUTS = {"render": ["", "", ""], "cluster": ["600s", "600s", ""]}
 
 
-def _run(program: Any) -> Recorder:
-    return run_program(lambda: program(CONFIG, "bench"), monitor=RecordingMonitor)
+@pytest.fixture(params=list(CONFIGS))
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _run(program: Any, config: StackConfig) -> Recorder:
+    return run_program(lambda: program(config, "bench"), monitor=RecordingMonitor)
 
 
 def _key(urn: str) -> str:
@@ -62,6 +83,11 @@ def _registrations(rec: Recorder) -> dict[str, dict[str, Any]]:
             "protect": req.protect,
             "ignoreChanges": sorted(req.ignoreChanges),
             "provider": req.provider.split("::")[-2] if req.provider else "",
+            "customTimeouts": [
+                req.customTimeouts.create,
+                req.customTimeouts.update,
+                req.customTimeouts.delete,
+            ],
             "waitsFor": sorted(waits_for(urn)),
         }
         for urn, req in requests.items()
@@ -77,11 +103,16 @@ def _inputs(rec: Recorder) -> Counter[tuple[str, str, str]]:
     )
 
 
-def test_same_resources_and_inputs() -> None:
-    comp, hand = _run(build), _run(handwritten)
+def test_same_resources_and_inputs(mode: str) -> None:
+    comp, hand = _run(build, CONFIGS[mode]), _run(handwritten, CONFIGS[mode])
     assert _inputs(comp) == _inputs(hand)
     kinds = {t for t, _, _ in _inputs(comp)}
     assert {"kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service"} <= kinds
+    pool_kind = POOL_RESOURCES[mode][0].split("::")[0]
+    assert Counter(t for t, _, _ in _inputs(comp))[pool_kind] == len(POOL_RESOURCES[mode])
+    # The provider (one, the same inputs) renders to files or applies through the kubeconfig.
+    (provider,) = [r for r in comp.resources if r.type == "pulumi:providers:kubernetes"]
+    assert ("renderYamlToDirectory" in provider.inputs) is (mode == "render")
     extra = [r.type for r in comp.resources if r.type in COMPONENT_TYPES]
     # What the ratio prices: per deployment a ModelDeployment, its Autoscaler and its
     # LoadBalancer, plus one GpuNodePool.
@@ -92,8 +123,10 @@ def test_same_resources_and_inputs() -> None:
     assert not [r for r in hand.resources if r.type in COMPONENT_TYPES]
 
 
-def test_same_options_and_effective_dependencies() -> None:
-    comp, hand = _registrations(_run(build)), _registrations(_run(handwritten))
+def test_same_options_and_effective_dependencies(mode: str) -> None:
+    config = CONFIGS[mode]
+    comp = _registrations(_run(build, config))
+    hand = _registrations(_run(handwritten, config))
     assert comp.keys() == hand.keys()
     assert (
         {k: v for k, v in comp.items() if v != hand[k]}
@@ -101,13 +134,16 @@ def test_same_options_and_effective_dependencies() -> None:
         == {}
     )
     # The comparison sees what matters: Deployments wait for their account, the namespace
-    # and the pool; the namespace is protected in production.
+    # and the pool's resources, and on a cluster their rollouts are awaited within
+    # production's bound; the namespace is protected in production.
     deployment = comp["kubernetes:apps/v1:Deployment::model-0000"]
     assert deployment["waitsFor"] == sorted(
         [
             "kubernetes:core/v1:ServiceAccount::model-0000",
             "kubernetes:core/v1:Namespace::bench",
-            "kubernetes:karpenter.sh/v1:NodePool::l4",
+            *POOL_RESOURCES[mode],
         ]
     )
+    assert deployment["customTimeouts"] == DEPLOYMENT_TIMEOUTS[mode]
+    assert comp["kubernetes:core/v1:Service::model-0000"]["customTimeouts"] == ["", "", ""]
     assert comp["kubernetes:core/v1:Namespace::bench"]["protect"] is True

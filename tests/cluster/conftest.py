@@ -9,14 +9,14 @@ session started is stopped at the end (data kept) unless SERVESTACK_KEEP_CLUSTER
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from servestack.engine.discovery import cluster_tool
+
+from tests.cluster.live import load_cluster_module, running_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,22 +27,15 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def load_cluster_module() -> ModuleType:
-    """tools/cluster.py, imported by path (tools/ is not a package)."""
-    return cluster_tool()
-
-
 @pytest.fixture(scope="session")
 def cluster_module() -> ModuleType:
     return load_cluster_module()
 
 
 @pytest.fixture(scope="session")
-def cluster_info(cluster_module: ModuleType) -> Iterator[Any]:
-    info = cluster_module.up(ROOT)
-    yield info
-    if not info.already_running and os.environ.get("SERVESTACK_KEEP_CLUSTER") != "1":
-        cluster_module.down(ROOT)
+def cluster_info() -> Iterator[Any]:
+    with running_cluster(ROOT) as info:
+        yield info
 
 
 @pytest.fixture(scope="session")

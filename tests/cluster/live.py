@@ -8,11 +8,14 @@ nodes as the test needs (``min_nodes``).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 from kubernetes import client, config, dynamic
@@ -21,12 +24,32 @@ from kubernetes.dynamic.resource import ResourceList
 from servestack.config.stackfile import on_local_cluster
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
+from servestack.engine.discovery import cluster_tool
 
 from tests import REPO
 
 PASSPHRASE = "cluster-tier-test-passphrase"
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
 T = TypeVar("T")
+
+
+def load_cluster_module() -> ModuleType:
+    """tools/cluster.py, imported by path (tools/ is not a package)."""
+    return cluster_tool()
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path = REPO) -> Iterator[Any]:
+    """The local cluster's ClusterInfo (tools/cluster.py). A cluster that was already running
+    is reused and left running; one started here is stopped at the end (data kept) unless
+    SERVESTACK_KEEP_CLUSTER=1."""
+    cluster = load_cluster_module()
+    info = cluster.up(root)
+    try:
+        yield info
+    finally:
+        if not info.already_running and os.environ.get("SERVESTACK_KEEP_CLUSTER") != "1":
+            cluster.down(root)
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 120, every: float = 0.5) -> T:
@@ -154,12 +177,12 @@ def objects_with_our_labels(api: client.ApiClient) -> list[str]:
     return sorted(found)
 
 
-def wait_until_clean(api: client.ApiClient) -> None:
+def wait_until_clean(api: client.ApiClient, timeout: float = 120) -> None:
     """Until a destroy has left no object labelled managed-by servestack (deletion of
     namespaced objects finishes after the engine returns)."""
     wait_for(
         "no object with servestack's labels after destroy",
         lambda: not objects_with_our_labels(api) or None,
-        timeout=120,
+        timeout=timeout,
         every=1,
     )
