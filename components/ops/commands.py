@@ -129,27 +129,31 @@ def _show_result(result: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _line(text: str, style: str | None = None) -> None:
+    """One line of live state, never wrapped or cut: names, images and the scheduler's
+    messages stay whole (and greppable) at any width, piped output included."""
+    console.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
+
+
 def _show_live(state: live.LiveState) -> None:
     for w in state.workloads:
         table = Table(title=f"Deployment {w.name} (namespace {state.namespace})")
-        for col in ("desired", "updated", "ready", "available"):
+        # "pods": of every ReplicaSet, so an old pod still running shows as pods > updated.
+        for col in ("desired", "updated", "ready", "available", "pods"):
             table.add_column(col, justify="right")
-        table.add_row(str(w.desired), str(w.updated), str(w.ready), str(w.available))
+        table.add_row(str(w.desired), str(w.updated), str(w.ready), str(w.available), str(w.total))
         console.print(table)
-        sets = Table(title="ReplicaSets (newest first)")
-        for col in ("name", "revision", "image", "pods", "ready"):
-            sets.add_column(col)
+        # ReplicaSets as lines, not a table: a table cuts long names and images to its width.
         for name, rev, image, n, ready in w.replica_sets:
-            sets.add_row(name, rev, image, str(n), str(ready))
-        console.print(sets)
+            _line(f"  replicaset {name} revision {rev}: {n} pods, {ready} ready, image {image}")
         for kind, status, message in w.conditions:
-            console.print(f"  condition {kind}={status}: {message}", markup=False)
+            _line(f"  condition {kind}={status}: {message}")
         for line in w.pending:
-            console.print(f"  pending {line}", style="yellow", markup=False)
+            _line(f"  pending {line}", style="yellow")
         for line in w.events:
-            console.print(f"  event {line}", style="dim", markup=False)
+            _line(f"  event {line}", style="dim")
     for name in state.missing:
-        console.print(f"Deployment {name}: not found", style="red")
+        _line(f"Deployment {name}: not found", style="red")
     if state.autoscaler:
         hpa = Table(title="autoscaler")
         for col in ("metric", "current", "target"):
@@ -157,7 +161,15 @@ def _show_live(state: live.LiveState) -> None:
         for row in state.autoscaler:
             hpa.add_row(*row)
         console.print(hpa)
-    console.print("rolled out" if state.rolled_out else "rollout in progress")
+        for kind, status, message in state.autoscaler_conditions:
+            _line(f"  autoscaler {kind}={status}: {message}")
+    if state.rolled_out:
+        _line("rolled out")
+    else:
+        _line("rollout in progress")
+        for w in state.workloads:
+            if not w.rolled_out:
+                _line(f"  {w.progress()}")
 
 
 def run(
@@ -330,7 +342,11 @@ def register(app: typer.Typer) -> None:
             if not watch or state.rolled_out:
                 return
             if time.monotonic() > deadline:
-                console.print(f"rollout not complete after {timeout:.0f} s", style="red")
+                behind = "; ".join(
+                    [w.progress() for w in state.workloads if not w.rolled_out]
+                    + [f"{name} not found" for name in state.missing]
+                )
+                _line(f"rollout not complete after {timeout:g} s (--timeout): {behind}", "red")
                 raise typer.Exit(3)
             time.sleep(2)
             console.rule()

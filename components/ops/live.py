@@ -27,6 +27,10 @@ class WorkloadState:
     updated: int
     ready: int
     available: int
+    #: Pods of every ReplicaSet (old ones included): above ``updated`` while old pods remain.
+    total: int = 0
+    #: The controller has seen the latest spec (status.observedGeneration >= generation).
+    observed: bool = True
     #: (ReplicaSet name, revision, image, replicas, ready) newest first.
     replica_sets: list[tuple[str, str, str, int, int]] = field(default_factory=list)
     conditions: list[tuple[str, str, str]] = field(default_factory=list)
@@ -35,7 +39,26 @@ class WorkloadState:
 
     @property
     def rolled_out(self) -> bool:
-        return self.updated == self.desired == self.ready == self.available
+        """As `kubectl rollout status` decides: the latest spec observed, every desired
+        replica updated, ready and available, and no old replica left."""
+        return (
+            self.observed
+            and self.updated == self.desired == self.ready == self.available == self.total
+        )
+
+    def progress(self) -> str:
+        """One line saying where the rollout stands."""
+        text = (
+            f"{self.name}: {self.updated}/{self.desired} updated, {self.ready} ready, "
+            f"{self.available} available"
+        )
+        if self.total > self.updated:
+            text += f", {self.total - self.updated} old"
+        if self.pending:
+            text += f", {len(self.pending)} pending"
+        if not self.observed:
+            text += ", new spec not yet observed"
+        return text
 
 
 @dataclass
@@ -44,6 +67,8 @@ class LiveState:
     workloads: list[WorkloadState] = field(default_factory=list)
     #: (metric, current, target) of the autoscaler, when there is one.
     autoscaler: list[tuple[str, str, str]] = field(default_factory=list)
+    #: The autoscaler's conditions (type, status, message): why a current metric is unknown.
+    autoscaler_conditions: list[tuple[str, str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
     @property
@@ -62,6 +87,9 @@ class LiveState:
                     "updated": w.updated,
                     "ready": w.ready,
                     "available": w.available,
+                    "total": w.total,
+                    "observed": w.observed,
+                    "rolledOut": w.rolled_out,
                     "replicaSets": [
                         {"name": n, "revision": r, "image": i, "replicas": c, "ready": rd}
                         for n, r, i, c, rd in w.replica_sets
@@ -75,6 +103,9 @@ class LiveState:
                 for w in self.workloads
             ],
             "autoscaler": [{"metric": m, "current": c, "target": t} for m, c, t in self.autoscaler],
+            "autoscalerConditions": [
+                {"type": t, "status": s, "message": m} for t, s, m in self.autoscaler_conditions
+            ],
         }
 
 
@@ -108,7 +139,7 @@ def read(spec: DeploymentSpec, config: StackConfig) -> LiveState:
                 continue
             raise
         state.workloads.append(_workload(apps, core, dep, ns))
-    state.autoscaler = _autoscaler(client, spec, ns)
+    state.autoscaler, state.autoscaler_conditions = _autoscaler(client, spec, ns)
     return state
 
 
@@ -120,6 +151,8 @@ def _workload(apps: Any, core: Any, dep: Any, ns: str) -> WorkloadState:
         updated=st.updated_replicas or 0,
         ready=st.ready_replicas or 0,
         available=st.available_replicas or 0,
+        total=st.replicas or 0,
+        observed=(st.observed_generation or 0) >= (dep.metadata.generation or 0),
     )
     w.conditions = [(c.type, c.status, c.message or "") for c in st.conditions or []]
     selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
@@ -145,9 +178,13 @@ def _workload(apps: Any, core: Any, dep: Any, ns: str) -> WorkloadState:
         for cond in pod.status.conditions or []:
             if cond.type == "PodScheduled" and cond.status == "False":
                 w.pending.append(f"{pod.metadata.name}: {cond.message or cond.reason}")
-    names = {p.metadata.name for p in pods}
+    # Events of its pods, its ReplicaSets and the Deployment itself (by kind and name: the
+    # Service and the autoscaler share the Deployment's name).
+    ours = {("Pod", p.metadata.name) for p in pods}
+    ours |= {("ReplicaSet", rs.metadata.name) for rs in owned}
+    ours.add(("Deployment", dep.metadata.name))
     events = core.list_namespaced_event(ns).items
-    mine = [e for e in events if e.involved_object.name in names | {dep.metadata.name}]
+    mine = [e for e in events if (e.involved_object.kind, e.involved_object.name) in ours]
     mine.sort(key=lambda e: str(e.last_timestamp or e.event_time or ""), reverse=True)
     w.events = [
         f"{e.involved_object.kind}/{e.involved_object.name} {e.reason}: {e.message}"
@@ -160,12 +197,16 @@ def _revision(rs: Any) -> str:
     return str((rs.metadata.annotations or {}).get("deployment.kubernetes.io/revision", ""))
 
 
-def _autoscaler(client: Any, spec: DeploymentSpec, ns: str) -> list[tuple[str, str, str]]:
+Rows = list[tuple[str, str, str]]
+
+
+def _autoscaler(client: Any, spec: DeploymentSpec, ns: str) -> tuple[Rows, Rows]:
+    """The HPA's (metric, current, target) rows and its (type, status, message) conditions."""
     try:
         hpa = client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler(spec.name, ns)
     except client.ApiException as exc:
         if exc.status == 404:
-            return []
+            return [], []
         raise
     rows = [
         (
@@ -178,7 +219,8 @@ def _autoscaler(client: Any, spec: DeploymentSpec, ns: str) -> list[tuple[str, s
     for m in hpa.spec.metrics or []:
         key = _metric_name(m)
         rows.append((key, _metric_value(current.get(key)), _target(m)))
-    return rows
+    conditions = [(c.type, c.status, c.message or "") for c in hpa.status.conditions or []]
+    return rows, conditions
 
 
 def _metric_name(m: Any) -> str:
