@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -40,6 +40,7 @@ from servestack.contract.effects import Effect
 from servestack.engine import make_project
 from servestack.engine.discovery import cluster_tool
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
+from servestack.poll import wait_for
 from servestack.review.diff import diff_configs
 
 from .render import REPO, STACK, passphrase
@@ -49,7 +50,6 @@ SELECTOR = f"{labels.NAME}={DEPLOYMENT}"
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
 #: Seconds the demo waits for the cluster to settle after an edit.
 SETTLE_S = 120.0
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -102,17 +102,6 @@ class Seen:
     service_uid: str
     #: resourceVersion of every object of the namespace that carries our labels.
     versions: dict[str, str]
-
-
-def _wait(what: str, fn: Callable[[], T | None], timeout: float = SETTLE_S) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = fn()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout:.0f}s for {what}")
-        time.sleep(0.5)
 
 
 class Cluster:
@@ -190,7 +179,10 @@ class Cluster:
         )
 
     def seen(self) -> Seen:
-        return _wait(f"{DEPLOYMENT}'s rollout to settle", self.settled)
+        return wait_for(f"{DEPLOYMENT}'s rollout to settle", self.settled, SETTLE_S)
+
+    def clean(self) -> bool:
+        return not self.leftovers()
 
     def leftovers(self) -> list[str]:
         return [
@@ -360,7 +352,7 @@ class Demo:
         if self.servestack("stop", STACK, DEPLOYMENT).returncode != 0:
             self.failures.append("stop: servestack failed")
             return
-        stopped = _wait("the pods to go", lambda: self.live.settled())
+        stopped = wait_for("the pods to go", self.live.settled, SETTLE_S)
         self.console.print(
             f"       {len(stopped.pods)} pods; Service "
             + ("kept" if stopped.service_uid == before.service_uid else "NEW")
@@ -384,7 +376,11 @@ class Demo:
             self.project, "state", "unprotect", "--all", "--yes", "--stack", STACK, check=False
         )
         self.engine.stack(self.project, STACK).destroy(on_output=lambda _: None)
-        _wait("no object with servestack's labels", lambda: not self.live.leftovers() or None)
+        wait_for(
+            "no object with servestack's labels",
+            lambda: not self.live.leftovers() or None,
+            SETTLE_S,
+        )
 
 
 def run(console: Console, root: Path) -> int:

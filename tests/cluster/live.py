@@ -11,12 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
@@ -25,12 +24,12 @@ from servestack.config.stackfile import on_local_cluster
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
 from servestack.engine.discovery import cluster_tool
+from servestack.poll import wait_for
 
 from tests import REPO
 
 PASSPHRASE = "cluster-tier-test-passphrase"
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
-T = TypeVar("T")
 
 
 def load_cluster_module() -> ModuleType:
@@ -50,19 +49,6 @@ def running_cluster(root: Path = REPO) -> Iterator[Any]:
     finally:
         if not info.already_running and os.environ.get("SERVESTACK_KEEP_CLUSTER") != "1":
             cluster.down(root)
-
-
-def wait_for(what: str, fn: Callable[[], T | None], timeout: float = 120, every: float = 0.5) -> T:
-    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = fn()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
 
 
 def local_stack_text(stack: str, min_nodes: dict[str, int] | None = None) -> str:

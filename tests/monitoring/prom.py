@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+from servestack.poll import wait_for
 
 from tests.monitoring.servers import HOST, REPO, free_port
 
@@ -203,18 +203,10 @@ class Prometheus:
     ) -> T:
         """Call check() until it returns something truthy, failing after `timeout` seconds
         with the last value and the log's tail."""
-        deadline = time.monotonic() + timeout
-        last: Any = None
-        while True:
-            last = check()
-            if last:
-                return last
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"timed out after {timeout}s waiting for {what} (last: {last!r})\n"
-                    f"{self.log_tail(15)}"
-                )
-            time.sleep(interval)
+        try:
+            return wait_for(what, check, timeout, every=interval)
+        except TimeoutError as err:
+            raise TimeoutError(f"{err}\n{self.log_tail(15)}") from None
 
     # -- lifecycle ----------------------------------------------------------------------------
 

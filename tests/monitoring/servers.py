@@ -8,14 +8,14 @@ import os
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
+from servestack.poll import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "model-server"
@@ -23,8 +23,6 @@ HOST = "127.0.0.1"
 # Deadlines, not sleeps: generous, because importing scikit-learn on a busy 2-core machine
 # (Go builds beside the tests) has taken minutes. SERVESTACK_TEST_START_TIMEOUT overrides.
 START_TIMEOUT_S = float(os.environ.get("SERVESTACK_TEST_START_TIMEOUT", "300"))
-
-T = TypeVar("T")
 
 
 def example_module(name: str) -> ModuleType:
@@ -38,21 +36,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(
-    check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05
-) -> T:
-    """Call check() until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        last = check()
-        if last:
-            return last
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
-        time.sleep(interval)
 
 
 @dataclass
@@ -86,7 +69,7 @@ class ModelServer:
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, timeout, f"{self.url}/ready == 200")
+        wait_for(f"{self.url}/ready == 200", ready, timeout, every=0.05)
 
     def log_tail(self, n: int = 40) -> str:
         try:
@@ -175,7 +158,7 @@ def start_model_server(
                 return False
 
         try:
-            wait_until(healthy, START_TIMEOUT_S, f"{server.url}/health")
+            wait_for(f"{server.url}/health", healthy, START_TIMEOUT_S, every=0.05)
         except TimeoutError:
             tail = server.log_tail()
             server.stop()

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from servestack.poll import wait_for
 
 from tests.monitoring.conftest import (
     BAD_CANARY_ERROR_RATE,
@@ -17,7 +18,7 @@ from tests.monitoring.conftest import (
     MODEL_ID,
     MODEL_VERSION,
 )
-from tests.monitoring.servers import EXAMPLE, ModelServer, example_module, wait_until
+from tests.monitoring.servers import EXAMPLE, ModelServer, example_module
 
 metrics = example_module("model_server.metrics")
 config = example_module("model_server.config")
@@ -235,6 +236,6 @@ def test_percentile_is_nearest_rank():
     assert loadtest.percentile([7.0], 99) == 7.0
 
 
-def test_wait_until_has_a_deadline():
-    with pytest.raises(TimeoutError):
-        wait_until(lambda: False, 0.2, "never")
+def test_wait_for_has_a_deadline():
+    with pytest.raises(TimeoutError, match="waiting for never"):
+        wait_for("never", lambda: False, 0.2, every=0.05)
