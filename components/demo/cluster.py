@@ -39,6 +39,7 @@ from servestack.contract import labels
 from servestack.contract.effects import Effect
 from servestack.engine import make_project
 from servestack.engine.discovery import cluster_tool
+from servestack.ops.live import WorkloadState
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
 from servestack.poll import wait_for
 from servestack.review.diff import diff_configs
@@ -148,10 +149,8 @@ class Cluster:
         if len(deps) != 1:
             return None
         d = deps[0]
-        want, st = d.spec.replicas or 0, d.status
-        if (st.observed_generation or 0) < d.metadata.generation or (st.replicas or 0) != want:
-            return None
-        if (st.updated_replicas or 0) != want or (st.ready_replicas or 0) != want:
+        want = d.spec.replicas or 0
+        if not WorkloadState.counts(d).rolled_out:
             return None
         pods = self.core.list_namespaced_pod(self.ns, label_selector=SELECTOR).items
         if len(pods) != want or any(p.metadata.deletion_timestamp for p in pods):
@@ -229,8 +228,8 @@ def predicted(text: str, fields: Edits) -> str:
         after = set_value(after, path, value)
     old = parse_stack(read_stack_text(text, source="before"), source="before")
     new = parse_stack(read_stack_text(after, source="after"), source="after")
-    effects = {c.effect for c in diff_configs(old, new).changes}
-    return max(effects, key=lambda e: e.severity).value if effects else "none"
+    effect = diff_configs(old, new).worst
+    return effect.value if effect else "none"
 
 
 class Demo:

@@ -37,6 +37,20 @@ class WorkloadState:
     events: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
 
+    @classmethod
+    def counts(cls, dep: Any) -> WorkloadState:
+        """The replica counts of a Deployment read from the API (no ReplicaSets, events)."""
+        st = dep.status
+        return cls(
+            dep.metadata.name,
+            desired=dep.spec.replicas or 0,
+            updated=st.updated_replicas or 0,
+            ready=st.ready_replicas or 0,
+            available=st.available_replicas or 0,
+            total=st.replicas or 0,
+            observed=(st.observed_generation or 0) >= (dep.metadata.generation or 0),
+        )
+
     @property
     def rolled_out(self) -> bool:
         """As `kubectl rollout status` decides: the latest spec observed, every desired
@@ -144,17 +158,8 @@ def read(spec: DeploymentSpec, config: StackConfig) -> LiveState:
 
 
 def _workload(apps: Any, core: Any, dep: Any, ns: str) -> WorkloadState:
-    st = dep.status
-    w = WorkloadState(
-        dep.metadata.name,
-        desired=dep.spec.replicas or 0,
-        updated=st.updated_replicas or 0,
-        ready=st.ready_replicas or 0,
-        available=st.available_replicas or 0,
-        total=st.replicas or 0,
-        observed=(st.observed_generation or 0) >= (dep.metadata.generation or 0),
-    )
-    w.conditions = [(c.type, c.status, c.message or "") for c in st.conditions or []]
+    w = WorkloadState.counts(dep)
+    w.conditions = [(c.type, c.status, c.message or "") for c in dep.status.conditions or []]
     selector = ",".join(f"{k}={v}" for k, v in dep.spec.selector.match_labels.items())
     sets = apps.list_namespaced_replica_set(ns, label_selector=selector).items
     owned = [

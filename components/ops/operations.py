@@ -439,7 +439,7 @@ def _execute(
             write_atomic(last_good, target_text)
             final = True
             return
-        op.error = _engine_error(failure)
+        op.error = engine_error(failure)
         failed = ws.state / "failed" / f"{stack}-{op.id}.yaml"
         write_atomic(failed, target_text)
         good = last_good.read_text(encoding="utf-8") if last_good.exists() else before_text
@@ -452,7 +452,7 @@ def _execute(
         except Exception as rb_exc:
             op.rollback = {
                 "status": "failed",
-                "error": _engine_error(rb_exc),
+                "error": engine_error(rb_exc),
                 "failed_config": str(failed),
             }
         op.status = "rolled_back" if op.rollback["status"] == "succeeded" else "failed"
@@ -547,7 +547,7 @@ def _mark_interrupted(
 _GENERIC_ERRORS = re.compile(r"^error: (update failed|preview failed|\d+ errors? occurred:?)$")
 
 
-def _engine_error(exc: Exception) -> str:
+def engine_error(exc: Exception) -> str:
     """What went wrong, from the engine's output: the resources' own diagnostics (with the
     resource they are about), not the closing "update failed" or "2 errored"."""
     text = str(exc)

@@ -17,7 +17,7 @@ from servestack.config.models import (
     StackConfig,
     StrategyType,
 )
-from servestack.contract.effects import EditContext, Effect, rule_for
+from servestack.contract.effects import EditContext, Effect, rule_for, worst
 
 #: The effect vocabulary under the name earlier callers know it by (one enum: Effect).
 Change = Effect
@@ -58,6 +58,11 @@ class FieldChange:
 class DiffResult:
     changes: list[FieldChange] = field(default_factory=list)
     environment: Environment = Environment.development
+
+    @property
+    def worst(self) -> Effect | None:
+        """The most severe effect of the changes (None: nothing changed)."""
+        return worst(c.effect for c in self.changes)
 
     @property
     def summary(self) -> dict[str, int]:

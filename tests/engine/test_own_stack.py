@@ -4,27 +4,17 @@ field, without any servestack stack file."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 from servestack.engine import Engine
 from servestack.review.explain import explain_preview, overall_effect
 
-from tests import REPO
+from tests import REPO, copy_program
 from tests.engine.conftest import PASSPHRASE
 
 
-def _project(tmp: Path) -> Path:
-    dest = tmp / "own-stack"
-    shutil.copytree(REPO / "examples" / "own-stack", dest)
-    text = (dest / "Pulumi.yaml").read_text().replace("../../.venv", sys.prefix)
-    (dest / "Pulumi.yaml").write_text(text)
-    return dest
-
-
 def test_own_stack_up_edit_explain_destroy(engine_ready: Path, tmp_path: Path) -> None:
-    project = _project(tmp_path)
+    project = copy_program(REPO / "examples" / "own-stack", tmp_path / "own-stack")
     engine = Engine(tmp_path / "state", passphrase=PASSPHRASE)
     stack = engine.stack(project, "test")
     stack.set_config("renderDirectory", _cfg(str(tmp_path / "out")))

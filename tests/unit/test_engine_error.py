@@ -4,7 +4,7 @@ output, not the closing summary ("update failed", "2 errored")."""
 from __future__ import annotations
 
 import pytest
-from servestack.ops.operations import _engine_error
+from servestack.ops.operations import engine_error
 
 #: The layout of the engine's output after a rollout that timed out (see the cluster tier's
 #: failed-rollout test for the real run).
@@ -41,4 +41,4 @@ Resources:
     ],
 )
 def test_the_error_is_the_resources_own(text: str, expected: str) -> None:
-    assert _engine_error(RuntimeError(text)) == expected
+    assert engine_error(RuntimeError(text)) == expected
