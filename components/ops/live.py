@@ -15,6 +15,7 @@ from typing import Any
 from servestack.config.models import DeploymentSpec, StackConfig, StrategyType
 from servestack.contract import labels
 from servestack.manifests import naming
+from servestack.manifests.scaling import KEDA_API
 
 #: Events shown per Deployment, newest first.
 EVENTS = 8
@@ -206,13 +207,14 @@ Rows = list[tuple[str, str, str]]
 
 
 def _autoscaler(client: Any, spec: DeploymentSpec, ns: str) -> tuple[Rows, Rows]:
-    """The HPA's (metric, current, target) rows and its (type, status, message) conditions."""
-    try:
-        hpa = client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler(spec.name, ns)
-    except client.ApiException as exc:
-        if exc.status == 404:
-            return [], []
-        raise
+    """The autoscaler's (metric, current, target) rows and its (type, status, message)
+    conditions: the HPA's, or for a queue worker its KEDA ScaledObject's (with the current
+    figures of the HPA that KEDA keeps for it)."""
+    if spec.queue is not None:
+        return _scaled_object(client, spec, ns)
+    hpa = _read_hpa(client, spec.name, ns)
+    if hpa is None:
+        return [], []
     rows = [
         (
             "replicas",
@@ -228,18 +230,80 @@ def _autoscaler(client: Any, spec: DeploymentSpec, ns: str) -> tuple[Rows, Rows]
     return rows, conditions
 
 
+def _read_hpa(client: Any, name: str, ns: str) -> Any | None:
+    try:
+        return client.AutoscalingV2Api().read_namespaced_horizontal_pod_autoscaler(name, ns)
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def _scaled_object(client: Any, spec: DeploymentSpec, ns: str) -> tuple[Rows, Rows]:
+    group, version = KEDA_API.split("/")
+    try:
+        so = client.CustomObjectsApi().get_namespaced_custom_object(
+            group, version, ns, "scaledobjects", spec.name
+        )
+    except client.ApiException as exc:
+        if exc.status == 404:
+            return [], []
+        raise
+    status = so.get("status") or {}
+    hpa = _read_hpa(client, status["hpaName"], ns) if status.get("hpaName") else None
+    return scaled_object_rows(so, hpa)
+
+
+def scaled_object_rows(so: dict[str, Any], hpa: Any | None) -> tuple[Rows, Rows]:
+    """Rows and conditions of a ScaledObject (a dict, as the API returns it). KEDA names
+    the metric of trigger i `s<i>-...` in its HPA; without that HPA (KEDA not running, or
+    not yet) the current figures are unknown, and a condition says so."""
+    spec, status = so["spec"], so.get("status") or {}
+    replicas = str(hpa.status.current_replicas or 0) if hpa is not None else "<unknown>"
+    bounds = f"{spec.get('minReplicaCount', 0)}..{spec.get('maxReplicaCount', 100)}"
+    rows = [("replicas", replicas, bounds)]
+    current = {_metric_name(m): m for m in (hpa.status.current_metrics or [] if hpa else [])}
+    for i, trigger in enumerate(spec.get("triggers") or []):
+        kind, meta = trigger["type"], trigger.get("metadata") or {}
+        if kind in ("cpu", "memory"):
+            rows.append((kind, _metric_value(current.get(kind)), f"{meta.get('value')}%"))
+            continue
+        queue = meta.get("queueName") or meta.get("topic") or meta.get("listName") or ""
+        target = meta.get("value") or meta.get("lagThreshold") or meta.get("listLength")
+        found = next((m for name, m in current.items() if name.startswith(f"s{i}-")), None)
+        rows.append((f"{kind} {queue}".strip(), _metric_value(found), str(target)))
+    conditions = [
+        (c["type"], c["status"], c.get("message") or c.get("reason") or "")
+        for c in status.get("conditions") or []
+    ]
+    if not status:
+        conditions = [
+            (
+                "Ready",
+                "Unknown",
+                "no status: KEDA has not reconciled this ScaledObject "
+                "(is the KEDA operator running in the cluster?)",
+            )
+        ]
+    return rows, conditions
+
+
 def _metric_name(m: Any) -> str:
     if m.type == "Resource":
         return f"{m.resource.name}"
     if m.type == "Pods":
         return f"{m.pods.metric.name}"
+    if m.type == "External":
+        return f"{m.external.metric.name}"
     return str(m.type)
 
 
 def _metric_value(m: Any) -> str:
     if m is None:
         return "<unknown>"
-    cur = m.resource.current if m.type == "Resource" else m.pods.current
+    cur = getattr(
+        m, {"Resource": "resource", "Pods": "pods", "External": "external"}[m.type]
+    ).current
     if cur.average_utilization is not None:
         return f"{cur.average_utilization}%"
     return str(cur.average_value or cur.value or "<unknown>")

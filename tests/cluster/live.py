@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,15 +22,20 @@ from typing import Any
 from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.resource import ResourceList
+from pulumi import automation as auto
 from servestack.config.stackfile import on_local_cluster
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
 from servestack.engine.discovery import cluster_tool
 from servestack.poll import wait_for
 
-from tests import REPO
+from tests import REPO, copy_program
 
 PASSPHRASE = "cluster-tier-test-passphrase"
+#: kwok nodes per pool when a stack of the repository runs on the local cluster: enough for
+#: every replica at once. Staging's g4dn.xlarge carries one T4 and exactly the 16 GiB its
+#: bert replica requests, so each of its 3 replicas needs a node.
+STACK_NODES: dict[str, dict[str, int]] = {"dev": {}, "staging": {"t4": 3}, "prod": {"a100": 2}}
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
 
 
@@ -82,6 +89,25 @@ class ClusterStack:
             and not r["type"].startswith("pulumi:providers:")
         ]
 
+    def servestack(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """The `servestack` command, as a user runs it in the project."""
+        return subprocess.run(
+            self.servestack_command(*args),
+            env=self.servestack_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def servestack_command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "servestack", "-C", str(self.project), *args]
+
+    def servestack_env(self) -> dict[str, str]:
+        """The engine's environment (KUBECONFIG, the stack's backend and passphrase), and a
+        wide terminal so that rich's tables keep their columns."""
+        return {**os.environ, **self.engine.env(), "COLUMNS": "200"}
+
     def destroy(self) -> None:
         self.engine.cli(
             self.project,
@@ -96,15 +122,33 @@ class ClusterStack:
         self.engine.stack(self.project, self.stack).destroy(on_output=lambda _: None)
 
 
-def deploy_stack(tmp: Path, kubeconfig: Path, stack: str, text: str) -> ClusterStack:
-    engine = Engine(
+def cluster_engine(tmp: Path, kubeconfig: Path) -> Engine:
+    """The real engine, with state under ``tmp`` and KUBECONFIG naming the local cluster."""
+    return Engine(
         tmp / "state",
         passphrase=PASSPHRASE,
         cluster=True,
         extra_env={"KUBECONFIG": str(kubeconfig)},
     )
+
+
+def deploy_stack(tmp: Path, kubeconfig: Path, stack: str, text: str) -> ClusterStack:
+    """A stack of the repository's program, with stack file ``text``."""
     project = make_project(tmp / "project", stacks={stack: text})
-    return ClusterStack(engine, project, stack)
+    return ClusterStack(cluster_engine(tmp, kubeconfig), project, stack)
+
+
+def deploy_program(
+    tmp: Path, kubeconfig: Path, source: Path, stack: str, settings: dict[str, str]
+) -> ClusterStack:
+    """A stack of another Pulumi program (a copy of ``source``), with config ``settings``
+    (keys in the project's namespace)."""
+    project = copy_program(source, tmp / source.name)
+    s = ClusterStack(cluster_engine(tmp, kubeconfig), project, stack)
+    st = s.engine.stack(project, stack)
+    for key, value in settings.items():
+        st.set_config(key, auto.ConfigValue(value=value))
+    return s
 
 
 def api_client(kubeconfig: Path) -> client.ApiClient:

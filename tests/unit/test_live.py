@@ -84,3 +84,57 @@ def test_live_state_lines_are_never_cut_or_wrapped(printed: io.StringIO) -> None
     ):
         assert text in lines, (text, lines)
     assert "…" not in printed.getvalue()
+
+
+SCALED_OBJECT = {
+    "spec": {
+        "minReplicaCount": 1,
+        "maxReplicaCount": 3,
+        "triggers": [
+            {"type": "rabbitmq", "metadata": {"queueName": "transcriptions", "value": "20"}},
+            {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "80"}},
+        ],
+    }
+}
+
+
+def test_a_scaled_object_without_keda_says_its_figures_are_unknown() -> None:
+    rows, conditions = live.scaled_object_rows(SCALED_OBJECT, None)
+    assert rows == [
+        ("replicas", "<unknown>", "1..3"),
+        ("rabbitmq transcriptions", "<unknown>", "20"),
+        ("cpu", "<unknown>", "80%"),
+    ]
+    assert [c[:2] for c in conditions] == [("Ready", "Unknown")]
+    assert "KEDA" in conditions[0][2]
+
+
+def test_a_scaled_object_takes_its_current_figures_from_kedas_hpa() -> None:
+    from types import SimpleNamespace as NS
+
+    queue = NS(
+        type="External",
+        external=NS(
+            metric=NS(name="s0-rabbitmq-transcriptions"),
+            current=NS(average_utilization=None, average_value="35", value=None),
+        ),
+    )
+    cpu = NS(
+        type="Resource",
+        resource=NS(name="cpu", current=NS(average_utilization=64, average_value=None, value=None)),
+    )
+    hpa = NS(status=NS(current_replicas=2, current_metrics=[queue, cpu]))
+    so = {
+        **SCALED_OBJECT,
+        "status": {
+            "hpaName": "keda-hpa-whisper-batch",
+            "conditions": [{"type": "Ready", "status": "True", "message": "ScaledObject is ready"}],
+        },
+    }
+    rows, conditions = live.scaled_object_rows(so, hpa)
+    assert rows == [
+        ("replicas", "2", "1..3"),
+        ("rabbitmq transcriptions", "35", "20"),
+        ("cpu", "64%", "80%"),
+    ]
+    assert conditions == [("Ready", "True", "ScaledObject is ready")]
