@@ -1,0 +1,162 @@
+"""Every `servestack` operation, typed as a user would in the project, against the live dev
+stack on the local cluster; after each, the live objects show what it did.
+
+The tests share one stack (module scope) and run in file order: `resources` (a new pod
+template with the new requests), `set-model --strategy canary` (a canary Deployment of the
+new image, and the mesh routes splitting traffic by the weight), `promote` (the canary's
+image on the stable Deployment, the canary gone), a second canary then `rollback` (the
+canary gone, the stable image kept), `scale --no-wait` followed by `operation ID` (the
+replica count), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
+`delete` (the worker's objects gone from the server and its entry from the stack file).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, dynamic
+from kubernetes.client.rest import ApiException
+from servestack.config.validation import load_stack_config
+
+from tests.cluster.live import (
+    ClusterStack,
+    api_client,
+    deploy_stack,
+    deployments_ready,
+    local_stack_text,
+    objects_with_our_labels,
+    wait_for,
+    wait_until_clean,
+)
+
+pytestmark = pytest.mark.cluster
+
+STACK, NS, DEP, WORKER = "dev", "models-dev", "bert-sentiment", "whisper-batch"
+CANARY = f"{DEP}-canary"
+IMAGE = "registry.example.com/nlp/bert-sentiment:{}"
+
+
+@dataclass
+class Dev:
+    s: ClusterStack
+    apps: Any
+    dyn: Any
+
+    def run(self, *args: str) -> str:
+        proc = self.s.servestack(*args)
+        print(f"$ servestack {' '.join(args)}\n{proc.stdout}{proc.stderr}")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout
+
+    def image(self, name: str = DEP) -> str:
+        image: str = (
+            self.apps.read_namespaced_deployment(name, NS).spec.template.spec.containers[0].image
+        )
+        return image
+
+    def exists(self, api_version: str, kind: str, name: str) -> bool:
+        try:
+            self.dyn.resources.get(api_version=api_version, kind=kind).get(name=name, namespace=NS)
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def weights(self) -> dict[str, int]:
+        vs = self.dyn.resources.get(api_version="networking.istio.io/v1", kind="VirtualService")
+        routes = vs.get(name=f"{DEP}-routes", namespace=NS).spec.http[0].route
+        return {r.destination.subset: r.weight for r in routes}
+
+    def ready(self) -> None:
+        wait_for(f"{NS} Deployments Ready", lambda: deployments_ready(self.apps.api_client, NS))
+
+    def config(self) -> Any:
+        return load_stack_config(self.s.project / "stacks" / f"Pulumi.{STACK}.yaml")
+
+
+@pytest.fixture(scope="module")
+def dev(local_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    api = api_client(local_cluster)
+    assert objects_with_our_labels(api) == [], "the cluster is not clean before the test"
+    s = deploy_stack(tmp_path_factory.mktemp("ops"), local_cluster, STACK, local_stack_text(STACK))
+    try:
+        s.up()
+        d = Dev(s, client.AppsV1Api(api), dynamic.DynamicClient(api))
+        d.ready()
+        yield d
+    finally:
+        s.destroy()
+        wait_until_clean(api)
+
+
+def test_resources(dev: Dev) -> None:
+    before = dev.apps.read_namespaced_deployment(DEP, NS)
+    dev.run("resources", STACK, DEP, "--cpu", "1500", "--memory", "3072")
+    dev.ready()
+    after = dev.apps.read_namespaced_deployment(DEP, NS)
+    requests = after.spec.template.spec.containers[0].resources.requests
+    assert (requests["cpu"], requests["memory"]) == ("1500m", "3Gi"), requests
+    assert after.metadata.uid == before.metadata.uid
+
+
+def test_canary_then_promote(dev: Dev) -> None:
+    dev.run(
+        "set-model", STACK, DEP, "--version", "v2.2.0", "--strategy", "canary", "--weight", "20"
+    )
+    dev.ready()
+    assert dev.image(CANARY) == IMAGE.format("2.2.0")
+    assert dev.image() == IMAGE.format("2.1.0")
+    assert dev.weights() == {"stable": 80, "canary": 20}
+
+    dev.run("promote", STACK, DEP, "--yes")
+    dev.ready()
+    wait_for(f"{CANARY} gone", lambda: not dev.exists("apps/v1", "Deployment", CANARY) or None)
+    assert dev.image() == IMAGE.format("2.2.0")
+    spec = next(d for d in dev.config().deployments if d.name == DEP)
+    assert (spec.model.version, spec.strategy.type.value) == ("v2.2.0", "rolling")
+
+
+def test_canary_then_rollback(dev: Dev) -> None:
+    dev.run("set-model", STACK, DEP, "--version", "v2.3.0", "--strategy", "canary")
+    dev.ready()
+    assert dev.image(CANARY) == IMAGE.format("2.3.0")
+    dev.run("rollback", STACK, DEP, "--yes")
+    dev.ready()
+    wait_for(f"{CANARY} gone", lambda: not dev.exists("apps/v1", "Deployment", CANARY) or None)
+    assert dev.image() == IMAGE.format("2.2.0")
+
+
+def test_scale_no_wait_then_operation(dev: Dev) -> None:
+    out = dev.run("scale", STACK, DEP, "--replicas", "2", "--no-wait")
+    op = re.search(r"operation\s+([0-9a-f]{8,})\b", out)  # the table title, maybe wrapped
+    assert op, out
+
+    def finished() -> str | None:
+        shown = dev.run("operation", op[1])
+        status = re.search(r"│ status\s+│ (\w+)", shown)
+        return status[1] if status and status[1] not in ("pending", "running") else None
+
+    assert wait_for(f"operation {op[1]}", finished, timeout=180) == "succeeded"
+    dev.ready()
+    assert dev.apps.read_namespaced_deployment(DEP, NS).status.ready_replicas == 2
+
+
+def test_scale_the_workers_bounds(dev: Dev) -> None:
+    dev.run("scale", STACK, WORKER, "--min", "2", "--max", "4")
+    so = dev.dyn.resources.get(api_version="keda.sh/v1alpha1", kind="ScaledObject")
+    spec = so.get(name=WORKER, namespace=NS).spec
+    assert (spec.minReplicaCount, spec.maxReplicaCount) == (2, 4)
+
+
+def test_delete(dev: Dev) -> None:
+    dev.run("delete", STACK, WORKER, "--confirm", WORKER, "--yes")
+    wait_for(f"{WORKER} gone", lambda: not dev.exists("apps/v1", "Deployment", WORKER) or None)
+    assert not dev.exists("keda.sh/v1alpha1", "ScaledObject", WORKER)
+    assert [d.name for d in dev.config().deployments] == [DEP]
+    assert dev.exists("apps/v1", "Deployment", DEP)
