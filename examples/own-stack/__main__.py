@@ -2,7 +2,11 @@
 for the model-serving parts.
 
 Run it like any Pulumi project (`pulumi up`), with `servestack` installed in its
-virtualenv. The engine test tier brings it up and down in render mode.
+virtualenv. By default it renders manifests to `out/<stack>/`; with
+`pulumi config set target cluster` it applies to the cluster that standard kubeconfig
+resolution finds (`KUBECONFIG`, `~/.kube/config`, or the context `context` names).
+The engine test tier brings it up and down in render mode, the cluster tier on the
+local cluster (`clusterProvider: local`, whose node pools become kwok nodes).
 """
 
 import os
@@ -14,13 +18,30 @@ from servestack.program.process import tune_gc
 
 tune_gc()  # collector settings for a large, mostly live heap (see the README)
 config = pulumi.Config()
-render_dir = config.get("renderDirectory") or os.path.join("out", pulumi.get_stack())
-provider = k8s.Provider("render", render_yaml_to_directory=render_dir)
+target = config.get("target") or "render"
+if target == "render":
+    render_dir = config.get("renderDirectory") or os.path.join("out", pulumi.get_stack())
+    provider = k8s.Provider("render", render_yaml_to_directory=render_dir)
+elif target == "cluster":
+    provider = k8s.Provider("cluster", context=config.get("context"))
+else:
+    raise ValueError(f"target: {target!r} is not one of 'render', 'cluster'")
 
-cluster = ClusterSpec(name="team-search", provider="karpenter")
+NAMESPACE = "search"
+namespace = k8s.core.v1.Namespace(
+    NAMESPACE, metadata={"name": NAMESPACE}, opts=pulumi.ResourceOptions(provider=provider)
+)
+
+cluster = ClusterSpec(name="team-search", provider=config.get("clusterProvider") or "karpenter")
 pool = GpuNodePool(
     "l4",
-    {"name": "l4", "gpu": {"type": "L4", "count": 1}, "machineType": "g6.xlarge", "maxNodes": 2},
+    {
+        "name": "l4",
+        "gpu": {"type": "L4", "count": 1},
+        "machineType": "g6.xlarge",
+        "minNodes": config.get_int("minNodes") or 0,
+        "maxNodes": 2,
+    },
     cluster,
     opts=pulumi.ResourceOptions(provider=provider),
 )
@@ -38,12 +59,12 @@ ranker = ModelDeployment(
         },
         "resources": {"cpu": 2, "memory": "8Gi", "gpu": {"count": 1, "type": "L4"}},
         "environment": "staging",
-        "namespace": "search",
+        "namespace": NAMESPACE,
         "replicas": 2,
         "loadBalancer": {"algorithm": "least_connections"},
         "tags": {"team": "search"},
     },
-    opts=pulumi.ResourceOptions(provider=provider, depends_on=[pool]),
+    opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, pool]),
 )
 
 pulumi.export("endpoint", ranker.endpoint)
