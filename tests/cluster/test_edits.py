@@ -28,6 +28,7 @@ from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
 from servestack.contract.effects import EditContext, Effect, rule_for
+from servestack.ops.live import WorkloadState
 from servestack.ops.operations import (
     OperationRefused,
     Workspace,
@@ -91,12 +92,7 @@ def settled(live: Live) -> dict[str, Any] | None:
         return None
     d = deps[0]
     want = d.spec.replicas or 0
-    st = d.status
-    if (st.observed_generation or 0) < d.metadata.generation:
-        return None
-    if (st.updated_replicas or 0) != want or (st.ready_replicas or 0) != want:
-        return None
-    if (st.replicas or 0) != want:
+    if not WorkloadState.counts(d).rolled_out:
         return None
     pods = [
         p

@@ -14,6 +14,7 @@ from kubernetes import client, dynamic
 from servestack.config.validation import load_stack_config
 
 from tests.cluster.live import (
+    STACK_NODES,
     api_client,
     deploy_stack,
     deployments_ready,
@@ -26,22 +27,14 @@ from tests.cluster.live import (
 
 pytestmark = pytest.mark.cluster
 
-# Nodes per pool: enough for every replica at once. Staging's g4dn.xlarge carries one T4
-# and exactly the 16 GiB its bert replica requests, so each of its 3 replicas needs a node.
-STACKS = {
-    "dev": {},
-    "staging": {"t4": 3},
-    "prod": {"a100": 2},
-}
 
-
-@pytest.mark.parametrize("stack", list(STACKS))
+@pytest.mark.parametrize("stack", list(STACK_NODES))
 def test_stack_up_ready_no_drift_destroy_clean(
     stack: str, local_cluster: Path, tmp_path: Path
 ) -> None:
     api = api_client(local_cluster)
     assert objects_with_our_labels(api) == [], "the cluster is not clean before the test"
-    text = local_stack_text(stack, STACKS[stack])
+    text = local_stack_text(stack, STACK_NODES[stack])
     path = tmp_path / f"Pulumi.{stack}.yaml"
     path.write_text(text, encoding="utf-8")
     cfg = load_stack_config(path)
@@ -92,8 +85,10 @@ def test_stack_up_ready_no_drift_destroy_clean(
         if cfg.node_pools:
             expected.add("Node")
         assert expected <= kinds, (expected - kinds, kinds)
-        pool_nodes = [n for n in nodes.values() if n.metadata.name.split("-")[0] in STACKS[stack]]
-        assert len(pool_nodes) == sum(STACKS[stack].values())
+        pool_nodes = [
+            n for n in nodes.values() if n.metadata.name.split("-")[0] in STACK_NODES[stack]
+        ]
+        assert len(pool_nodes) == sum(STACK_NODES[stack].values())
 
         # No drift: a refreshed preview plans no change.
         plan = s.preview(refresh=True)
