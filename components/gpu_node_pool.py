@@ -14,7 +14,7 @@ import pulumi_kubernetes as k8s
 from servestack.config.models import CloudProvider, ClusterSpec, NodePoolSpec
 from servestack.config.validation import parse_node_pool
 from servestack.manifests import naming, node_pools
-from servestack.manifests.lifecycle import KARPENTER_REPLACE_ON
+from servestack.manifests.lifecycle import KARPENTER_REPLACE_ON, LOCAL_NODE_REPLACE_ON
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -61,13 +61,19 @@ class GpuNodePool(pulumi.ComponentResource):
             )
         elif cl.provider is CloudProvider.local:
             # The local cluster: kwok turns each Node object into a fake node whose capacity
-            # is the machine shape; the real scheduler then decides what fits.
+            # is the machine shape; the real scheduler then decides what fits. A Node's name
+            # is fixed, so a new one replaces the old one delete-first.
             self.nodes = [
                 k8s.core.v1.Node(
                     m["metadata"]["name"],
                     metadata=m["metadata"],
                     spec=m["spec"],
-                    opts=child,
+                    opts=pulumi.ResourceOptions.merge(
+                        child,
+                        pulumi.ResourceOptions(
+                            delete_before_replace=True, replace_on_changes=LOCAL_NODE_REPLACE_ON
+                        ),
+                    ),
                 )
                 for m in node_pools.local_nodes(pool, cl)
             ]

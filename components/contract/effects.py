@@ -159,6 +159,16 @@ def _pool_count_effect(ctx: EditContext) -> Outcome | None:
     return None
 
 
+def _local_bounds(ctx: EditContext) -> Outcome | None:
+    if _provider(ctx) == "local":
+        return Outcome(
+            Effect.IN_PLACE,
+            "provider local has no node autoscaler: a pool is minNodes nodes, and maxNodes "
+            "changes nothing on the cluster",
+        )
+    return None
+
+
 def _read_by(*providers: str) -> Override:
     """Fields only some node pool backends read: elsewhere their edit changes nothing."""
 
@@ -329,6 +339,7 @@ _RULES: tuple[Rule, ...] = (
         Effect.IN_PLACE,
         "autoscaler bounds (Karpenter: the GPU limit) change in place",
         ("NodePool",),
+        override=_local_bounds,
     ),
     Rule(
         "nodePools.<name>.spot",

@@ -22,6 +22,10 @@ LOCKED_PATHS = [f'metadata.labels["{labels.PROCESSING}"]']
 #: Karpenter applies NodePool edits to new nodes only and drifts old ones away; servestack
 #: makes GPU and machine changes an explicit replacement so reviewers see the lost capacity.
 KARPENTER_REPLACE_ON = ["spec.template.spec.requirements", "spec.template.metadata"]
+#: A local cluster's Node (provider `local`): everything on it comes from the pool's name,
+#: GPUs, machine type and capacity type, and kwok reads its capacity once, when it first
+#: turns Ready. Any change is a new Node, as a cloud's new machines would be.
+LOCAL_NODE_REPLACE_ON = ["metadata.labels", "metadata.annotations", "spec"]
 #: Every Kubernetes resource is pinned to its cluster (see ``program.stack.pin_to_cluster``).
 CLUSTER_PIN = f'metadata.annotations["{labels.CLUSTER}"]'
 
@@ -31,6 +35,7 @@ REPLACE_ON: dict[str, tuple[str, ...]] = {
     "kubernetes:apps/v1:Deployment": (*_KUBERNETES_IDENTITY, "spec.selector", *LOCKED_PATHS),
     "kubernetes:core/v1:Secret": (*_KUBERNETES_IDENTITY, "type"),
     "kubernetes:karpenter.sh/v1:NodePool": (*_KUBERNETES_IDENTITY, *KARPENTER_REPLACE_ON),
+    "kubernetes:core/v1:Node": (*_KUBERNETES_IDENTITY, *LOCAL_NODE_REPLACE_ON),
     # Cloud node pools: everything that shapes the nodes is fixed at creation.
     "gcp:container/nodePool:NodePool": ("cluster", "location", "project", "name", "nodeConfig"),
     "aws:eks/nodeGroup:NodeGroup": (

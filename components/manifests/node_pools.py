@@ -159,6 +159,8 @@ def eks_node_group_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 #: The capacity a local node advertises, read by the cluster's kwok node stage at start-up.
 CAPACITY_ANNOTATION = f"{labels.PREFIX}/capacity"
+#: A local node's capacity type (`spot`, `on-demand`), as the clouds label theirs.
+CAPACITY_TYPE_LABEL = f"{labels.PREFIX}/capacity-type"
 
 
 def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]]:
@@ -189,6 +191,7 @@ def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]
                     labels.MANAGED_BY: labels.MANAGER,
                     "kubernetes.io/hostname": f"{pool.name}-{i}",
                     "node.kubernetes.io/instance-type": shape.name,
+                    CAPACITY_TYPE_LABEL: "spot" if pool.spot else "on-demand",
                     "type": "kwok",
                 },
                 "annotations": {

@@ -82,6 +82,7 @@ def test_local_pool_nodes_carry_labels_taint_and_the_machine_capacity() -> None:
     assert meta["labels"]["servestack.io/gpu"] == "l4"
     assert meta["labels"]["servestack.io/node-pool"] == "l4-pool"
     assert meta["labels"]["node.kubernetes.io/instance-type"] == "g6.xlarge"
+    assert meta["labels"]["servestack.io/capacity-type"] == "on-demand"
     assert meta["annotations"]["kwok.x-k8s.io/node"] == "fake"
     assert json.loads(meta["annotations"]["servestack.io/capacity"]) == {
         "cpu": "4",
