@@ -12,7 +12,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from servestack.config.defaults import effective
 from servestack.config.models import CloudProvider, Environment, StackConfig, StrategyType
-from servestack.gpu_node_pool import KARPENTER_REPLACE_ON
+from servestack.gpu_node_pool import KARPENTER_REPLACE_ON, LOCAL_NODE_REPLACE_ON
 from servestack.manifests import naming, node_pools, routing, scaling, workload
 from servestack.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
 from servestack.program.process import tune_gc
@@ -57,7 +57,15 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
         if config.cluster.provider is CloudProvider.local:
             pools += [
                 k8s.core.v1.Node(
-                    m["metadata"]["name"], metadata=pin(m["metadata"]), spec=m["spec"], opts=opts
+                    m["metadata"]["name"],
+                    metadata=pin(m["metadata"]),
+                    spec=m["spec"],
+                    opts=pulumi.ResourceOptions.merge(
+                        opts,
+                        pulumi.ResourceOptions(
+                            delete_before_replace=True, replace_on_changes=LOCAL_NODE_REPLACE_ON
+                        ),
+                    ),
                 )
                 for m in node_pools.local_nodes(pool, config.cluster)
             ]
