@@ -460,7 +460,9 @@ _RULES: tuple[Rule, ...] = (
         "deployments.<name>.replicas",
         Effect.IN_PLACE,
         "the Deployment scales; no pod restarts",
-        ("Deployment",),
+        # A PodDisruptionBudget exists from 2 replicas on: crossing 1 <-> 2 creates or
+        # deletes it.
+        ("Deployment", "PodDisruptionBudget"),
     ),
     Rule(
         "deployments.<name>.active",
