@@ -9,7 +9,8 @@ with what the field-effect table says of the same edit (``servestack.review.diff
 - `in-place`: no replacement, no new pod template, no pod replaced (the pods after are a
   subset or a superset of those before), and some object changed; where the stack holds
   none of the kinds the table says the edit reaches, nothing changes ("none");
-- `forbidden`: `pulumi up` refuses and no object of the stack changed.
+- `forbidden`: `pulumi up` refuses, and no object of the stack is new, gone, or written by
+  the engine (its field managers' entries are unchanged; controllers may still write).
 
 An object deleted or created with nothing standing in for it (a stop removes the
 autoscaler) counts under any class, if the table names its kind for the edit.
@@ -64,6 +65,8 @@ class Live:
     slot: tuple[str, str]
     uid: str
     content: str
+    #: What the engine wrote: its field managers' entries (a controller's writes are not).
+    ours: str
     #: Deployments: the newest ReplicaSet's pod-template hash, and the pods' names.
     template_hash: str | None = None
     pods: frozenset[str] = frozenset()
@@ -77,6 +80,15 @@ def _content(obj: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()
 
 
+def _ours(obj: dict[str, Any]) -> str:
+    entries = [
+        m
+        for m in obj["metadata"].get("managedFields") or []
+        if str(m.get("manager", "")).startswith("pulumi")
+    ]
+    return hashlib.sha256(json.dumps(entries, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def snapshot(s: ClusterStack, api: client.ApiClient) -> dict[str, Live]:
     """URN -> the live object, for every Kubernetes resource in the stack's state."""
     dyn = dynamic.DynamicClient(api)
@@ -87,7 +99,8 @@ def snapshot(s: ClusterStack, api: client.ApiClient) -> dict[str, Live]:
         if obj is None:
             continue
         d = obj.to_dict()
-        live = Live(d["kind"], (r.get("parent", ""), d["kind"]), obj.metadata.uid, _content(d))
+        slot = (r.get("parent", ""), d["kind"])
+        live = Live(d["kind"], slot, obj.metadata.uid, _content(d), _ours(d))
         if d["kind"] == "Deployment":
             ns, uid = obj.metadata.namespace, obj.metadata.uid
             sets = [
@@ -209,11 +222,21 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
                 refused = ""
             if refused:
                 stack_file.write_text(text, encoding="utf-8")  # nothing applied: keep the old
-                changed = observed(before, snapshot(s, api), set())
+                after = snapshot(s, api)
+                touched = sorted(
+                    u
+                    for u in {*before, *after}
+                    if u not in before
+                    or u not in after
+                    or after[u].ours != before[u].ours
+                    or after[u].uid != before[u].uid
+                )
                 if expected != "forbidden":
                     seen = f"up failed: {refused[-400:]}"
                 else:
-                    seen = "forbidden" if changed == "none" else f"refused, yet {changed}"
+                    seen = (
+                        "forbidden" if not touched else f"refused, yet the engine wrote {touched}"
+                    )
             else:
                 text = edited
                 ns = parse_stack(read_stack_text(text)).namespace
