@@ -22,64 +22,22 @@ ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 BUILD_DATE=2026-01-01T00:00:00Z   # fixed, so that identical inputs give identical binaries
 
-FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
-esac
-
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS="$ROOT/tools"
-CACHE_ROOT="${SERVESTACK_CACHE:-$HOME/.cache/servestack}/cluster"
+NAME=cluster
+LINK="$ROOT/.cluster-bin"
+BINS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+MODULES=(cluster crds)
+extra_complete() { [ -f "$OUT/crds/index.json" ] && [ -d "$OUT/kwok" ]; }
+# shellcheck source=tools/lib/build-cache.sh
+. "$ROOT/tools/lib/build-cache.sh"
+build_parse_args "$@"
 
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
 # 2-core machines: at most 2 compile jobs (each takes up to ~2 GB).
 BUILD_FLAGS=(-p "${CLUSTER_BUILD_JOBS:-2}" -trimpath -tags grpcnotrace)
 
-input_hash() {
-  {
-    go env GOVERSION GOOS GOARCH
-    cat "$TOOLS/build-cluster.sh"
-    (cd "$TOOLS" && find cluster crds -maxdepth 1 -type f \
-        \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort) |
-      while read -r f; do printf '\n== %s\n' "$f"; cat "$TOOLS/$f"; done
-  } | sha256sum | cut -c1-16
-}
-
-HASH="$(input_hash)"
-OUT="$CACHE_ROOT/$HASH"
-BINS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
-
-complete() {
-  [ -f "$OUT/.complete" ] || return 1
-  local b
-  for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done
-  [ -f "$OUT/crds/index.json" ] && [ -d "$OUT/kwok" ]
-}
-
-link() {
-  if [ -e "$ROOT/.cluster-bin" ] && [ ! -L "$ROOT/.cluster-bin" ]; then rm -rf "$ROOT/.cluster-bin"; fi
-  ln -sfn "$OUT/bin" "$ROOT/.cluster-bin"
-  echo "cluster: .cluster-bin -> $OUT/bin"
-}
-
-mkdir -p "$CACHE_ROOT"
-# Serialise concurrent builds of the same cache.
-exec 9>"$CACHE_ROOT/.lock"
-command -v flock >/dev/null && flock 9
-
-if [ "$FORCE" = 0 ] && complete; then
-  echo "cluster: cached build $HASH"
-  link
-  exit 0
-fi
-
+build_begin "$FORCE" && exit 0
 echo "cluster: building $HASH (a cold build takes ~10 CPU-minutes)"
-STAGE="$(mktemp -d "$CACHE_ROOT/.stage.XXXXXX")"
-trap 'rm -rf "$STAGE"' EXIT
-mkdir -p "$STAGE/bin" "$STAGE/crds" "$STAGE/kwok"
+mkdir -p "$STAGE/crds" "$STAGE/kwok"
 
 # 1. The five binaries in one go build (shared packages compile once).
 KV="k8s.io/component-base/version"
@@ -99,12 +57,12 @@ echo "cluster: go build etcd, kube-apiserver, kube-controller-manager, kube-sche
 # etcd's main package is the module root go.etcd.io/etcd/server/v3: go names the binary "server".
 mv "$STAGE/bin/server" "$STAGE/bin/etcd"
 
-got="$("$STAGE/bin/kube-apiserver" --version)"
+got="$(first_line "$STAGE/bin/kube-apiserver" --version)"
 [ "$got" = "Kubernetes $KUBE_VERSION" ] || { echo "cluster: kube-apiserver --version is '$got'" >&2; exit 1; }
-"$STAGE/bin/etcd" --version | grep -qx "etcd Version: $ETCD_VERSION" ||
-  { echo "cluster: etcd is not $ETCD_VERSION" >&2; "$STAGE/bin/etcd" --version >&2; exit 1; }
-"$STAGE/bin/kwok" --version | grep -q "$KWOK_VERSION" ||
-  { echo "cluster: kwok is not $KWOK_VERSION" >&2; "$STAGE/bin/kwok" --version >&2; exit 1; }
+got="$(first_line "$STAGE/bin/etcd" --version)"
+[ "$got" = "etcd Version: $ETCD_VERSION" ] || { echo "cluster: etcd --version is '$got', want $ETCD_VERSION" >&2; exit 1; }
+got="$(first_line "$STAGE/bin/kwok" --version)"
+case "$got" in *"$KWOK_VERSION"*) ;; *) echo "cluster: kwok --version is '$got', want $KWOK_VERSION" >&2; exit 1 ;; esac
 
 # 2. Upstream CRDs from the module zips pinned (by go.sum) in tools/crds. `go mod download`
 #    with no arguments fetches exactly the required modules and checks them against go.sum.
@@ -280,10 +238,4 @@ spec:
       startTime: {{ \$now | Quote }}
 EOF
 
-# Publish the cache entry atomically.
-touch "$STAGE/.complete"
-chmod 0755 "$STAGE"
-rm -rf "$OUT"
-mv "$STAGE" "$OUT"
-trap - EXIT
-link
+build_publish

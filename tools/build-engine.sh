@@ -11,8 +11,7 @@
 #   pulumi-language-python-exec  script copied from the sdk/v3 module pinned in tools/engine
 #   pulumi-resource-kubernetes   tools/k8s-provider (our main.go + provider/v4 module)
 #
-# Cache: ${SERVESTACK_CACHE:-$HOME/.cache/servestack}/engine/<hash>, where <hash> covers
-# this script, the go.mod/go.sum/*.go files of the three modules and the Go toolchain.
+# Cache: ${SERVESTACK_CACHE:-$HOME/.cache/servestack}/engine/<hash> (tools/lib/build-cache.sh).
 set -euo pipefail
 
 # Versions stamped into the binaries. Keep in step with the go.mod files.
@@ -20,65 +19,21 @@ CLI_VERSION=v3.259.0        # = pkg/v3 and sdk/v3 in tools/engine/go.mod
 LANGHOST_VERSION=v3.188.0   # = pkg/v3 and sdk/v3 in tools/langhost/go.mod
 K8S_VERSION=4.25.0          # provider/v4 pseudo-version is the v4.25.0 release commit
 
-FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
-esac
-
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-TOOLS="$ROOT/tools"
-CACHE_ROOT="${SERVESTACK_CACHE:-$HOME/.cache/servestack}/engine"
+NAME=engine
+LINK="$ROOT/.engine/bin"
+BINS=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes)
+MODULES=(engine langhost k8s-provider)
+# shellcheck source=tools/lib/build-cache.sh
+. "$ROOT/tools/lib/build-cache.sh"
+build_parse_args "$@"
 
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
 # 2-core machines: at most 2 compile jobs; the provider's larger packages need a few GB.
 export GOGC="${GOGC:-100}"
 BUILD_FLAGS=(-p "${ENGINE_BUILD_JOBS:-2}" -trimpath -tags osusergo,grpcnotrace)
 
-input_hash() {
-  {
-    go env GOVERSION GOOS GOARCH
-    cat "$TOOLS/build-engine.sh"
-    (cd "$TOOLS" && find engine langhost k8s-provider -maxdepth 1 -type f \
-        \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort) |
-      while read -r f; do printf '\n== %s\n' "$f"; cat "$TOOLS/$f"; done
-  } | sha256sum | cut -c1-16
-}
-
-HASH="$(input_hash)"
-OUT="$CACHE_ROOT/$HASH"
-BINS=(pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes)
-
-complete() {
-  [ -f "$OUT/.complete" ] || return 1
-  local b
-  for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done
-}
-
-link() {
-  mkdir -p "$ROOT/.engine"
-  if [ -d "$ROOT/.engine/bin" ] && [ ! -L "$ROOT/.engine/bin" ]; then rm -rf "$ROOT/.engine/bin"; fi
-  ln -sfn "$OUT/bin" "$ROOT/.engine/bin"
-  echo "engine: .engine/bin -> $OUT/bin"
-}
-
-mkdir -p "$CACHE_ROOT"
-# Serialise concurrent builds of the same cache.
-exec 9>"$CACHE_ROOT/.lock"
-command -v flock >/dev/null && flock 9
-
-if [ "$FORCE" = 0 ] && complete; then
-  echo "engine: cached build $HASH"
-  link
-  exit 0
-fi
-
+build_begin "$FORCE" && exit 0
 echo "engine: building $HASH (cold builds take a while)"
-STAGE="$(mktemp -d "$CACHE_ROOT/.stage.XXXXXX")"
-trap 'rm -rf "$STAGE"' EXIT
-mkdir -p "$STAGE/bin"
 
 # Module source dir in the module cache (downloading it if needed).
 modpath() { (cd "$1" && go mod download "$2" && go list -m -f '{{.Dir}}' "$2"); }
@@ -124,11 +79,6 @@ PY
 rm -rf "$SRC"
 
 # Sanity check, then publish the cache entry atomically.
-got="$("$STAGE/bin/pulumi" version)"
+got="$(first_line "$STAGE/bin/pulumi" version)"
 [ "$got" = "$CLI_VERSION" ] || { echo "engine: pulumi version is '$got', want $CLI_VERSION" >&2; exit 1; }
-touch "$STAGE/.complete"
-chmod 0755 "$STAGE"
-rm -rf "$OUT"
-mv "$STAGE" "$OUT"
-trap - EXIT
-link
+build_publish

@@ -12,8 +12,7 @@
 # The server is built without the `builtinassets` tag: the React UI is not embedded
 # (its pages answer 404/500), the HTTP API (/api/v1/...) and /metrics work as usual.
 #
-# Cache: ${SERVESTACK_CACHE:-$HOME/.cache/servestack}/prometheus/<hash>, where <hash> covers
-# this script, the go.mod/go.sum/*.go files of tools/prometheus and the Go toolchain.
+# Cache: ${SERVESTACK_CACHE:-$HOME/.cache/servestack}/prometheus/<hash> (tools/lib/build-cache.sh).
 set -euo pipefail
 
 # Version stamped into the binaries. Keep in step with tools/prometheus/go.mod:
@@ -21,59 +20,20 @@ set -euo pipefail
 PROM_MODULE=v0.316.0
 PROM_VERSION=3.16.0
 
-FORCE=0
-case "${1:-}" in
-  --force) FORCE=1 ;;
-  "") ;;
-  *) echo "usage: $0 [--force]" >&2; exit 2 ;;
-esac
-
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MOD="$ROOT/tools/prometheus"
-CACHE_ROOT="${SERVESTACK_CACHE:-$HOME/.cache/servestack}/prometheus"
+NAME=prometheus
 LINK="$ROOT/.prometheus-bin"
+BINS=(prometheus promtool)
+MODULES=(prometheus)
+# shellcheck source=tools/lib/build-cache.sh
+. "$ROOT/tools/lib/build-cache.sh"
+build_parse_args "$@"
+MOD="$TOOLS/prometheus"
 
-export CGO_ENABLED=0
-export GOFLAGS="-mod=readonly -buildvcs=false"
 # 2-core machines: at most 2 compile jobs (another large Go build may run beside this one).
 BUILD_FLAGS=(-p "${PROMETHEUS_BUILD_JOBS:-2}" -trimpath -tags netgo,osusergo)
 
-input_hash() {
-  {
-    go env GOVERSION GOOS GOARCH
-    cat "$ROOT/tools/build-prometheus.sh"
-    (cd "$MOD" && find . -maxdepth 1 -type f \
-        \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort) |
-      while read -r f; do printf '\n== %s\n' "$f"; cat "$MOD/$f"; done
-  } | sha256sum | cut -c1-16
-}
-
-HASH="$(input_hash)"
-OUT="$CACHE_ROOT/$HASH"
-BINS=(prometheus promtool)
-
-complete() {
-  [ -f "$OUT/.complete" ] || return 1
-  local b
-  for b in "${BINS[@]}"; do [ -x "$OUT/bin/$b" ] || return 1; done
-}
-
-link() {
-  if [ -e "$LINK" ] && [ ! -L "$LINK" ]; then rm -rf "$LINK"; fi
-  ln -sfn "$OUT/bin" "$LINK"
-  echo "prometheus: .prometheus-bin -> $OUT/bin"
-}
-
-mkdir -p "$CACHE_ROOT"
-# Serialise concurrent builds of the same cache.
-exec 9>"$CACHE_ROOT/.lock"
-command -v flock >/dev/null && flock 9
-
-if [ "$FORCE" = 0 ] && complete; then
-  echo "prometheus: cached build $HASH"
-  link
-  exit 0
-fi
+build_begin "$FORCE" && exit 0
 
 # The pinned module must be the one this script stamps.
 got_mod="$(cd "$MOD" && go list -m -f '{{.Version}}' github.com/prometheus/prometheus)"
@@ -83,9 +43,6 @@ got_mod="$(cd "$MOD" && go list -m -f '{{.Version}}' github.com/prometheus/prome
 }
 
 echo "prometheus: building $HASH (Prometheus $PROM_VERSION; cold builds take several minutes)"
-STAGE="$(mktemp -d "$CACHE_ROOT/.stage.XXXXXX")"
-trap 'rm -rf "$STAGE"' EXIT
-mkdir -p "$STAGE/bin"
 
 # Build date = the module's publication time, so the stamp does not change between rebuilds.
 MOD_TIME="$(cd "$MOD" && go mod download -json github.com/prometheus/prometheus |
@@ -102,15 +59,10 @@ LDFLAGS+=" -X $V.Branch=HEAD -X $V.BuildUser=servestack -X $V.BuildDate=$BUILD_D
 
 # Sanity check, then publish the cache entry atomically.
 for b in "${BINS[@]}"; do
-  got="$("$STAGE/bin/$b" --version 2>&1 | head -n1)"
+  got="$(first_line "$STAGE/bin/$b" --version)"
   case "$got" in
     *"version $PROM_VERSION "*) ;;
     *) echo "prometheus: $b --version says '$got', want $PROM_VERSION" >&2; exit 1 ;;
   esac
 done
-touch "$STAGE/.complete"
-chmod 0755 "$STAGE"
-rm -rf "$OUT"
-mv "$STAGE" "$OUT"
-trap - EXIT
-link
+build_publish
