@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONSTRAINTS := tools/constraints.txt
+# The package does not look for a checkout: the demo, the tests and the bench get the engine
+# `make engine` built handed over explicitly (servestack.engine.discovery).
+export SERVESTACK_ENGINE_BIN ?= $(CURDIR)/.engine/bin
 # Reinstall when pyproject.toml or the constraints change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
@@ -42,8 +45,8 @@ prometheus:
 # link named after the import name.
 TYPECHECK := .build/typecheck
 lint: venv
-	$(BIN)/ruff check components tests examples bench __main__.py
-	$(BIN)/ruff format --check components tests examples bench __main__.py
+	$(BIN)/ruff check components tests examples bench demo harness __main__.py
+	$(BIN)/ruff format --check components tests examples bench demo harness __main__.py
 	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
 
@@ -71,7 +74,7 @@ test: venv lint engine prometheus cluster-build $(CHECKOV)
 	$(BIN)/pytest -q tests
 
 demo: venv engine cluster-build
-	$(BIN)/python -m servestack.demo
+	$(BIN)/python -m demo
 
 bench: venv engine
 	$(BIN)/python -m bench

@@ -37,6 +37,7 @@ from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
 
 from bench.stacks import stack_raw
+from harness import use_checkout_engine
 
 HERE = Path(__file__).resolve().parent
 
@@ -151,6 +152,7 @@ def _now() -> str:
 
 
 def main() -> int:
+    use_checkout_engine()
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--sizes", default="1,10,100,1000", help="mock tier sizes ('' skips it)")
     ap.add_argument("--repeats", type=int, default=3)

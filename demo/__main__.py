@@ -1,4 +1,4 @@
-"""`python -m servestack.demo` (what `make demo` runs): see :mod:`servestack.demo`."""
+"""`python -m demo` (what `make demo` runs): see :mod:`demo`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from servestack.demo import cluster, render
+
+from demo import cluster, render
+from harness import REPO, use_checkout_engine
 
 
 def main() -> int:
+    use_checkout_engine()
     console = Console(width=max(120, Console().width))
     #: Where state, manifests and scratch projects go (the checkout unless told otherwise).
-    root = Path(os.environ.get("SERVESTACK_DEMO_DIR") or render.REPO).resolve()
+    root = Path(os.environ.get("SERVESTACK_DEMO_DIR") or REPO).resolve()
     code = render.run(console, root)
     if code or os.environ.get("SERVESTACK_DEMO") == "render":
         return code

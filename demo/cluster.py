@@ -33,18 +33,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from servestack.config.models import StrategyType
-from servestack.config.stackfile import on_local_cluster, set_value
+from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
 from servestack.contract.effects import Effect
 from servestack.engine import make_project
-from servestack.engine.discovery import cluster_tool
 from servestack.ops.live import WorkloadState
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
-from servestack.poll import wait_for
 from servestack.review.diff import diff_configs
 
-from .render import REPO, STACK, passphrase
+from harness import REPO
+from harness.local_cluster import cluster_tool, on_local_cluster
+from harness.poll import wait_for
+
+from .render import STACK, passphrase
 
 DEPLOYMENT = "bert-sentiment"
 SELECTOR = f"{labels.NAME}={DEPLOYMENT}"

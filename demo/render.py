@@ -18,13 +18,13 @@ from rich.markup import escape
 from rich.table import Table
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
-from servestack.engine import CHECKOUT, Engine, EngineMissing, make_project
+from servestack.engine import Engine, EngineMissing, make_project
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
 
+from harness import REPO
+
 STACK = "dev"
-#: The demo runs in the servestack checkout (`make demo`), reading its stack files.
-REPO = CHECKOUT or Path.cwd()
 #: Demo-only passphrase for the local dev stack (it holds no secrets). Set
 #: PULUMI_CONFIG_PASSPHRASE to use your own.
 DEMO_PASSPHRASE = "servestack-demo-only"

@@ -82,18 +82,6 @@ def get_value(text: str, path: str) -> Any:
     return node
 
 
-def on_local_cluster(text: str, min_nodes: dict[str, int] | None = None) -> str:
-    """The stack file pointed at the local control plane of `make cluster`: `target: cluster`,
-    `cluster.provider: local` (Karpenter's `nodeClass` dropped), and ``min_nodes`` kwok nodes
-    for the named pools."""
-    text = set_value(text, "target", "cluster")
-    text = set_value(text, "cluster.provider", "local")
-    text = set_value(text, "cluster.nodeClass", None)
-    for pool, n in (min_nodes or {}).items():
-        text = set_value(text, f"nodePools.{pool}.minNodes", n)
-    return text
-
-
 def edit_file(path: Path, edits: dict[str, Any]) -> str:
     """Apply edits to a stack file in place; returns the previous text."""
     before = path.read_text(encoding="utf-8")

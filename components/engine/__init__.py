@@ -14,7 +14,6 @@ _EXPORTS = {
     ),
     **dict.fromkeys(
         (
-            "CHECKOUT",
             "EngineLocation",
             "EngineMissing",
             "engine_bin",
@@ -35,7 +34,6 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
-    from servestack.engine.discovery import CHECKOUT as CHECKOUT
     from servestack.engine.discovery import EngineLocation as EngineLocation
     from servestack.engine.discovery import EngineMissing as EngineMissing
     from servestack.engine.discovery import engine_bin as engine_bin

@@ -1,4 +1,4 @@
-"""`make demo` end to end (`python -m servestack.demo`): render mode, then the dev stack on
+"""`make demo` end to end (`python -m demo`): render mode, then the dev stack on
 the local cluster with one edit of each effect class checked on the live objects by the demo
 itself (it exits 1 when the server disagrees with the field-effect table), a stop and a
 start, and a destroy that leaves the cluster clean. State and manifests go to a temporary
@@ -25,7 +25,7 @@ def test_demo_runs_on_the_local_cluster(local_cluster: Path, tmp_path: Path) -> 
     env = {**os.environ, "SERVESTACK_DEMO_DIR": str(tmp_path), "COLUMNS": "160"}
     env.pop("SERVESTACK_DEMO_KEEP", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "servestack.demo"],
+        [sys.executable, "-m", "demo"],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from servestack.poll import wait_for
+from harness.poll import wait_for
 
 from tests.monitoring.servers import HOST, REPO, free_port
 

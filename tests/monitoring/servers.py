@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
-from servestack.poll import wait_for
+from harness.poll import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "model-server"

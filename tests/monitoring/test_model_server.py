@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servestack.poll import wait_for
+from harness.poll import wait_for
 
 from tests.monitoring.conftest import (
     BAD_CANARY_ERROR_RATE,

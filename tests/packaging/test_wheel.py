@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,17 @@ def _user_env(installed: dict[str, Path]) -> dict[str, str]:
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION="true",
     )
     return env
+
+
+def test_the_wheel_holds_only_the_package(installed: dict[str, Path]) -> None:
+    """Users run servestack; the demo and the development harness stay in the checkout."""
+    names = zipfile.ZipFile(installed["wheel"]).namelist()
+    tops = {n.split("/", 1)[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"servestack"}, sorted(tops)
+    harness = [
+        n for n in names if n.startswith(("servestack/demo/", "servestack/poll.py", "harness/"))
+    ]
+    assert harness == []
 
 
 def test_installed_package_is_not_the_checkout(installed: dict[str, Path]) -> None:

@@ -122,7 +122,6 @@ def test_engine_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     second = discovery.find_engine()
     assert (second.bin_dir, second.source, second.hermetic) == (on_path, "PATH", False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    monkeypatch.setattr(discovery, "CHECKOUT", None)
     with pytest.raises(discovery.EngineMissing, match="no Pulumi engine found"):
         discovery.find_engine()
 
@@ -153,6 +152,11 @@ def test_backend_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert engine.backend == "file:///srv/state (PULUMI_BACKEND_URL)"
 
 
-def test_checkout_is_this_repository() -> None:
-    assert discovery.CHECKOUT == REPO
+def test_the_package_does_not_know_the_checkout() -> None:
+    """The engine and the local cluster are handed over (SERVESTACK_ENGINE_BIN, the harness):
+    nothing in the package looks for the repository's build scripts or tools."""
     assert os.path.samefile(Path(discovery.__file__).parents[1], REPO / "components")
+    for source in sorted((REPO / "components").rglob("*.py")):
+        text = source.read_text(encoding="utf-8")
+        for needle in ("build-engine.sh", "tools/cluster.py", '".engine"', "harness"):
+            assert needle not in text, f"{source.relative_to(REPO)} names {needle}"
