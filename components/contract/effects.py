@@ -10,7 +10,9 @@ A whole deployment or node pool is also created or deleted (``create``, ``delete
 The components are built so that a real `pulumi preview` agrees with this table (the
 engine test tier checks it), and the review tool reads it to explain every planned change.
 Which manifest properties a field renders into is not written here: the builders record it
-as they build (:mod:`servestack.manifests.provenance`), and :attr:`Rule.renders` reads that.
+as they build (:mod:`servestack.manifests.provenance`), and
+:func:`servestack.manifests.sample.renders` reads that (the contract does not import the
+builders).
 Paths are in the one user-visible dialect (:mod:`servestack.contract.paths`), with
 ``<name>`` standing for any deployment or node pool.
 """
@@ -105,14 +107,6 @@ class Rule:
             if found is not None:
                 return found
         return Outcome(self.effect, self.reason, self.impact)
-
-    @property
-    def renders(self) -> tuple[str, ...]:
-        """``Kind:property.path`` the field renders into, derived from the builders'
-        provenance over the sample stacks (:mod:`servestack.manifests.sample`)."""
-        from servestack.manifests.sample import renders
-
-        return renders(self.path)
 
 
 def _strategy(item: Any) -> StrategyType | None:

@@ -1,9 +1,10 @@
 """Sample stacks that use every feature, and what the builders' provenance says about them.
 
-They serve three readers: the provenance test edits every field of the table in them; the
-table's :attr:`~servestack.contract.effects.Rule.renders` lists, per field, the manifest
-properties it produced here; and `servestack explain` without a stack file traces a step
-through :func:`generic_cause` (by kind and property, since it has no config to build).
+They serve three readers: the provenance test edits every field of the table in them;
+:func:`renders` lists, per field of the table, the manifest properties it produced here
+(the table itself, in :mod:`servestack.contract`, does not import the builders); and
+`servestack explain` without a stack file traces a step through :func:`generic_cause` (by
+kind and property, since it has no config to build).
 """
 
 from __future__ import annotations
