@@ -9,6 +9,8 @@ import pytest
 
 from tests import REPO
 
+pytest_plugins = ["tests.tiers"]
+
 if "SERVESTACK_ENGINE_BIN" not in os.environ and (REPO / ".engine" / "bin").exists():
     os.environ["SERVESTACK_ENGINE_BIN"] = str(REPO / ".engine" / "bin")
 os.environ.pop("PULUMI_BACKEND_URL", None)
