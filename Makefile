@@ -10,7 +10,7 @@ export SERVESTACK_ENGINE_BIN ?= $(CURDIR)/.engine/bin
 # Reinstall when pyproject.toml or the constraints change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: help venv engine prometheus lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster
+.PHONY: help venv engine prometheus lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster cold-rehearsal
 
 help:
 	@echo "make demo          - build/reuse the engine and the local cluster; the dev stack rendered, then up on the cluster with live edits"
@@ -19,6 +19,7 @@ help:
 	@echo "make prometheus    - build (or reuse from cache) prometheus and promtool"
 	@echo "make cluster       - build and start the local control plane on 127.0.0.1"
 	@echo "make test-cluster  - the cluster tier alone (make test runs it too)"
+	@echo "make cold-rehearsal - a fresh clone with every build cache empty: .ci/run and make demo, timed"
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +79,9 @@ demo: venv engine cluster-build
 
 bench: venv engine
 	$(BIN)/python -m bench
+
+cold-rehearsal:
+	bash tools/cold-rehearsal.sh
 
 clean:
 	rm -rf out .pulumi-state .engine .servestack
