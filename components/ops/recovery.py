@@ -20,6 +20,15 @@ gone: the lock is only free when it is), and the next operation:
      provider cannot read rendered objects back), so they are cleared the way
      `pulumi stack import` does: the checkpoint is exported and imported again, and the
      next `up` runs those steps again from the program;
+   - the engine's processes: the `pulumi` CLI starts its language host, the program and
+     the provider plugins in process groups of their own, so killing the operation's
+     process group leaves them running (reparented to init), some blocked for good on an
+     engine that is gone. Every engine process an operation starts carries
+     ``SERVESTACK_OPERATION_ID=<operation>`` in its environment (the CLI hands its
+     environment on to every plugin), so they are found by that marker in
+     `/proc/<pid>/environ` (see :func:`processes_marked`), whoever their parent is now, and
+     ended (see :func:`end_processes`). The marker is checked again through a pidfd right
+     before each signal, so a pid reused by an unrelated process is never signalled;
 2. makes the stack file the one the interrupted operation was applying (it is the old
    or the new file: writes are atomic), unless someone has edited it since;
 3. runs `pulumi up` to finish the change, or rolls back to the last good config if it
@@ -36,21 +45,22 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from servestack.config.stackfile import write_atomic
 from servestack.ops.lock import process_alive, process_start
 
-if TYPE_CHECKING:
-    pass
-
 Say = Callable[[str], None]
 #: How long to wait for a `pulumi` left running by a killed operation, in seconds.
 ORPHAN_WAIT_SECONDS = 600.0
+#: In the environment of every engine process an operation starts: the operation's id.
+OPERATION_ENV = "SERVESTACK_OPERATION_ID"
+#: How long an engine process left behind gets to stop after SIGTERM before SIGKILL, in s.
+TERM_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -164,6 +174,125 @@ def clear_engine_locks(
             done.append(line)
             return done
         time.sleep(0.1)
+
+
+# --- processes left running --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A live process that carries a marker in its environment."""
+
+    pid: int
+    cmdline: str
+
+
+def _carries(pid: int, marker: bytes) -> bool:
+    """Whether ``pid``'s environment (as it was at exec) holds ``marker`` (``NAME=value``).
+    A zombie's or another user's environment cannot be read: never ours to end."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return marker in environ.split(b"\0")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return "?"
+    return " ".join(raw.decode(errors="replace").split("\0")).strip()[:200] or "?"
+
+
+def processes_marked(name: str, value: str) -> list[Leftover]:
+    """The live processes of this user whose environment holds ``name=value`` (Linux: read
+    from /proc; elsewhere there is nothing to read and the list is empty)."""
+    marker = f"{name}={value}".encode()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    me = os.getpid()
+    return [
+        Leftover(int(e), _cmdline(int(e)))
+        for e in entries
+        if e.isdigit() and int(e) != me and _carries(int(e), marker)
+    ]
+
+
+def _signal(pid: int, marker: bytes, sig: int) -> bool:
+    """Send ``sig`` to ``pid`` if it still carries ``marker``. The pidfd pins the process
+    between the check and the signal, so a pid reused meanwhile is not signalled."""
+    try:
+        fd: int | None = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return False
+    except OSError:  # a kernel without pidfds: the check and the signal, back to back
+        fd = None
+    try:
+        if not _carries(pid, marker):
+            return False
+        if fd is None:
+            os.kill(pid, sig)
+        else:
+            signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def end_processes(
+    name: str,
+    value: str,
+    why: str,
+    say: Say,
+    grace: float = TERM_GRACE_SECONDS,
+    only: Collection[int] | None = None,
+) -> list[str]:
+    """End every process whose environment holds ``name=value`` (of those, only the pids in
+    ``only`` when given): SIGTERM, then SIGKILL for those still there after ``grace``
+    seconds. Returns (and says) one line per process."""
+    marker = f"{name}={value}".encode()
+    found = [p for p in processes_marked(name, value) if only is None or p.pid in only]
+    sent = {p.pid: p for p in found if _signal(p.pid, marker, signal.SIGTERM)}
+    how = dict.fromkeys(sent, "SIGTERM")
+    deadline = time.monotonic() + grace
+    while True:
+        alive = [pid for pid in sent if _carries(pid, marker)]
+        if not alive:
+            break
+        if time.monotonic() > deadline:
+            if any(how[pid] == "SIGKILL" for pid in alive):
+                break  # not gone even after SIGKILL (uninterruptible sleep): reported below
+            for pid in alive:
+                if _signal(pid, marker, signal.SIGKILL):
+                    how[pid] = "SIGKILL"
+            deadline = time.monotonic() + grace
+        time.sleep(0.05)
+    lines = []
+    for pid, proc in sent.items():
+        if _carries(pid, marker):
+            line = f"could not end pid {pid} ({proc.cmdline}), left running by {why}"
+        else:
+            line = f"ended pid {pid} ({proc.cmdline}) with {how[pid]}, left running by {why}"
+        say(line)
+        lines.append(line)
+    return lines
+
+
+def end_engine_processes(journal: Journal, say: Say) -> list[str]:
+    """End the engine processes the interrupted operation of ``journal`` left running."""
+    if journal.host != socket.gethostname():
+        line = f"its engine processes, if any are left, are on host {journal.host}: not here"
+        say(line)
+        return [line]
+    return end_processes(
+        OPERATION_ENV, journal.operation, f"interrupted operation {journal.operation}", say
+    )
 
 
 def pending_operations(deployment: dict[str, Any]) -> list[dict[str, Any]]:
