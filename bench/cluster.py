@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from servestack.config.gpu import POOL_LABEL
 from servestack.config.models import StrategyType
 from servestack.config.validation import parse_stack
+from servestack.contract import labels
 from servestack.engine import Engine, make_project
 
 from bench.engine import HERE, measure, median_run, stack_text
@@ -47,7 +47,7 @@ CLEAN_TIMEOUT_S = 600
 
 
 def _pool_nodes(api: client.ApiClient, pools: list[str]) -> list[str]:
-    selector = f"{POOL_LABEL} in ({','.join(pools)})"
+    selector = f"{labels.NODE_POOL} in ({','.join(pools)})"
     return [n.metadata.name for n in client.CoreV1Api(api).list_node(label_selector=selector).items]
 
 

@@ -39,7 +39,7 @@ class GpuNodePool(pulumi.ComponentResource):
         pool, cl = parse_node_pool(spec, cluster)
         super().__init__(naming.GPU_NODE_POOL, name, None, opts)
         self.labels = node_pools.node_labels(pool)
-        self.taints = [node_pools.info(pool).taint()]
+        self.taints = [node_pools.taint(pool)]
         # Fields whose change the clouds cannot apply in place: a new pool, new nodes.
         child = pulumi.ResourceOptions(parent=self)
         self.resource: pulumi.CustomResource | None = None

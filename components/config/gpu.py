@@ -1,18 +1,17 @@
 """The one GPU vocabulary.
 
 Every place that needs to know something about a GPU type (container resource key, the
-node label a deployment selects, the taint a node pool carries and a deployment tolerates,
-cloud machine types and accelerator names) reads this table, so a pool and the pods meant
-for it can never disagree.
+value of the node label a deployment selects and a pool's taint, accelerator names) reads
+this table, so a pool and the pods meant for it can never disagree. Default machine types
+per provider are the machine table's (:mod:`servestack.config.machines`); the label, taint
+and tolerations built from a row are the manifests'
+(:mod:`servestack.manifests.gpu_scheduling`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-
-from servestack.contract import labels
 
 
 class GpuType(StrEnum):
@@ -25,14 +24,8 @@ class GpuType(StrEnum):
     H100 = "H100"
 
 
-#: Label every servestack node pool puts on its nodes, and every GPU deployment selects.
-GPU_LABEL = labels.GPU
-#: Label naming the node pool a node belongs to.
-POOL_LABEL = labels.NODE_POOL
 #: Extended resource advertised by the NVIDIA device plugin.
 GPU_RESOURCE = "nvidia.com/gpu"
-#: Taint GKE adds to every GPU node by itself; deployments tolerate it everywhere.
-NVIDIA_TAINT_KEY = "nvidia.com/gpu"
 
 
 @dataclass(frozen=True)
@@ -49,47 +42,9 @@ class GpuInfo:
     karpenter_gpu_name: str
 
     @property
-    def gke_machines(self) -> Mapping[int, str]:
-        """Default GKE machine type by GPUs per machine (from the machine table)."""
-        from servestack.config.machines import Family, defaults
-
-        return defaults(Family.gce, self.type)
-
-    @property
-    def eks_instances(self) -> Mapping[int, str]:
-        """Default EC2 instance type by GPUs per instance (EKS, Karpenter, local)."""
-        from servestack.config.machines import Family, defaults
-
-        return defaults(Family.ec2, self.type)
-
-    @property
     def label_value(self) -> str:
-        """Value of :data:`GPU_LABEL` on nodes carrying this GPU (lower case, label-safe)."""
+        """Value of the GPU node label on nodes carrying this GPU (lower case, label-safe)."""
         return self.type.value.lower()
-
-    def default_machine(self, provider: str, gpus_per_node: int) -> str | None:
-        """The machine type carrying exactly ``gpus_per_node`` of these GPUs, if any."""
-        table = self.gke_machines if provider == "gke" else self.eks_instances
-        return table.get(gpus_per_node)
-
-    def node_selector(self) -> dict[str, str]:
-        return {GPU_LABEL: self.label_value}
-
-    def taint(self) -> dict[str, str]:
-        """The taint a pool of this GPU carries, in Kubernetes' shape."""
-        return {"key": GPU_LABEL, "value": self.label_value, "effect": "NoSchedule"}
-
-    def tolerations(self) -> list[dict[str, str]]:
-        """Tolerations a pod asking for this GPU needs on any backend."""
-        return [
-            {
-                "key": GPU_LABEL,
-                "operator": "Equal",
-                "value": self.label_value,
-                "effect": "NoSchedule",
-            },
-            {"key": NVIDIA_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
-        ]
 
 
 GPU_TABLE: dict[GpuType, GpuInfo] = {

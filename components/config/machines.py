@@ -1,8 +1,8 @@
 """Machine shapes: every machine type a node pool accepts, with its vCPUs, memory and GPUs.
 
-One table serves three purposes: the default machine of a pool (by GPU type and GPUs per
-node), the offline check that a deployment fits a node of its pool, and the capacity of the
-Node objects a `local` pool creates on the local cluster (where the real scheduler then
+One table serves three purposes: the default machine of a pool (by provider, GPU type and
+GPUs per node), the offline check that a deployment fits a node of its pool, and the capacity
+of the Node objects a `local` pool creates on the local cluster (where the real scheduler then
 decides). Figures are the providers' published shapes.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from servestack.config.gpu import GpuType
+from servestack.config.models import CloudProvider
 
 
 class Family(StrEnum):
@@ -19,6 +20,16 @@ class Family(StrEnum):
 
     gce = "gce"  # GKE machine types
     ec2 = "ec2"  # EKS, Karpenter and the local cluster's stand-ins
+
+
+#: The catalogue a provider's pools take their default machine from.
+PROVIDER_FAMILY: dict[CloudProvider, Family] = {
+    CloudProvider.gke: Family.gce,
+    CloudProvider.eks: Family.ec2,
+    CloudProvider.karpenter: Family.ec2,
+    CloudProvider.local: Family.ec2,
+    CloudProvider.existing: Family.ec2,
+}
 
 
 @dataclass(frozen=True)
@@ -109,6 +120,16 @@ MACHINES: tuple[Machine, ...] = (
 def defaults(family: Family, gpu: GpuType) -> dict[int, str]:
     """Default machine type by GPUs per node, for one catalogue and GPU type."""
     return {m.gpus: m.name for m in MACHINES if m.family is family and m.gpu is gpu and m.default}
+
+
+def provider_defaults(provider: CloudProvider, gpu: GpuType) -> dict[int, str]:
+    """Default machine type by GPUs per node for a pool of ``gpu`` on ``provider``."""
+    return defaults(PROVIDER_FAMILY[provider], gpu)
+
+
+def default_machine(provider: CloudProvider, gpu: GpuType, gpus_per_node: int) -> str | None:
+    """The machine type carrying exactly ``gpus_per_node`` of ``gpu`` on ``provider``, if any."""
+    return provider_defaults(provider, gpu).get(gpus_per_node)
 
 
 def machine(name: str, gpu: GpuType | None = None) -> Machine | None:

@@ -15,7 +15,7 @@ from servestack.config import reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem, from_validation_error
 from servestack.config.gpu import gpu_info
-from servestack.config.machines import Machine, known, machine
+from servestack.config.machines import Machine, default_machine, known, machine, provider_defaults
 from servestack.config.models import (
     CloudProvider,
     ClusterSpec,
@@ -174,9 +174,9 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
             needs_machine
             and info is not None
             and pool.machine_type is None
-            and info.default_machine(provider, pool.gpu.count) is None
+            and default_machine(provider, info.type, pool.gpu.count) is None
         ):
-            machines = info.gke_machines if provider is CloudProvider.gke else info.eks_instances
+            machines = provider_defaults(provider, info.type)
             listed = ", ".join(f"{n} ({m})" for n, m in sorted(machines.items())) or "none"
             problems.append(
                 Problem(
@@ -192,9 +192,7 @@ def pool_machine(pool: NodePoolSpec, cluster: ClusterSpec) -> Machine | None:
     """The shape of a pool's nodes: its machine type, or the default for its GPUs."""
     if pool.gpu.type is None:
         return None
-    name = pool.machine_type or gpu_info(pool.gpu.type).default_machine(
-        cluster.provider.value, pool.gpu.count
-    )
+    name = pool.machine_type or default_machine(cluster.provider, pool.gpu.type, pool.gpu.count)
     return machine(name, pool.gpu.type) if name else None
 
 

@@ -24,12 +24,25 @@ TRACK = f"{PREFIX}/track"
 MODEL_VERSION = f"{PREFIX}/model-version"
 GPU = f"{PREFIX}/gpu"
 NODE_POOL = f"{PREFIX}/node-pool"
+#: A `local` pool's node: its capacity type (`spot`, `on-demand`), as the clouds label theirs.
+CAPACITY_TYPE = f"{PREFIX}/capacity-type"
 #: User tags become ``tags.servestack.io/<key>`` labels on metadata (never on pods).
 TAG_PREFIX = f"tags.{PREFIX}/"
 
 # --- servestack annotations -------------------------------------------------------------
 CLUSTER = f"{PREFIX}/cluster"
 DESCRIPTION = f"{PREFIX}/description"
+#: A `local` pool's node: the capacity of the machine it stands for (JSON). The local
+#: cluster's kwok stage copies it into the Node's status (the provider cannot write status).
+CAPACITY = f"{PREFIX}/capacity"
+
+# --- the local cluster's own (tools/cluster.py), not the components' --------------------
+# tools/cluster.py runs without servestack installed, so it spells its keys out; a unit test
+# (tests/unit/test_labels.py) fails when one of them is not a key of this module.
+#: Label of the local cluster's own system node, which belongs to no servestack node pool.
+SYSTEM_POOL = f"{PREFIX}/pool"
+#: Annotation that nudges a CRD stuck before Established.
+ESTABLISH_NUDGE = f"{PREFIX}/establish-nudge"
 
 
 def tag(key: str) -> str:

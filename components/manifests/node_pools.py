@@ -1,7 +1,8 @@
 """Pure builders for GPU node pools on each backend.
 
-Every backend puts the same label (:data:`servestack.config.gpu.GPU_LABEL`) and taint on its nodes
-that :mod:`servestack.manifests.workload` selects and tolerates, read from the one GPU table.
+Every backend puts the same label and taint on its nodes that
+:mod:`servestack.manifests.workload` selects and tolerates
+(:mod:`servestack.manifests.gpu_scheduling`, from the one GPU table).
 
 | backend    | resource                                   | GPU settings                          |
 |------------|--------------------------------------------|---------------------------------------|
@@ -17,9 +18,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from servestack.config.gpu import GPU_RESOURCE, POOL_LABEL, GpuInfo, gpu_info
+from servestack.config.gpu import GPU_RESOURCE, GpuInfo, gpu_info
+from servestack.config.machines import default_machine
 from servestack.config.models import ClusterSpec, NodePoolSpec
 from servestack.contract import labels
+from servestack.manifests import gpu_scheduling
 from servestack.manifests.provenance import src
 
 KARPENTER_API = "karpenter.sh/v1"
@@ -33,14 +36,19 @@ def info(pool: NodePoolSpec) -> GpuInfo:
 
 def node_labels(pool: NodePoolSpec) -> dict[str, str]:
     return {
-        **{k: src(v, "gpu.type") for k, v in info(pool).node_selector().items()},
-        POOL_LABEL: src(pool.name, "name"),
+        **{k: src(v, "gpu.type") for k, v in gpu_scheduling.node_selector(info(pool)).items()},
+        labels.NODE_POOL: src(pool.name, "name"),
     }
+
+
+def taint(pool: NodePoolSpec) -> dict[str, str]:
+    """The taint every node of the pool carries (Kubernetes' shape)."""
+    return gpu_scheduling.taint(info(pool))
 
 
 def machine_type(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
     gpu = info(pool)
-    chosen = pool.machine_type or gpu.default_machine(cluster.provider.value, pool.gpu.count)
+    chosen = pool.machine_type or default_machine(cluster.provider, gpu.type, pool.gpu.count)
     assert chosen is not None, "validation guarantees a machine type"
     return chosen
 
@@ -53,10 +61,10 @@ def _machine(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
 
 
 def _taints(pool: NodePoolSpec, effect: str | None = None) -> list[dict[str, str]]:
-    taint = info(pool).taint()
+    shape = taint(pool)
     if effect is not None:
-        taint = {"key": taint["key"], "value": taint["value"], "effect": effect}
-    return src([taint], "gpu.type")
+        shape = {"key": shape["key"], "value": shape["value"], "effect": effect}
+    return src([shape], "gpu.type")
 
 
 def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:
@@ -157,10 +165,6 @@ def eks_node_group_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
 
 #: kwok manages the Node objects that carry this annotation (`make cluster` configures it).
 KWOK_ANNOTATION = "kwok.x-k8s.io/node"
-#: The capacity a local node advertises, read by the cluster's kwok node stage at start-up.
-CAPACITY_ANNOTATION = f"{labels.PREFIX}/capacity"
-#: A local node's capacity type (`spot`, `on-demand`), as the clouds label theirs.
-CAPACITY_TYPE_LABEL = f"{labels.PREFIX}/capacity-type"
 
 
 def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]]:
@@ -191,15 +195,15 @@ def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]
                     labels.MANAGED_BY: labels.MANAGER,
                     "kubernetes.io/hostname": f"{pool.name}-{i}",
                     "node.kubernetes.io/instance-type": shape.name,
-                    CAPACITY_TYPE_LABEL: "spot" if pool.spot else "on-demand",
+                    labels.CAPACITY_TYPE: "spot" if pool.spot else "on-demand",
                     "type": "kwok",
                 },
                 "annotations": {
                     KWOK_ANNOTATION: "fake",
-                    CAPACITY_ANNOTATION: json.dumps(capacity, sort_keys=True),
+                    labels.CAPACITY: json.dumps(capacity, sort_keys=True),
                 },
             },
-            "spec": {"taints": [info(pool).taint()]},
+            "spec": {"taints": [taint(pool)]},
         }
         for i in range(pool.min_nodes)
     ]

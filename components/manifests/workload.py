@@ -12,7 +12,7 @@ from servestack.config.defaults import Effective
 from servestack.config.gpu import GPU_RESOURCE, gpu_info
 from servestack.config.models import DeploymentSpec, Processing, StrategyType
 from servestack.contract import labels
-from servestack.manifests import naming
+from servestack.manifests import gpu_scheduling, naming
 from servestack.manifests.origins import NO_ORIGINS, Origins
 from servestack.manifests.provenance import opt, src
 
@@ -198,8 +198,8 @@ def pod_template(
     }
     if res.gpu.type is not None:
         info = gpu_info(res.gpu.type)
-        pod["nodeSelector"] = opt(info.node_selector(), "resources.gpu.type")
-        pod["tolerations"] = opt(info.tolerations(), "resources.gpu.type")
+        pod["nodeSelector"] = opt(gpu_scheduling.node_selector(info), "resources.gpu.type")
+        pod["tolerations"] = opt(gpu_scheduling.tolerations(info), "resources.gpu.type")
     template: Manifest = {"metadata": {"labels": pod_labels}, "spec": pod}
     if annotations:
         template["metadata"]["annotations"] = opt(annotations, "resources.bandwidthMbps")

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from servestack import GPU_TABLE, ClusterSpec, GpuType, NodePoolSpec
 from servestack.config.gpu import gpu_info
+from servestack.config.machines import default_machine, provider_defaults
+from servestack.config.models import CloudProvider
 from servestack.manifests import naming, routing, scaling
 from servestack.manifests.node_pools import (
     eks_node_group_args,
@@ -686,8 +688,7 @@ def cloud_taint(taint: dict[str, str]) -> dict[str, str]:
 
 def smallest(gpu_type: GpuType, provider: str) -> int:
     """The smallest GPUs-per-node count with a default machine on ``provider``."""
-    info = gpu_info(gpu_type)
-    return min(info.gke_machines if provider == "gke" else info.eks_instances)
+    return min(provider_defaults(CloudProvider(provider), gpu_type))
 
 
 def test_karpenter_node_pool() -> None:
@@ -808,8 +809,8 @@ def test_pods_of_another_gpu_neither_tolerate_nor_select_a_pool(
     ("gpu_type", "count", "machine"),
     [
         pytest.param(t, n, m, id=f"{t.value}-{n}")
-        for t, info in GPU_TABLE.items()
-        for n, m in info.gke_machines.items()
+        for t in GPU_TABLE
+        for n, m in provider_defaults(CloudProvider.gke, t).items()
     ],
 )
 def test_gke_accelerator_comes_from_the_gpu_table(
@@ -888,8 +889,8 @@ def test_eks_node_group_args() -> None:
     ("gpu_type", "count", "instance"),
     [
         pytest.param(t, n, m, id=f"{t.value}-{n}")
-        for t, info in GPU_TABLE.items()
-        for n, m in info.eks_instances.items()
+        for t in GPU_TABLE
+        for n, m in provider_defaults(CloudProvider.eks, t).items()
     ],
 )
 def test_eks_instance_type_comes_from_the_gpu_table(
@@ -936,9 +937,9 @@ GPUS_PER_MACHINE = {
 }
 DEFAULT_MACHINES = [
     pytest.param(t, provider, count, machine, id=f"{t.value}-{provider}-{count}")
-    for t, info in GPU_TABLE.items()
-    for provider, table in (("gke", info.gke_machines), ("eks", info.eks_instances))
-    for count, machine in table.items()
+    for t in GPU_TABLE
+    for provider in (CloudProvider.gke, CloudProvider.eks)
+    for count, machine in provider_defaults(provider, t).items()
 ]
 
 
@@ -946,7 +947,7 @@ DEFAULT_MACHINES = [
 def test_default_machine_carries_the_pools_gpu_count(
     gpu_type: GpuType, provider: str, count: int, machine: str
 ) -> None:
-    assert gpu_info(gpu_type).default_machine(provider, count) == machine
+    assert default_machine(CloudProvider(provider), gpu_type, count) == machine
     if machine.startswith("n1-"):
         assert gpu_type in (GpuType.T4, GpuType.V100)
     else:
@@ -955,7 +956,8 @@ def test_default_machine_carries_the_pools_gpu_count(
 
 def test_default_machine_tables() -> None:
     assert {
-        t.value: (dict(i.gke_machines), dict(i.eks_instances)) for t, i in GPU_TABLE.items()
+        t.value: (provider_defaults(CloudProvider.gke, t), provider_defaults(CloudProvider.eks, t))
+        for t in GPU_TABLE
     } == {
         "T4": (
             {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"},
@@ -996,11 +998,11 @@ def test_default_machine_tables() -> None:
     ],
 )
 def test_no_default_machine_for_other_counts(gpu_type: GpuType, provider: str, count: int) -> None:
-    assert gpu_info(gpu_type).default_machine(provider, count) is None
+    assert default_machine(CloudProvider(provider), gpu_type, count) is None
 
 
 def test_karpenter_uses_the_eks_instance_table() -> None:
-    assert gpu_info(GpuType.L4).default_machine("karpenter", 4) == "g6.12xlarge"
+    assert default_machine(CloudProvider.karpenter, GpuType.L4, 4) == "g6.12xlarge"
     p = pool("L4", 4)
     requirements = karpenter_node_pool(p, KARPENTER)["spec"]["template"]["spec"]["requirements"]
     assert requirements[0]["values"] == ["g6.12xlarge"]
@@ -1011,5 +1013,6 @@ def test_gpu_table_is_consistent() -> None:
         (t.value, t, t.value.lower()) for t in GpuType
     ]
     for info in GPU_TABLE.values():
-        assert (info.gke_accelerator is None) == (not info.gke_machines), info.type
-        assert info.eks_instances, info.type
+        gke = provider_defaults(CloudProvider.gke, info.type)
+        assert (info.gke_accelerator is None) == (not gke), info.type
+        assert provider_defaults(CloudProvider.eks, info.type), info.type

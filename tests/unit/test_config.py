@@ -19,6 +19,7 @@ from servestack import (
     parse_stack,
 )
 from servestack.config.gpu import GpuType
+from servestack.config.machines import Family, defaults
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
 
 from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
@@ -699,7 +700,7 @@ def test_problem_objects_carry_path_and_message() -> None:
 
 @pytest.mark.parametrize("gpu_type", [pytest.param(t, id=t.value) for t in GPU_TABLE])
 def test_every_gpu_type_offered_by_its_pool_is_accepted(gpu_type: str) -> None:
-    count = min(GPU_TABLE[GpuType(gpu_type)].eks_instances)  # Karpenter launches EC2 types
+    count = min(defaults(Family.ec2, GpuType(gpu_type)))  # Karpenter launches EC2 types
     stack = parse_stack(
         stack_raw(
             deployment_raw(resources=res(type=gpu_type, count=1)),

@@ -8,8 +8,17 @@ from typing import Any
 import pytest
 from servestack.config.errors import ConfigError
 from servestack.config.gpu import GPU_TABLE, GpuType
-from servestack.config.machines import MACHINES, Family, defaults, machine
+from servestack.config.machines import (
+    MACHINES,
+    PROVIDER_FAMILY,
+    Family,
+    defaults,
+    machine,
+    provider_defaults,
+)
+from servestack.config.models import CloudProvider
 from servestack.config.validation import parse_stack
+from servestack.manifests import gpu_scheduling
 from servestack.manifests.node_pools import local_nodes
 
 
@@ -37,8 +46,9 @@ L4_POOL = {"name": "l4-pool", "gpu": {"type": "L4", "count": 1}, "minNodes": 2, 
 
 def test_every_gpu_default_machine_is_in_the_table_with_its_gpus() -> None:
     for info in GPU_TABLE.values():
-        for family, table in ((Family.gce, info.gke_machines), (Family.ec2, info.eks_instances)):
-            for count, name in table.items():
+        for provider in CloudProvider:
+            family = PROVIDER_FAMILY[provider]
+            for count, name in provider_defaults(provider, info.type).items():
                 shape = machine(name, info.type)
                 assert shape is not None and shape.family is family
                 assert (shape.gpus, shape.gpu) == (count, info.type)
@@ -91,4 +101,4 @@ def test_local_pool_nodes_carry_labels_taint_and_the_machine_capacity() -> None:
         "pods": "110",
         "nvidia.com/gpu": "1",
     }
-    assert nodes[0]["spec"]["taints"] == [GPU_TABLE[GpuType.L4].taint()]
+    assert nodes[0]["spec"]["taints"] == [gpu_scheduling.taint(GPU_TABLE[GpuType.L4])]
