@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from servestack.config.models import DeploymentSpec, StackConfig, StrategyType
+from servestack.config.models import CloudProvider, DeploymentSpec, StackConfig, StrategyType
 from servestack.contract.paths import FieldPath
 
 
@@ -135,16 +135,16 @@ def _strategy_type_effect(ctx: EditContext) -> Outcome | None:
     return None
 
 
-def _provider(ctx: EditContext) -> str | None:
+def _provider(ctx: EditContext) -> CloudProvider | None:
     stack = ctx.new_stack or ctx.old_stack
-    return stack.cluster.provider.value if stack else None
+    return stack.cluster.provider if stack else None
 
 
 def _pool_count_effect(ctx: EditContext) -> Outcome | None:
     same_machine = getattr(ctx.old, "machine_type", None) is not None and getattr(
         ctx.old, "machine_type", None
     ) == getattr(ctx.new, "machine_type", None)
-    if _provider(ctx) == "karpenter" and same_machine:
+    if _provider(ctx) is CloudProvider.karpenter and same_machine:
         return Outcome(
             Effect.IN_PLACE,
             "Karpenter reads the GPU count only in the pool's GPU limit "
@@ -154,7 +154,7 @@ def _pool_count_effect(ctx: EditContext) -> Outcome | None:
 
 
 def _local_bounds(ctx: EditContext) -> Outcome | None:
-    if _provider(ctx) == "local":
+    if _provider(ctx) is CloudProvider.local:
         return Outcome(
             Effect.IN_PLACE,
             "provider local has no node autoscaler: a pool is minNodes nodes, and maxNodes "
@@ -163,14 +163,14 @@ def _local_bounds(ctx: EditContext) -> Outcome | None:
     return None
 
 
-def _read_by(*providers: str) -> Override:
+def _read_by(*providers: CloudProvider) -> Override:
     """Fields only some node pool backends read: elsewhere their edit changes nothing."""
 
     def effect(ctx: EditContext) -> Outcome | None:
         stacks = [s for s in (ctx.old_stack, ctx.new_stack) if s is not None]
         if not stacks:
             return None
-        if any(s.cluster.provider.value in providers and s.node_pools for s in stacks):
+        if any(s.cluster.provider in providers and s.node_pools for s in stacks):
             return None
         return Outcome(
             Effect.IN_PLACE,
@@ -245,7 +245,7 @@ _RULES: tuple[Rule, ...] = (
         "GKE node pools belong to one project",
         ("NodePool",),
         impact=LOST_CAPACITY,
-        override=_read_by("gke"),
+        override=_read_by(CloudProvider.gke),
     ),
     Rule(
         "cluster.location",
@@ -253,7 +253,7 @@ _RULES: tuple[Rule, ...] = (
         "GKE node pools belong to one location",
         ("NodePool",),
         impact=LOST_CAPACITY,
-        override=_read_by("gke"),
+        override=_read_by(CloudProvider.gke),
     ),
     Rule(
         "cluster.nodeRoleArn",
@@ -348,7 +348,7 @@ _RULES: tuple[Rule, ...] = (
         "boot disk size is fixed at node pool creation",
         ("NodePool",),
         impact=LOST_CAPACITY,
-        override=_read_by("gke", "eks"),
+        override=_read_by(CloudProvider.gke, CloudProvider.eks),
     ),
     # --- deployments: identity -------------------------------------------------------------
     Rule(
