@@ -169,7 +169,7 @@ def test_cli_no_queue_exits_4_naming_the_holder(project: Path, tmp_path: Path) -
     assert (
         f"stack dev is busy (not waiting: --no-queue): the lock is held by pid {h.proc.pid} on "
         f"{socket.gethostname()}, running servestack scale dev bert-sentiment since"
-    ) in " ".join(res.stdout.split())
+    ) in " ".join(res.stderr.split())
     before = (REPO / "stacks" / "Pulumi.dev.yaml").read_text()
     assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == before
 
@@ -186,7 +186,7 @@ def test_cli_lock_timeout_waits_visibly_then_gives_up(project: Path, tmp_path: P
     assert res.returncode == 4, res
     assert f"waiting for the stack: held by pid {h.proc.pid} on " in out
     assert "waiting up to 1s (--lock-timeout, --no-queue)" in out
-    assert "stack dev is busy after waiting 1s" in out
+    assert "stack dev is busy after waiting 1s" in res.stderr
 
 
 def test_plan_holds_the_lock_until_released(project: Path) -> None:

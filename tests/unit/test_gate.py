@@ -116,17 +116,14 @@ def test_check_refuses_bad_input_naming_the_field(
 @pytest.fixture
 def promote_cli(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
     """`servestack promote` with a fake Prometheus answer and a recording promotion."""
-    import typer
-    from servestack.ops import commands
+    from servestack.cli import app, operations
     from typer.testing import CliRunner
 
     promoted: list[str] = []
-    monkeypatch.setattr(commands, "workspace", lambda *a, **k: None)
+    monkeypatch.setattr(operations, "workspace", lambda *a, **k: None)
     monkeypatch.setattr(
-        commands, "run_text_edit", lambda stack, deployment, *a, **k: promoted.append(deployment)
+        operations, "run", lambda ctx, ws, stack, deployment, *a, **k: promoted.append(deployment)
     )
-    app = typer.Typer()
-    commands.register(app)
 
     def invoke(canary_errors: float) -> Any:
         def fake(url: str, timeout: float = 10.0) -> gate.Query:

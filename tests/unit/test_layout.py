@@ -51,8 +51,6 @@ def test_review_commands_never_import_pulumi() -> None:
     code = (
         "import sys\n"
         "from servestack.cli import app, main\n"
-        "from servestack.ops.commands import register\n"
-        "register(app)\n"
         "import servestack.review.diff, servestack.config.validation, servestack.ops.live\n"
         "roots = ('pulumi', 'pulumi_kubernetes')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in roots))\n"

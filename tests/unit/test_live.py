@@ -10,7 +10,8 @@ import io
 
 import pytest
 from rich.console import Console
-from servestack.ops import commands, live
+from servestack.cli import output
+from servestack.ops import live
 
 IMAGE = "registry.example.com/nlp/bert-sentiment:2.1.0-with-a-long-tag-for-the-width"
 SCHEDULER = (
@@ -50,7 +51,7 @@ def test_progress_says_what_is_missing() -> None:
 def printed(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
     """What the status command prints, at the 80 columns of piped output."""
     out = io.StringIO()
-    monkeypatch.setattr(commands, "console", Console(file=out, width=80, color_system=None))
+    monkeypatch.setattr(output, "console", Console(file=out, width=80, color_system=None))
     return out
 
 
@@ -71,7 +72,7 @@ def test_live_state_lines_are_never_cut_or_wrapped(printed: io.StringIO) -> None
         autoscaler=[("replicas", "1", "1..3"), ("cpu", "<unknown>", "70%")],
         autoscaler_conditions=[("ScalingActive", "False", "failed to get cpu utilization")],
     )
-    commands._show_live(state)
+    output.show_live(state)
     lines = printed.getvalue().splitlines()
     for text in (
         f"  replicaset bert-sentiment-5d8f7c9b4d revision 2: 1 pods, 0 ready, image {IMAGE}",

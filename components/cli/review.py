@@ -1,34 +1,21 @@
-"""`servestack` command line: validate stack files, review changes, explain previews.
-
-Exit codes: 0 fine; 1 invalid input (the message names the file and field); 2 a blocking
-change (forbidden, or a replacement/deletion where the gate applies).
-"""
+"""Review commands: `init`, `validate`, `diff`, `explain` (offline; no engine)."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from servestack.cli.app import app
+from servestack.cli.output import ExitCode, fail
 from servestack.config.errors import ConfigError
 from servestack.config.validation import load_stack_config
 from servestack.review import report
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
-
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="servestack: ML model serving on Kubernetes with Pulumi.",
-)
-
-EXIT_INVALID = 1
-EXIT_BLOCKED = 2
 
 
 class Format(StrEnum):
@@ -40,35 +27,6 @@ class Format(StrEnum):
 class FailOn(StrEnum):
     REPLACE = "replace"
     FORBIDDEN = "forbidden"
-
-
-@app.callback()
-def _root(
-    cwd: Annotated[
-        Path | None,
-        typer.Option(
-            "-C", "--cwd", help="run as if started in DIR (the Pulumi project is found from it)"
-        ),
-    ] = None,
-    max_file_bytes: Annotated[
-        int | None,
-        typer.Option(
-            "--max-file-bytes",
-            min=1,
-            metavar="BYTES",
-            help="refuse stack files larger than this (default 8 MiB; "
-            "env SERVESTACK_MAX_STACK_FILE_BYTES)",
-        ),
-    ] = None,
-) -> None:
-    if cwd is not None:
-        try:
-            os.chdir(cwd)
-        except OSError as exc:
-            _fail(f"-C {cwd}: {exc.strerror}")
-    if max_file_bytes is not None:
-        # The environment carries it to every reader, the stack program's included.
-        os.environ["SERVESTACK_MAX_STACK_FILE_BYTES"] = str(max_file_bytes)
 
 
 @app.command()
@@ -85,11 +43,7 @@ def init(
     """Create a Pulumi project that uses servestack: `pulumi up` runs it as it is."""
     from servestack.engine.project import init_project
 
-    try:
-        project = init_project(directory, name=name, virtualenv=virtualenv)
-    except ConfigError as err:
-        _fail(err.render())
-        return
+    project = init_project(directory, name=name, virtualenv=virtualenv)
     typer.echo(f"created {project.name} in {project.root}:")
     for path in sorted(p for p in project.root.rglob("*") if p.is_file()):
         typer.echo(f"  {path.relative_to(project.root)}")
@@ -103,23 +57,35 @@ def init(
     )
 
 
-def _fail(message: str, code: int = EXIT_INVALID) -> None:
-    typer.echo(message, err=True)
-    raise typer.Exit(code)
-
-
 def _stack_name(path: Path) -> str:
     name = path.name
     return name[len("Pulumi.") : -len(".yaml")] if name.startswith("Pulumi.") else name
 
 
+def _project_stack_files() -> list[Path]:
+    """The stack files of the project around the current directory (its stackConfigDir)."""
+    from servestack.engine.project import find_project
+
+    project = find_project()
+    found = [project.stack_file(stack) for stack in project.stacks()]
+    if not found:
+        fail(f"{project.stack_config_dir}: no Pulumi.<stack>.yaml files (stackConfigDir)")
+    return found
+
+
 @app.command()
 def validate(
-    files: Annotated[list[Path], typer.Argument(help="Pulumi.<stack>.yaml files")],
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Pulumi.<stack>.yaml files (default: every stack file of the project)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Validate stack files; one line per problem."""
     bad = False
-    for f in files:
+    for f in files or _project_stack_files():
         try:
             cfg = load_stack_config(f)
         except ConfigError as err:
@@ -131,7 +97,7 @@ def validate(
             f"{len(cfg.node_pools)} node pools)"
         )
     if bad:
-        raise typer.Exit(EXIT_INVALID)
+        raise typer.Exit(ExitCode.INVALID)
 
 
 @app.command()
@@ -144,13 +110,7 @@ def diff(
     ] = FailOn.FORBIDDEN,
 ) -> None:
     """Classify every changed field between two stack files (offline)."""
-    try:
-        before = load_stack_config(old)
-        after = load_stack_config(new)
-    except ConfigError as err:
-        _fail(err.render())
-        return
-    result = diff_configs(before, after)
+    result = diff_configs(load_stack_config(old), load_stack_config(new))
     blocking = result.blocking(fail_on is FailOn.REPLACE)
     if fmt is Format.json:
         typer.echo(report.diff_json(result, blocking))
@@ -159,7 +119,19 @@ def diff(
     else:
         typer.echo(report.diff_text(result, blocking, color=sys.stdout.isatty()), nl=False)
     if blocking:
-        raise typer.Exit(EXIT_BLOCKED)
+        raise typer.Exit(ExitCode.REFUSED)
+
+
+def _read_preview(preview: Path) -> dict[str, Any]:
+    try:
+        data: Any = json.loads(preview.read_text(encoding="utf-8"))
+    except OSError as exc:
+        fail(f"{preview}: cannot read: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        fail(f"{preview}: not JSON from `pulumi preview --json` (line {exc.lineno}: {exc.msg})")
+    if not isinstance(data, dict) or not isinstance(data.get("steps", []), list):
+        fail(f"{preview}: expected an object with a 'steps' list (pulumi preview --json)")
+    return data
 
 
 @app.command()
@@ -181,31 +153,9 @@ def explain(
     ] = False,
 ) -> None:
     """Trace each step of a real preview to the config field that caused it."""
-    try:
-        data: Any = json.loads(preview.read_text(encoding="utf-8"))
-    except OSError as exc:
-        _fail(f"{preview}: cannot read: {exc.strerror}")
-        return
-    except json.JSONDecodeError as exc:
-        _fail(f"{preview}: not JSON from `pulumi preview --json` (line {exc.lineno}: {exc.msg})")
-        return
-    if not isinstance(data, dict) or not isinstance(data.get("steps", []), list):
-        _fail(f"{preview}: expected an object with a 'steps' list (pulumi preview --json)")
-        return
-    stack = None
-    if stack_file is not None:
-        try:
-            stack = load_stack_config(stack_file)
-        except ConfigError as err:
-            _fail(err.render())
-            return
-    base = None
-    if base_file is not None:
-        try:
-            base = load_stack_config(base_file)
-        except ConfigError as err:
-            _fail(err.render())
-            return
+    data = _read_preview(preview)
+    stack = load_stack_config(stack_file) if stack_file is not None else None
+    base = load_stack_config(base_file) if base_file is not None else None
     steps = explain_preview(data, stack, base)
     if fmt is Format.json:
         typer.echo(report.explain_json(steps))
@@ -214,19 +164,4 @@ def explain(
     else:
         typer.echo(report.explain_text(steps, color=sys.stdout.isatty()), nl=False)
     if fail_on_unexpected and any(s.unexpected for s in steps):
-        raise typer.Exit(EXIT_BLOCKED)
-
-
-def main() -> None:
-    from servestack.ops.commands import register
-
-    register(app)
-    try:
-        app()
-    except ConfigError as err:  # bad input anywhere: its lines, no traceback
-        typer.echo(err.render(), err=True)
-        sys.exit(EXIT_INVALID)
-
-
-if __name__ == "__main__":
-    main()
+        raise typer.Exit(ExitCode.REFUSED)
