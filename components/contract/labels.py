@@ -36,9 +36,9 @@ DESCRIPTION = f"{PREFIX}/description"
 #: cluster's kwok stage copies it into the Node's status (the provider cannot write status).
 CAPACITY = f"{PREFIX}/capacity"
 
-# --- the local cluster's own (tools/cluster.py), not the components' --------------------
-# tools/cluster.py runs without servestack installed, so it spells its keys out; a unit test
-# (tests/unit/test_labels.py) fails when one of them is not a key of this module.
+# --- the local control plane's own (`make cluster`), not the components' ---------------
+# Its tool runs without servestack installed, so it spells these keys out; the repository's
+# unit tests fail when a key it uses is not one of this module's.
 #: Label of the local cluster's own system node, which belongs to no servestack node pool.
 SYSTEM_POOL = f"{PREFIX}/pool"
 #: Annotation that nudges a CRD stuck before Established.
