@@ -2,7 +2,7 @@
 
 Pydantic reports positions as tuples such as ``("deployments", 0, "autoscaling")``; users
 think in names, so list positions of named items become ``deployments.bert-sentiment``: the
-one path dialect of :mod:`servestack.contract.paths`.
+one path dialect of :mod:`servestack.config.paths`.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from servestack.config import reader
+from servestack.config import paths, reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem, from_validation_error
 from servestack.config.gpu import gpu_info
@@ -23,7 +23,6 @@ from servestack.config.models import (
     NodePoolSpec,
     StackConfig,
 )
-from servestack.contract import paths
 
 NAMESPACE = "servestack"
 #: Pulumi secret config: `servestack:secrets.<deployment>.<ENV>` (never part of the models).
