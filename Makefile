@@ -50,6 +50,7 @@ lint: venv
 	$(BIN)/ruff format --check components tests examples bench demo harness __main__.py
 	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 
 test-unit: venv prometheus
