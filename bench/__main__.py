@@ -32,12 +32,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.stacks import stack_raw
+from harness import use_checkout_engine
 from servestack.config.validation import parse_stack
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
-
-from bench.stacks import stack_raw
-from harness import use_checkout_engine
 
 HERE = Path(__file__).resolve().parent
 

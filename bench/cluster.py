@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+
+from bench.engine import HERE, measure, median_run, stack_text
+from bench.stacks import cluster_stack_raw, pods_at_rest
 from servestack.config.models import StrategyType
 from servestack.config.validation import parse_stack
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
-
-from bench.engine import HERE, measure, median_run, stack_text
-from bench.stacks import cluster_stack_raw, pods_at_rest
 from tests.cluster.live import (
     ClusterStack,
     api_client,

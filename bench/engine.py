@@ -17,9 +17,9 @@ from typing import Any
 
 import psutil
 from ruamel.yaml import YAML
-from servestack.engine import Engine, make_project
 
 from bench.stacks import stack_raw
+from servestack.engine import Engine, make_project
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_EVERY_S = 0.05

@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack.config.defaults import effective
 from servestack.config.models import CloudProvider, Environment, StackConfig, StrategyType
 from servestack.gpu_node_pool import KARPENTER_REPLACE_ON, LOCAL_NODE_REPLACE_ON

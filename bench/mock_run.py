@@ -15,12 +15,11 @@ import resource
 import sys
 import time
 
+from bench.handwritten_program import handwritten
+from bench.stacks import stack_raw
 from servestack.config.validation import parse_stack
 from servestack.program.process import tune_gc
 from servestack.program.stack import build
-
-from bench.handwritten_program import handwritten
-from bench.stacks import stack_raw
 from tests.mocks import run_program
 
 PROGRAMS = {"components": build, "handwritten": handwritten}

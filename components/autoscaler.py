@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack.manifests import naming, scaling
 from servestack.manifests.scaling import ScalerTarget
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack.config.models import CloudProvider, ClusterSpec, NodePoolSpec
 from servestack.config.validation import parse_node_pool
 from servestack.manifests import naming, node_pools

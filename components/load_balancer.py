@@ -6,6 +6,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack.config.models import DeploymentSpec, LoadBalancerSpec
 from servestack.manifests import naming, routing
 

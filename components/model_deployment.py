@@ -7,6 +7,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack.autoscaler import Autoscaler
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import DeploymentSpec

@@ -32,6 +32,10 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from harness import REPO
+from harness.local_cluster import cluster_tool, on_local_cluster
+from harness.poll import wait_for
 from servestack.config.models import StrategyType
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
@@ -41,10 +45,6 @@ from servestack.engine import make_project
 from servestack.ops.live import WorkloadState
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
 from servestack.review.diff import diff_configs
-
-from harness import REPO
-from harness.local_cluster import cluster_tool, on_local_cluster
-from harness.poll import wait_for
 
 from .render import STACK, passphrase
 

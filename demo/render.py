@@ -16,13 +16,13 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from harness import REPO
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.engine import Engine, EngineMissing, make_project
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
-
-from harness import REPO
 
 STACK = "dev"
 #: Demo-only passphrase for the local dev stack (it holds no secrets). Set

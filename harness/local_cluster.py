@@ -6,9 +6,8 @@ import importlib.util
 import sys
 from types import ModuleType
 
-from servestack.config.stackfile import set_value
-
 from harness import REPO
+from servestack.config.stackfile import set_value
 
 
 def cluster_tool() -> ModuleType:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servestack.ops.recovery import Leftover, end_processes, processes_marked
 
+from servestack.ops.recovery import Leftover, end_processes, processes_marked
 from tests import REPO
 
 if "SERVESTACK_ENGINE_BIN" not in os.environ and (REPO / ".engine" / "bin").exists():

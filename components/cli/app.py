@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
+
 from servestack.cli.output import ExitCode, fail
 from servestack.config.errors import ConfigError
 from servestack.engine.discovery import EngineMissing
 from servestack.ops.gate import GateError
 from servestack.ops.lock import StackBusy
-from typer.core import TyperGroup
 
 
 def exit_for(exc: BaseException) -> tuple[ExitCode, str] | None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
+
 from servestack.cli.app import app
 from servestack.cli.output import ExitCode, console, fail, line, refuse, show_live, show_result
 from servestack.config.models import StrategyType, Target

@@ -15,6 +15,7 @@ import typer
 from pydantic.alias_generators import to_camel
 from rich.console import Console
 from rich.table import Table
+
 from servestack.ops import live
 
 

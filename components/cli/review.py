@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
 from servestack.cli.app import app
 from servestack.cli.output import ExitCode, fail
 from servestack.config.errors import ConfigError

@@ -21,6 +21,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
+
 from servestack.config.gpu import GpuType
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
 

@@ -37,8 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from servestack.config.errors import ConfigError, Problem
 from yaml.constructor import SafeConstructor
+
+from servestack.config.errors import ConfigError, Problem
 
 #: Environment variable that sets :attr:`Limits.max_bytes`.
 MAX_BYTES_ENV = "SERVESTACK_MAX_STACK_FILE_BYTES"

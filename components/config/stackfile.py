@@ -15,6 +15,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+
 from servestack.config.validation import NAMESPACE
 
 _DELETE = object()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
 from servestack.config import paths, reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem, from_validation_error

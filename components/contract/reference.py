@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+
 from servestack.config.models import INHERITED_FIELDS, StackConfig
 from servestack.contract.effects import rule_for
 from servestack.contract.paths import ANY

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ruamel.yaml import YAML
+
 from servestack.config.errors import ConfigError, Problem
 
 PROJECT_FILE = "Pulumi.yaml"

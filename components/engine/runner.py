@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
+
 from servestack.engine.discovery import (
     EngineLocation,
     find_engine,

@@ -14,6 +14,7 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack import testhook
 from servestack.config import reader
 from servestack.config.errors import ConfigError

@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
 from servestack.contract.effects import Effect
 from servestack.review.diff import DiffResult, FieldChange
 from servestack.review.explain import StepExplanation

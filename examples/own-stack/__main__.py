@@ -13,6 +13,7 @@ import os
 
 import pulumi
 import pulumi_kubernetes as k8s
+
 from servestack import ClusterSpec, GpuNodePool, ModelDeployment
 from servestack.program.process import tune_gc
 

@@ -10,13 +10,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
+
+from bench.handwritten_program import handwritten
+from bench.stacks import cluster_stack_raw, stack_raw
 from servestack.config.models import StackConfig
 from servestack.config.validation import parse_stack
 from servestack.manifests import naming
 from servestack.program.stack import build
-
-from bench.handwritten_program import handwritten
-from bench.stacks import cluster_stack_raw, stack_raw
 from tests.mocks import Recorder, RecordingMonitor, run_program
 
 COMPONENT_TYPES = {

@@ -23,12 +23,11 @@ from kubernetes import client, config, dynamic
 from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.resource import ResourceList
 from pulumi import automation as auto
-from harness.local_cluster import on_local_cluster
+
+from harness.local_cluster import cluster_tool, on_local_cluster
+from harness.poll import wait_for
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
-from harness.local_cluster import cluster_tool
-from harness.poll import wait_for
-
 from tests import REPO, copy_program
 
 PASSPHRASE = "cluster-tier-test-passphrase"

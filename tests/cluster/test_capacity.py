@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from pulumi import automation as auto
+
 from servestack.config.models import Environment
 from servestack.config.stackfile import set_value
 from servestack.contract import labels
 from servestack.program.stack import ROLLOUT_TIMEOUT_SECONDS
-
 from tests.cluster.live import (
     api_client,
     deploy_stack,

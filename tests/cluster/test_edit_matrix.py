@@ -33,11 +33,11 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 from pulumi import automation as auto
+
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.ops.live import WorkloadState
 from servestack.review.diff import diff_configs
-
 from tests.cluster.live import (
     STACK_NODES,
     ClusterStack,

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
@@ -36,7 +37,6 @@ from servestack.ops.operations import (
     find_deployment,
     plan,
 )
-
 from tests.cluster.live import (
     ClusterStack,
     api_client,

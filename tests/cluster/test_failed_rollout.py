@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+
 from servestack.config.models import Environment
 from servestack.config.stackfile import set_value
 from servestack.contract import labels
 from servestack.ops.operations import Workspace, apply, plan
 from servestack.program.stack import ROLLOUT_TIMEOUT_SECONDS
-
 from tests.cluster.live import (
     api_client,
     deploy_stack,

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
+
 from harness import poll
 
 pytestmark = pytest.mark.cluster

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
+
 from servestack.config.validation import load_stack_config
 from servestack.manifests.render import render_stack
 from servestack.manifests.sample import SAMPLES, sample_stack
-
 from tests import REPO
 from tests.cluster.live import api_client, objects_with_our_labels, wait_until_clean
 

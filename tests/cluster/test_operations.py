@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
-from servestack.config.validation import load_stack_config
 
+from servestack.config.validation import load_stack_config
 from tests.cluster.live import (
     ClusterStack,
     api_client,

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from kubernetes import dynamic
 from pulumi import automation as auto
-from servestack.ops.operations import engine_error
 
+from servestack.ops.operations import engine_error
 from tests.cluster.live import (
     api_client,
     deploy_program,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from kubernetes import client, dynamic
-from servestack.config.validation import load_stack_config
 
+from servestack.config.validation import load_stack_config
 from tests.cluster.live import (
     STACK_NODES,
     api_client,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from servestack.engine import Engine, engine_bin, make_project
 
+from servestack.engine import Engine, engine_bin, make_project
 from tests import REPO
 
 PASSPHRASE = "engine-tier-test-passphrase"

@@ -15,11 +15,11 @@ import os
 from typing import Any
 
 import pytest
+
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview, overall_effect
-
 from tests import REPO
 from tests.engine.conftest import Deployed
 from tests.engine.matrix import EDITS, Edit

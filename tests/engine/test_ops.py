@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from servestack.engine import Engine, make_project
 from servestack.ops import operations as ops
-
 from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 

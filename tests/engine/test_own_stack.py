@@ -8,7 +8,6 @@ from pathlib import Path
 
 from servestack.engine import Engine
 from servestack.review.explain import explain_preview, overall_effect
-
 from tests import REPO, copy_program
 from tests.engine.conftest import PASSPHRASE
 

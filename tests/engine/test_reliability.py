@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import yaml
+
 from servestack.config.stackfile import set_value
 from servestack.config.validation import load_stack_config
 from servestack.engine import Engine, make_project
 from servestack.ops import recovery
 from servestack.testhook import DIR_ENV, ENV
-
 from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 

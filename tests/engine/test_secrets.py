@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 from pulumi import automation as auto
+
 from servestack.config.stackfile import set_value
 from servestack.engine import Engine, make_project
-
 from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 

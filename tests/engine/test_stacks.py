@@ -50,7 +50,6 @@ def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
 ) -> None:
     from servestack.config.stackfile import set_value
     from servestack.engine import Engine, make_project
-
     from tests import REPO
     from tests.engine.conftest import PASSPHRASE
 

@@ -19,8 +19,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-from harness.poll import wait_for
 
+from harness.poll import wait_for
 from tests.monitoring.servers import HOST, REPO, free_port
 
 BIN_DIR = REPO / ".prometheus-bin"

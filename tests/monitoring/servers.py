@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import httpx
+
 from harness.poll import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 import yaml
+
 from servestack.config.defaults import effective
 from servestack.config.models import DeploymentSpec, Monitoring, StackConfig
 from servestack.config.validation import load_stack_config, parse_stack
 from servestack.engine import make_project
 from servestack.manifests import monitoring
 from servestack.ops import gate
-
 from tests.monitoring.conftest import _factory
 from tests.monitoring.prom import Prometheus, prometheus_bin_dir
 from tests.monitoring.servers import REPO, ModelServer, example_module

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from harness.poll import wait_for
 
+from harness.poll import wait_for
 from tests.monitoring.conftest import (
     BAD_CANARY_ERROR_RATE,
     BAD_CANARY_LATENCY_MS,

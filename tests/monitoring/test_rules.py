@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 import yaml
+
 from servestack.config.models import DeploymentSpec, Monitoring
 from servestack.config.validation import load_stack_config, parse_deployment
 from servestack.manifests import monitoring
 from servestack.manifests.render import render_stack
 from servestack.manifests.sample import SAMPLES, sample_stack
-
 from tests.monitoring.prom import prometheus_bin_dir
 from tests.monitoring.servers import REPO, ModelServer
 

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 from servestack.ops.recovery import end_processes, processes_marked
-
 from tests import REPO
 
 MARK = "SERVESTACK_TEST_LEFTOVER"

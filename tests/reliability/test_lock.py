@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from servestack.engine import make_project
 from servestack.ops import operations as ops
 from servestack.ops.lock import StackBusy, StackLock, process_start
-
 from tests import REPO
 
 #: A process that takes a stack's lock, says so through a file, and holds it until told.

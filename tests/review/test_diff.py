@@ -6,13 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
+
 from servestack.cli import app
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.review.diff import diff_configs
 from servestack.review.report import diff_markdown, summary_line
-from typer.testing import CliRunner, Result
-
 from tests.engine.matrix import EDITS, Edit
 
 REPO = Path(__file__).resolve().parents[2]

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
 from servestack.cli import app
 from servestack.config.models import StackConfig
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract.effects import Effect
 from servestack.review.explain import explain_preview, overall_effect
-from typer.testing import CliRunner
-
 from tests.engine.matrix import EDITS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

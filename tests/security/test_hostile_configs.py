@@ -11,11 +11,11 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from typer.testing import CliRunner
+
 from servestack.cli import app
 from servestack.config.stackfile import set_value
 from servestack.program.stack import main
-from typer.testing import CliRunner
-
 from tests.mocks import run_program
 
 REPO = Path(__file__).resolve().parents[2]

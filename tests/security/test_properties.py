@@ -12,6 +12,7 @@ import kubernetes_validate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kubernetes_validate.utils import latest_version
+
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError
 from servestack.config.gpu import GpuType

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 import yaml
+
 from servestack.config import reader
 from servestack.config.errors import ConfigError
 from servestack.config.validation import load_stack_config, read_stack_file
 from servestack.program.stack import check_stack_file
-
 from tests import REPO
 
 SMALL = reader.Limits(max_bytes=1_000, max_depth=4, max_aliases=3, max_alias_nodes=10)
@@ -212,8 +212,9 @@ def test_the_size_limit_is_configurable(tmp_path: Path, monkeypatch: pytest.Monk
 def test_cli_flag_sets_the_limit_for_every_reader(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from servestack.cli import app
     from typer.testing import CliRunner
+
+    from servestack.cli import app
 
     monkeypatch.delenv(reader.MAX_BYTES_ENV, raising=False)  # restored after the test
     path = tmp_path / "Pulumi.dev.yaml"

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from servestack import ConfigError, DeploymentSpec, StackConfig, load_stack_config, parse_stack
 from servestack.config.defaults import Effective, effective
 from servestack.program.stack import build
-
 from tests.mocks import Recorder, run_program
 
 MODEL = {

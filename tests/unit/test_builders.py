@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from servestack import GPU_TABLE, ClusterSpec, GpuType, NodePoolSpec
 from servestack.config.gpu import gpu_info
 from servestack.config.machines import default_machine, provider_defaults
@@ -18,7 +19,6 @@ from servestack.manifests.node_pools import (
 from servestack.manifests.scaling import ScalerTarget
 from servestack.manifests.workload import deployment as deployment_manifest
 from servestack.manifests.workload import disruption_budget, pod_template, service_account
-
 from tests.unit.specs import deployment, with_effective
 
 GPU_TYPES = [pytest.param(t, id=t.value) for t in GPU_TABLE]

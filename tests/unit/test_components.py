@@ -10,10 +10,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 import pytest
+
 from servestack import ConfigError, GpuNodePool, ModelDeployment, parse_stack
 from servestack.config.validation import read_stack_file
 from servestack.program.stack import build, main, stack_config
-
 from tests.mocks import Recorder, run_program
 from tests.unit.specs import STACKS, deployment, deployment_raw, run_stack, stack_raw
 

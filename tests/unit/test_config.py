@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from servestack import (
     GPU_TABLE,
     CloudProvider,
@@ -21,7 +22,6 @@ from servestack import (
 from servestack.config.gpu import GpuType
 from servestack.config.machines import Family, defaults
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
-
 from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
 
 DNS = (

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from servestack import Autoscaling, Environment, HealthCheck, LoadBalancerSpec
 from servestack.config.defaults import ENV_DEFAULTS, Effective, EnvDefaults, effective
 from servestack.config.models import Alert, Monitoring, Severity, Slo
-
 from tests.unit.specs import deployment
 
 QUEUE = {"kind": "rabbitmq", "name": "jobs", "connectionSecret": "rabbit-conn"}

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+
 from servestack import ClusterSpec, NodePoolSpec, StackConfig
 from servestack.contract.effects import (
     _RULES,
@@ -24,7 +25,6 @@ from servestack.contract.effects import (
     worst,
 )
 from servestack.manifests.sample import renders
-
 from tests.unit.specs import deployment
 
 

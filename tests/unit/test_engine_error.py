@@ -4,6 +4,7 @@ output, not the closing summary ("update failed", "2 errored")."""
 from __future__ import annotations
 
 import pytest
+
 from servestack.ops.operations import engine_error
 
 #: The layout of the engine's output after a rollout that timed out (see the cluster tier's

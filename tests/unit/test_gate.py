@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from servestack.config.errors import ConfigError
 from servestack.config.models import Monitoring
 from servestack.config.validation import parse_stack
 from servestack.manifests.monitoring import Queries
 from servestack.ops import gate
 from servestack.ops.gate import Figures
-
 from tests import REPO
 from tests.unit.specs import deployment, deployment_raw, stack_raw
 
@@ -116,8 +116,9 @@ def test_check_refuses_bad_input_naming_the_field(
 @pytest.fixture
 def promote_cli(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, list[str]]:
     """`servestack promote` with a fake Prometheus answer and a recording promotion."""
-    from servestack.cli import app, operations
     from typer.testing import CliRunner
+
+    from servestack.cli import app, operations
 
     promoted: list[str] = []
     monkeypatch.setattr(operations, "workspace", lambda *a, **k: None)

@@ -13,6 +13,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 from kubernetes_validate.utils import SchemaNotFoundError, latest_version
+
 from servestack import Autoscaling
 from servestack.config.defaults import effective
 from servestack.manifests import naming, routing, scaling
@@ -23,7 +24,6 @@ from servestack.manifests.workload import (
     network_policy,
     service_account,
 )
-
 from tests.unit.specs import STACK_NAMES, run_stack
 from tests.unit.specs import deployment as make_deployment
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from servestack.contract import labels
-
 from tests import REPO
 
 #: A quoted ``servestack.io/...`` key (or a subdomain's, such as ``tags.servestack.io/``).

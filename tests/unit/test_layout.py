@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from servestack.config.errors import ConfigError
 from servestack.contract.paths import FieldPath, deployment, node_pool
 from servestack.engine import discovery, runner
 from servestack.engine import project as proj
-
 from tests import REPO
 
 

@@ -10,6 +10,7 @@ import io
 
 import pytest
 from rich.console import Console
+
 from servestack.cli import output
 from servestack.ops import live
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from servestack.config.errors import ConfigError
 from servestack.config.gpu import GPU_TABLE, GpuType
 from servestack.config.machines import (

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError
 from servestack.config.models import Monitoring
@@ -17,7 +18,6 @@ from servestack.config.validation import parse_stack
 from servestack.manifests import model, monitoring
 from servestack.manifests.render import Key, render_stack
 from servestack.manifests.sample import sample_stack
-
 from tests.unit.specs import deployment, deployment_raw, stack_raw
 
 CANARY = {"type": "canary", "weight": 10, "canaryVersion": "v3", "canaryImage": "r.io/m:3"}

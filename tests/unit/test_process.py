@@ -6,6 +6,7 @@ import gc
 from collections.abc import Iterator
 
 import pytest
+
 from servestack.program import process
 
 CPYTHON_DEFAULTS = (700, 10, 10)

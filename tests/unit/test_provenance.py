@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from servestack.config.models import StackConfig
 from servestack.contract.effects import MAP_FIELDS, TABLE, EditContext, Effect, table_key
 from servestack.contract.paths import FieldPath

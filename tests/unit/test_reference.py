@@ -2,7 +2,6 @@
 
 from servestack.contract.effects import TABLE
 from servestack.contract.reference import BEGIN, END, render, rows
-
 from tests import REPO
 
 REFERENCE = REPO / "docs" / "reference.md"

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from servestack.config.models import StackConfig
 from servestack.manifests.provenance import Record, changes
 from servestack.manifests.render import PROVIDER_TYPE, Key, render_stack
 from servestack.manifests.sample import sample_stack
 from servestack.program.stack import build
-
 from tests.mocks import run_program
 from tests.unit.specs import STACK_NAMES, stack_config
 

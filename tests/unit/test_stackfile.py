@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from servestack.config.stackfile import write_atomic
 
 
