@@ -261,7 +261,7 @@ _RULES: tuple[Rule, ...] = (
         "EKS node groups cannot change their role",
         ("NodePool",),
         impact=LOST_CAPACITY,
-        override=_read_by("eks"),
+        override=_read_by(CloudProvider.eks),
     ),
     Rule(
         "cluster.subnetIds",
@@ -269,7 +269,7 @@ _RULES: tuple[Rule, ...] = (
         "EKS node groups cannot change their subnets",
         ("NodePool",),
         impact=LOST_CAPACITY,
-        override=_read_by("eks"),
+        override=_read_by(CloudProvider.eks),
     ),
     Rule(
         "cluster.context",
