@@ -54,8 +54,7 @@ def find_engine() -> EngineLocation:
         return EngineLocation(Path(on_path).resolve().parent, "PATH", hermetic=False)
     raise EngineMissing(
         "no Pulumi engine found: install the Pulumi CLI on PATH, or set "
-        "SERVESTACK_ENGINE_BIN to a directory with "
-        + ", ".join(ENGINE_BINARIES)
+        "SERVESTACK_ENGINE_BIN to a directory with " + ", ".join(ENGINE_BINARIES)
     )
 
 
