@@ -105,6 +105,20 @@ def test_predict_rejects_malformed_input(ready_server: ModelServer, body: object
     assert r.status_code == 422, r.text
 
 
+def test_openapi_describes_predict_with_a_valid_example(ready_server: ModelServer):
+    """A client generated from /openapi.json sends rows of the model's width (the example
+    is accepted as it stands, and the schema's row length is the model's feature count)."""
+    doc = ready_server.get("/openapi.json").json()
+    body = doc["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    schema = doc["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+    (example,) = schema["examples"]
+    row = schema["properties"]["instances"]["items"]
+    assert row["minItems"] == row["maxItems"] == len(example["instances"][0]) == 4
+    r = ready_server.client.post(ready_server.url + "/predict", json=example)
+    assert r.status_code == 200, r.text
+    assert r.json()["labels"] == ["setosa"]
+
+
 # -- metrics --------------------------------------------------------------------------------
 
 

@@ -17,15 +17,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from . import metrics
 from .config import FaultInjector, Settings
-from .model import Model
+from .model import EXAMPLE_ROW, FEATURE_NAMES, Model
 
 log = logging.getLogger("uvicorn.error")
 
@@ -38,8 +38,24 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MAX_INSTANCES = 1000
 
 
+#: One instance: the model's features, in the data set's order.
+Row = Annotated[
+    list[float],
+    Field(
+        min_length=len(FEATURE_NAMES),
+        max_length=len(FEATURE_NAMES),
+        description="the features, in this order: " + ", ".join(FEATURE_NAMES),
+    ),
+]
+
+
 class PredictRequest(BaseModel):
-    instances: list[list[float]] = Field(min_length=1, max_length=MAX_INSTANCES)
+    """The body of /predict; its OpenAPI schema carries the row width and a valid example, so
+    a client generated from /openapi.json sends rows the model takes."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"instances": [list(EXAMPLE_ROW)]}]})
+
+    instances: list[Row] = Field(min_length=1, max_length=MAX_INSTANCES)
 
 
 @dataclass

@@ -49,6 +49,12 @@ def load_split() -> Dataset:
     )
 
 
+#: The width of one row of /predict: the data set's measurements (the request schema says so).
+FEATURE_NAMES: tuple[str, ...] = tuple(str(n) for n in load_iris().feature_names)
+#: A row the model takes, shown as the example of the /predict schema (a setosa flower).
+EXAMPLE_ROW: tuple[float, ...] = tuple(float(v) for v in load_iris().data[0])
+
+
 class Model:
     """A fitted classifier with its held-out accuracy."""
 
