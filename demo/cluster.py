@@ -44,7 +44,7 @@ from servestack.contract.effects import Effect
 from servestack.engine import make_project
 from servestack.ops.live import WorkloadState
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
-from servestack.review.diff import diff_configs
+from servestack.review.predict import predict
 
 from .render import STACK, passphrase
 
@@ -225,13 +225,7 @@ def what_changed(before: Seen, after: Seen) -> str:
 
 def predicted(text: str, fields: Edits) -> str:
     """The most severe effect the field-effect table gives the edit."""
-    after = text
-    for path, value in fields.items():
-        after = set_value(after, path, value)
-    old = parse_stack(read_stack_text(text, source="before"), source="before")
-    new = parse_stack(read_stack_text(after, source="after"), source="after")
-    effect = diff_configs(old, new).worst
-    return effect.value if effect else "none"
+    return predict(text, fields).effect.value
 
 
 class Demo:

@@ -18,11 +18,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import REPO
-from servestack.config.stackfile import set_value
-from servestack.config.validation import parse_stack, read_stack_text
 from servestack.engine import Engine, EngineMissing, make_project
-from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
+from servestack.review.predict import predict
 
 STACK = "dev"
 #: Demo-only passphrase for the local dev stack (it holds no secrets). Set
@@ -52,13 +50,11 @@ def _rows_for(
     value: Any,
 ) -> tuple[str, str, str]:
     stack_file = project / "stacks" / f"Pulumi.{STACK}.yaml"
-    edited = set_value(base, path, value)
-    stack_file.write_text(edited, encoding="utf-8")
+    found = predict(base, {path: value})
+    stack_file.write_text(found.text, encoding="utf-8")
     try:
-        old = parse_stack(read_stack_text(base))
-        new = parse_stack(read_stack_text(edited))
-        changes = diff_configs(old, new).changes
-        predicted = ", ".join(sorted({c.effect.value for c in changes})) or "none"
+        old, new = found.before, found.after
+        predicted = ", ".join(sorted({c.effect.value for c in found.diff.changes})) or "none"
         preview = engine.preview_json(project, STACK)
         if preview["_exitCode"] != 0:
             lines = [

@@ -1,6 +1,9 @@
 """The field-effect table: what an edit of each config field does to the running system.
 
 Effects:
+    no change  nothing deployed reads the field in this configuration (``replicas`` of an
+               autoscaled deployment): the engine changes nothing. Said with the reason
+               and what to edit instead; the operations refuse such an edit.
     in-place   the resources are updated; no pod restarts, no resource is replaced.
     restart    a Deployment's pod template changes: pods roll (surge capacity needed).
     replace    a resource is deleted and created (downtime, new endpoint or lost capacity).
@@ -24,13 +27,21 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from servestack.config.models import CloudProvider, DeploymentSpec, StackConfig, StrategyType
+from servestack.config.defaults import ENV_DEFAULTS, effective
+from servestack.config.models import (
+    CloudProvider,
+    DeploymentSpec,
+    StackConfig,
+    StrategyType,
+    Target,
+)
 from servestack.contract.paths import FieldPath
 
 
 class Effect(StrEnum):
     """What an edit does; the one vocabulary of the table, `diff`, `explain` and ops."""
 
+    NONE = "no change"
     IN_PLACE = "in-place"
     RESTART = "restart"
     REPLACE = "replace"
@@ -47,6 +58,7 @@ class Effect(StrEnum):
 #: Least to most severe. A created deployment costs capacity but serves nothing yet; a
 #: deleted one loses its endpoint, which a replacement also does, and refusal stops all.
 _SEVERITY = (
+    Effect.NONE,
     Effect.IN_PLACE,
     Effect.CREATE,
     Effect.RESTART,
@@ -55,7 +67,7 @@ _SEVERITY = (
     Effect.FORBIDDEN,
 )
 #: The effects a rule of the table can have (create and delete are of whole items).
-FIELD_EFFECTS = (Effect.IN_PLACE, Effect.RESTART, Effect.REPLACE, Effect.FORBIDDEN)
+FIELD_EFFECTS = (Effect.NONE, Effect.IN_PLACE, Effect.RESTART, Effect.REPLACE, Effect.FORBIDDEN)
 
 
 def worst(effects: Iterable[Effect]) -> Effect | None:
@@ -156,9 +168,19 @@ def _pool_count_effect(ctx: EditContext) -> Outcome | None:
 def _local_bounds(ctx: EditContext) -> Outcome | None:
     if _provider(ctx) is CloudProvider.local:
         return Outcome(
-            Effect.IN_PLACE,
+            Effect.NONE,
             "provider local has no node autoscaler: a pool is minNodes nodes, and maxNodes "
             "changes nothing on the cluster",
+        )
+    return None
+
+
+def _rendered_only(ctx: EditContext) -> Outcome | None:
+    stacks = [s for s in (ctx.old_stack, ctx.new_stack) if s is not None]
+    if stacks and all(s.target is Target.render for s in stacks):
+        return Outcome(
+            Effect.NONE,
+            "read only with target: cluster; this stack renders manifests to files",
         )
     return None
 
@@ -173,7 +195,7 @@ def _read_by(*providers: CloudProvider) -> Override:
         if any(s.cluster.provider in providers and s.node_pools for s in stacks):
             return None
         return Outcome(
-            Effect.IN_PLACE,
+            Effect.NONE,
             f"read only by {' and '.join(providers)} node pools; this stack has none",
         )
 
@@ -277,6 +299,7 @@ _RULES: tuple[Rule, ...] = (
         "how the provider reaches the cluster (target cluster only): the provider is updated, "
         "resources stay; moving to another cluster is a cluster.name edit",
         ("Provider",),
+        override=_rendered_only,
     ),
     Rule(
         "cluster.nodeClass",
@@ -287,7 +310,7 @@ _RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "allowReplacements",
-        Effect.IN_PLACE,
+        Effect.NONE,
         "review metadata only: nothing is deployed from it",
         (),
     ),
@@ -685,7 +708,7 @@ _RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "deployments.<name>.monitoring.prometheusUrl",
-        Effect.IN_PLACE,
+        Effect.NONE,
         "read by `servestack promote --check` and `servestack status` only: nothing is deployed "
         "from it",
         (),
@@ -722,3 +745,102 @@ def rule_for(path: str) -> Rule:
             return TABLE[key]
         key = key.rpartition(".")[0]
     raise KeyError(path)
+
+
+# --- fields a deployment does not read: why, and what to edit instead -------------------------
+#
+# Whether an edit of a deployment field changes anything is not written here: the review
+# derives it from the builders' provenance (a field that no manifest of the deployment is
+# built from, before or after the edit, changes nothing; see servestack.review.diff). These
+# say why, in the stack file's words, for the configurations the builders skip a field in.
+# A test holds them to the builders: every derived case has one of these reasons.
+
+
+def _bounds_on(spec: DeploymentSpec) -> bool:
+    """An autoscaler of its own bounds exists while the deployment runs."""
+    section = spec.autoscaling or ENV_DEFAULTS[spec.environment].autoscaling
+    return section is not None and section.enabled
+
+
+def _monitoring_off(spec: DeploymentSpec) -> bool:
+    return effective(spec).monitoring is None
+
+
+def _routes_off(spec: DeploymentSpec) -> bool:
+    return spec.load_balancer is not None and not spec.load_balancer.enabled
+
+
+@dataclass(frozen=True)
+class Unread:
+    """A configuration in which the builders read none of ``fields``."""
+
+    #: Fields relative to the deployment; ``x.`` stands for every field under ``x``.
+    fields: tuple[str, ...]
+    holds: Callable[[DeploymentSpec], bool]
+    #: ``{field}`` is the edited field, relative to the deployment.
+    reason: str
+
+    def covers(self, rel: str) -> bool:
+        return any(rel == f or (f.endswith(".") and rel.startswith(f)) for f in self.fields)
+
+
+_AUTOSCALING_BOUNDS = tuple(
+    f"autoscaling.{k}"
+    for k in (
+        "minReplicas",
+        "maxReplicas",
+        "targetCpuUtilization",
+        "targetMemoryUtilization",
+        "targetGpuUtilization",
+        "scaleDownStabilizationSeconds",
+    )
+)
+
+#: First that holds (in the configuration after the edit) says why.
+UNREAD: tuple[Unread, ...] = (
+    Unread(
+        ("replicas",),
+        _bounds_on,
+        "replicas is owned by the autoscaler (set minReplicas/maxReplicas, or remove autoscaling)",
+    ),
+    Unread(
+        _AUTOSCALING_BOUNDS,
+        lambda spec: spec.active and not _bounds_on(spec),
+        "autoscaling is off: {field} is not read (set autoscaling.enabled: true, or edit replicas)",
+    ),
+    Unread(
+        ("monitoring.",),
+        _monitoring_off,
+        "monitoring is off: {field} is not read (set monitoring.enabled: true)",
+    ),
+    Unread(
+        ("monitoring.alerts.canaryWorse.",),
+        lambda spec: spec.strategy.type is not StrategyType.canary,
+        "the canaryWorse alert exists only while a canary runs (strategy.type: canary)",
+    ),
+    Unread(
+        ("loadBalancer.algorithm", "loadBalancer.stickySessions"),
+        _routes_off,
+        "mesh routing is off (loadBalancer.enabled: false): {field} is not read",
+    ),
+    Unread(
+        ("replicas", "strategy.canaryReplicas", "autoscaling."),
+        lambda spec: not spec.active,
+        "the deployment is stopped (active: false): {field} is read when it starts again "
+        "(servestack start)",
+    ),
+)
+
+
+#: Said when no case above holds (a test holds the builders to the cases: it is never said).
+UNREAD_FALLBACK = "nothing deployed reads {field} in this configuration of the deployment"
+
+
+def unread_reason(path: str, spec: DeploymentSpec) -> str:
+    """Why deployment ``spec`` reads nothing of field ``path`` (concrete or table path): a
+    reason with ``{field}`` left to fill, :data:`UNREAD_FALLBACK` if no case holds."""
+    rel = FieldPath.parse(path).rest
+    for case in UNREAD:
+        if case.covers(rel) and case.holds(spec):
+            return case.reason
+    return UNREAD_FALLBACK

@@ -31,14 +31,15 @@ from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import DeploymentSpec, StackConfig, StrategyType, Target
 from servestack.config.quantities import format_cpu, format_memory
-from servestack.config.stackfile import get_value, set_value, write_atomic
-from servestack.config.validation import load_stack_config, parse_stack, read_stack_text
+from servestack.config.stackfile import get_value, write_atomic
+from servestack.config.validation import load_stack_config
 from servestack.contract import paths
 from servestack.engine.project import find_project, load_project
 from servestack.engine.runner import Engine
 from servestack.ops import recovery
 from servestack.ops.lock import DEFAULT_TIMEOUT_SECONDS, Holder, StackLock, now, process_start
-from servestack.review.diff import Change, DiffResult, FieldChange, diff_configs
+from servestack.review.diff import Change, DiffResult, FieldChange
+from servestack.review.predict import parse_text, predict
 
 Edits = dict[str, Any]
 Progress = Callable[[str], None]
@@ -234,28 +235,42 @@ def _plan(
 ) -> Plan:
     path = ws.stack_file(stack)
     before_text = reader.read_text(path)
-    # Bounded parse first: ruamel's round-trip loader below never sees a hostile file.
-    before = parse_stack(read_stack_text(before_text, source=str(path)), source=str(path))
+    before = parse_text(before_text, str(path))
     if callable(edits):
         try:
             edits = edits(before_text)
         except KeyError as exc:
             where = paths.deployment(deployment) if deployment else ""
             raise ConfigError([Problem(where, f"not found: {exc.args[0]}")], str(path)) from None
-    text = before_text
-    for key, value in edits.items():
-        try:
-            text = set_value(text, key, value)
-        except KeyError as exc:
-            raise ConfigError([Problem(key, f"cannot edit: {exc.args[0]}")], str(path)) from None
-    after = parse_stack(read_stack_text(text, source=str(path)), source=str(path))
+    found = predict(before_text, edits, source=str(path), before=before)
     if deployment is not None and deployment not in {d.name for d in before.deployments}:
         find_deployment(before, deployment)
-    diff = diff_configs(before, after)
+    diff = found.diff
     forbidden = [c for c in diff.changes if c.effect is Change.FORBIDDEN]
     if forbidden:
         raise OperationRefused("; ".join(f"{c.path}: {c.reason}" for c in forbidden), diff)
-    return Plan(stack, deployment, before_text, text, before, after, diff)
+    if found.unread:
+        # Never a success that changes nothing: the stack file would say what runs does not.
+        raise OperationRefused(
+            "; ".join(
+                f"{c.path}: {_shown(c.after)} changes nothing: {c.reason}{_instead(stack, c)}"
+                for c in found.unread
+            ),
+            diff,
+        )
+    return Plan(stack, deployment, before_text, found.text, before, found.after, diff)
+
+
+def _instead(stack: str, change: FieldChange) -> str:
+    """The operation that does what an unread replicas edit meant."""
+    path = paths.FieldPath.parse(change.path)
+    if path.rest == "replicas" and change.reason.startswith("replicas is owned"):
+        return f"; use servestack scale {stack} {path.item_name} --min N --max M"
+    return ""
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if value is not None else "(removed)"
 
 
 @dataclass

@@ -5,6 +5,7 @@ No engine, no cloud: this runs on two `Pulumi.<stack>.yaml` files in a pull requ
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,7 +18,17 @@ from servestack.config.models import (
     StackConfig,
     StrategyType,
 )
-from servestack.contract.effects import EditContext, Effect, rule_for, worst
+from servestack.contract.effects import (
+    UNREAD_FALLBACK,
+    EditContext,
+    Effect,
+    Outcome,
+    rule_for,
+    unread_reason,
+    worst,
+)
+from servestack.contract.paths import FieldPath
+from servestack.manifests.render import Rendered, render_deployment
 
 #: The effect vocabulary under the name earlier callers know it by (one enum: Effect).
 Change = Effect
@@ -122,11 +133,75 @@ def _resources(kinds: tuple[str, ...], owner: str | None) -> tuple[str, ...]:
     return tuple(f"{k}/{owner}" if owner else k for k in kinds)
 
 
+def _related(a: str, b: str) -> bool:
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+class _Reads:
+    """What one deployment's manifests are built from, before and after an edit: its two
+    builds and the fields their provenance names (built on first need)."""
+
+    def __init__(self, ctx: EditContext, name: str) -> None:
+        self.ctx, self.name = ctx, name
+        self._named: frozenset[str] | None = None
+        self._same = False
+
+    def _build(self, stack: StackConfig | None) -> Rendered:
+        out = Rendered()
+        if stack is not None:
+            render_deployment(out, stack, self.name)
+        return out
+
+    def _load(self) -> frozenset[str]:
+        if self._named is None:
+            old, new = self._build(self.ctx.old_stack), self._build(self.ctx.new_stack)
+            self._same = _manifests(old) == _manifests(new)
+            self._named = frozenset(
+                f
+                for build in (old, new)
+                for record in build.resources.values()
+                for mark in record.marks.values()
+                for f in mark.fields | mark.via | (mark.when or frozenset())
+            )
+        return self._named
+
+    def unread(self, path: str) -> bool:
+        """Nothing deployed changes with ``path``: the deployment's manifests are the same
+        after the edit, or none of them, before or after, is built from the field."""
+        named = self._load()
+        return self._same or not any(_related(path, f) for f in named)
+
+
+def _manifests(build: Rendered) -> dict[Any, Any]:
+    return {key: record.manifest for key, record in build.resources.items()}
+
+
+def _unread_reason(path: str, before: Any, after: Any, spec: DeploymentSpec) -> str:
+    reason = unread_reason(path, spec)
+    if reason is UNREAD_FALLBACK and (before is None or after is None):
+        rel = FieldPath.parse(path).rest
+        shown = json.dumps(after if before is None else before)
+        return f"{rel}: {shown} is the default the deployment already runs with"
+    return reason.format(field=FieldPath.parse(path).rest)
+
+
 def _classify(
-    path: str, before: Any, after: Any, ctx: EditContext, owner: str | None
+    path: str,
+    before: Any,
+    after: Any,
+    ctx: EditContext,
+    owner: str | None,
+    reads: _Reads | None = None,
 ) -> FieldChange:
     rule = rule_for(path)
     outcome = rule.resolve(ctx)
+    if (
+        reads is not None
+        and outcome.effect not in (Effect.NONE, Effect.FORBIDDEN)
+        and reads.unread(path)
+    ):
+        # Nothing deployed reads the field here, before or after: the engine changes nothing.
+        outcome = Outcome(Effect.NONE, _unread_reason(path, before, after, ctx.new))
     return FieldChange(
         path,
         before,
@@ -185,8 +260,9 @@ def _named(
             ctx = EditContext(o, n, old_stack, new_stack)
             before = _dump(o, old_top)
             after = _dump(n, new_top)
+            reads = _Reads(ctx, name) if is_dep else None
             for leaf, b, a in _leaves(before, after, path):
-                changes.append(_classify(leaf, b, a, ctx, name))
+                changes.append(_classify(leaf, b, a, ctx, name, reads))
     return changes
 
 

@@ -29,6 +29,7 @@ STYLE = {
     Effect.RESTART: "yellow",
     Effect.CREATE: "green",
     Effect.IN_PLACE: "cyan",
+    Effect.NONE: "dim",
 }
 #: GitHub comments hold 65,536 characters; keep room for the workflow's own text.
 MARKDOWN_LIMIT = 60_000
@@ -129,6 +130,7 @@ def diff_markdown(
         (Effect.RESTART, "Pod restarts"),
         (Effect.CREATE, "Created"),
         (Effect.IN_PLACE, "In-place updates"),
+        (Effect.NONE, "No change (nothing deployed reads the field)"),
     ):
         items = by[effect]
         if items:

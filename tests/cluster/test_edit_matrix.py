@@ -8,7 +8,9 @@ with what the field-effect table says of the same edit (``servestack.review.diff
   ReplicaSet's pod-template hash changed);
 - `in-place`: no replacement, no new pod template, no pod replaced (the pods after are a
   subset or a superset of those before), and some object changed; where the stack holds
-  none of the kinds the table says the edit reaches, nothing changes ("none");
+  none of the kinds the table says the edit reaches, nothing changes ("no change");
+- `no change`: nothing deployed reads the field (replicas under an autoscaler): no object
+  is new, gone, replaced or changed in content;
 - `forbidden`: `pulumi up` refuses, and no object of the stack is new, gone, or written by
   the engine (its field managers' entries are unchanged; controllers may still write).
 
@@ -36,8 +38,9 @@ from pulumi import automation as auto
 
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
+from servestack.contract.effects import Effect
 from servestack.ops.live import WorkloadState
-from servestack.review.diff import diff_configs
+from servestack.review.predict import predict
 from tests.cluster.live import (
     STACK_NODES,
     ClusterStack,
@@ -160,21 +163,19 @@ def observed(before: dict[str, Live], after: dict[str, Live], reached: set[str])
             return f"pods replaced without a new pod template ({u})"
     if came_went or any(after[u].content != before[u].content for u in kept):
         return "in-place"
-    return "none"
+    return Effect.NONE.value
 
 
-def table_says(before_text: str, after_text: str, kinds: set[str]) -> tuple[str, set[str]]:
-    """The field-effect table's class for the edit, and the kinds it says the edit reaches.
-    `in-place` on a stack holding none of those kinds (maxNodes with provider `local`, which
-    has no NodePool) means no object changes: "none"."""
-    old = parse_stack(read_stack_text(before_text, source="before"), source="before")
-    new = parse_stack(read_stack_text(after_text, source="after"), source="after")
-    diff = diff_configs(old, new)
-    reached = {r.split("/")[0] for c in diff.changes for r in c.resources}
-    effect = diff.worst.value if diff.worst else "none"
-    if effect == "in-place" and not reached & kinds:
-        effect = "none"
-    return effect, reached
+def table_says(text: str, edit: Edit, kinds: set[str]) -> tuple[str, set[str], str]:
+    """The field-effect table's class for the edit (:func:`servestack.review.predict`), the
+    kinds it says the edit reaches, and the edited text. `in-place` on a stack holding none
+    of those kinds means no object changes: "no change"."""
+    found = predict(text, {edit.path: edit.value})
+    reached = {r.split("/")[0] for c in found.diff.changes for r in c.resources}
+    effect = found.effect
+    if effect is Effect.IN_PLACE and not reached & kinds:
+        effect = Effect.NONE
+    return effect.value, reached, found.text
 
 
 def ordered(stack: str) -> list[Edit]:
@@ -210,9 +211,8 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
         namespace = parse_stack(read_stack_text(text)).namespace
         wait_for(f"{stack} settled", lambda: settled(api, namespace), timeout=180)
         for edit in ordered(stack):
-            edited = set_value(text, edit.path, edit.value)
             before = snapshot(s, api)
-            expected, reached = table_says(text, edited, {b.kind for b in before.values()})
+            expected, reached, edited = table_says(text, edit, {b.kind for b in before.values()})
             stack_file.write_text(edited, encoding="utf-8")
             try:
                 s.up()

@@ -26,17 +26,16 @@ import pytest
 from kubernetes import client
 
 from servestack.config.stackfile import set_value
-from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
-from servestack.contract.effects import EditContext, Effect, rule_for
+from servestack.contract.effects import Effect
 from servestack.ops.live import WorkloadState
 from servestack.ops.operations import (
     OperationRefused,
     Workspace,
     apply,
-    find_deployment,
     plan,
 )
+from servestack.review.predict import predict
 from tests.cluster.live import (
     ClusterStack,
     api_client,
@@ -133,14 +132,10 @@ def state(live: Live) -> dict[str, Any]:
 def expected_effect(live: Live, edits: dict[str, Any]) -> Effect:
     """What servestack's field-effect table says the (single-field) edit does."""
     (path,) = edits
-    text = live.ws.stack_file(STACK).read_text(encoding="utf-8")
-    after = text
-    for key, value in edits.items():
-        after = set_value(after, key, value)
-    old = parse_stack(read_stack_text(text, source="before"), source="before")
-    new = parse_stack(read_stack_text(after, source="after"), source="after")
-    ctx = EditContext(find_deployment(old, DEP), find_deployment(new, DEP), old, new)
-    return rule_for(path).resolve(ctx).effect
+    found = predict(live.ws.stack_file(STACK).read_text(encoding="utf-8"), edits)
+    (change,) = found.diff.changes
+    assert change.path == path
+    return change.effect
 
 
 def run(live: Live, edits: dict[str, Any], operation: str = "edit") -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The edit matrix: single-field edits spanning the four components and the effect classes.
+"""The edit matrix: single-field edits spanning the four components and the effect classes
+(``no change`` included: an edit nothing deployed reads, where the engine must plan nothing).
 
 Shared by the engine tier (what the real preview does) and the review tier (what `diff`
 and `explain` say), so both are checked against the same edits.
@@ -67,6 +68,8 @@ EDITS: tuple[Edit, ...] = (
         "restart",
         "ModelDeployment",
     ),
+    # No change: replicas of an autoscaled deployment is the autoscaler's (an HPA here)
+    Edit("prod", "deployments.bert-sentiment.replicas", 3, "no change", "ModelDeployment"),
     # Autoscaler
     Edit(
         "prod", "deployments.bert-sentiment.autoscaling.maxReplicas", 12, "in-place", "Autoscaler"
@@ -87,6 +90,8 @@ EDITS: tuple[Edit, ...] = (
         "Autoscaler",
     ),
     Edit("dev", "deployments.whisper-batch.queue.targetDepth", 50, "in-place", "Autoscaler"),
+    # ... and a queue worker's with bounds is its KEDA ScaledObject's
+    Edit("dev", "deployments.whisper-batch.replicas", 3, "no change", "Autoscaler"),
     Edit(
         "dev",
         "deployments.whisper-batch.queue.name",

@@ -18,8 +18,9 @@ import pytest
 
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
-from servestack.review.diff import diff_configs
+from servestack.contract.effects import Effect
 from servestack.review.explain import explain_preview, overall_effect
+from servestack.review.predict import predict
 from tests import REPO
 from tests.engine.conftest import Deployed
 from tests.engine.matrix import EDITS, Edit
@@ -75,7 +76,6 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
     _save(edit, d.base, edited, preview)
 
     old = parse_stack(read_stack_text(d.base))
-    new_raw = read_stack_text(edited)
     if edit.effect == "forbidden":
         # The program refuses before registering anything: the engine reports our message.
         assert preview["_exitCode"] != 0
@@ -83,12 +83,18 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
         assert "refused" in messages and edit.path.split(".", 2)[-1] in messages, messages
         assert all(s["op"] == "same" for s in preview.get("steps", [])), "nothing may change"
         return
-    new = parse_stack(new_raw)
-    changes = diff_configs(old, new).changes
+    found = predict(d.base, {edit.path: edit.value})
+    assert found.text == edited
+    new = found.after
+    changes = found.diff.changes
     assert [(c.path, c.effect.value) for c in changes] == [(edit.path, edit.effect)]
 
     assert preview["_exitCode"] == 0, preview["_stderr"]
     steps = explain_preview(preview, new, old)
+    if edit.effect == Effect.NONE.value:
+        # Nothing deployed reads the field: the engine plans no step at all.
+        assert [(s.op, s.kind, s.name) for s in steps if s.kind != "Stack"] == []
+        return
     observed = overall_effect(steps)
     assert observed is not None and observed.value == edit.effect, (
         f"table says {edit.effect}, engine plans "

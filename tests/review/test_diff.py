@@ -117,6 +117,7 @@ def test_added_and_removed_deployments_are_one_change_each() -> None:
         ("deployments.resnet-v2", "create"),
     ]
     assert result.summary == {
+        "no change": 0,
         "in-place": 0,
         "restart": 0,
         "replace": 0,
@@ -144,6 +145,7 @@ def test_cli_json_contract(tmp_path: Path) -> None:
         }
     ]
     assert data["summary"] == {
+        "no change": 0,
         "in-place": 0,
         "restart": 1,
         "replace": 0,

@@ -59,7 +59,9 @@ def _load(path: Path) -> Saved:
 
 
 SAVED = [_load(p) for p in sorted(FIXTURES.glob("*.json"))]
-APPLIED = [s for s in SAVED if s.effect != "forbidden"]
+APPLIED = [s for s in SAVED if s.effect not in ("forbidden", "no change")]
+#: Edits nothing deployed reads: the real engine planned no step.
+UNREAD = [s for s in SAVED if s.effect == "no change"]
 
 
 def test_every_matrix_edit_has_a_saved_preview() -> None:
@@ -92,6 +94,16 @@ def test_without_any_stack_file_the_samples_trace_the_field(saved: Saved) -> Non
     steps = explain_preview(saved.preview)
     traced = {f for s in steps for f in s.fields}
     assert any(saved.path == f or saved.path.startswith(f + ".") for f in traced), traced
+
+
+@pytest.mark.parametrize("saved", UNREAD, ids=lambda s: s.name)
+def test_an_unread_edit_plans_nothing_to_explain(saved: Saved) -> None:
+    assert [s.to_json() for s in explain_preview(saved.preview, saved.new, saved.old)] == []
+    assert [s.to_json() for s in explain_preview(saved.preview)] == []
+
+
+def test_the_matrix_has_unread_edits() -> None:
+    assert len(UNREAD) >= 2
 
 
 def test_a_refused_edit_plans_nothing_to_explain() -> None:
@@ -158,6 +170,7 @@ def test_cli_json_contract_on_a_real_preview(tmp_path: Path) -> None:
     assert step["component"] == "deployments.whisper-batch"
     assert step["properties"] == ["spec.triggers[1].metadata.value"]
     assert data["summary"] == {
+        "no change": 0,
         "in-place": 1,
         "restart": 0,
         "replace": 0,

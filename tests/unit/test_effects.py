@@ -64,7 +64,8 @@ def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 LEAVES = field_paths(StackConfig)
 # Effects by value: the values are the contract the review tool and docs print.
-IN_PLACE, RESTART, REPLACE, FORBIDDEN = (
+NONE, IN_PLACE, RESTART, REPLACE, FORBIDDEN = (
+    Effect("no change"),
     Effect("in-place"),
     Effect("restart"),
     Effect("replace"),
@@ -109,8 +110,9 @@ def test_rule_paths_are_unique() -> None:
     assert len(TABLE) == len(_RULES)
 
 
-def test_one_vocabulary_of_six_effects_in_one_severity_order() -> None:
+def test_one_vocabulary_of_seven_effects_in_one_severity_order() -> None:
     assert [e.value for e in Effect] == [
+        "no change",
         "in-place",
         "restart",
         "replace",
@@ -119,6 +121,7 @@ def test_one_vocabulary_of_six_effects_in_one_severity_order() -> None:
         "delete",
     ]
     assert sorted(Effect, key=lambda e: e.severity) == [
+        NONE,
         IN_PLACE,
         Effect("create"),
         RESTART,
@@ -128,9 +131,10 @@ def test_one_vocabulary_of_six_effects_in_one_severity_order() -> None:
     ]
     assert worst([RESTART, IN_PLACE, REPLACE]) is REPLACE
     assert worst([]) is None
+    assert worst([NONE, IN_PLACE]) is IN_PLACE
 
 
-def test_rules_use_the_four_field_effects() -> None:
+def test_rules_use_the_five_field_effects() -> None:
     assert {r.effect for r in _RULES} == set(FIELD_EFFECTS)
     assert all(isinstance(r.effect, Effect) and r.reason for r in _RULES)
 
@@ -158,6 +162,8 @@ def test_unknown_paths_have_no_rule() -> None:
         ("deployments.<name>.active", IN_PLACE),
         ("deployments.<name>.replicas", IN_PLACE),
         ("deployments.<name>.tags", IN_PLACE),
+        ("deployments.<name>.monitoring.prometheusUrl", NONE),
+        ("allowReplacements", NONE),
         ("deployments.<name>.resources.cpu", RESTART),
         ("deployments.<name>.model.image", RESTART),
         ("deployments.<name>.env", RESTART),
@@ -303,11 +309,11 @@ CANARY: dict[str, Any] = {
         ("nodePools.<name>.gpu.count", ctx(None, None, "karpenter"), REPLACE),
         ("nodePools.<name>.gpu.count", ctx(POOL, POOL, "gke"), REPLACE),
         ("nodePools.<name>.gpu.count", ctx(POOL, POOL, "eks"), REPLACE),
-        ("cluster.project", ctx(None, None, "karpenter", pools=True), IN_PLACE),
+        ("cluster.project", ctx(None, None, "karpenter", pools=True), NONE),
         ("cluster.project", ctx(None, None, "gke", pools=True), REPLACE),
-        ("cluster.subnetIds", ctx(None, None, "gke", pools=True), IN_PLACE),
+        ("cluster.subnetIds", ctx(None, None, "gke", pools=True), NONE),
         ("cluster.subnetIds", ctx(None, None, "eks", pools=True), REPLACE),
-        ("cluster.subnetIds", ctx(None, None, "eks"), IN_PLACE),
+        ("cluster.subnetIds", ctx(None, None, "eks"), NONE),
         ("nodePools.<name>.diskSizeGb", ctx(None, None, "eks", pools=True), REPLACE),
     ],
 )

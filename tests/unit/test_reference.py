@@ -5,7 +5,7 @@ from servestack.contract.reference import BEGIN, END, render, rows
 from tests import REPO
 
 REFERENCE = REPO / "docs" / "reference.md"
-EFFECTS = {"in-place", "restart", "replace", "forbidden"}
+EFFECTS = {"no change", "in-place", "restart", "replace", "forbidden"}
 
 
 def test_docs_reference_is_current() -> None:
