@@ -2,8 +2,8 @@
 
 Commands raise servestack's own exceptions (`ConfigError`, `OperationRefused`, ...);
 :func:`exit_for` maps each to its exit code and one-line message, for every command. Usage
-errors (a missing argument, `--cpu 2Gi`) are invalid input too: exit 1, as documented, never
-2, which CI reads as "refused".
+errors (a missing option, `--cpu 2Gi`) are invalid input too: one line, exit 1 as documented,
+never click's 2, which CI reads as "refused".
 """
 
 from __future__ import annotations
@@ -47,28 +47,33 @@ def exit_for(exc: BaseException) -> tuple[ExitCode, str] | None:
 
 
 @contextmanager
-def _usage_is_invalid_input() -> Iterator[None]:
+def _usage_errors(args: Sequence[str] | None = None) -> Iterator[None]:
+    """A usage error (a missing option, `--cpu 2Gi`) as one line, exit 1: invalid input."""
     try:
         yield
     except typer.TyperException as err:
-        # Typer's usage errors (its vendored click's UsageError) carry exit code 2.
-        if err.exit_code == 2:
-            err.exit_code = ExitCode.INVALID
-        raise
+        # Typer's usage errors (its vendored click's UsageError) carry exit code 2. With no
+        # arguments at all, the error is the help text (no_args_is_help): shown as it is.
+        if err.exit_code != 2 or args == []:
+            raise
+        ctx = getattr(err, "ctx", None)
+        where = ctx.command_path if ctx is not None else "servestack"
+        fail(f"{where}: {err.format_message()} (see {where} --help)")
 
 
 class ServestackGroup(TyperGroup):
     """Runs every command through :func:`exit_for`: no traceback for an error a user can
-    act on, on any path (the commands' own code, or a library they call)."""
+    act on, on any path (the commands' own code, or a library they call), and every usage
+    error on one line."""
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
     ) -> Any:
-        with _usage_is_invalid_input():
+        with _usage_errors(args):
             return super().make_context(info_name, args, parent, **extra)
 
     def invoke(self, ctx: Any) -> Any:
-        with _usage_is_invalid_input():
+        with _usage_errors():
             try:
                 return super().invoke(ctx)
             except Exception as exc:

@@ -8,7 +8,7 @@ end the command through :func:`servestack.cli.app.exit_for`.
 from __future__ import annotations
 
 import importlib
-import os
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -103,6 +103,11 @@ def run(
         p.release()
 
 
+def can_ask() -> bool:
+    """Whether a question can be asked: stdin is a terminal."""
+    return sys.stdin.isatty()
+
+
 def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool) -> None:
     console.print(
         report.diff_text(p.diff, [], color=console.is_terminal),
@@ -114,7 +119,7 @@ def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool)
         console.print("nothing to do")
         return
     if p.needs_confirmation and not yes:
-        if not os.isatty(0):
+        if not can_ask():
             refuse("this replaces or deletes resources; pass --yes")
         if not typer.confirm("This replaces or deletes resources. Apply?"):
             refuse("not confirmed at the prompt")
