@@ -78,7 +78,12 @@ def _one_up(
     if left:
         raise RuntimeError(f"the cluster is not clean before a bench run: {left[:10]}")
     engine = Engine(
-        state, passphrase=PASSPHRASE, cluster=True, extra_env={"KUBECONFIG": str(kubeconfig)}
+        state,
+        passphrase=PASSPHRASE,
+        # Its own file backend, whatever `pulumi login` the machine has.
+        backend_url=f"file://{state / 'backend'}",
+        cluster=True,
+        extra_env={"KUBECONFIG": str(kubeconfig)},
     )
     engine.stack(project, stack)
     s = ClusterStack(engine, project, stack)

@@ -80,6 +80,8 @@ def _engine(root: Path, state: str, **env: str) -> Engine:
     return Engine(
         root / state,
         passphrase="bench",
+        # Its own file backend, whatever `pulumi login` the machine has.
+        backend_url=f"file://{root / state / 'backend'}",
         extra_env={"SERVESTACK_RENDER_ROOT": str(root / f"out-{state}"), **env},
     )
 

@@ -331,9 +331,11 @@ def _load(ws: Workspace, op_id: str) -> Operation | None:
         return None
 
 
-def _up(ws: Workspace, stack: str, progress: Progress | None) -> dict[str, int]:
+def _up(ws: Workspace, stack: str, progress: Progress | None, operation: str) -> dict[str, int]:
     target = load_stack_config(ws.stack_file(stack)).target
-    engine = dataclasses.replace(ws.runner, cluster=target is Target.cluster)
+    # Every engine process carries the operation's id: recovery finds those a kill left.
+    marked = {**ws.runner.extra_env, recovery.OPERATION_ENV: operation}
+    engine = dataclasses.replace(ws.runner, cluster=target is Target.cluster, extra_env=marked)
     st = engine.stack(ws.project_dir, stack)
     res = st.up(on_output=progress or (lambda _: None))
     return {str(k): v for k, v in (res.summary.resource_changes or {}).items()}
@@ -438,7 +440,7 @@ def _execute(
         testhook.pause("stack-written")
         with recovery.GracefulInterrupt(ws.say or progress) as interrupt:
             try:
-                op.result = _up(ws, stack, progress)
+                op.result = _up(ws, stack, progress, op.id)
                 failure: Exception | None = None
             except Exception as exc:  # the engine's failure, whatever its kind
                 failure = exc
@@ -462,7 +464,7 @@ def _execute(
         recovery.write_journal(ws.state, journal)
         write_atomic(path, good)
         try:
-            _up(ws, stack, progress)
+            _up(ws, stack, progress, op.id)
             op.rollback = {"status": "succeeded", "failed_config": str(failed)}
         except Exception as rb_exc:
             op.rollback = {
@@ -511,6 +513,7 @@ def recover(ws: Workspace, stack: str) -> list[str]:
     if backend is not None:
         wait = recovery.ORPHAN_WAIT_SECONDS if ws.lock_timeout is None else ws.lock_timeout
         lines += recovery.clear_engine_locks(backend, ws.project.name, stack, say, wait)
+    lines += recovery.end_engine_processes(journal, say)
     lines += recovery.clear_pending_operations(
         ws.runner.cli, ws.project_dir, stack, ws.state / "tmp", say
     )

@@ -1,13 +1,21 @@
 """The backend a run uses: a forced `file://` backend is created when missing (the demo on a
-fresh clone failed with "unable to open state directory")."""
+fresh clone failed with "unable to open state directory"); and the suite's runs never use the
+backend or the Pulumi home of the machine they run on."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from servestack.engine import Engine
+from servestack.engine.project import DEV_STACK
+from tests import REPO
+from tests.engine.conftest import deploy
 
 
 def test_a_forced_file_backend_is_created(engine_ready: Path, tmp_path: Path) -> None:
@@ -34,3 +42,88 @@ def test_a_file_backend_named_by_the_environment_runs_hermetically(
     assert env["PULUMI_HOME"] == str(tmp_path / "state" / "home")
     assert env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
     engine.cli(tmp_path, "stack", "ls", "--all")
+
+
+def test_an_engine_run_of_the_suite_uses_the_projects_own_backend(
+    engine_ready: Path, tmp_path: Path
+) -> None:
+    """A stack up and destroyed the way the engine tier does it (tests/engine/conftest
+    `deploy`): its state is in the project-local backend under tmp_path, nowhere else."""
+    d = deploy(tmp_path, "dev", DEV_STACK)
+    try:
+        local = tmp_path / "state" / "backend"
+        assert d.engine.backend == f"file://{local} (project-local)"
+        assert (local / ".pulumi" / "stacks" / "servestack" / "dev.json").is_file()
+    finally:
+        d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)
+
+
+def test_the_suite_leaves_the_machines_pulumi_login_alone(
+    engine_ready: Path, tmp_path: Path
+) -> None:
+    """A machine logged in to a backend of its own (`pulumi login file://...`): an engine
+    run of the suite, in a pytest process of its own started the way `make test` starts it,
+    writes nothing there and leaves the login as it was.
+
+    The login is in a throw-away HOME, which that pytest gets, with PULUMI_HOME naming the
+    same `.pulumi` (our CLI build finds its home in /etc/passwd, not $HOME: without it, a
+    regression would have the CLI write into the real ~/.pulumi instead of the trap)."""
+    home = tmp_path / "home"
+    logged_in = tmp_path / "logged-in-backend"
+    logged_in.mkdir()
+    credentials = home / ".pulumi" / "credentials.json"
+    credentials.parent.mkdir(parents=True)
+    url = f"file://{logged_in}"
+    credentials.write_text(
+        json.dumps({"current": url, "accessTokens": {url: ""}, "accounts": {}}, indent=4)
+    )
+    before = credentials.read_bytes()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env |= {"HOME": str(home), "PULUMI_HOME": str(home / ".pulumi")}
+
+    # The login is real: servestack run by a user on this machine honours it ...
+    seen = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; from servestack.engine import Engine;"
+            "print(Engine(Path('unused')).backend)",
+        ],
+        env={**env, "PULUMI_HOME": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    assert seen.stdout.strip() == f"{url} (pulumi login)"  # from $HOME/.pulumi
+    # ... and so does the CLI.
+    whoami = subprocess.run(
+        [str(engine_ready / "pulumi"), "whoami", "--verbose", "--non-interactive"],
+        env={**env, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert whoami.returncode == 0 and f"Backend URL: {url}" in whoami.stdout, whoami
+    listing = sorted(p.relative_to(home).as_posix() for p in home.rglob("*"))
+    # (the CLI's login wrote the backend's own metadata: no stack, no project)
+    backend = sorted(p.relative_to(logged_in).as_posix() for p in logged_in.rglob("*"))
+    assert not [p for p in backend if "stacks" in p or "servestack" in p], backend
+
+    # The suite on that machine.
+    test = "tests/engine/test_backend.py::" + (
+        "test_an_engine_run_of_the_suite_uses_the_projects_own_backend"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test]
+        + [f"--basetemp={tmp_path / 'suite'}"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert run.returncode == 0 and "1 passed" in run.stdout, run.stdout + run.stderr
+    assert sorted(p.relative_to(logged_in).as_posix() for p in logged_in.rglob("*")) == backend
+    assert credentials.read_bytes() == before
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == listing

@@ -47,7 +47,10 @@ class Project:
 
     @property
     def backend(self) -> Path:
-        return self.root / ".pulumi-state" / "backend"
+        """The DIY backend the engine runs on (derived from the engine's own environment)."""
+        backend = recovery.diy_backend_dir(self.engine.env())
+        assert backend is not None, self.engine.backend
+        return backend
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -129,14 +132,22 @@ def project(engine_ready: Path, tmp_path: Path) -> Project:
         extra_env={"SERVESTACK_RENDER_ROOT": str(out)},
         project_dir=root,
     )
+    # The project's own file backend, whatever the machine is logged in to (a checkpoint
+    # looked for here while the engine writes elsewhere is never seen).
+    assert engine.backend == f"file://{root / '.pulumi-state' / 'backend'} (project-local)"
     engine.stack(root, STACK).up(on_output=lambda _: None)
     return Project(root, out, tmp_path / "hooks", engine)
+
+
+#: How long a test waits for a process to reach a point (a render-mode update of the dev
+#: stack takes well under a minute on two loaded cores).
+REACH_SECONDS = 300
 
 
 def wait_until(
     check: Callable[[], Any], what: str, proc: subprocess.Popen[str] | None = None
 ) -> Any:
-    deadline = time.monotonic() + 900
+    deadline = time.monotonic() + REACH_SECONDS
     while True:
         value = check()
         if value:
@@ -144,7 +155,7 @@ def wait_until(
         if proc is not None and proc.poll() is not None:
             raise AssertionError(f"{what}: the process ended first:\n{proc.communicate()[0]}")
         if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not after 900 s")
+            raise AssertionError(f"{what}: not after {REACH_SECONDS} s")
         time.sleep(0.05)
 
 
@@ -196,6 +207,11 @@ def test_two_scales_at_once_are_serialised_and_both_land(project: Project) -> No
     assert project.preview_changes() == {}
 
 
+def engine_processes(op: str) -> list[recovery.Leftover]:
+    """The live processes an operation's engine run started (they carry its id)."""
+    return recovery.processes_marked(recovery.OPERATION_ENV, op)
+
+
 def _new_text(project: Project) -> str:
     """The stack file the operation under test writes."""
     return set_value(project.stack_file.read_text(), BERT, 3)
@@ -221,6 +237,9 @@ def _finish_with_next_operation(project: Project, interrupted: dict[str, Any]) -
     assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
     assert project.pending() == []
     assert project.preview_changes() == {}
+    # Nothing of the killed operation runs any more, nor of the one that finished it.
+    assert engine_processes(op) == []
+    assert engine_processes(record["recovered_by"]["operation"]) == []
     return out
 
 
@@ -256,21 +275,29 @@ def test_kill_9_while_the_engine_runs(project: Project) -> None:
     try:
         pending = wait_until(project.pending, "a pending operation in the checkpoint", proc)
         kill_group(proc)
+        (record,) = project.operations()
+        # The engine started its plugins in process groups of their own: the kill of the
+        # operation's group leaves them running, with init as their parent.
+        left = engine_processes(record["id"])
     finally:
         # Let a writer that escaped the kill finish its open, then drop the FIFO.
         fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
         os.close(fd)
         target.unlink()
+    providers = [p for p in left if "pulumi-resource-kubernetes" in p.cmdline]
+    assert providers, f"the provider is expected to outlive the kill; left: {left}"
     assert [p["type"] for p in pending] == ["updating"]
     assert pending[0]["resource"]["urn"].endswith("::bert-sentiment")
     assert project.stack_file.read_text() == new
     locks = recovery.engine_lock_files(project.backend, "servestack", STACK)
     assert len(locks) == 1  # the engine's own lock, left by the kill
-    (record,) = project.operations()
     _reports_interrupted(project, record["id"])
     out = _finish_with_next_operation(project, record)
     assert f"removed the engine's stale stack lock {locks[0]}" in out
     assert "cleared the pending operation updating urn:pulumi:dev::servestack::" in out
+    # The recovery ended what the kill left, and said so.
+    for provider in providers:
+        assert f"ended pid {provider.pid} ({' '.join(provider.cmdline.split())}) with SIG" in out
 
 
 def test_ctrl_c_stops_the_engine_cleanly(project: Project) -> None:
