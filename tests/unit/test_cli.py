@@ -167,6 +167,14 @@ CASES = (
         "no item named 'nope'",
     ),
     Case(
+        "scale-replicas-under-autoscaler",
+        ("scale", "prod", "bert-sentiment", "--replicas", "3"),
+        REFUSED,
+        "refused: deployments.bert-sentiment.replicas: 3 changes nothing: replicas is owned by "
+        "the autoscaler (set minReplicas/maxReplicas, or remove autoscaling); "
+        "use servestack scale prod bert-sentiment --min N --max M",
+    ),
+    Case(
         "resources-cpu-zero",
         ("resources", "dev", "bert-sentiment", "--cpu", "0"),
         INVALID,
