@@ -53,10 +53,20 @@ def process_alive(pid: int, start: str | None = None) -> bool:
         return False
     except PermissionError:
         return True  # someone else's process: alive
+    if _zombie(pid):
+        return False  # ended; only its parent has not collected its status yet
     if start is None:
         return True
     current = process_start(pid)
     return current is None or current == start
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
 @dataclass(frozen=True)

@@ -510,10 +510,8 @@ def recover(ws: Workspace, stack: str) -> list[str]:
     ]
     say(lines[0])
     backend = recovery.diy_backend_dir(ws.runner.env())
-    if backend is not None:
-        wait = recovery.ORPHAN_WAIT_SECONDS if ws.lock_timeout is None else ws.lock_timeout
-        lines += recovery.clear_engine_locks(backend, ws.project.name, stack, say, wait)
-    lines += recovery.end_engine_processes(journal, say)
+    wait = recovery.ORPHAN_WAIT_SECONDS if ws.lock_timeout is None else ws.lock_timeout
+    lines += recovery.clear_engine_leftovers(journal, backend, ws.project.name, stack, say, wait)
     lines += recovery.clear_pending_operations(
         ws.runner.cli, ws.project_dir, stack, ws.state / "tmp", say
     )

@@ -295,6 +295,24 @@ def end_engine_processes(journal: Journal, say: Say) -> list[str]:
     )
 
 
+def clear_engine_leftovers(
+    journal: Journal, backend: Path | None, project: str, stack: str, say: Say, wait: float
+) -> list[str]:
+    """The engine's stack lock and processes, as the interrupted operation left them.
+
+    A live `pulumi` that holds the lock is waited for first (up to ``wait`` seconds): it
+    may be finishing the update. What still carries the operation's id after that is ended;
+    if that ended a `pulumi` that outlived the wait, the lock it held is now stale and goes
+    too. (Pending operations are cleared afterwards: :func:`clear_pending_operations`.)
+    """
+    lines = clear_engine_locks(backend, project, stack, say, wait) if backend else []
+    ended = end_engine_processes(journal, say)
+    lines += ended
+    if backend is not None and ended:
+        lines += clear_engine_locks(backend, project, stack, say, wait=0)
+    return list(dict.fromkeys(lines))
+
+
 def pending_operations(deployment: dict[str, Any]) -> list[dict[str, Any]]:
     inner = deployment.get("deployment") or {}
     ops = inner.get("pending_operations") or []

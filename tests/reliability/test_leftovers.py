@@ -5,8 +5,10 @@ group of their own, parent gone)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 
+from servestack.ops import recovery
+from servestack.ops.lock import process_alive
 from servestack.ops.recovery import end_processes, processes_marked
 from tests import REPO
 
@@ -140,3 +144,54 @@ def test_a_session_that_leaves_nothing_passes(tmp_path: Path) -> None:
     proc = _inner_session(tmp_path, "test_leaks_nothing")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "outlived" not in proc.stdout
+
+
+def test_a_pulumi_that_outlives_the_wait_is_ended_and_its_lock_goes(tmp_path: Path) -> None:
+    """The interrupted operation's `pulumi` still holds the engine's stack lock after the
+    wait: it is ended with the plugins, and the lock it leaves is removed."""
+    op = uuid.uuid4().hex
+    pid = orphan({recovery.OPERATION_ENV: op})  # stands for the `pulumi` CLI
+    lock = tmp_path / ".pulumi" / "locks" / "organization" / "proj" / "dev" / "x.json"
+    lock.parent.mkdir(parents=True)
+    host = socket.gethostname()
+    lock.write_text(json.dumps({"pid": pid, "hostname": host, "timestamp": "t"}))
+    journal = recovery.Journal(op, "dev", 1, host, None, "apply", "", "")
+    said: list[str] = []
+    try:
+        lines = recovery.clear_engine_leftovers(
+            journal, tmp_path, "proj", "dev", said.append, wait=0.5
+        )
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    assert lines == [
+        f"pulumi pid {pid} still holds {lock}: left alone",
+        lines[1],
+        f"removed the engine's stale stack lock {lock} (pulumi pid {pid} is gone; locked at t)",
+    ]
+    assert lines[1].startswith(f"ended pid {pid} (") and "with SIGTERM" in lines[1]
+    assert f"waiting for pulumi pid {pid}, left running by the interrupted operation" in said
+    assert not lock.exists()
+    assert not alive(pid)
+
+
+def test_nothing_left_nothing_said(tmp_path: Path) -> None:
+    journal = recovery.Journal(uuid.uuid4().hex, "dev", 1, socket.gethostname(), None, "", "", "")
+    said: list[str] = []
+    assert recovery.clear_engine_leftovers(journal, tmp_path, "p", "dev", said.append, 0) == []
+    assert said == []
+
+
+def test_a_zombie_is_not_alive() -> None:
+    """An ended process its parent has not collected yet (orphans wait for init) is gone:
+    a lock or record naming it is stale."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while alive(child.pid):  # exited, not yet waited for: a zombie
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert Path(f"/proc/{child.pid}").exists()
+        assert not process_alive(child.pid)
+    finally:
+        child.wait()
