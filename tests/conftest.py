@@ -57,7 +57,8 @@ def _kept_on_purpose(proc: Leftover) -> bool:
         exe = Path(os.readlink(f"/proc/{proc.pid}/exe"))
     except OSError:
         return False
-    return exe.is_relative_to(REPO / ".cluster-bin")
+    # .cluster-bin is a link into the build cache; /proc/<pid>/exe names the real file.
+    return exe.is_relative_to((REPO / ".cluster-bin").resolve())
 
 
 def session_leftovers(grace: float = LEFTOVER_GRACE_SECONDS) -> list[Leftover]:

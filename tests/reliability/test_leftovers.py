@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +16,8 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
+
+import pytest
 
 from servestack.ops import recovery
 from servestack.ops.lock import process_alive
@@ -195,3 +198,29 @@ def test_a_zombie_is_not_alive() -> None:
         assert not process_alive(child.pid)
     finally:
         child.wait()
+
+
+def test_only_a_cluster_kept_on_purpose_may_outlive_the_session(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SERVESTACK_KEEP_CLUSTER=1 the local cluster the session started stays running
+    (its binaries are under .cluster-bin, a link into the build cache); nothing else does."""
+    from tests import conftest
+
+    real = tmp_path / "cache" / "bin"
+    real.mkdir(parents=True)
+    shutil.copy("/bin/sleep", real / "etcd")
+    (tmp_path / ".cluster-bin").symlink_to(real)
+    monkeypatch.setattr(conftest, "REPO", tmp_path)
+    etcd = subprocess.Popen([str(real / "etcd"), "300"])
+    other = subprocess.Popen(["sleep", "300"])
+    try:
+        monkeypatch.setenv("SERVESTACK_KEEP_CLUSTER", "1")
+        assert conftest._kept_on_purpose(recovery.Leftover(etcd.pid, "etcd"))
+        assert not conftest._kept_on_purpose(recovery.Leftover(other.pid, "sleep"))
+        monkeypatch.delenv("SERVESTACK_KEEP_CLUSTER")
+        assert not conftest._kept_on_purpose(recovery.Leftover(etcd.pid, "etcd"))
+    finally:
+        for proc in (etcd, other):
+            proc.kill()
+            proc.wait()
