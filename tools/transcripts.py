@@ -107,6 +107,8 @@ LLAMA_V31 = (
 )
 ALLOWANCE = {
     "path": "deployments.llama-chat.model.version",
+    "from": "v3.0.1",
+    "to": "v3.1.0",
     "reason": "v3.1.0 blue-green rollout approved in CHG-1234; 2x A100 capacity reserved",
 }
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Self
+from types import UnionType
+from typing import Annotated, Any, Self, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -571,10 +572,81 @@ class StackConfig(Spec):
 
 
 class Allowance(Spec):
-    """An explicit, reasoned permission for a replacement or deletion in production."""
+    """An explicit, reasoned permission for one replacement or deletion in production.
+
+    It names the edit it allows: the field and its values before and after (``to: null``
+    for a deletion; a whole deployment or node pool, being long, by the fingerprint that
+    ``servestack diff`` prints). It covers exactly that edit, so once applied it allows
+    nothing more (see docs/review.md, "The production gate").
+    """
 
     path: Annotated[str, Field(min_length=1)]
+    before: Any = Field(alias="from")
+    after: Any = Field(alias="to")
     reason: Annotated[str, Field(min_length=10)]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names_the_edit(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("from" not in data or "to" not in data):
+            path = data.get("path", "<field path>")
+            raise _problem(
+                f"{{path, reason}} without from and to is no longer accepted: an entry allows "
+                f"one edit; write {{path: {path}, from: <value before>, to: <value after, "
+                "null for a deletion>, reason: ...} (servestack diff prints the entry)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_field_or_one_item(self) -> Self:
+        parts = self.path.split(".")
+        if parts[0] in ("deployments", "nodePools"):
+            if len(parts) == 1:
+                raise _problem(
+                    f"path {self.path!r} is not allowed: name one field "
+                    f"({parts[0]}.<name>.<field>) or one item to delete ({parts[0]}.<name>)"
+                )
+            if len(parts) == 2 and self.after is not None:
+                raise _problem(
+                    f"path {self.path!r} names a whole {parts[0][:-1]}: it allows only its "
+                    f"deletion (to: null); to allow an edit, name its field "
+                    f"({self.path}.<field>)"
+                )
+            if len(parts) == 2:
+                return self
+        if not _is_leaf(StackConfig, parts) or parts[0] == "allowReplacements":
+            raise _problem(
+                f"path {self.path!r} is not allowed: an entry names one field of the stack "
+                "config (such as nodePools.<name>.machineType), never a prefix of several"
+            )
+        return self
+
+
+def _is_leaf(model: type[BaseModel], parts: list[str]) -> bool:
+    """Whether ``parts`` (camelCase keys, list items by name) names one field of ``model``
+    that holds a value, or one key of a mapping field (``env.HF_HOME``)."""
+    by_alias = {f.alias or n: f for n, f in model.model_fields.items()}
+    field = by_alias.get(parts[0]) if parts else None
+    if field is None:
+        return False
+    rest = parts[1:]
+    inner = _bare(field.annotation)
+    if get_origin(inner) is tuple:
+        inner = _bare(get_args(inner)[0])
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            rest = rest[1:]  # the item's name
+    if isinstance(inner, type) and issubclass(inner, BaseModel):
+        return bool(rest) and _is_leaf(inner, rest)
+    if get_origin(inner) is dict:
+        return len(rest) <= 1
+    return not rest
+
+
+def _bare(annotation: Any) -> Any:
+    """``X`` of ``X | None`` and ``Annotated[X, ...]``."""
+    while get_origin(annotation) in (Union, UnionType, Annotated):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
 
 
 StackConfig.model_rebuild()

@@ -13,6 +13,7 @@ from typing import Any
 from servestack.config.defaults import effective
 from servestack.config.models import (
     INHERITED_FIELDS,
+    Allowance,
     DeploymentSpec,
     Environment,
     StackConfig,
@@ -29,6 +30,7 @@ from servestack.contract.effects import (
 )
 from servestack.contract.paths import FieldPath
 from servestack.manifests.render import Rendered, render_deployment
+from servestack.review import allowances
 
 #: The effect vocabulary under the name earlier callers know it by (one enum: Effect).
 Change = Effect
@@ -69,6 +71,8 @@ class FieldChange:
 class DiffResult:
     changes: list[FieldChange] = field(default_factory=list)
     environment: Environment = Environment.development
+    #: The NEW file's `allowReplacements` entries that allow nothing here (see allowances).
+    stale: list[Allowance] = field(default_factory=list)
 
     @property
     def worst(self) -> Effect | None:
@@ -97,7 +101,13 @@ class DiffResult:
         ]
 
     def to_json(self) -> dict[str, Any]:
-        return {"changes": [c.to_json() for c in self.changes], "summary": self.summary}
+        out: dict[str, Any] = {
+            "changes": [c.to_json() for c in self.changes],
+            "summary": self.summary,
+        }
+        if self.stale:
+            out["stale"] = [a.model_dump(by_alias=True, mode="json") for a in self.stale]
+        return out
 
 
 def _dump(model: Any, inherited: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -279,7 +289,7 @@ def diff_configs(old: StackConfig, new: StackConfig) -> DiffResult:
         result.changes.append(_classify(leaf, b, a, ctx, None))
     result.changes += _named(old.node_pools, new.node_pools, "nodePools", old, new)
     result.changes += _named(old.deployments, new.deployments, "deployments", old, new)
-    _apply_allowances(result, new)
+    result.stale = allowances.apply(result, old, new)
     return result
 
 
@@ -314,22 +324,3 @@ def impact(effect: Effect, table_impact: str, item: Any) -> str:
     if effect is Effect.RESTART and isinstance(item, DeploymentSpec):
         return restart_forecast(item)
     return table_impact
-
-
-def _apply_allowances(result: DiffResult, new: StackConfig) -> None:
-    for i, ch in enumerate(result.changes):
-        if ch.effect not in BLOCKING_ON_REPLACE:
-            continue
-        for allow in new.allow_replacements:
-            if ch.path == allow.path or ch.path.startswith(allow.path + "."):
-                result.changes[i] = FieldChange(
-                    ch.path,
-                    ch.before,
-                    ch.after,
-                    ch.effect,
-                    ch.reason,
-                    ch.resources,
-                    allow.reason,
-                    ch.impact,
-                )
-                break

@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from servestack.contract.effects import Effect
+from servestack.review import allowances
+from servestack.review.allowances import entry_text
 from servestack.review.diff import DiffResult, FieldChange
 from servestack.review.explain import StepExplanation
 
@@ -79,6 +81,10 @@ def diff_text(result: DiffResult, blocking: list[FieldChange], *, color: bool = 
     console.print(summary_line(result.summary))
     for ch in blocking:
         console.print(f"[bold red]BLOCKED[/] {ch.path}: {ch.effect.value} ({ch.reason})")
+        if ch.effect in allowances.GATED:
+            console.print(f"  to allow it, add to servestack:allowReplacements: {entry_text(ch)}")
+    for entry in result.stale:
+        console.print(f"[yellow]{allowances.stale_text(entry)}[/]")
     return buf.getvalue()
 
 
@@ -119,7 +125,10 @@ def diff_markdown(
             "> Production refuses replacements and deletions unless the stack file "
             "lists them under `servestack:allowReplacements` with a reason."
         )
+        head += [f"> `{entry_text(c)}`" for c in blocking if c.effect in allowances.GATED]
         head.append("")
+    if result.stale:
+        head += [f"> :warning: {allowances.stale_text(e)}" for e in result.stale] + [""]
     by = {e: [c for c in result.changes if c.effect is e] for e in ORDER}
     body: list[str] = []
     first = by[Effect.FORBIDDEN] + by[Effect.REPLACE] + by[Effect.DELETE]

@@ -196,6 +196,8 @@ def test_production_allowance_lets_a_reasoned_replacement_through(tmp_path: Path
         [
             {
                 "path": "deployments.llama-chat.model.version",
+                "from": "v3.0.1",
+                "to": "v3.1.0",
                 "reason": "blue-green rollout approved in CHG-1234",
             }
         ],
@@ -205,6 +207,14 @@ def test_production_allowance_lets_a_reasoned_replacement_through(tmp_path: Path
     change = json.loads(res.stdout)["changes"][0]
     assert change["allowance"] == "blue-green rollout approved in CHG-1234"
     assert json.loads(res.stdout)["blocking"] == []
+    # Applied, the entry allows nothing more: the next diff calls it stale, and the edit
+    # back is blocked although the entry is still in the file.
+    back = set_value(new, "deployments.llama-chat.model.version", "v3.0.2")
+    res = _diff_json(tmp_path, new, back)
+    assert res.exit_code == 2, res.output
+    out = json.loads(res.stdout)
+    assert out["blocking"] == ["deployments.llama-chat.model.version"]
+    assert [e["path"] for e in out["stale"]] == ["deployments.llama-chat.model.version"]
 
 
 def test_invalid_new_file_exits_1_naming_file_and_field(tmp_path: Path) -> None:

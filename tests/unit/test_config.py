@@ -657,10 +657,49 @@ RULES: list[tuple[str, Any, list[str]]] = [
     ),
     (
         "allowance-reason-short",
-        stack_raw(allowReplacements=[{"path": "deployments.bert.name", "reason": "short"}]),
+        stack_raw(
+            allowReplacements=[
+                {"path": "deployments.bert.name", "from": "bert", "to": "bert2", "reason": "short"}
+            ]
+        ),
         [
             "allowReplacements.0.reason: 'short' is not allowed: string should have at least 10 "
             "characters"
+        ],
+    ),
+    (
+        "allowance-old-form",
+        stack_raw(allowReplacements=[{"path": "deployments.bert", "reason": "approved CHG-1"}]),
+        [
+            "allowReplacements.0: {path, reason} without from and to is no longer accepted: an "
+            "entry allows one edit; write {path: deployments.bert, from: <value before>, to: "
+            "<value after, null for a deletion>, reason: ...} (servestack diff prints the entry)"
+        ],
+    ),
+    (
+        "allowance-whole-item-edit",
+        stack_raw(
+            allowReplacements=[
+                {"path": "deployments.bert", "from": "a", "to": "b", "reason": "approved CHG-1"}
+            ]
+        ),
+        [
+            "allowReplacements.0: path 'deployments.bert' names a whole deployment: it allows "
+            "only its deletion (to: null); to allow an edit, name its field "
+            "(deployments.bert.<field>)"
+        ],
+    ),
+    (
+        "allowance-prefix",
+        stack_raw(
+            allowReplacements=[
+                {"path": "deployments.bert.model", "from": "a", "to": "b", "reason": "CHG-1 okay"}
+            ]
+        ),
+        [
+            "allowReplacements.0: path 'deployments.bert.model' is not allowed: an entry names "
+            "one field of the stack config (such as nodePools.<name>.machineType), never a "
+            "prefix of several"
         ],
     ),
     ("not-a-mapping", ["x"], ["expected a mapping of servestack keys, got ['x']"]),

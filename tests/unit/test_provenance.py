@@ -114,7 +114,14 @@ EDITS: tuple[Edit, ...] = (
     Edit(
         "allowReplacements",
         "allowReplacements",
-        [{"path": "deployments.vision.model.version", "reason": "approved in CHG-1"}],
+        [
+            {
+                "path": "deployments.vision.model.version",
+                "from": "v1",
+                "to": "v2",
+                "reason": "approved in CHG-1",
+            }
+        ],
     ),
     # --- node pools ---------------------------------------------------------------------------
     Edit("nodePools.<name>.name", "nodePools.spare.name", "spare-2"),
