@@ -29,15 +29,22 @@ from servestack import testhook
 from servestack.config import reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem
-from servestack.config.models import DeploymentSpec, StackConfig, StrategyType, Target
+from servestack.config.models import (
+    DeploymentSpec,
+    Environment,
+    StackConfig,
+    StrategyType,
+    Target,
+)
 from servestack.config.quantities import format_cpu, format_memory
-from servestack.config.stackfile import get_value, write_atomic
+from servestack.config.stackfile import get_value, set_value, write_atomic
 from servestack.config.validation import load_stack_config
 from servestack.contract import paths
 from servestack.engine.project import find_project, load_project
 from servestack.engine.runner import Engine
 from servestack.ops import recovery
 from servestack.ops.lock import DEFAULT_TIMEOUT_SECONDS, Holder, StackLock, now, process_start
+from servestack.review import allowances
 from servestack.review.diff import Change, DiffResult, FieldChange
 from servestack.review.predict import parse_text, predict
 
@@ -365,8 +372,10 @@ def apply(
         lock.release()
         raise OperationRefused(
             "production refuses replacements and deletions without an allowance: "
-            + ", ".join(c.path for c in gated)
-            + " (add them to servestack:allowReplacements with a reason)",
+            + "; ".join(
+                f"{c.path} (add to servestack:allowReplacements: {allowances.entry_text(c)})"
+                for c in gated
+            ),
             p.diff,
         )
     op = Operation(
@@ -412,7 +421,25 @@ def _result(p: Plan, op: Operation) -> dict[str, Any]:
 
 def _run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: StackLock) -> None:
     try:
+        used = allowances.used(p.diff, p.after)
+        if used and Environment.production in (p.before.environment, p.after.environment):
+            # The engine cannot delete what the last update protected and this one no
+            # longer registers: first an update with the entries and without the edit,
+            # which lifts the protection of what they name (servestack.program.production).
+            armed = set_value(
+                p.before_text,
+                "allowReplacements",
+                get_value(p.after_text, "allowReplacements"),
+            )
+            _execute(ws, op, p.before_text, armed, progress)
+            if op.status != "succeeded":
+                return
         _execute(ws, op, p.before_text, p.after_text, progress)
+        if used and op.status == "succeeded":
+            # An entry allows one edit: once applied, it goes from the stack file.
+            done = allowances.without(p.after_text, used)
+            write_atomic(ws.stack_file(p.stack), done)
+            write_atomic(ws.state / "last-good" / f"{p.stack}.yaml", done)
     finally:
         lock.release()
 

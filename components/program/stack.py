@@ -23,7 +23,9 @@ from servestack.config.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, p
 from servestack.contract import labels
 from servestack.gpu_node_pool import GpuNodePool
 from servestack.manifests import workload
+from servestack.manifests.render import render_stack
 from servestack.model_deployment import ModelDeployment
+from servestack.program import production
 from servestack.program.guards import IDENTITY_OUTPUT, forbidden_edits, identity
 
 RENDER_ROOT = "out"
@@ -302,13 +304,27 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     except ConfigError as err:
         # RunError is reported by the engine as a plain message: no Python traceback.
         raise pulumi.RunError(f"invalid servestack config:\n{err}") from None
-    refused = forbidden_edits(previous_outputs().get(IDENTITY_OUTPUT), config)
+    last = previous_outputs()
+    prev = production.previous(last.get(production.SNAPSHOT_OUTPUT))
+    verdict = production.check(prev, config)
+    refused = forbidden_edits(last.get(IDENTITY_OUTPUT), config) + verdict.problems
     if refused:
         raise pulumi.RunError(
             "servestack refused the change (nothing was applied):\n"
             + "\n".join(str(p) for p in refused)
         )
+    if prev.unreadable:
+        pulumi.log.warn(
+            f"servestack could not read the last deployed config ({prev.unreadable}): the "
+            "production gate relies on the engine's protection alone for this update"
+        )
+    if config.environment is Environment.production:
+        rendered = render_stack(config, stack)
+        mine = [key for key, item in rendered.components.items() if item is not None]
+        keys = production.protected(rendered, verdict.unprotected)
+        pulumi.runtime.register_stack_transformation(production.protect(keys, mine))
     outputs = builder(config, stack)
+    outputs[production.SNAPSHOT_OUTPUT] = production.snapshot(config, verdict.unprotected)
     testhook.pause("program")  # tests stop here to signal a running update
     for key, value in outputs.items():
         pulumi.export(key, value)

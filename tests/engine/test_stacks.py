@@ -79,7 +79,8 @@ def test_broken_stack_is_refused_by_the_engine_with_nothing_registered(
 
 
 def test_production_guardrails_on_the_engine(engine_ready: Path, tmp_path: Path) -> None:
-    """Prod: a namespace move is refused by protection; ops refuse ungated replacements."""
+    """Prod: a namespace move is refused by the program's gate; ops refuse ungated
+    replacements and consume the entry that allowed one."""
     from servestack.config.stackfile import set_value
     from servestack.ops import operations as ops
 
@@ -88,7 +89,8 @@ def test_production_guardrails_on_the_engine(engine_ready: Path, tmp_path: Path)
     preview = d.engine.preview_json(d.project, "prod")
     d.stack_file.write_text(d.base)
     assert preview["_exitCode"] != 0
-    assert "protect" in json.dumps(preview.get("diagnostics", [])) + preview["_stderr"]
+    said = json.dumps(preview.get("diagnostics", [])) + preview["_stderr"]
+    assert "namespace: replace" in said and "allowReplacements" in said, said
 
     ws = ops.Workspace(d.project, d.engine)
     edits = {"deployments.llama-chat.model.version": "v3.1.0"}
@@ -98,8 +100,15 @@ def test_production_guardrails_on_the_engine(engine_ready: Path, tmp_path: Path)
     allowed = {
         **edits,
         "allowReplacements": [
-            {"path": "deployments.llama-chat.model.version", "reason": "approved in CHG-1234"}
+            {
+                "path": "deployments.llama-chat.model.version",
+                "from": "v3.0.1",
+                "to": "v3.1.0",
+                "reason": "approved in CHG-1234",
+            }
         ],
     }
     result = ops.apply(ws, ops.plan(ws, "prod", allowed, "llama-chat"))
     assert result["status"] == "succeeded" and result["model_version"] == "v3.1.0"
+    # The operation used the entry: it is gone from the stack file.
+    assert "allowReplacements" not in d.stack_file.read_text()
