@@ -46,8 +46,8 @@ prometheus:
 # link named after the import name.
 TYPECHECK := .build/typecheck
 lint: venv
-	$(BIN)/ruff check components tests examples bench demo harness __main__.py
-	$(BIN)/ruff format --check components tests examples bench demo harness __main__.py
+	$(BIN)/ruff check components tests examples bench demo harness tools __main__.py
+	$(BIN)/ruff format --check components tests examples bench demo harness tools __main__.py
 	mkdir -p $(TYPECHECK) && ln -sfn ../../components $(TYPECHECK)/servestack
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache

@@ -46,7 +46,7 @@ def _node_initialize_stage(stock: str) -> str:
         if out.count(block) != 1:
             raise ClusterError(
                 f"kwok's node-initialize Stage changed shape (no unique {key} block): "
-                "update _node_initialize_stage in tools/cluster.py"
+                "update _node_initialize_stage in tools/localcluster/kwok.py"
             )
         new = (declared if i == 0 else "") + (
             f"      {key}:\n"
