@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pulumi import automation as auto
+from semver import VersionInfo
 
 from servestack.engine.discovery import (
     EngineLocation,
@@ -50,6 +51,28 @@ def _project_backend(project_dir: Path | None) -> str | None:
     backend = doc.get("backend") if isinstance(doc, dict) else None
     url = backend.get("url") if isinstance(backend, dict) else None
     return url if isinstance(url, str) and url else None
+
+
+class _PulumiCommand(auto.PulumiCommand):
+    """The Automation API's handle on the CLI, made without upstream's constructor: that one
+    asks `pulumi version` in this process's environment, so with the user's `PULUMI_HOME`
+    (the CLI logs every run there) whatever home the engine runs with. Here the question
+    is asked in the engine's environment; the answer is not checked against the SDK's
+    minimum (upstream's ``skip_version_check``): the versions are pinned together."""
+
+    def __init__(self, pulumi: Path, env: dict[str, str]) -> None:  # no super(): see above
+        self.command = str(pulumi)
+        said = subprocess.run(
+            [self.command, "version"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        try:
+            self.version = VersionInfo.parse(said.removeprefix("v"))
+        except ValueError:
+            self.version = None
 
 
 @dataclass
@@ -127,7 +150,7 @@ class Engine:
         return env
 
     def command(self) -> auto.PulumiCommand:
-        return auto.PulumiCommand(root=str(self.bin_dir.parent), skip_version_check=True)
+        return _PulumiCommand(self.bin_dir / "pulumi", self.env())
 
     def stack(self, project_dir: Path, stack: str) -> auto.Stack:
         """Create or select a stack of the project in ``project_dir``."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from servestack.engine import Engine
+from servestack.engine import Engine, make_project
 from servestack.engine.project import DEV_STACK
 from tests import REPO
 from tests.engine.conftest import deploy
@@ -127,3 +127,21 @@ def test_the_suite_leaves_the_machines_pulumi_login_alone(
     assert sorted(p.relative_to(logged_in).as_posix() for p in logged_in.rglob("*")) == backend
     assert credentials.read_bytes() == before
     assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*")) == listing
+
+
+def test_an_engine_with_a_home_of_its_own_writes_nothing_in_the_users(
+    engine_ready: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make demo`'s engine (a forced file backend, our build: a private PULUMI_HOME) leaves
+    the user's Pulumi home alone: the Automation API's `pulumi version` probe included,
+    which upstream runs in this process's environment (and the CLI logs every run)."""
+    users = tmp_path / "users-pulumi-home"
+    users.mkdir()
+    monkeypatch.setenv("PULUMI_HOME", str(users))
+    backend = f"file://{tmp_path / 'backend'}"
+    engine = Engine(tmp_path / "state", passphrase="x", backend_url=backend)
+    project = make_project(tmp_path / "project", stacks={"dev": DEV_STACK})
+    stack = engine.stack(project, "dev")
+    assert stack.workspace.pulumi_version == engine.version().removeprefix("v")
+    assert sorted(users.rglob("*")) == []
+    assert list((tmp_path / "state" / "home").iterdir())  # the CLI's own home was used
