@@ -316,7 +316,12 @@ def test_ctrl_c_stops_the_engine_cleanly(project: Project) -> None:
     assert project.stack_file.read_text() == new
     (record,) = project.operations()
     assert record["status"] == "interrupted"  # recorded by the operation itself
-    # The engine stopped cleanly: it released its own lock.
+    # The engine stopped cleanly: it released its own lock, and its plugins went with it.
     assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
+    deadline = time.monotonic() + 30
+    while engine_processes(record["id"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert engine_processes(record["id"]) == []
     _reports_interrupted(project, record["id"])
-    _finish_with_next_operation(project, record)
+    out = _finish_with_next_operation(project, record)
+    assert "ended pid" not in out  # nothing was left to end
