@@ -24,6 +24,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic.resource import ResourceList
 from pulumi import automation as auto
 
+from harness.live import live_object as live_object  # re-exported for the tier
 from harness.local_cluster import cluster_tool, on_local_cluster
 from harness.poll import wait_for
 from servestack.contract import labels
@@ -163,20 +164,6 @@ def deployments_ready(api: client.ApiClient, namespace: str) -> list[Any] | None
     ):
         return deps
     return None
-
-
-def live_object(dyn: dynamic.DynamicClient, outputs: dict[str, Any]) -> Any | None:
-    """The live object a Pulumi Kubernetes resource's outputs describe, or None (404)."""
-    meta = outputs["metadata"]
-    res = dyn.resources.get(api_version=outputs["apiVersion"], kind=outputs["kind"])
-    try:
-        if res.namespaced:
-            return res.get(name=meta["name"], namespace=meta["namespace"])
-        return res.get(name=meta["name"])
-    except ApiException as e:
-        if e.status == 404:
-            return None
-        raise
 
 
 def objects_with_our_labels(api: client.ApiClient) -> list[str]:
