@@ -8,7 +8,9 @@ against the field-effect table (:mod:`servestack.contract.effects`):
   maxUnavailable;
 - replace: the deployment's objects of the rule's kinds are new objects (new UIDs);
 - stop (active: false) leaves 0 pods and keeps the Service; start brings the pods back with
-  the pod template they had.
+  the pod template they had;
+- forbidden: refused by the operation and by the program, and the engine writes no object
+  (:func:`harness.live.engine_wrote_nothing`; controllers may still write).
 
 The tests share one stack (module scope) and run in file order; the fixture destroys it and
 checks that nothing labelled by servestack is left.
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from harness.live import engine_writes, engine_wrote_nothing, labelled, snapshot
 from servestack.config.stackfile import set_value
 from servestack.contract import labels
 from servestack.contract.effects import Effect
@@ -37,6 +40,7 @@ from servestack.ops.operations import (
 )
 from servestack.review.predict import predict
 from tests.cluster.live import (
+    OURS,
     ClusterStack,
     api_client,
     deploy_stack,
@@ -247,31 +251,11 @@ def test_stop_and_start(live: Live) -> None:
     assert started["services"] == before["services"]
 
 
-def labelled_versions(live: Live) -> dict[str, str]:
-    """resourceVersion of every object of the namespace labelled by servestack."""
-    from kubernetes import dynamic
-
-    dyn = dynamic.DynamicClient(live.api)
-    out = {}
-    for kind, version in (
-        ("Deployment", "apps/v1"),
-        ("ReplicaSet", "apps/v1"),
-        ("Service", "v1"),
-        ("ServiceAccount", "v1"),
-        ("ScaledObject", "keda.sh/v1alpha1"),
-        ("DestinationRule", "networking.istio.io/v1"),
-    ):
-        res = dyn.resources.get(api_version=version, kind=kind)
-        for item in res.get(namespace=NS).items:
-            out[f"{kind}/{item.metadata.name}"] = item.metadata.resourceVersion
-    return out
-
-
 def test_forbidden_edit_touches_nothing(live: Live) -> None:
     edits = {f"deployments.{DEP}.model.type": "vision"}
     assert expected_effect(live, edits) is Effect.FORBIDDEN
     state(live)
-    before = labelled_versions(live)
+    before = snapshot(live.api, labelled(live.api, NS, OURS))
     assert any(k.startswith("Deployment/") for k in before)
     # servestack's operation refuses it before anything runs...
     with pytest.raises(OperationRefused):
@@ -288,7 +272,10 @@ def test_forbidden_edit_touches_nothing(live: Live) -> None:
             live.stack.up()
     finally:
         path.write_text(good, encoding="utf-8")
-    assert labelled_versions(live) == before, "a forbidden edit changed live objects"
+    after = snapshot(live.api, labelled(live.api, NS, OURS))
+    assert engine_wrote_nothing(before, after), (
+        f"a forbidden edit: the engine wrote {engine_writes(before, after)}"
+    )
 
 
 def test_replace_edit_creates_new_objects(live: Live) -> None:
