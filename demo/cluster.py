@@ -9,7 +9,11 @@ field-effect table said the edit would do:
 - in-place: the Deployment keeps its UID and pod-template hash, and no pod is replaced;
 - restart: a new ReplicaSet (new pod-template hash) takes over, the Deployment stays;
 - replace: the Deployment is a new object (new UID);
-- forbidden: refused before anything is applied; no object's resourceVersion moves.
+- forbidden: refused before anything is applied; the engine writes no object (no field
+  manager's entry of the engine changes; controllers may still write).
+
+What the server shows, its classes and "the engine wrote nothing" are
+:mod:`harness.live`'s, as in the cluster tier.
 
 A stop and a start close it: 0 pods with the Service kept, then the pods back with the same
 pod template. The demo fails (exit code 1) when the server disagrees with the table. It
@@ -34,6 +38,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import REPO
+from harness.live import (
+    Live,
+    Snapshot,
+    engine_writes,
+    kinds_reached,
+    labelled,
+    observed,
+    settled,
+    snapshot,
+)
 from harness.local_cluster import cluster_tool, on_local_cluster
 from harness.poll import wait_for
 from servestack.config.models import StrategyType
@@ -42,7 +56,6 @@ from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
 from servestack.contract.effects import Effect
 from servestack.engine import make_project
-from servestack.ops.live import WorkloadState
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
 from servestack.review.predict import predict
 
@@ -51,6 +64,8 @@ from .render import STACK, passphrase
 DEPLOYMENT = "bert-sentiment"
 SELECTOR = f"{labels.NAME}={DEPLOYMENT}"
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
+#: What the demo shows for a forbidden edit the program refused, the engine writing nothing.
+REFUSED = "refused, nothing changed"
 #: Seconds the demo waits for the cluster to settle after an edit.
 SETTLE_S = 120.0
 
@@ -97,14 +112,15 @@ EDITS = [
 class Seen:
     """The deployment's live objects once its rollout has settled."""
 
-    name: str
-    uid: str
-    template_hash: str
-    image: str
-    pods: frozenset[str]
-    service_uid: str
-    #: resourceVersion of every object of the namespace that carries our labels.
-    versions: dict[str, str]
+    objects: Snapshot
+
+    def one(self, kind: str) -> Live:
+        (found,) = (o for o in self.objects.values() if o.kind == kind)
+        return found
+
+    @property
+    def deployment(self) -> Live:
+        return self.one("Deployment")
 
 
 class Cluster:
@@ -133,51 +149,16 @@ class Cluster:
             (d.status.ready_replicas or 0) == (d.spec.replicas or 0) for d in deps
         )
 
-    def versions(self) -> dict[str, str]:
-        out = {}
-        for kind, version in (
-            ("Deployment", "apps/v1"),
-            ("ReplicaSet", "apps/v1"),
-            ("Service", "v1"),
-            ("Pod", "v1"),
-        ):
-            res = self.dyn.resources.get(api_version=version, kind=kind)
-            for item in res.get(namespace=self.ns).items:
-                out[f"{kind}/{item.metadata.name}"] = item.metadata.resourceVersion
-        return out
-
     def settled(self) -> Seen | None:
-        deps = self.apps.list_namespaced_deployment(self.ns, label_selector=SELECTOR).items
-        if len(deps) != 1:
+        """The deployment's objects once its rollout is complete: one Deployment, one
+        Service."""
+        if not settled(self.api, self.ns, SELECTOR):
             return None
-        d = deps[0]
-        want = d.spec.replicas or 0
-        if not WorkloadState.counts(d).rolled_out:
+        seen = Seen(snapshot(self.api, labelled(self.api, self.ns, SELECTOR)))
+        kinds = [o.kind for o in seen.objects.values()]
+        if kinds.count("Deployment") != 1 or kinds.count("Service") != 1:
             return None
-        pods = self.core.list_namespaced_pod(self.ns, label_selector=SELECTOR).items
-        if len(pods) != want or any(p.metadata.deletion_timestamp for p in pods):
-            return None
-        sets = self.apps.list_namespaced_replica_set(self.ns, label_selector=SELECTOR).items
-        mine = [
-            rs for rs in sets if any(o.uid == d.metadata.uid for o in rs.metadata.owner_references)
-        ]
-        newest = max(
-            mine,
-            key=lambda rs: int(rs.metadata.annotations.get("deployment.kubernetes.io/revision", 0)),
-            default=None,
-        )
-        services = self.core.list_namespaced_service(self.ns, label_selector=SELECTOR).items
-        if newest is None or len(services) != 1:
-            return None
-        return Seen(
-            name=d.metadata.name,
-            uid=d.metadata.uid,
-            template_hash=newest.metadata.labels.get("pod-template-hash", ""),
-            image=d.spec.template.spec.containers[0].image,
-            pods=frozenset(p.metadata.name for p in pods),
-            service_uid=services[0].metadata.uid,
-            versions=self.versions(),
-        )
+        return seen
 
     def seen(self) -> Seen:
         return wait_for(f"{DEPLOYMENT}'s rollout to settle", self.settled, SETTLE_S)
@@ -197,35 +178,22 @@ class Cluster:
         ]
 
 
-def observed(before: Seen, after: Seen) -> str:
-    """The effect class the live objects show."""
-    if after.uid != before.uid:
-        return Effect.REPLACE.value
-    if after.template_hash != before.template_hash or not before.pods <= after.pods:
-        return Effect.RESTART.value
-    if after.versions != before.versions:
-        return Effect.IN_PLACE.value
-    return "nothing changed"
-
-
 def what_changed(before: Seen, after: Seen) -> str:
-    kept = len(before.pods & after.pods)
+    """What the server shows, in a few words under the class."""
+    b, a = before.deployment, after.deployment
+    kept = len(b.pods & a.pods)
+    same_service = after.one("Service").uid == before.one("Service").uid
     parts = [
-        f"Deployment {before.name} → {after.name}" if after.name != before.name else None,
-        "uid " + ("new" if after.uid != before.uid else "same"),
-        f"pod-template hash {before.template_hash} → {after.template_hash}"
-        if after.template_hash != before.template_hash
-        else f"pod-template hash {after.template_hash} same",
-        f"pods {len(before.pods)} → {len(after.pods)} ({kept} kept)",
-        "Service " + ("same" if after.service_uid == before.service_uid else "new"),
-        f"image {after.image.rsplit(':', 1)[-1]}",
+        f"Deployment {b.name} → {a.name}" if a.name != b.name else None,
+        "uid " + ("new" if a.uid != b.uid else "same"),
+        f"pod-template hash {b.template_hash} → {a.template_hash}"
+        if a.template_hash != b.template_hash
+        else f"pod-template hash {a.template_hash} same",
+        f"pods {len(b.pods)} → {len(a.pods)} ({kept} kept)",
+        "Service " + ("same" if same_service else "new"),
+        f"image {a.images[0].rsplit(':', 1)[-1]}" if a.images else None,
     ]
     return "\n".join(p for p in parts if p)
-
-
-def predicted(text: str, fields: Edits) -> str:
-    """The most severe effect the field-effect table gives the edit."""
-    return predict(text, fields).effect.value
 
 
 class Demo:
@@ -294,7 +262,8 @@ class Demo:
     def edit(self, edit: Edit) -> tuple[str, str, str]:
         """Apply one edit; (what was done, what the table says, what the server shows)."""
         text = self.stack_text()
-        table_says = predicted(text, edit.fields(text))
+        found = predict(text, edit.fields(text))
+        table_says = found.effect.value
         before = self.live.seen()
         if edit.command is not None:
             proc = self.servestack(*edit.command[:1], STACK, DEPLOYMENT, *edit.command[1:])
@@ -302,7 +271,7 @@ class Demo:
                 self.failures.append(f"{edit.label}: servestack exited {proc.returncode}")
                 return table_says, "servestack failed", ""
             after = self.live.seen()
-            seen = observed(before, after)
+            seen = str(observed(before.objects, after.objects, kinds_reached(found)))
             shown = what_changed(before, after)
             command = "servestack " + " ".join(edit.command)
         else:
@@ -310,7 +279,7 @@ class Demo:
             seen, shown = self.refused(fields)
             command = "edit " + ", ".join(f"{k.split('.', 2)[-1]}: {v}" for k, v in fields.items())
             command += " by hand, pulumi up"
-        expected = "refused, nothing changed" if table_says == "forbidden" else table_says
+        expected = REFUSED if table_says == Effect.FORBIDDEN else table_says
         if seen != expected:
             self.failures.append(
                 f"{edit.label}: the table says {expected}, the server shows {seen}"
@@ -324,13 +293,13 @@ class Demo:
         bad = good
         for key, value in fields.items():
             bad = set_value(bad, key, value)
-        before = self.live.seen().versions
+        before = self.live.seen().objects
         path.write_text(bad, encoding="utf-8")
         try:
             proc = self.engine.cli(self.project, "up", "--yes", "--stack", STACK, check=False)
         finally:
             path.write_text(good, encoding="utf-8")
-        after = self.live.seen().versions
+        after = self.live.seen().objects
         # The program's refusal, then one line per refused field: show the first of those.
         lines = (proc.stdout + proc.stderr).splitlines()
         at = next((i for i, ln in enumerate(lines) if "servestack refused" in ln), None)
@@ -338,9 +307,8 @@ class Demo:
         said = next((ln.strip() for ln in found if "deployments." in ln), "")
         if proc.returncode == 0 or not said:
             return "applied", said
-        return (
-            "refused, nothing changed" if after == before else "refused, but objects moved"
-        ), said
+        wrote = engine_writes(before, after)
+        return ("refused, the engine wrote " + ", ".join(wrote) if wrote else REFUSED), said
 
     def stop_start(self) -> None:
         before = self.live.seen()
@@ -348,22 +316,21 @@ class Demo:
             self.failures.append("stop: servestack failed")
             return
         stopped = wait_for("the pods to go", self.live.settled, SETTLE_S)
-        self.console.print(
-            f"       {len(stopped.pods)} pods; Service "
-            + ("kept" if stopped.service_uid == before.service_uid else "NEW")
-        )
-        if stopped.pods or stopped.service_uid != before.service_uid:
+        kept = stopped.one("Service").uid == before.one("Service").uid
+        pods = stopped.deployment.pods
+        self.console.print(f"       {len(pods)} pods; Service " + ("kept" if kept else "NEW"))
+        if pods or not kept:
             self.failures.append("stop: pods left or the Service was replaced")
         if self.servestack("start", STACK, DEPLOYMENT).returncode != 0:
             self.failures.append("start: servestack failed")
             return
-        started = self.live.seen()
-        same = started.template_hash == before.template_hash
+        started = self.live.seen().deployment
+        same = started.template_hash == before.deployment.template_hash
         self.console.print(
             f"       {len(started.pods)} pods Ready; pod-template hash "
             f"{started.template_hash} " + ("same as before the stop" if same else "CHANGED")
         )
-        if not same or len(started.pods) != len(before.pods):
+        if not same or len(started.pods) != len(before.deployment.pods):
             self.failures.append("start: not the pods of before the stop")
 
     def destroy(self) -> None:
