@@ -209,7 +209,7 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("op-scale", ("servestack scale dev bert-sentiment --replicas 3",), True, "ops"),
     Recipe(
         "op-resources",
-        ("servestack resources dev bert-sentiment --cpu 4000 --memory 8192",),
+        ("servestack resources dev bert-sentiment --cpu 4 --memory 8Gi",),
         True,
         "ops",
     ),

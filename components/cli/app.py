@@ -2,7 +2,7 @@
 
 Commands raise servestack's own exceptions (`ConfigError`, `OperationRefused`, ...);
 :func:`exit_for` maps each to its exit code and one-line message, for every command. Usage
-errors (a missing option, `--cpu 2Gi`) are invalid input too: one line, exit 1 as documented,
+errors (a missing option, `--replicas three`) are invalid input too: one line, exit 1 as documented,
 never click's 2, which CI reads as "refused".
 """
 
@@ -48,7 +48,7 @@ def exit_for(exc: BaseException) -> tuple[ExitCode, str] | None:
 
 @contextmanager
 def _usage_errors(args: Sequence[str] | None = None) -> Iterator[None]:
-    """A usage error (a missing option, `--cpu 2Gi`) as one line, exit 1: invalid input."""
+    """A usage error (a missing option, `--replicas three`) as one line, exit 1: invalid input."""
     try:
         yield
     except typer.TyperException as err:

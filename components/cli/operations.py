@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from servestack.cli import units
 from servestack.cli.app import app
 from servestack.cli.output import ExitCode, console, fail, line, refuse, show_live, show_result
 from servestack.config.models import StrategyType, Target
@@ -37,7 +38,14 @@ else:
 
     ops = _Operations()
 
-YES = Annotated[bool, typer.Option("--yes", "-y", help="do not ask before replacements")]
+YES = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="do not ask before replacements, deletions, or resources below the GPU floor",
+    ),
+]
 NO_WAIT = Annotated[bool, typer.Option("--no-wait", help="return at once with an operation id")]
 # One operation at a time per stack (servestack.ops.lock). `--no-wait` already means "return
 # an operation id at once", so not waiting for another operation is `--no-queue`.
@@ -122,6 +130,14 @@ def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool)
         if not can_ask():
             refuse("this replaces or deletes resources; pass --yes")
         if not typer.confirm("This replaces or deletes resources. Apply?"):
+            refuse("not confirmed at the prompt")
+    low = units.below_floor(p.before, p.after)
+    if low and not yes:
+        if not can_ask():
+            refuse("; ".join(low) + "; pass --yes if this is meant")
+        for text in low:
+            line(text, style="yellow")
+        if not typer.confirm("Apply below the GPU floor?"):
             refuse("not confirmed at the prompt")
     with console.status("pulumi up ...") as status:
         result = ops.apply(
@@ -250,15 +266,27 @@ def resources(
     ctx: typer.Context,
     stack: str,
     deployment: str,
-    cpu: Annotated[int | None, typer.Option(help="millicores per replica")] = None,
-    memory: Annotated[int | None, typer.Option(help="MiB per replica")] = None,
+    cpu: Annotated[
+        str | None,
+        typer.Option(
+            metavar="CPU", help="per replica, as in the stack file: cores (4, 0.5) or 500m"
+        ),
+    ] = None,
+    memory: Annotated[
+        str | None,
+        typer.Option(
+            metavar="MEMORY", help="per replica, as in the stack file, with a unit: 512Mi, 8Gi"
+        ),
+    ] = None,
     yes: YES = False,
     no_wait: NO_WAIT = False,
     lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
     no_queue: NO_QUEUE = False,
 ) -> None:
-    """Change CPU (millicores) and memory (MiB) per replica."""
-    edits = ops.resource_edits(deployment, cpu=cpu, memory=memory)
+    """Change CPU and memory per replica (Kubernetes quantities, as in the stack file)."""
+    if cpu is None and memory is None:
+        raise typer.BadParameter("give --cpu and/or --memory")
+    edits = units.resource_edits(deployment, cpu, memory)
     run(ctx, workspace(lock_timeout, no_queue), stack, deployment, edits, yes=yes, wait=not no_wait)
 
 

@@ -236,19 +236,17 @@ def fit_checks(
         return []
     pool, shape = max(shapes, key=lambda pm: (pm[1].vcpu, pm[1].memory_gib))
     where = f"{pool.name}'s {shape.name} ({shape.vcpu} vCPU, {shape.memory_gib} GiB)"
+    # Both when both are too large: a command's problems are reported at once.
+    cpu = Problem(
+        paths.deployment(dep.name, "resources.cpu"), f"{dep.resources.cpu} does not fit {where}"
+    )
+    memory = Problem(
+        paths.deployment(dep.name, "resources.memory"),
+        f"{dep.resources.memory} does not fit {where}",
+    )
     if cpu_m > shape.vcpu * 1000:
-        return [
-            Problem(
-                paths.deployment(dep.name, "resources.cpu"),
-                f"{dep.resources.cpu} does not fit {where}",
-            )
-        ]
-    return [
-        Problem(
-            paths.deployment(dep.name, "resources.memory"),
-            f"{dep.resources.memory} does not fit {where}",
-        )
-    ]
+        return [cpu, memory] if mem_gib > shape.memory_gib else [cpu]
+    return [memory]
 
 
 def read_stack_file(path: str | Path) -> dict[str, Any]:

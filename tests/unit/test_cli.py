@@ -178,20 +178,62 @@ CASES = (
         "resources-cpu-zero",
         ("resources", "dev", "bert-sentiment", "--cpu", "0"),
         INVALID,
-        "deployments.bert-sentiment.resources.cpu: 0 millicores must be > 0",
+        "deployments.bert-sentiment.resources.cpu: 0 must be more than 0",
     ),
     Case(
         "resources-memory-negative",
-        ("resources", "dev", "bert-sentiment", "--memory", "-5"),
+        ("resources", "dev", "bert-sentiment", "--memory", "-5Gi"),
         INVALID,
-        "deployments.bert-sentiment.resources.memory: -5 MiB must be > 0",
+        "deployments.bert-sentiment.resources.memory: -5Gi must be a quantity above 0 with a "
+        "unit of Ki, Mi, Gi, Ti, K, M, G, T",
     ),
     Case(
         "resources-units",
         ("resources", "dev", "bert-sentiment", "--cpu", "2Gi"),
         INVALID,
-        "servestack resources: Invalid value for '--cpu': Input should be a valid integer, "
-        "unable to parse string as an integer (see servestack resources --help)",
+        "deployments.bert-sentiment.resources.cpu: 2Gi must be a number of cores (e.g. 4, 0.5) "
+        "or millicores (e.g. '500m')",
+    ),
+    Case(
+        "resources-memory-bare-number",
+        ("resources", "dev", "bert-sentiment", "--memory", "8192"),
+        INVALID,
+        "deployments.bert-sentiment.resources.memory: 8192 has no unit: give one of "
+        "Ki, Mi, Gi, Ti, K, M, G, T (e.g. 512Mi, 8Gi)",
+    ),
+    Case(
+        "resources-every-problem",
+        ("resources", "dev", "bert-sentiment", "--cpu", "-1", "--memory", "65536"),
+        INVALID,
+        "deployments.bert-sentiment.resources.cpu: -1 must be a number of cores (e.g. 4, 0.5) "
+        "or millicores (e.g. '500m')\n"
+        "deployments.bert-sentiment.resources.memory: 65536 has no unit: give one of "
+        "Ki, Mi, Gi, Ti, K, M, G, T (e.g. 512Mi, 8Gi)",
+    ),
+    Case(
+        "resources-does-not-fit",
+        ("resources", "prod", "bert-sentiment", "--cpu", "160", "--memory", "2048Gi"),
+        INVALID,
+        "{root}/stacks/Pulumi.prod.yaml: deployments.bert-sentiment.resources.cpu: 160 does not "
+        "fit a100's p4d.24xlarge (96 vCPU, 1152 GiB)\n"
+        "{root}/stacks/Pulumi.prod.yaml: deployments.bert-sentiment.resources.memory: 2Ti does "
+        "not fit a100's p4d.24xlarge (96 vCPU, 1152 GiB)",
+    ),
+    Case(
+        "resources-below-gpu-floor",
+        ("resources", "prod", "bert-sentiment", "--cpu", "4m", "--memory", "512Mi"),
+        REFUSED,
+        "refused: deployments.bert-sentiment.resources.cpu: 4 -> 4m, below 1 core(s), the floor "
+        "for a deployment with GPUs (1 x A100); deployments.bert-sentiment.resources.memory: "
+        "16Gi -> 512Mi, below 1Gi, the floor for a deployment with GPUs (1 x A100); "
+        "pass --yes if this is meant",
+    ),
+    Case(
+        "resources-nothing",
+        ("resources", "dev", "bert-sentiment"),
+        INVALID,
+        "servestack resources: Invalid value: give --cpu and/or --memory "
+        "(see servestack resources --help)",
     ),
     # --- stop and start -----------------------------------------------------------------------
     Case(
@@ -294,7 +336,7 @@ CASES = (
 #: Every operation, with arguments it would otherwise apply, for the lock-held refusal.
 OPERATIONS = {
     "scale": ("scale", "dev", "bert-sentiment", "--replicas", "2"),
-    "resources": ("resources", "dev", "bert-sentiment", "--cpu", "3000"),
+    "resources": ("resources", "dev", "bert-sentiment", "--cpu", "3"),
     "stop": ("stop", "dev", "bert-sentiment"),
     "start": ("start", "dev", "bert-sentiment"),
     "set-model": ("set-model", "dev", "bert-sentiment", "--version", "v2.2.0"),
@@ -518,3 +560,18 @@ def _camel(value: object) -> object:
     if isinstance(value, list):
         return [_camel(v) for v in value]
     return value
+
+
+def test_below_the_gpu_floor_asks_naming_before_and_after(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(operations, "can_ask", lambda: True)
+    before = _files(project)
+    code, out, err = _invoke("resources", "prod", "bert-sentiment", "--cpu", "4m", stdin="n\n")
+    assert (
+        "deployments.bert-sentiment.resources.cpu: 4 -> 4m, below 1 core(s), the floor for a "
+        "deployment with GPUs (1 x A100)\n"
+    ) in out
+    assert "Apply below the GPU floor? [y/N]: n" in out
+    assert (code, err) == (REFUSED, "refused: not confirmed at the prompt\n")
+    assert _files(project) == before
