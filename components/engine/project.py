@@ -6,8 +6,10 @@ A project is a directory with a `Pulumi.yaml`; its stack files live in the direc
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -18,6 +20,10 @@ PROJECT_FILE = "Pulumi.yaml"
 STATE_DIR = ".servestack"
 #: The project-local engine state (file backend and private Pulumi home).
 ENGINE_STATE_DIR = ".pulumi-state"
+#: The Pulumi SDKs at the versions of the engine servestack is built and tested with (CLI
+#: v3.259.0, Kubernetes provider 4.25.0); a unit test checks them against the checkout's
+#: pins. `servestack init` pins a new project to them.
+ENGINE_SDKS = {"pulumi": "3.259.0", "pulumi-kubernetes": "4.25.0"}
 
 
 @dataclass(frozen=True)
@@ -173,10 +179,55 @@ def init_project(dest: Path, *, name: str | None = None, virtualenv: str = "venv
             [Problem("", "is not empty: servestack init writes a new project")], str(dest)
         )
     project_name = name or dest.resolve().name
-    from importlib.metadata import PackageNotFoundError, version
+    return write_project(dest, name=project_name, requirement=requirements(), virtualenv=virtualenv)
 
+
+def requirements(dist: Any = None) -> str:
+    """A new project's requirements.txt: servestack from where it was installed, and the
+    Pulumi SDKs pinned to the engine's versions.
+
+    ``dist`` is servestack's ``importlib.metadata.Distribution`` (found when None). Its
+    ``direct_url.json`` (PEP 610) says whether it came from a wheel file, a directory or a
+    repository: the project venv installs from the same place, since servestack is not on
+    a public index. Without it (an index install), the line is a version range.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    if dist is None:
+        try:
+            dist = distribution("servestack")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            dist = None
+    lines = [_servestack_requirement(dist)]
+    lines += [
+        "# The Pulumi SDKs at the versions of the engine servestack is tested with.",
+        *(f"{name}=={version}" for name, version in ENGINE_SDKS.items()),
+    ]
+    return "\n".join(lines)
+
+
+def _servestack_requirement(dist: Any) -> str:
+    if dist is None:
+        return "# servestack is not installed: give its wheel's path here\nservestack"
+    version = dist.version
     try:
-        requirement = f"servestack>={version('servestack')}"
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        requirement = "servestack"
-    return write_project(dest, name=project_name, requirement=requirement, virtualenv=virtualenv)
+        origin = json.loads(dist.read_text("direct_url.json") or "null")
+    except json.JSONDecodeError:
+        origin = None
+    url = origin.get("url") if isinstance(origin, dict) else None
+    if isinstance(url, str) and url:
+        vcs = origin.get("vcs_info")
+        if isinstance(vcs, dict) and vcs.get("vcs") and vcs.get("commit_id"):
+            url = f"{vcs['vcs']}+{url}@{vcs['commit_id']}"
+        kind = "a directory" if "dir_info" in origin else "this source"
+        if "archive_info" in origin:
+            kind = "this wheel" if url.endswith(".whl") else "this archive"
+        return f"# servestack {version}, installed from {kind}\nservestack @ {url}"
+    # Compatible releases: same minor while 0.x, same major after.
+    parts = [int(p) if p.isdigit() else 0 for p in version.split(".")[:2]] + [0]
+    upper = f"0.{parts[1] + 1}" if parts[0] == 0 else str(parts[0] + 1)
+    return (
+        f"# servestack {version}, installed from a package index; if yours is not this "
+        "machine's pip index, replace the line with the wheel's path\n"
+        f"servestack>={version},<{upper}"
+    )

@@ -112,6 +112,33 @@ def test_installed_package_is_not_the_checkout(installed: dict[str, Path]) -> No
     assert "servestack" in (installed["project"] / "requirements.txt").read_text()
 
 
+def test_requirements_install_servestack_in_the_project_venv(installed: dict[str, Path]) -> None:
+    """`venv/bin/pip install -r requirements.txt`, as `servestack init` says: servestack
+    from the wheel it was installed from (servestack is on no index), the Pulumi SDKs at
+    the engine's versions (from the index)."""
+    project, tmp = installed["project"], installed["tmp"]
+    lines = (project / "requirements.txt").read_text().splitlines()
+    assert f"servestack @ {installed['wheel'].as_uri()}" in lines
+    assert {"pulumi==3.259.0", "pulumi-kubernetes==4.25.0"} <= set(lines)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    venv = tmp / "project-venv"
+    _run([sys.executable, "-m", "venv", str(venv)], project, env)
+    pip = [str(venv / "bin" / "pip"), "install", "-q", "--no-compile", "-r", "requirements.txt"]
+    _run(pip, project, env, timeout=1200)
+    versions = _run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "from importlib.metadata import version as v; "
+            "print(v('servestack'), v('pulumi'), v('pulumi-kubernetes'))",
+        ],
+        tmp,
+        env,
+    ).stdout.split()
+    wheel_version = installed["wheel"].name.split("-")[1]
+    assert versions == [wheel_version, "3.259.0", "4.25.0"]
+
+
 def test_init_project_goes_up_and_the_tools_work_there(installed: dict[str, Path]) -> None:
     project, env = installed["project"], _user_env(installed)
     servestack = str(installed["venv"] / "bin" / "servestack")
