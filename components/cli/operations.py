@@ -118,10 +118,11 @@ def can_ask() -> bool:
 
 def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool) -> None:
     console.print(
-        report.diff_text(p.diff, [], color=console.is_terminal),
+        report.diff_text(p.diff, [], color=console.is_terminal, width=console.width),
         end="",
         markup=False,
         highlight=False,
+        soft_wrap=True,
     )
     if not p.diff.changes:
         console.print("nothing to do")

@@ -7,6 +7,7 @@ reader can copy what a table says back into a stack file.
 from __future__ import annotations
 
 import json
+import os
 import re
 from enum import Enum, IntEnum
 from typing import Any, NoReturn
@@ -36,9 +37,23 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
-console = Console()
+#: Width of tables without a terminal (CI logs, pipes): the review's four columns keep
+#: paths readable, and nothing re-wraps the lines. `COLUMNS`, when set, overrides it.
+PIPE_WIDTH = 120
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    """Every console of the CLI: the terminal's width, or without a terminal PIPE_WIDTH
+    (rich's own fallback, 80, hard-wraps wider tables and breaks their boxes)."""
+    out = Console(stderr=stderr)
+    if not out.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        out.width = PIPE_WIDTH
+    return out
+
+
+console = make_console()
 #: Errors and refusals: on stderr, so that `--format markdown > comment.md` holds none.
-errors = Console(stderr=True)
+errors = make_console(stderr=True)
 
 
 def fail(message: str, code: ExitCode = ExitCode.INVALID) -> NoReturn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from servestack.cli.app import app
-from servestack.cli.output import ExitCode, fail
+from servestack.cli.output import ExitCode, console, fail
 from servestack.config.errors import ConfigError
 from servestack.config.validation import load_stack_config
 from servestack.review import report
@@ -118,7 +117,10 @@ def diff(
     elif fmt is Format.markdown:
         typer.echo(report.diff_markdown(result, blocking, stack=_stack_name(new)), nl=False)
     else:
-        typer.echo(report.diff_text(result, blocking, color=sys.stdout.isatty()), nl=False)
+        typer.echo(
+            report.diff_text(result, blocking, color=console.is_terminal, width=console.width),
+            nl=False,
+        )
     if blocking:
         raise typer.Exit(ExitCode.REFUSED)
 
@@ -163,6 +165,8 @@ def explain(
     elif fmt is Format.markdown:
         typer.echo(report.explain_markdown(steps), nl=False)
     else:
-        typer.echo(report.explain_text(steps, color=sys.stdout.isatty()), nl=False)
+        typer.echo(
+            report.explain_text(steps, color=console.is_terminal, width=console.width), nl=False
+        )
     if fail_on_unexpected and any(s.unexpected for s in steps):
         raise typer.Exit(ExitCode.REFUSED)

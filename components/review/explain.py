@@ -59,6 +59,19 @@ class StepExplanation:
     unexpected: bool = False
     replace_reasons: list[str] = field(default_factory=list)
     properties: list[str] = field(default_factory=list)
+    #: The fields are candidates traced through the sample stacks (no stack file for the
+    #: step): one of them, not all, caused it.
+    candidates: bool = False
+    #: Every effect the table gives the fields, least severe first (several for candidates).
+    possible: list[Effect] = field(default_factory=list)
+
+    @property
+    def says(self) -> str:
+        """What the table says, as the review shows it: ``restart or replace`` when the
+        candidates disagree, ``-`` when no rule applies."""
+        if self.candidates and len(self.possible) > 1:
+            return " or ".join(e.value for e in self.possible)
+        return self.predicted.value if self.predicted else "-"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +86,7 @@ class StepExplanation:
             "unexpected": self.unexpected,
             "replaceReasons": self.replace_reasons,
             "properties": self.properties,
+            "candidates": self.candidates,
         }
 
 
@@ -229,7 +243,8 @@ def _fields(cause: Cause, changed: dict[str, Effect] | None) -> list[str]:
     return sorted(hit) or sorted(cause.direct)
 
 
-def _predict(fields: list[str], ctx: _Context, component: str | None) -> Effect | None:
+def _predict(fields: list[str], ctx: _Context, component: str | None) -> list[Effect]:
+    """The effects the table gives ``fields``, least severe first."""
     effects = []
     for f in fields:
         if ctx.changed is not None:
@@ -242,7 +257,10 @@ def _predict(fields: list[str], ctx: _Context, component: str | None) -> Effect 
         except KeyError:
             continue
         effects.append(rule.resolve(_edit(ctx, component)).effect)
-    return worst(effects)
+    # A forbidden edit never reaches the engine (validation and the program refuse it): a
+    # step the engine planned has another cause among the candidates.
+    possible = [e for e in effects if e is not Effect.FORBIDDEN] or effects
+    return sorted(set(possible), key=lambda e: e.severity)
 
 
 def _edit(ctx: _Context, component: str | None) -> EditContext | None:
@@ -293,8 +311,10 @@ def _explain(step: dict[str, Any], ctx: _Context) -> StepExplanation | None:
     cause = ctx.cause(key, op, props, component)
     if cause is None:
         cause = _generic(type_token, op, props, component)
+        exp.candidates = ctx.changed is None
     exp.fields = _fields(cause, ctx.changed)
-    exp.predicted = _predict(exp.fields, ctx, component)
+    exp.possible = _predict(exp.fields, ctx, component)
+    exp.predicted = worst(exp.possible)
     if exp.predicted is not None:
         exp.unexpected = _more_severe(exp.observed, exp.predicted)
     elif exp.observed in (Effect.REPLACE, Effect.RESTART):

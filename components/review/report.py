@@ -8,7 +8,6 @@ top even when the body is trimmed to fit a comment.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterable
 from io import StringIO
 from typing import Any
@@ -46,8 +45,8 @@ def _value(v: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _width() -> int:
-    return max(80, min(140, shutil.get_terminal_size((120, 24)).columns))
+#: Width of the text tables unless the caller knows its terminal's (the CLI's consoles).
+WIDTH = 120
 
 
 def summary_line(summary: dict[str, int]) -> str:
@@ -58,7 +57,9 @@ def _sorted(changes: Iterable[FieldChange]) -> list[FieldChange]:
     return sorted(changes, key=lambda c: ORDER.index(c.effect))
 
 
-def diff_text(result: DiffResult, blocking: list[FieldChange], *, color: bool = True) -> str:
+def diff_text(
+    result: DiffResult, blocking: list[FieldChange], *, color: bool = True, width: int = WIDTH
+) -> str:
     table = Table(title="servestack diff", show_lines=False, expand=False)
     for col in ("effect", "field", "before -> after", "why / impact"):
         table.add_column(col, overflow="fold")
@@ -73,7 +74,7 @@ def diff_text(result: DiffResult, blocking: list[FieldChange], *, color: bool = 
             why,
         )
     buf = StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=_width())
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width)
     if result.changes:
         console.print(table)
     else:
@@ -193,6 +194,33 @@ def explain_summary(steps: list[StepExplanation]) -> dict[str, int]:
     return counts
 
 
+def explain_summary_line(steps: list[StepExplanation]) -> str:
+    """The counts of what the table shows: the engine's operations, what the table says,
+    and the surprises (never a count of a column the table does not have)."""
+    ops: dict[str, int] = {}
+    says: dict[str, int] = {}
+    for s in _sorted_steps(steps):
+        ops[s.op] = ops.get(s.op, 0) + 1
+        says[s.says] = says.get(s.says, 0) + 1
+    engine = ", ".join(f"{k} {v}" for k, v in ops.items()) or "nothing"
+    table = ", ".join(f"{k} {v}" for k, v in says.items()) or "nothing"
+    unexpected = sum(s.unexpected for s in steps)
+    return f"engine: {engine} · table says: {table} · unexpected {unexpected}"
+
+
+def _causes(step: StepExplanation, sep: str) -> str:
+    """The fields behind a step; candidates as one of several, under their common item."""
+    if not step.fields:
+        return step.component or "-"
+    if not step.candidates or len(step.fields) == 1:
+        return sep.join(step.fields)
+    item = step.component + "." if step.component else ""
+    if item and all(f.startswith(item) for f in step.fields):
+        rest = ", ".join(f[len(item) :] for f in step.fields)
+        return f"one of {len(step.fields)} fields of {step.component}: {rest}"
+    return f"one of {len(step.fields)} fields: " + ", ".join(step.fields)
+
+
 def _sorted_steps(steps: list[StepExplanation]) -> list[StepExplanation]:
     def key(s: StepExplanation) -> tuple[int, int]:
         return (
@@ -203,7 +231,7 @@ def _sorted_steps(steps: list[StepExplanation]) -> list[StepExplanation]:
     return sorted(steps, key=key)
 
 
-def explain_text(steps: list[StepExplanation], *, color: bool = True) -> str:
+def explain_text(steps: list[StepExplanation], *, color: bool = True, width: int = WIDTH) -> str:
     table = Table(title="servestack explain")
     for col in ("engine", "resource", "caused by", "table says", "note"):
         table.add_column(col, overflow="fold")
@@ -212,24 +240,24 @@ def explain_text(steps: list[StepExplanation], *, color: bool = True) -> str:
         table.add_row(
             f"[{style}]{s.op}[/]" if style else s.op,
             f"{s.kind}/{s.name}",
-            "\n".join(s.fields) or (s.component or "-"),
-            s.predicted.value if s.predicted else "-",
+            _causes(s, "\n"),
+            s.says,
             "[bold red]UNEXPECTED[/]" if s.unexpected else ", ".join(s.replace_reasons),
         )
     buf = StringIO()
-    console = Console(file=buf, force_terminal=color, no_color=not color, width=_width())
+    console = Console(file=buf, force_terminal=color, no_color=not color, width=width)
     console.print(table)
-    summary = explain_summary(steps)
-    console.print(" · ".join(f"{k} {v}" for k, v in summary.items()))
+    console.print(explain_summary_line(steps))
+    if any(s.candidates for s in steps):
+        console.print("one of: the fields are candidates; --stack-file names the edited one")
     return buf.getvalue()
 
 
 def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMIT) -> str:
-    summary = explain_summary(steps)
     head = [
         "### servestack explain — planned operations by config field",
         "",
-        "**" + " · ".join(f"{k} {v}" for k, v in summary.items()) + "**",
+        f"**{explain_summary_line(steps)}**",
         "",
     ]
     ordered = _sorted_steps(steps)
@@ -242,8 +270,8 @@ def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMI
             note = "**unexpected**" if s.unexpected else ", ".join(s.replace_reasons) or "-"
             out.append(
                 f"| {s.op} | `{s.kind}/{s.name}` | "
-                f"{_md_escape(', '.join(f'`{f}`' for f in s.fields) or '-')} | "
-                f"{s.predicted.value if s.predicted else '-'} | {_md_escape(note)} |"
+                f"{_md_escape(_causes(s, ', '))} | "
+                f"{s.says} | {_md_escape(note)} |"
             )
         return out
 

@@ -11,6 +11,7 @@ table gives it, and the preview as a whole must have that effect.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from servestack.cli import app
 from servestack.config.models import StackConfig
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract.effects import Effect
+from servestack.review import report
 from servestack.review.explain import explain_preview, overall_effect
 from tests.engine.matrix import EDITS
 
@@ -160,6 +162,7 @@ def test_cli_json_contract_on_a_real_preview(tmp_path: Path) -> None:
             "unexpected",
             "replaceReasons",
             "properties",
+            "candidates",
         ]
     )
     assert (step["effect"], step["predicted"], step["fields"]) == (
@@ -179,3 +182,41 @@ def test_cli_json_contract_on_a_real_preview(tmp_path: Path) -> None:
         "delete": 0,
         "unexpected": 0,
     }
+
+
+ENV_EDIT = "deployments.bert-sentiment.env.LOG_LEVEL"
+
+
+def test_without_a_stack_file_candidates_are_one_of_and_never_a_forbidden_cause() -> None:
+    """A forbidden edit never reaches the engine: it is not what the table says of a step
+    the engine planned; the candidates are shown as one of them."""
+    (saved,) = [s for s in SAVED if s.path == ENV_EDIT]
+    steps = explain_preview(saved.preview)
+    assert steps and all(s.candidates for s in steps)
+    assert {s.says for s in steps} == {"restart or replace"}
+    text = report.explain_text(steps, color=False) + report.explain_markdown(steps)
+    assert "forbidden" not in text
+    assert "| one of 10 fields of deployments.bert-sentiment: env, model.id, " in text
+
+
+@pytest.mark.parametrize("saved", APPLIED, ids=lambda s: s.name)
+@pytest.mark.parametrize("with_stack", [True, False])
+def test_the_summary_line_counts_what_the_table_shows(saved: Saved, with_stack: bool) -> None:
+    steps = explain_preview(saved.preview, saved.new if with_stack else None)
+    ops = Counter(s.op for s in steps)
+    says = Counter(s.says for s in steps)
+    line = report.explain_summary_line(steps)
+    engine, table, unexpected = line.split(" · ")
+
+    def counts(part: str, label: str) -> dict[str, int]:
+        assert part.startswith(label)
+        pairs = (p.rsplit(" ", 1) for p in part[len(label) :].split(", "))
+        return {k: int(v) for k, v in pairs}
+
+    assert counts(engine, "engine: ") == dict(ops)
+    assert counts(table, "table says: ") == dict(says)
+    assert unexpected == f"unexpected {sum(s.unexpected for s in steps)}"
+    markdown = report.explain_markdown(steps)
+    assert f"**{line}**" in markdown
+    for s in steps:
+        assert f"| {s.op} | `{s.kind}/{s.name}` |" in markdown and f"| {s.says} |" in markdown

@@ -575,3 +575,25 @@ def test_below_the_gpu_floor_asks_naming_before_and_after(
     assert "Apply below the GPU floor? [y/N]: n" in out
     assert (code, err) == (REFUSED, "refused: not confirmed at the prompt\n")
     assert _files(project) == before
+
+
+def test_without_a_terminal_tables_are_120_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from servestack.cli.output import PIPE_WIDTH, make_console
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert not make_console().is_terminal
+    assert make_console().width == PIPE_WIDTH == 120
+    monkeypatch.setenv("COLUMNS", "90")
+    assert make_console().width == 90
+
+
+def test_an_operations_review_table_is_not_rewrapped(project: Path) -> None:
+    """The diff an operation prints is as wide as it needs up to 120 columns, each of its
+    lines whole (rich's 80-column default used to cut them, breaking the box)."""
+    from servestack.cli import output
+
+    code, out, _ = _invoke("delete", "dev", "whisper-batch", "--confirm", "whisper-batch")
+    assert code == REFUSED
+    table = [ln for ln in out.splitlines() if ln[:1] in "┏┃┡│└"]
+    assert len({len(ln) for ln in table}) == 1, out
+    assert 80 < len(table[0]) <= output.console.width, out
