@@ -17,7 +17,36 @@ from servestack.contract.effects import TABLE, Effect
 
 #: Stack output holding, per deployment, the fields whose edit is forbidden.
 IDENTITY_OUTPUT = "models"
+#: How the stack program starts its refusal (a forbidden edit, or one the production gate
+#: does not allow), followed by one line per problem. Callers that read the engine's output
+#: find a refusal with :func:`is_refusal`, never by searching for their own copy of it.
+REFUSED = "servestack refused the change (nothing was applied)"
 _FORBIDDEN = [path for path, rule in TABLE.items() if rule.effect is Effect.FORBIDDEN]
+
+
+def refusal_text(problems: list[Problem]) -> str:
+    """The program's refusal: :data:`REFUSED`, then one line per problem."""
+    return f"{REFUSED}:\n" + "\n".join(str(p) for p in problems)
+
+
+def is_refusal(output: str) -> bool:
+    """Whether the engine's output (or an exception's text) is the program's refusal."""
+    return REFUSED in output
+
+
+def refusal_problems(output: str) -> list[str]:
+    """The problem lines of a refusal in the engine's output (none if it is not one): the
+    lines after :data:`REFUSED` up to the first blank one."""
+    lines = output.splitlines()
+    at = next((i for i, line in enumerate(lines) if REFUSED in line), None)
+    if at is None:
+        return []
+    problems = []
+    for line in lines[at + 1 :]:
+        if not line.strip():
+            break
+        problems.append(line.strip())
+    return problems
 
 
 def identity(config: StackConfig) -> dict[str, dict[str, Any]]:

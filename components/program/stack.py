@@ -26,7 +26,12 @@ from servestack.manifests import workload
 from servestack.manifests.render import render_stack
 from servestack.model_deployment import ModelDeployment
 from servestack.program import production
-from servestack.program.guards import IDENTITY_OUTPUT, forbidden_edits, identity
+from servestack.program.guards import (
+    IDENTITY_OUTPUT,
+    forbidden_edits,
+    identity,
+    refusal_text,
+)
 
 RENDER_ROOT = "out"
 
@@ -309,10 +314,7 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     verdict = production.check(prev, config)
     refused = forbidden_edits(last.get(IDENTITY_OUTPUT), config) + verdict.problems
     if refused:
-        raise pulumi.RunError(
-            "servestack refused the change (nothing was applied):\n"
-            + "\n".join(str(p) for p in refused)
-        )
+        raise pulumi.RunError(refusal_text(refused))
     if prev.unreadable:
         pulumi.log.warn(
             f"servestack could not read the last deployed config ({prev.unreadable}): the "
