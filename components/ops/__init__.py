@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-_EXPORTS = ("OperationRefused", "Workspace", "get_operation", "status", "update_model_deployment")
+_EXPORTS = (
+    "OperationRefused",
+    "OperationStatus",
+    "Workspace",
+    "get_operation",
+    "status",
+    "update_model_deployment",
+)
 __all__ = list(_EXPORTS)
 
 
@@ -22,6 +29,9 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from servestack.ops.operations import (
         OperationRefused as OperationRefused,
+    )
+    from servestack.ops.operations import (
+        OperationStatus as OperationStatus,
     )
     from servestack.ops.operations import (
         Workspace as Workspace,

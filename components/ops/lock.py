@@ -176,6 +176,40 @@ class StackLock:
             return None
         return None
 
+    def hand_over(self) -> int:
+        """The lock's file descriptor, for a child process to inherit (``pass_fds``); after
+        :meth:`let_go` the child alone holds the lock (see :meth:`adopt`)."""
+        assert self._fd is not None
+        return self._fd
+
+    def let_go(self) -> None:
+        """Close this process's descriptor without unlocking: a child that inherited it
+        (:meth:`hand_over`) keeps the lock, which is the open file's, not the process's."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+    @classmethod
+    def adopt(cls, state_dir: Path, stack: str, fd: int, operation: str) -> StackLock:
+        """The lock a parent handed over as descriptor ``fd``, held from now on by this
+        process (which says so in the lock file).
+
+        Raises:
+            RuntimeError: ``fd`` is not that stack's lock file, or not locked.
+        """
+        lock = cls(state_dir, stack)
+        if not lock.path.exists() or os.path.samestat(os.fstat(fd), lock.path.stat()) is False:
+            raise RuntimeError(f"descriptor {fd} is not the lock of stack {stack}")
+        try:
+            # Already ours (the same open file): this succeeds at once; anyone else's: no.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"descriptor {fd} does not hold the lock of stack {stack}") from None
+        os.set_inheritable(fd, False)
+        lock._fd = fd
+        lock.describe(operation)
+        return lock
+
     def release(self) -> None:
         """Give the lock up (idempotent). The file stays: deleting a lock file that
         another process has open and is about to lock would let two hold "the" lock."""

@@ -163,8 +163,7 @@ CASES = (
         "scale-unknown-deployment",
         ("scale", "dev", "nope", "--replicas", "2"),
         INVALID,
-        "{root}/stacks/Pulumi.dev.yaml: deployments.nope.replicas: cannot edit: "
-        "no item named 'nope'",
+        "deployments.nope: no such deployment; have: bert-sentiment, whisper-batch",
     ),
     Case(
         "scale-replicas-under-autoscaler",
@@ -240,7 +239,7 @@ CASES = (
         "stop-unknown-deployment",
         ("stop", "dev", "nope"),
         INVALID,
-        "{root}/stacks/Pulumi.dev.yaml: deployments.nope.active: cannot edit: no item named 'nope'",
+        "deployments.nope: no such deployment; have: bert-sentiment, whisper-batch",
     ),
     Case(
         "start-unknown-stack",
@@ -288,6 +287,21 @@ CASES = (
         "deployments.llama-chat.strategy: no canary to promote",
     ),
     Case(
+        "rollback-no-canary",
+        ("rollback", "dev", "bert-sentiment"),
+        INVALID,
+        "deployments.bert-sentiment.strategy: no canary to roll back: strategy is rolling, and "
+        "v2.1.0 takes all the traffic; to go back to an earlier version: servestack set-model "
+        "STACK bert-sentiment --version VERSION",
+    ),
+    Case(
+        "set-model-digest-without-image",
+        ("set-model", "prod", "llama-chat", "--version", "v3.1.0"),
+        INVALID,
+        f"deployments.llama-chat.model.image: registry.example.com/llm/llama-chat:3.0.1@{DIGEST} "
+        "is pinned by digest: pass --image",
+    ),
+    Case(
         "promote-check-no-prometheus",
         ("promote", "prod", "bert-sentiment", "--check", "--prometheus", "http://127.0.0.1:1"),
         REFUSED,
@@ -329,7 +343,7 @@ CASES = (
         "delete-unknown-deployment",
         ("delete", "dev", "nope", "--confirm", "nope"),
         INVALID,
-        "deployments.nope: no such deployment",
+        "deployments.nope: no such deployment; have: bert-sentiment, whisper-batch",
     ),
 )
 

@@ -1,0 +1,183 @@
+"""Stack-file edits for each operation: pure functions of the stack file's text.
+
+An edit set maps a field path (`deployments.<name>.replicas`) to its new value. Functions
+of the text are applied to the file as read under the stack's lock, so an operation that
+ran meanwhile is not undone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from servestack.config.errors import ConfigError, Problem
+from servestack.config.models import StrategyType
+from servestack.config.quantities import format_cpu, format_memory
+from servestack.config.stackfile import get_value
+from servestack.contract import paths
+from servestack.ops.describe import no_such_deployment
+
+Edits = dict[str, Any]
+
+
+class NotedEdits(dict[str, Any]):
+    """Edits with what the user should be told about them (e.g. a value they did not give
+    but the edit derived): the review prints the notes and the result carries them."""
+
+    def __init__(self, edits: Edits, notes: list[str]) -> None:
+        super().__init__(edits)
+        self.notes = notes
+
+
+def notes_of(edits: Edits) -> list[str]:
+    return list(edits.notes) if isinstance(edits, NotedEdits) else []
+
+
+def _get(text: str, path: str) -> Any:
+    """The value at ``path``, None when it is not set."""
+    try:
+        return get_value(text, path)
+    except KeyError:
+        return None
+
+
+def resource_edits(
+    deployment: str,
+    *,
+    active: bool | None = None,
+    replicas: int | None = None,
+    cpu: int | None = None,
+    memory: int | None = None,
+) -> Edits:
+    """Edits for `update_model_deployment`'s arguments (cpu in millicores, memory in MiB)."""
+    base = paths.deployment(deployment)
+    edits: Edits = {}
+    if active is not None:
+        edits[f"{base}.active"] = active
+    if replicas is not None:
+        edits[f"{base}.replicas"] = replicas
+    if cpu is not None:
+        if cpu <= 0:
+            raise ConfigError([Problem(f"{base}.resources.cpu", f"{cpu} millicores must be > 0")])
+        # Whole cores stay a YAML number, as users write them; others are "500m".
+        edits[f"{base}.resources.cpu"] = cpu // 1000 if cpu % 1000 == 0 else format_cpu(cpu)
+    if memory is not None:
+        if memory <= 0:
+            raise ConfigError([Problem(f"{base}.resources.memory", f"{memory} MiB must be > 0")])
+        edits[f"{base}.resources.memory"] = format_memory(memory * 1024 * 1024)
+    return edits
+
+
+def set_model_edits(
+    text: str,
+    deployment: str,
+    *,
+    version: str,
+    image: str | None,
+    strategy: StrategyType,
+    weight: int | None = None,
+) -> Edits:
+    """A new model version, rolled out with ``strategy``.
+
+    Without ``image``, the image is derived only when its tag is exactly the current
+    version (`:2.1.0` or `:v2.1.0` for `v2.1.0`): the tag is replaced by the new version and
+    the result's notes say so. Any other image (another tag, a digest) is refused: a
+    guessed image would deploy something nobody named.
+    """
+    base = paths.deployment(deployment)
+    notes: list[str] = []
+    if image is None:
+        current = str(get_value(text, f"{base}.model.image"))
+        image = retag(
+            current, str(get_value(text, f"{base}.model.version")), version, f"{base}.model.image"
+        )
+        notes.append(
+            f"{base}.model.image: {image} (the tag of {current} was the current version; "
+            "--image names another image)"
+        )
+    if strategy is StrategyType.canary:
+        edits: Edits = {
+            f"{base}.strategy": {
+                "type": "canary",
+                "weight": weight or 10,
+                "canaryVersion": version,
+                "canaryImage": image,
+            }
+        }
+    else:
+        edits = {
+            f"{base}.model.version": version,
+            f"{base}.model.image": image,
+            f"{base}.strategy": {"type": strategy.value},
+        }
+    return NotedEdits(edits, notes) if notes else edits
+
+
+def retag(image: str, current: str, version: str, path: str) -> str:
+    """``image`` with ``version`` for its tag, if its tag is ``current`` (with or without
+    the leading `v`; the new tag has one if the old one had).
+
+    Raises:
+        ConfigError: the image is pinned by digest, has no tag, or its tag is not the
+            current version (naming ``path``, the field `--image` sets).
+    """
+    if "@" in image:
+        raise ConfigError([Problem(path, f"{image} is pinned by digest: pass --image")])
+    repo, sep, tag = image.rpartition(":")
+    if not sep or "/" in tag:
+        raise ConfigError([Problem(path, f"{image} has no tag to set to {version}: pass --image")])
+    if tag in (current, current.removeprefix("v")):
+        bare = version.removeprefix("v")
+        return f"{repo}:{'v' + bare if tag.startswith('v') else bare}"
+    raise ConfigError(
+        [
+            Problem(
+                path,
+                f"{image}: its tag {tag!r} is not the current version {current!r}, so the "
+                f"image for {version} cannot be derived from it: pass --image",
+            )
+        ]
+    )
+
+
+def _canary(text: str, deployment: str, problem: str) -> dict[str, Any]:
+    """The deployment's canary strategy; ``problem`` (at its strategy) when it has none."""
+    base = paths.deployment(deployment)
+    strategy = _get(text, f"{base}.strategy")
+    if isinstance(strategy, dict) and strategy.get("type") == "canary":
+        return strategy
+    raise ConfigError([Problem(f"{base}.strategy", problem)])
+
+
+def promote_edits(text: str, deployment: str) -> Edits:
+    """The canary becomes the stable version; the canary track goes."""
+    base = paths.deployment(deployment)
+    strategy = _canary(text, deployment, "no canary to promote")
+    return {
+        f"{base}.model.version": strategy["canaryVersion"],
+        f"{base}.model.image": strategy["canaryImage"],
+        f"{base}.strategy": {"type": "rolling"},
+    }
+
+
+def rollback_edits(text: str, deployment: str) -> Edits:
+    """Remove the canary track; the stable version keeps all traffic."""
+    base = paths.deployment(deployment)
+    strategy = _get(text, f"{base}.strategy")
+    kind = strategy.get("type") if isinstance(strategy, dict) else None
+    version = _get(text, f"{base}.model.version")
+    _canary(
+        text,
+        deployment,
+        f"no canary to roll back: strategy is {kind or 'rolling'}, and {version} takes all "
+        f"the traffic; to go back to an earlier version: servestack set-model STACK "
+        f"{deployment} --version VERSION",
+    )
+    return {f"{base}.strategy": {"type": "rolling"}}
+
+
+def delete_edits(text: str, deployment: str) -> Edits:
+    deployments = get_value(text, "deployments")
+    kept = [d for d in deployments if d.get("name") != deployment]
+    if len(kept) == len(deployments):
+        raise no_such_deployment(deployment, [str(d.get("name")) for d in deployments])
+    return {"deployments": kept}

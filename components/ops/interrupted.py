@@ -1,0 +1,88 @@
+"""Finishing an operation that was interrupted: what the next operation on the stack does
+first, with the stack's lock held (the mechanics are in :mod:`servestack.ops.recovery`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from servestack.config import reader
+from servestack.ops import records, recovery
+from servestack.ops.execute import execute
+from servestack.ops.records import FINAL, Operation, OperationStatus
+from servestack.ops.workspace import Workspace
+
+
+def recover(ws: Workspace, stack: str) -> list[str]:
+    """Finish an operation on ``stack`` that was interrupted; call with the stack's lock.
+
+    Returns what was done, one line each (also told to ``ws.say`` as it happens); nothing
+    when no operation was interrupted.
+    """
+    journal = recovery.read_journal(ws.state, stack)
+    if journal is None:
+        return []
+    old = records.load(ws.state, journal.operation)
+    interrupted = OperationStatus.interrupted
+    if old is not None and old.status in FINAL and old.status is not interrupted:
+        recovery.remove_journal(ws.state, stack)  # died after its record was final
+        return []
+    if (old is None or old.status is not interrupted) and not recovery.dead(
+        journal.pid, journal.host, journal.pid_start
+    ):
+        # Its process lives but the lock was free: another host, or a bug. Leave it be.
+        return [f"operation {journal.operation} is still recorded as running: left alone"]
+    say = ws.say or (lambda _line: None)
+    lines = [
+        f"operation {journal.operation} on stack {stack} was interrupted "
+        f"(pid {journal.pid} on {journal.host}, while applying {journal.phase}): finishing it"
+    ]
+    say(lines[0])
+    backend = recovery.diy_backend_dir(ws.runner.env())
+    wait = recovery.ORPHAN_WAIT_SECONDS if ws.lock_timeout is None else ws.lock_timeout
+    lines += recovery.clear_engine_leftovers(journal, backend, ws.project.name, stack, say, wait)
+    lines += recovery.clear_pending_operations(
+        ws.runner.cli, ws.project_dir, stack, ws.state / "tmp", say
+    )
+    path = ws.stack_file(stack)
+    current = reader.read_text(path)
+    if current not in (journal.before_text, journal.target_text):
+        line = "the stack file was edited after the interruption: not finishing the old change"
+        say(line)
+        lines.append(line)
+        _mark_interrupted(ws, journal, old, {"status": "abandoned", "cleanup": lines})
+        recovery.remove_journal(ws.state, stack)
+        return lines
+    if current != journal.target_text:
+        lines.append("the stack file still held the old config: wrote the interrupted change")
+    fix = Operation(
+        id=uuid.uuid4().hex[:12],
+        stack=stack,
+        deployment=old.deployment if old else None,
+        changes=old.changes if old else [],
+        kind="recovery",
+        recovers=journal.operation,
+        cleanup=lines,
+    )
+    records.save(ws.state, fix)
+    execute(ws, fix, journal.before_text, journal.target_text, None)
+    line = f"finished interrupted operation {journal.operation}: {fix.status} (operation {fix.id})"
+    say(line)
+    lines.append(line)
+    _mark_interrupted(
+        ws, journal, old, {"operation": fix.id, "status": str(fix.status), "cleanup": lines}
+    )
+    return lines
+
+
+def _mark_interrupted(
+    ws: Workspace, journal: recovery.Journal, old: Operation | None, how: dict[str, Any]
+) -> None:
+    if old is None:
+        return
+    old.status = OperationStatus.interrupted
+    old.error = old.error or (
+        f"process {journal.pid} on {journal.host} ended before the operation did (killed?)"
+    )
+    old.recovered_by = how
+    records.save(ws.state, old)
