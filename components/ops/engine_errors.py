@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 
+from servestack.program.guards import REFUSED, is_refusal, refusal_problems
+
 #: Engine lines that say only that something failed, never what.
 _GENERIC_ERRORS = re.compile(r"^error: (update failed|preview failed|\d+ errors? occurred:?)$")
 
 
 def engine_error(exc: Exception) -> str:
     """What went wrong, from the engine's output: the resources' own diagnostics (with the
-    resource they are about), not the closing "update failed" or "2 errored"."""
+    resource they are about), not the closing "update failed" or "2 errored"; for the stack
+    program's refusal, its problems (:data:`servestack.program.guards.REFUSED`)."""
     text = str(exc)
+    if is_refusal(text):
+        # The program's refusal: nothing was applied, and each line after it is a problem.
+        return f"{REFUSED}: {'; '.join(refusal_problems(text))}"[:500]
     lines = [ln.strip() for ln in text.splitlines()]
     said: list[str] = []
     resource = ""

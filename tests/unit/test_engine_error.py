@@ -36,6 +36,16 @@ Resources:
             "    error: Program failed with an unhandled exception:\n    error: update failed\n",
             "pulumi:pulumi:Stack (servestack-dev): Program failed with an unhandled exception:",
         ),
+        (
+            "Diagnostics:\n  pulumi:pulumi:Stack (servestack-prod):\n"
+            "    error: servestack refused the change (nothing was applied):\n"
+            "    deployments.a.model.type: refused: 'llm' -> 'stt'; forbidden\n"
+            "    nodePools.a100.machineType: replace in production needs an entry\n\n"
+            "Resources:\n    1 unchanged\n",
+            "servestack refused the change (nothing was applied): deployments.a.model.type: "
+            "refused: 'llm' -> 'stt'; forbidden; nodePools.a100.machineType: replace in "
+            "production needs an entry",
+        ),
         ("something broke\nerror: no details", "no details"),
         ("plain failure", "plain failure"),
         ("", "RuntimeError"),
