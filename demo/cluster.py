@@ -57,6 +57,7 @@ from servestack.contract import labels
 from servestack.contract.effects import Effect
 from servestack.engine import make_project
 from servestack.ops.operations import Edits, Workspace, resource_edits, set_model_edits
+from servestack.program.guards import refusal_problems
 from servestack.review.predict import predict
 
 from .render import STACK, passphrase
@@ -301,10 +302,7 @@ class Demo:
             path.write_text(good, encoding="utf-8")
         after = self.live.seen().objects
         # The program's refusal, then one line per refused field: show the first of those.
-        lines = (proc.stdout + proc.stderr).splitlines()
-        at = next((i for i, ln in enumerate(lines) if "servestack refused" in ln), None)
-        found = lines[at:] if at is not None else []
-        said = next((ln.strip() for ln in found if "deployments." in ln), "")
+        said = next(iter(refusal_problems(proc.stdout + proc.stderr)), "")
         if proc.returncode == 0 or not said:
             return "applied", said
         wrote = engine_writes(before, after)
