@@ -18,7 +18,16 @@ from rich.table import Table
 
 from servestack.cli import units
 from servestack.cli.app import app
-from servestack.cli.output import ExitCode, console, fail, line, refuse, show_live, show_result
+from servestack.cli.output import (
+    ExitCode,
+    cell,
+    console,
+    fail,
+    line,
+    refuse,
+    show_live,
+    show_result,
+)
 from servestack.config.models import StrategyType, Target
 from servestack.config.validation import load_stack_config
 from servestack.contract import paths
@@ -124,6 +133,8 @@ def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool)
         highlight=False,
         soft_wrap=True,
     )
+    for note in p.notes:  # what the edits derived (servestack.ops.edits.NotedEdits)
+        line(f"note: {note}")
     if not p.diff.changes:
         console.print("nothing to do")
         return
@@ -145,9 +156,14 @@ def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool)
             ws,
             p,
             wait=wait,
+            # --no-wait: a worker process of its own runs it, and this command ends now.
+            detach=not wait,
             progress=lambda text: status.update(f"pulumi up: {text.strip()[:100]}"),
         )
     show_result(result)
+    if not wait:
+        op = result["operation_id"]
+        line(f"operation {op} runs on in its own process; servestack operation {op} shows it")
     if result.get("status") in ("rolled_back", "failed"):
         raise typer.Exit(ExitCode.FAILED)
     if result.get("status") == "interrupted":
@@ -438,3 +454,26 @@ def operation(op_id: str) -> None:
     except KeyError as err:
         fail(str(err.args[0]))
     show_result(result)
+    _show_operation(result)
+
+
+def _show_operation(record: dict[str, Any]) -> None:
+    """What `get_operation` adds to the result: where, the phase, the timings, the planned
+    changes and what the engine did."""
+    where = f"stack {record.get('stack')}"
+    if record.get("deployment"):
+        where += f", deployment {record['deployment']}"
+    line(f"{where}; phase {record.get('phase') or '-'}; run by {record.get('runner', 'wait')}")
+    line(f"started {record.get('started_at')}; finished {record.get('finished_at') or '-'}")
+    for change in record.get("changes") or []:
+        before, after = (change.get(k) for k in ("before", "after"))
+        line(
+            f"  {change.get('effect')} {change.get('path')}: "
+            f"{'-' if before is None else cell(before)} -> {'-' if after is None else cell(after)}"
+        )
+    for note in record.get("notes") or []:
+        line(f"note: {note}")
+    if record.get("result"):
+        line(f"engine: {cell(record['result'])}")
+    if record.get("log"):
+        line(f"log: {record['log']}")

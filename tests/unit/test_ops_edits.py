@@ -3,11 +3,16 @@ and the refusals name the field, the value and what to do instead."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
+from servestack.cli import app
 from servestack.config.errors import ConfigError
 from servestack.config.models import StrategyType
 from servestack.config.stackfile import set_value
+from servestack.engine import make_project
 from servestack.ops.edits import NotedEdits, delete_edits, rollback_edits, set_model_edits
 from tests import REPO
 
@@ -118,3 +123,19 @@ def test_delete_of_an_unknown_deployment_names_those_there_are() -> None:
     assert err.value.render() == (
         "deployments.nope: no such deployment; have: bert-sentiment, whisper-batch"
     )
+
+
+def test_set_model_says_in_the_review_which_image_it_derived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(make_project(tmp_path / "project", stacks={"dev": DEV}))
+    # blue_green replaces: without a terminal to ask on, refused after the review.
+    res = CliRunner().invoke(
+        app,
+        ["set-model", "dev", "bert-sentiment", "--version", "v2.2.0", "--strategy", "blue_green"],
+    )
+    assert res.exit_code == 2, res.output
+    assert (
+        f"note: {BASE}.model.image: {REPO_IMAGE}:2.2.0 (the tag of {REPO_IMAGE}:2.1.0 was the "
+        "current version; --image names another image)\n"
+    ) in res.output
