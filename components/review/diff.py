@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from servestack.config.defaults import effective
 from servestack.config.models import (
     INHERITED_FIELDS,
@@ -271,9 +273,176 @@ def _named(
             before = _dump(o, old_top)
             after = _dump(n, new_top)
             reads = _Reads(ctx, name) if is_dep else None
-            for leaf, b, a in _leaves(before, after, path):
-                changes.append(_classify(leaf, b, a, ctx, name, reads))
+            rows = [
+                _classify(leaf, b, a, ctx, name, reads)
+                for leaf, b, a in _leaves(before, after, path)
+            ]
+            rows = _fold(rows, before, after, n, path)
+            if is_dep:
+                rows += _env_defaults(o, n, ctx, name, reads, rows)
+            changes += rows
     return changes
+
+
+#: Effects that are never folded into a block's row: each is reviewed (and allowed) alone.
+_ALONE = (Effect.FORBIDDEN, Effect.REPLACE, Effect.DELETE)
+
+
+def _block_defaults(item: Any, key: str) -> Any:
+    """The YAML-shaped defaults of the block ``key`` of ``item`` (None: not a block)."""
+    for attr, info in type(item).model_fields.items():
+        if (info.alias or attr) == key:
+            value = getattr(item, attr)
+            if isinstance(value, BaseModel):
+                try:
+                    return type(value)().model_dump(by_alias=True, mode="json")
+                except ValidationError:
+                    return None
+    return None
+
+
+def _at(data: Any, rel: list[str]) -> Any:
+    for part in rel:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def _fold(
+    rows: list[FieldChange], before: dict[str, Any], after: dict[str, Any], item: Any, path: str
+) -> list[FieldChange]:
+    """One row for the settings of a block that takes no effect (``enabled: false``), and
+    one for the defaults of a block that is added or removed whole: the rows a reviewer
+    acts on stay, the defaults that merely come with a block do not each get one."""
+    groups: dict[str, list[FieldChange]] = {}
+    for row in rows:
+        rel = row.path[len(path) + 1 :].split(".")
+        if len(rel) > 1:
+            groups.setdefault(rel[0], []).append(row)
+    out = list(rows)
+    for key, members in groups.items():
+        b, a = before.get(key), after.get(key)
+        if not isinstance(a, dict) and not isinstance(b, dict):
+            continue
+        block = f"{path}.{key}"
+        # Disabled by the edit, added disabled, or removed while disabled: none of its
+        # settings count. (Edits inside a block disabled before and after keep their rows,
+        # each saying it is not read.)
+        b_off = isinstance(b, dict) and b.get("enabled") is False
+        a_off = isinstance(a, dict) and a.get("enabled") is False
+        off = (a_off and not b_off) or (a is None and b_off)
+        if off:
+            folded = [m for m in members if m.effect not in _ALONE]
+            note = f"{key} is disabled (its other settings take no effect)"
+            shown_b, shown_a = (
+                None if v is None else "disabled" if v.get("enabled") is False else "enabled"
+                for v in (b, a)
+            )
+        elif b is None or a is None:
+            defaults = _block_defaults(item, key)
+            if defaults is None:
+                continue
+            side = 2 if b is None else 1
+            folded = [
+                m
+                for m in members
+                if m.effect not in _ALONE
+                and (m.after if side == 2 else m.before)
+                == _at(defaults, m.path[len(block) + 1 :].split("."))
+            ]
+            word = "added" if b is None else "removed"
+            note = f"{key} block {word}; {len(folded)} settings at their defaults"
+            # "defaults": the whole block is; "added"/"removed": other rows follow.
+            whole = "defaults" if len(folded) == len(members) else word
+            shown_b = None if b is None else whole
+            shown_a = whole if b is None else None
+        else:
+            continue
+        if len(folded) < 2:
+            continue
+        rep = next(
+            (m for m in folded if m.path == f"{block}.enabled"),
+            max(folded, key=lambda m: m.effect.severity),
+        )
+        effect = worst(m.effect for m in folded) or rep.effect
+        first = out.index(folded[0])
+        out = [r for r in out if r not in folded]
+        out.insert(
+            min(first, len(out)),
+            FieldChange(
+                block,
+                shown_b,
+                shown_a,
+                effect,
+                f"{note}; {rep.reason}" if effect is not Effect.NONE else note,
+                rep.resources,
+                impact=rep.impact,
+            ),
+        )
+    return out
+
+
+def _env_defaults(
+    old: DeploymentSpec,
+    new: DeploymentSpec,
+    ctx: EditContext,
+    name: str,
+    reads: _Reads | None,
+    rows: list[FieldChange],
+) -> list[FieldChange]:
+    """Rows for the settings a deployment leaves out whose environment's default changed
+    (monitoring turns on in production): nothing in the file changed, the system does."""
+    if old.environment is new.environment:
+        return []
+    eo, en = effective(old), effective(new)
+    found = []
+    for key, unset, b, a in (
+        (
+            "monitoring",
+            old.monitoring is None or new.monitoring is None,
+            "enabled" if eo.monitoring else "disabled",
+            "enabled" if en.monitoring else "disabled",
+        ),
+        (
+            "autoscaling",
+            old.autoscaling is None or new.autoscaling is None,
+            _scaling(eo.autoscaling),
+            _scaling(en.autoscaling),
+        ),
+        # Under an autoscaler, it owns the replica count.
+        (
+            "replicas",
+            not en.autoscaled and None in (old.replicas, new.replicas),
+            eo.replicas,
+            en.replicas,
+        ),
+        ("strategy.maxSurge", True, eo.max_surge, en.max_surge),
+        ("strategy.maxUnavailable", True, eo.max_unavailable, en.max_unavailable),
+    ):
+        path = f"deployments.{name}.{key}"
+        if not unset or b == a or any(_related(r.path, path) for r in rows):
+            continue
+        # A block's rule is its `enabled` switch's.
+        rule_path = f"{path}.enabled" if key in ("monitoring", "autoscaling") else path
+        row = _classify(rule_path, b, a, ctx, name, reads)
+        env = f"{old.environment.value} -> {new.environment.value}"
+        found.append(
+            FieldChange(
+                path,
+                row.before,
+                row.after,
+                row.effect,
+                f"the environment's default ({env}); {row.reason}",
+                row.resources,
+                impact=row.impact,
+            )
+        )
+    return found
+
+
+def _scaling(autoscaling: Any) -> str:
+    if autoscaling is None:
+        return "disabled"
+    return f"{autoscaling.min_replicas}..{autoscaling.max_replicas}"
 
 
 def diff_configs(old: StackConfig, new: StackConfig) -> DiffResult:

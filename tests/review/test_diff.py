@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -11,6 +12,7 @@ from typer.testing import CliRunner, Result
 from servestack.cli import app
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
+from servestack.contract.effects import Effect
 from servestack.review.diff import diff_configs
 from servestack.review.report import diff_markdown, summary_line
 from tests.engine.matrix import EDITS, Edit
@@ -56,12 +58,10 @@ EXTRA = [
     (
         "dev",
         {"deployments.bert-sentiment.autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
+        # The block's defaults are one row; the value that is not a default is its own.
         [
-            ("deployments.bert-sentiment.autoscaling.enabled", "in-place"),
-            ("deployments.bert-sentiment.autoscaling.minReplicas", "in-place"),
+            ("deployments.bert-sentiment.autoscaling", "in-place"),
             ("deployments.bert-sentiment.autoscaling.maxReplicas", "in-place"),
-            ("deployments.bert-sentiment.autoscaling.targetCpuUtilization", "in-place"),
-            ("deployments.bert-sentiment.autoscaling.scaleDownStabilizationSeconds", "in-place"),
         ],
     ),
     ("staging", {"cluster.name": "staging-eu-2"}, [("cluster.name", "replace")]),
@@ -243,3 +243,51 @@ def test_markdown_puts_replacements_first_and_keeps_summary_when_trimmed() -> No
     assert f"**{summary_line(result.summary)}**" in short
     assert "output trimmed" in short
     assert short.count("<details>") == short.count("</details>")
+
+
+def _rows(stack: str, edits: dict[str, Any]) -> list[tuple[str, Any, Any, str]]:
+    text = base = _text(stack)
+    for path, value in edits.items():
+        text = set_value(text, path, value)
+    result = diff_configs(parse_stack(read_stack_text(base)), parse_stack(read_stack_text(text)))
+    return [(c.path, c.before, c.after, c.effect.value) for c in result.changes]
+
+
+@pytest.mark.parametrize(
+    ("stack", "edits", "expected"),
+    [
+        # A block that takes no effect is one row, not one per default it carries.
+        (
+            "dev",
+            {"deployments.bert-sentiment.autoscaling": {"enabled": False}},
+            [("deployments.bert-sentiment.autoscaling", None, "disabled", "no change")],
+        ),
+        # A block added with its defaults is one row (it was one per default: ~26).
+        (
+            "dev",
+            {"deployments.bert-sentiment.monitoring": {"enabled": True}},
+            [("deployments.bert-sentiment.monitoring", None, "defaults", "in-place")],
+        ),
+        # Turning production's autoscaler off is a real change: still one row, its effect kept.
+        (
+            "prod",
+            {"deployments.llama-chat.autoscaling": {"enabled": False}},
+            [("deployments.llama-chat.autoscaling", "enabled", "disabled", "in-place")],
+        ),
+    ],
+    ids=["disabled-block", "default-block", "disabled-in-production"],
+)
+def test_blocks_of_defaults_are_one_row(stack: str, edits: dict, expected: list) -> None:
+    assert _rows(stack, edits) == expected
+
+
+def test_a_default_that_changes_with_the_environment_is_a_row() -> None:
+    """dev against prod: monitoring is on by default in production, off in development."""
+    result = diff_configs(
+        parse_stack(read_stack_text(_text("dev"))), parse_stack(read_stack_text(_text("prod")))
+    )
+    rows = {c.path: c for c in result.changes}
+    monitoring = rows["deployments.bert-sentiment.monitoring"]
+    assert (monitoring.before, monitoring.after) == ("disabled", "enabled")
+    assert monitoring.reason.startswith("the environment's default (development -> production)")
+    assert monitoring.effect is not Effect.NONE
