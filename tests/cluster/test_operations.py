@@ -97,7 +97,7 @@ def dev(local_cluster: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 def test_resources(dev: Dev) -> None:
     before = dev.apps.read_namespaced_deployment(DEP, NS)
-    dev.run("resources", STACK, DEP, "--cpu", "1500", "--memory", "3072")
+    dev.run("resources", STACK, DEP, "--cpu", "1500m", "--memory", "3Gi")
     dev.ready()
     after = dev.apps.read_namespaced_deployment(DEP, NS)
     requests = after.spec.template.spec.containers[0].resources.requests
