@@ -21,9 +21,10 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from servestack.ops import records
-from servestack.ops.detach import GO, plan_path
+from servestack.ops.detach import GO, engine_of, plan_path
 from servestack.ops.lock import StackLock, now
 from servestack.ops.transaction import Plan, run
 from servestack.ops.workspace import Workspace
@@ -41,13 +42,14 @@ def main(argv: list[str] | None = None) -> int:
         if go.read() != GO:
             print(f"{now()} the command that started operation {ns.operation} ended first")
             return 1
-    ws = Workspace()
+    state = Workspace().state  # the project around the directory the command started it in
+    saved = json.loads(plan_path(state, ns.operation).read_text(encoding="utf-8"))
+    ws = Workspace(Path(saved["project_dir"]), engine_of(saved))
     ws.say = lambda text: print(text, flush=True)
     op = records.load(ws.state, ns.operation)
     if op is None:
         print(f"{now()} no record of operation {ns.operation}")
         return 1
-    saved = json.loads(plan_path(ws.state, op.id).read_text(encoding="utf-8"))
     lock = StackLock.adopt(ws.state, op.stack, ns.lock_fd, f"operation {op.id} (--no-wait)")
     source = str(ws.stack_file(op.stack))
     before = parse_text(saved["before_text"], source)

@@ -3,6 +3,8 @@ stack file (comments kept) and on the returned dict; stop/start round trip; roll
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import yaml
 
 from servestack.engine import Engine, make_project
 from servestack.ops import operations as ops
+from servestack.testhook import DIR_ENV, ENV
 from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 
@@ -225,3 +228,62 @@ def test_no_wait_returns_operation_id_then_result(ws: ops.Workspace) -> None:
         time.sleep(1)
     assert op["status"] == "succeeded", op
     assert op["changes"][0]["path"] == "deployments.bert-sentiment.replicas"
+
+
+def _wait_final(ws: ops.Workspace, op_id: str) -> dict:
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        op = ops.get_operation(op_id, ws)
+        if op["status"] not in ("pending", "running"):
+            return op
+        time.sleep(0.5)
+    raise AssertionError(f"operation {op_id} still {op['status']}")
+
+
+def test_a_detached_operation_runs_in_its_worker_to_the_end(ws: ops.Workspace) -> None:
+    p = ops.plan(ws, STACK, {"deployments.bert-sentiment.replicas": 2}, "bert-sentiment")
+    began = time.monotonic()
+    started = ops.apply(ws, p, wait=False, detach=True)
+    assert time.monotonic() - began < 5, "--no-wait waited"
+    op = _wait_final(ws, started["operation_id"])
+    assert op["status"] == "succeeded", op
+    assert (op["runner"], op["phase"], op["replicas"]) == ("worker", "done", 2)
+    assert op["pid"] != os.getpid()
+    assert op["duration_seconds"] > 0 and op["result"]
+    dep = _manifest(ws, "Deployment", "bert-sentiment")
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    log = Path(op["log"]).read_text()
+    assert f"operation {op['id']}: succeeded" in log
+    # Done: the lock is free, the handed-over plan is gone, no journal is left.
+    ops.plan(ws, STACK, {"deployments.bert-sentiment.replicas": 3}, "bert-sentiment").release()
+    assert not (ws.state / "operations" / f"{op['id']}.plan").exists()
+    assert not (ws.state / "inflight" / f"{STACK}.json").exists()
+
+
+def test_a_killed_worker_is_finished_by_the_next_operation(
+    ws: ops.Workspace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pause = tmp_path / "pause"
+    monkeypatch.setenv(ENV, "stack-written")
+    monkeypatch.setenv(DIR_ENV, str(pause))
+    p = ops.plan(ws, STACK, {"deployments.bert-sentiment.replicas": 2}, "bert-sentiment")
+    started = ops.apply(ws, p, wait=False, detach=True)
+    deadline = time.monotonic() + 120
+    while not list(pause.glob("stack-written.*.ready")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (ready,) = pause.glob("stack-written.*.ready")
+    os.kill(int(ready.name.split(".")[1]), signal.SIGKILL)
+    monkeypatch.delenv(ENV)
+    deadline = time.monotonic() + 30
+    while ops.get_operation(started["operation_id"], ws)["status"] != "interrupted":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    # The next operation finishes the killed one's change first, then applies its own.
+    result = ops.update_model_deployment(STACK, "bert-sentiment", cpu=3000, workspace=ws)
+    assert result["status"] == "succeeded", result
+    old = ops.get_operation(started["operation_id"], ws)
+    assert old["status"] == "interrupted"
+    assert old["recovered_by"]["status"] == "succeeded", old
+    dep = _manifest(ws, "Deployment", "bert-sentiment")
+    assert dep is not None and dep["spec"]["replicas"] == 2
+    assert _container(ws, "bert-sentiment")["resources"]["limits"]["cpu"] == "3"
