@@ -16,14 +16,12 @@ from typing import Any
 
 import pytest
 
-from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract.effects import Effect
 from servestack.review.explain import explain_preview, overall_effect
-from servestack.review.predict import predict
 from tests import REPO
 from tests.engine.conftest import Deployed
-from tests.engine.matrix import EDITS, Edit
+from tests.engine.matrix import EDITS, Edit, as_reviewed
 
 #: Previews are kept for the issue note (explain runs on real output).
 PREVIEWS = REPO / ".servestack" / "previews"
@@ -33,7 +31,7 @@ ASYNC = [e for e in EDITS if "whisper-batch" in e.path]
 
 
 def _preview(d: Deployed, edit: Edit) -> tuple[dict, str]:
-    edited = set_value(d.base, edit.path, edit.value)
+    edited = as_reviewed(d.base, edit).text
     d.stack_file.write_text(edited, encoding="utf-8")
     try:
         return d.engine.preview_json(d.project, d.stack), edited
@@ -83,7 +81,7 @@ def test_engine_agrees_with_table(edit: Edit, request: pytest.FixtureRequest) ->
         assert "refused" in messages and edit.path.split(".", 2)[-1] in messages, messages
         assert all(s["op"] == "same" for s in preview.get("steps", [])), "nothing may change"
         return
-    found = predict(d.base, {edit.path: edit.value})
+    found = as_reviewed(d.base, edit)
     assert found.text == edited
     new = found.after
     changes = found.diff.changes

@@ -193,15 +193,19 @@ def test_promote_check_refuses_the_bad_canary_with_figures(live: Live) -> None:
         timeout=120,
         env={**os.environ, "COLUMNS": "200"},
     )
-    print(out.stdout)
+    print(out.stdout, out.stderr)
     assert out.returncode == 2, out.stdout + out.stderr
-    assert f"refused: the canary is not healthy ({BAD}, last {WINDOW})" in out.stdout
-    assert "canary error ratio" in out.stdout and "is over the SLO (1.00%" in out.stdout
-    canary_line = next(ln for ln in out.stdout.splitlines() if ln.strip().startswith("canary:"))
+    # A refusal goes to stderr, with the figures it was judged on (the CLI's one error path).
+    said = out.stderr
+    assert f"refused: the canary is not healthy ({BAD}, last {WINDOW})" in said
+    assert "canary error ratio" in said and "is over the SLO (1.00%" in said
+    assert "Traceback" not in said
+    canary_line = next(ln for ln in said.splitlines() if ln.strip().startswith("canary:"))
     errors = float(canary_line.split(", ")[1].split("%")[0])
     assert abs(errors / 100 - ERROR_RATE) <= 0.03
     # Refused before planning: nothing about the engine or the stack lock was printed.
-    assert "pulumi" not in out.stdout and "project" not in out.stdout
+    both = out.stdout + out.stderr
+    assert "pulumi" not in both and "project" not in both
 
 
 def test_gate_passes_the_healthy_canary(live: Live) -> None:
