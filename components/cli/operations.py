@@ -32,6 +32,7 @@ from servestack.config.models import StrategyType, Target
 from servestack.config.validation import load_stack_config
 from servestack.contract import paths
 from servestack.ops import live
+from servestack.ops.records import OperationStatus
 from servestack.review import report
 
 if TYPE_CHECKING:
@@ -164,9 +165,9 @@ def _confirm_and_apply(ws: ops.Workspace, p: ops.Plan, *, yes: bool, wait: bool)
     if not wait:
         op = result["operation_id"]
         line(f"operation {op} runs on in its own process; servestack operation {op} shows it")
-    if result.get("status") in ("rolled_back", "failed"):
+    if result.get("status") in (OperationStatus.rolled_back, OperationStatus.failed):
         raise typer.Exit(ExitCode.FAILED)
-    if result.get("status") == "interrupted":
+    if result.get("status") == OperationStatus.interrupted:
         raise typer.Exit(ExitCode.INTERRUPTED)
 
 

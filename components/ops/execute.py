@@ -79,14 +79,14 @@ def execute(
         write_atomic(path, good)
         try:
             up(ws, stack, progress, op.id)
-            op.rollback = {"status": "succeeded", "failed_config": str(failed)}
+            op.rollback = {"status": OperationStatus.succeeded.value, "failed_config": str(failed)}
         except Exception as rb_exc:
             op.rollback = {
-                "status": "failed",
+                "status": OperationStatus.failed.value,
                 "error": engine_error(rb_exc),
                 "failed_config": str(failed),
             }
-        succeeded = op.rollback["status"] == "succeeded"
+        succeeded = op.rollback["status"] == OperationStatus.succeeded
         op.status = OperationStatus.rolled_back if succeeded else OperationStatus.failed
         final = True
     except KeyboardInterrupt:  # a second Ctrl-C: stop now; the next operation cleans up
