@@ -45,6 +45,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -372,11 +373,24 @@ class Scratch:
         found = re.findall(r"operation ([0-9a-f]{12})\b", out)
         if found:
             self.vars["op"] = found[-1]
+            if "--no-wait" in argv:
+                self.wait_for(found[-1])
         shown = self.normalise(f"$ {shown_command}\n{out}")
         # `diff -u` exits 1 when the files differ: only servestack's and pulumi's codes count.
         if proc.returncode != 0 and argv[0] != "diff":
             shown += f"(exit {proc.returncode})\n"
         return shown
+
+    def wait_for(self, op_id: str) -> None:
+        """Until a `--no-wait` operation's worker is done: the next command neither waits for
+        the stack's lock nor sees the operation half way, whatever the timing."""
+        from servestack.ops import records
+
+        deadline = time.monotonic() + 900
+        while records.read(self.root / ".servestack", op_id)["status"] in ("pending", "running"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"operation {op_id} did not end in 900 s")
+            time.sleep(0.2)
 
     def pulumi_env(self) -> dict[str, str]:
         """What `pulumi` needs to see the stacks the operations run: their backend and home."""

@@ -8,6 +8,7 @@ end the command through :func:`servestack.cli.app.exit_for`.
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -465,7 +466,11 @@ def _show_operation(record: dict[str, Any]) -> None:
     if record.get("deployment"):
         where += f", deployment {record['deployment']}"
     line(f"{where}; phase {record.get('phase') or '-'}; run by {record.get('runner', 'wait')}")
-    line(f"started {record.get('started_at')}; finished {record.get('finished_at') or '-'}")
+    # To the second: the milliseconds only keep records in order.
+    started, finished = (
+        re.sub(r"\.\d+", "", str(record.get(k) or "-")) for k in ("started_at", "finished_at")
+    )
+    line(f"started {started}; finished {finished}")
     for change in record.get("changes") or []:
         before, after = (change.get(k) for k in ("before", "after"))
         line(

@@ -14,6 +14,7 @@ import pytest
 from servestack.config.stackfile import get_value, set_value
 from servestack.config.validation import load_stack_config
 from servestack.ops import operations as ops
+from servestack.program.guards import REFUSED
 from servestack.review.allowances import fingerprint, value_at
 from servestack.review.diff import diff_configs
 from tests.engine.conftest import Deployed, deploy
@@ -53,9 +54,6 @@ def prod(engine_ready: Path, tmp_path: Path) -> Any:
     yield d
     _run(d, "state", "unprotect", "--all", "--yes")
     d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)
-
-
-REFUSED = "servestack refused the change (nothing was applied)"
 
 
 def _refused(d: Deployed, text: str, *expected: str, head: str = REFUSED) -> None:
