@@ -85,16 +85,18 @@ def set_model_edits(
     """
     base = paths.deployment(deployment)
     notes: list[str] = []
+    canary = strategy is StrategyType.canary
     if image is None:
         current = str(get_value(text, f"{base}.model.image"))
         image = retag(
             current, str(get_value(text, f"{base}.model.version")), version, f"{base}.model.image"
         )
+        field = f"{base}.strategy.canaryImage" if canary else f"{base}.model.image"
         notes.append(
-            f"{base}.model.image: {image} (the tag of {current} was the current version; "
-            "--image names another image)"
+            f"{field}: {image}, the current image with {version} for its tag "
+            "(--image names another)"
         )
-    if strategy is StrategyType.canary:
+    if canary:
         edits: Edits = {
             f"{base}.strategy": {
                 "type": "canary",

@@ -198,7 +198,7 @@ class StackLock:
             RuntimeError: ``fd`` is not that stack's lock file, or not locked.
         """
         lock = cls(state_dir, stack)
-        if not lock.path.exists() or os.path.samestat(os.fstat(fd), lock.path.stat()) is False:
+        if not lock.path.exists() or not os.path.samestat(os.fstat(fd), lock.path.stat()):
             raise RuntimeError(f"descriptor {fd} is not the lock of stack {stack}")
         try:
             # Already ours (the same open file): this succeeds at once; anyone else's: no.

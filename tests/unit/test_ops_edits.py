@@ -52,8 +52,21 @@ def test_an_image_tagged_with_the_current_version_gets_the_new_one_and_says_so(
     }
     assert isinstance(edits, NotedEdits)
     assert edits.notes == [
-        f"{BASE}.model.image: {derived} (the tag of {image} was the current version; "
-        "--image names another image)"
+        f"{BASE}.model.image: {derived}, the current image with {new_version} for its tag "
+        "(--image names another)"
+    ]
+    canary = set_model_edits(
+        _dev(image, version),
+        "bert-sentiment",
+        version=new_version,
+        image=None,
+        strategy=StrategyType.canary,
+    )
+    assert canary[f"{BASE}.strategy"]["canaryImage"] == derived
+    assert isinstance(canary, NotedEdits)
+    assert canary.notes == [
+        f"{BASE}.strategy.canaryImage: {derived}, the current image with {new_version} for its "
+        "tag (--image names another)"
     ]
 
 
@@ -136,6 +149,6 @@ def test_set_model_says_in_the_review_which_image_it_derived(
     )
     assert res.exit_code == 2, res.output
     assert (
-        f"note: {BASE}.model.image: {REPO_IMAGE}:2.2.0 (the tag of {REPO_IMAGE}:2.1.0 was the "
-        "current version; --image names another image)\n"
+        f"note: {BASE}.model.image: {REPO_IMAGE}:2.2.0, the current image with v2.2.0 for its "
+        "tag (--image names another)\n"
     ) in res.output
