@@ -38,7 +38,7 @@ from harness.live import engine_writes, in_state, kinds_reached, observed, settl
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract.effects import Effect
-from servestack.review.predict import predict
+from servestack.program.guards import refusal_problems
 from tests.cluster.live import (
     STACK_NODES,
     api_client,
@@ -48,7 +48,7 @@ from tests.cluster.live import (
     wait_for,
     wait_until_clean,
 )
-from tests.engine.matrix import EDITS, Edit
+from tests.engine.matrix import EDITS, Edit, as_reviewed
 
 pytestmark = pytest.mark.cluster
 
@@ -56,8 +56,9 @@ pytestmark = pytest.mark.cluster
 def table_says(text: str, edit: Edit, kinds: set[str]) -> tuple[str, set[str], str]:
     """The field-effect table's class for the edit (:func:`servestack.review.predict`), the
     kinds it says the edit reaches, and the edited text. `in-place` on a stack holding none
-    of those kinds means no object changes: "no change"."""
-    found = predict(text, {edit.path: edit.value})
+    of those kinds means no object changes: "no change". In production a replacement goes
+    with the allowReplacements entry naming it (:func:`tests.engine.matrix.as_reviewed`)."""
+    found = as_reviewed(text, edit)
     reached = kinds_reached(found)
     effect = found.effect
     if effect is Effect.IN_PLACE and not reached & kinds:
@@ -111,7 +112,8 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
                 stack_file.write_text(text, encoding="utf-8")  # nothing applied: keep the old
                 touched = engine_writes(before, snapshot(api, in_state(api, s.resources())))
                 if expected != "forbidden":
-                    seen = f"up failed: {refused[-400:]}"
+                    why = refusal_problems(refused) or [refused[-400:]]
+                    seen = "up failed: " + " | ".join(why)
                 else:
                     seen = (
                         "forbidden" if not touched else f"refused, yet the engine wrote {touched}"
