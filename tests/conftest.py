@@ -15,6 +15,8 @@ import pytest
 from servestack.ops.recovery import Leftover, end_processes, processes_marked
 from tests import REPO
 
+pytest_plugins = ["tests.tiers"]
+
 if "SERVESTACK_ENGINE_BIN" not in os.environ and (REPO / ".engine" / "bin").exists():
     os.environ["SERVESTACK_ENGINE_BIN"] = str(REPO / ".engine" / "bin")
 

@@ -1,0 +1,31 @@
+"""`make test` ends with the time of each tier (tests/tiers.py): the clock is registered in
+every run, and it files each test under its folder below tests/."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from tests.tiers import TierClock
+
+
+def test_the_tier_clock_runs_in_every_session(request: pytest.FixtureRequest) -> None:
+    assert isinstance(request.config.pluginmanager.get_plugin("servestack-tier-clock"), TierClock)
+
+
+@pytest.mark.parametrize(
+    ("fspath", "tier"),
+    [
+        ("tests/engine/test_ops.py", "engine"),
+        ("tests/cluster/programs/x/test_y.py", "cluster"),
+        ("tests/test_top.py", "top"),
+        ("/elsewhere/test_z.py", "other"),
+    ],
+)
+def test_a_test_is_filed_under_its_folder(fspath: str, tier: str) -> None:
+    from tests import REPO
+
+    path = fspath if fspath.startswith("/") else str(REPO / fspath)
+    report = SimpleNamespace(fspath=path)
+    assert TierClock.tier(report) == tier  # type: ignore[arg-type]
