@@ -1,4 +1,5 @@
-"""The operations' quantities, in the stack file's units, and the floors under GPU models.
+"""The operations' quantities, in the stack file's units (the floors under GPU models are
+:mod:`servestack.ops.floors`'s).
 
 `servestack resources` takes what a stack file takes (`--cpu 4`, `--cpu 500m`,
 `--memory 8Gi`), parsed by :mod:`servestack.config.quantities`. Memory needs a unit on the
@@ -9,31 +10,17 @@ command refuses to guess. The Python API (`update_model_deployment`) keeps milli
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from servestack.config.errors import ConfigError, Problem
-from servestack.config.models import StackConfig
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
 from servestack.contract import paths
+from servestack.ops.floors import GPU_FLOOR, below_floor
 
 #: A number without a unit.
 _BARE = re.compile(r"\d+(\.\d*)?|\.\d+")
 #: Units `--memory` accepts (Kubernetes quantity suffixes).
 MEMORY_UNITS = ("Ki", "Mi", "Gi", "Ti", "K", "M", "G", "T")
-
-
-@dataclass(frozen=True)
-class Floor:
-    """The least a deployment with GPUs is given: below it a GPU model does not load, and
-    the value is far more likely a unit mistake (`4` millicores meant as 4 cores)."""
-
-    cpu_millicores: int
-    memory_mib: int
-
-
-#: The one place the GPU floors are set (docs/operations.md#resources-and-gpu-floors).
-GPU_FLOOR = Floor(cpu_millicores=1000, memory_mib=1024)
 
 
 def resource_edits(deployment: str, cpu: str | None, memory: str | None) -> dict[str, Any]:
@@ -72,28 +59,4 @@ def resource_edits(deployment: str, cpu: str | None, memory: str | None) -> dict
     return edits
 
 
-def below_floor(before: StackConfig, after: StackConfig) -> list[str]:
-    """Edits that take a deployment with GPUs below :data:`GPU_FLOOR`, before and after
-    named: ``deployments.x.resources.cpu: 4 -> 4m, below 1 core (the floor with GPUs)``."""
-    olds = {d.name: d for d in before.deployments}
-    found = []
-    for new in after.deployments:
-        old = olds.get(new.name)
-        if old is None or not new.resources.gpu.count:
-            continue
-        gpu = new.resources.gpu
-        gpus = f"{gpu.count} x {gpu.type.value}" if gpu.type else str(gpu.count)
-        o, n = old.resources, new.resources
-        if n.cpu_millicores < GPU_FLOOR.cpu_millicores and n.cpu_millicores < o.cpu_millicores:
-            found.append(
-                f"{paths.deployment(new.name, 'resources.cpu')}: {o.cpu} -> {n.cpu}, below "
-                f"{format_cpu(GPU_FLOOR.cpu_millicores)} core(s), the floor for a deployment "
-                f"with GPUs ({gpus})"
-            )
-        if n.memory_mib < GPU_FLOOR.memory_mib and n.memory_mib < o.memory_mib:
-            found.append(
-                f"{paths.deployment(new.name, 'resources.memory')}: {o.memory} -> {n.memory}, "
-                f"below {format_memory(GPU_FLOOR.memory_mib * 1024 * 1024)}, the floor for a "
-                f"deployment with GPUs ({gpus})"
-            )
-    return found
+__all__ = ["GPU_FLOOR", "MEMORY_UNITS", "below_floor", "resource_edits"]

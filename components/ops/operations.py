@@ -41,6 +41,7 @@ from servestack.ops.edits import (
     set_model_edits,
 )
 from servestack.ops.engine_errors import engine_error
+from servestack.ops.floors import below_floor
 from servestack.ops.interrupted import recover
 from servestack.ops.records import FINAL, Operation, OperationStatus
 from servestack.ops.transaction import OperationRefused, Plan, apply, plan
@@ -105,6 +106,7 @@ def update_model_deployment(
     wait: bool = True,
     workspace: Workspace | None = None,
     allow_replace: bool = False,
+    allow_below_floor: bool = False,
 ) -> dict[str, Any]:
     """Change a deployment the way the platform client does, as a reviewed stack edit.
 
@@ -119,6 +121,9 @@ def update_model_deployment(
             operation runs on in a (non-daemon) thread of this process, which lives until
             it ends; the CLI's `--no-wait` runs it in a process of its own instead.
         allow_replace: proceed even if the change replaces or deletes a resource.
+        allow_below_floor: proceed even if ``cpu`` or ``memory`` takes a deployment with
+            GPUs below :data:`servestack.ops.floors.GPU_FLOOR` (1 core, 1 GiB): such a value
+            is far more often a unit mistake (``cpu=4`` meant as 4 cores) than meant.
 
     Returns:
         The deployment's fields (name, model id/version/type, image, environment, active,
@@ -135,6 +140,13 @@ def update_model_deployment(
     )
     try:
         find_deployment(p.after, deployment)
+        low = below_floor(p.before, p.after)
+        if low and not allow_below_floor:
+            raise OperationRefused(
+                "; ".join(low) + " (cpu is in millicores and memory in MiB here; pass "
+                "allow_below_floor=True if this is meant)",
+                p.diff,
+            )
         if p.needs_confirmation and not allow_replace:
             raise OperationRefused(
                 "the change replaces or deletes resources: "
