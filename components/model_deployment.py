@@ -9,10 +9,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from servestack.autoscaler import Autoscaler
+from servestack.config import paths
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import DeploymentSpec
 from servestack.config.validation import deployment_checks, parse_deployment
-from servestack.contract import labels, paths
+from servestack.contract import labels
 from servestack.load_balancer import LoadBalancer
 from servestack.manifests import model, naming
 from servestack.manifests.lifecycle import LOCKED_PATHS

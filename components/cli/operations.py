@@ -29,9 +29,9 @@ from servestack.cli.output import (
     show_live,
     show_result,
 )
+from servestack.config import paths
 from servestack.config.models import StrategyType, Target
 from servestack.config.validation import load_stack_config
-from servestack.contract import paths
 from servestack.ops import live
 from servestack.ops.records import OperationStatus
 from servestack.review import report

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from servestack.config import paths
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
-from servestack.contract import paths
 from servestack.ops.floors import GPU_FLOOR, below_floor
 
 #: A number without a unit.

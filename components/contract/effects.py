@@ -16,7 +16,7 @@ Which manifest properties a field renders into is not written here: the builders
 as they build (:mod:`servestack.manifests.provenance`), and
 :func:`servestack.manifests.sample.renders` reads that (the contract does not import the
 builders).
-Paths are in the one user-visible dialect (:mod:`servestack.contract.paths`), with
+Paths are in the one user-visible dialect (:mod:`servestack.config.paths`), with
 ``<name>`` standing for any deployment or node pool.
 """
 
@@ -35,7 +35,7 @@ from servestack.config.models import (
     StrategyType,
     Target,
 )
-from servestack.contract.paths import FieldPath
+from servestack.config.paths import FieldPath
 
 
 class Effect(StrEnum):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from servestack.config.models import CloudProvider, ClusterSpec, NodePoolSpec, StackConfig, Target
+from servestack.config.paths import FieldPath
 from servestack.contract import labels
-from servestack.contract.paths import FieldPath
 from servestack.manifests import model, naming, node_pools, workload
 from servestack.manifests.provenance import (
     From,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from servestack.config import paths
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import DeploymentSpec, StackConfig, StrategyType
-from servestack.contract import paths
 
 
 def no_such_deployment(name: str, have: list[str]) -> ConfigError:

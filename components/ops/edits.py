@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from servestack.config import paths
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import StrategyType
 from servestack.config.quantities import format_cpu, format_memory
 from servestack.config.stackfile import get_value
-from servestack.contract import paths
 from servestack.ops.describe import no_such_deployment
 
 Edits = dict[str, Any]

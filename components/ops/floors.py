@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from servestack.config import paths
 from servestack.config.models import StackConfig
 from servestack.config.quantities import format_cpu, format_memory
-from servestack.contract import paths
 
 
 @dataclass(frozen=True)

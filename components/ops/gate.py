@@ -18,10 +18,10 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from servestack.config import paths
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import DeploymentSpec, Monitoring, StackConfig, StrategyType
-from servestack.contract import paths
 from servestack.manifests import monitoring as mon_rules
 from servestack.manifests import naming
 

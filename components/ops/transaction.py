@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servestack import testhook
-from servestack.config import reader
+from servestack.config import paths, reader
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import Environment, StackConfig
 from servestack.config.stackfile import get_value, set_value, write_atomic
-from servestack.contract import paths
 from servestack.ops import records
 from servestack.ops.describe import describe, find_deployment
 from servestack.ops.detach import start as detach_worker

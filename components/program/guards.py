@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from servestack.config import paths
 from servestack.config.errors import Problem
 from servestack.config.models import StackConfig
-from servestack.contract import paths
 from servestack.contract.effects import TABLE, Effect
 
 #: Stack output holding, per deployment, the fields whose edit is forbidden.

@@ -15,8 +15,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from servestack.config.models import Allowance, StackConfig
+from servestack.config.paths import COLLECTIONS, FieldPath
 from servestack.contract.effects import Effect
-from servestack.contract.paths import COLLECTIONS, FieldPath
 
 if TYPE_CHECKING:
     from servestack.review.diff import DiffResult, FieldChange

@@ -21,6 +21,7 @@ from servestack.config.models import (
     StackConfig,
     StrategyType,
 )
+from servestack.config.paths import FieldPath
 from servestack.contract.effects import (
     UNREAD_FALLBACK,
     EditContext,
@@ -30,7 +31,6 @@ from servestack.contract.effects import (
     unread_reason,
     worst,
 )
-from servestack.contract.paths import FieldPath
 from servestack.manifests.render import Rendered, render_deployment
 from servestack.review import allowances
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from servestack.config.models import StackConfig
+from servestack.config.paths import FieldPath
 from servestack.contract.effects import EditContext, Effect, rule_for, worst
-from servestack.contract.paths import FieldPath
 from servestack.manifests import lifecycle, naming
 from servestack.manifests.provenance import (
     ADD,

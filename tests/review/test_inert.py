@@ -23,8 +23,8 @@ import yaml
 
 from servestack.config.errors import ConfigError
 from servestack.config.models import StackConfig
+from servestack.config.paths import FieldPath
 from servestack.contract.effects import UNREAD_FALLBACK, Effect
-from servestack.contract.paths import FieldPath
 from servestack.manifests.render import render_stack
 from servestack.manifests.sample import KARPENTER, parse_config
 from servestack.review.diff import FieldChange, diff_configs

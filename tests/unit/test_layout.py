@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from servestack.config.errors import ConfigError
-from servestack.contract.paths import FieldPath, deployment, node_pool
+from servestack.config.paths import FieldPath, deployment, node_pool
 from servestack.engine import discovery, runner
 from servestack.engine import project as proj
 from tests import REPO

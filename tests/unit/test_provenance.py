@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from servestack.config.models import StackConfig
+from servestack.config.paths import FieldPath
 from servestack.contract.effects import MAP_FIELDS, TABLE, EditContext, Effect, table_key
-from servestack.contract.paths import FieldPath
 from servestack.manifests import lifecycle
 from servestack.manifests.provenance import (
     ADD,
