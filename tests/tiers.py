@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-_TESTS = Path(__file__).resolve().parent
-
 
 class TierClock:
     def __init__(self) -> None:
@@ -23,12 +21,12 @@ class TierClock:
 
     @staticmethod
     def tier(report: pytest.TestReport) -> str:
-        path = Path(report.fspath).resolve()
-        try:
-            parts = path.relative_to(_TESTS).parts
-        except ValueError:
+        # The node id's path is relative to the rootdir whatever the test did to its cwd
+        # (report.fspath is relative too, and tests that chdir would misfile it).
+        parts = Path(report.nodeid.split("::", 1)[0]).parts
+        if parts[:1] != ("tests",):
             return "other"
-        return parts[0] if len(parts) > 1 else "top"
+        return parts[1] if len(parts) > 2 else "top"
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

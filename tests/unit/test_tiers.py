@@ -15,17 +15,14 @@ def test_the_tier_clock_runs_in_every_session(request: pytest.FixtureRequest) ->
 
 
 @pytest.mark.parametrize(
-    ("fspath", "tier"),
+    ("nodeid", "tier"),
     [
-        ("tests/engine/test_ops.py", "engine"),
-        ("tests/cluster/programs/x/test_y.py", "cluster"),
-        ("tests/test_top.py", "top"),
-        ("/elsewhere/test_z.py", "other"),
+        ("tests/engine/test_ops.py::test_x", "engine"),
+        ("tests/cluster/programs/x/test_y.py::test_z[a/b::c]", "cluster"),
+        ("tests/test_top.py::test_t", "top"),
+        ("elsewhere/test_z.py::test_t", "other"),
     ],
 )
-def test_a_test_is_filed_under_its_folder(fspath: str, tier: str) -> None:
-    from tests import REPO
-
-    path = fspath if fspath.startswith("/") else str(REPO / fspath)
-    report = SimpleNamespace(fspath=path)
+def test_a_test_is_filed_under_its_folder(nodeid: str, tier: str) -> None:
+    report = SimpleNamespace(nodeid=nodeid)
     assert TierClock.tier(report) == tier  # type: ignore[arg-type]
