@@ -36,9 +36,11 @@ def is_refusal(output: str) -> bool:
 
 def refusal_problems(output: str) -> list[str]:
     """The problem lines of a refusal in the engine's output (none if it is not one): the
-    lines after :data:`REFUSED` up to the first blank one."""
+    lines after the last :data:`REFUSED` up to the first blank one."""
     lines = output.splitlines()
-    at = next((i for i, line in enumerate(lines) if REFUSED in line), None)
+    # The last occurrence: the CLI's progress display shows the marker's line first, with
+    # the engine's own "program exited" line after it; the Diagnostics section has it whole.
+    at = max((i for i, line in enumerate(lines) if REFUSED in line), default=None)
     if at is None:
         return []
     problems = []

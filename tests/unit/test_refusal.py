@@ -36,6 +36,21 @@ def test_a_refusal_is_recognised_in_the_engines_output_with_its_problems() -> No
     assert refusal_problems(ENGINE_OUTPUT) == [str(p) for p in PROBLEMS]
 
 
+#: `pulumi up` without a terminal: the progress display shows the marker first, followed
+#: by the engine's own line, before the Diagnostics section (seen in make demo's output).
+UP_OUTPUT = (
+    "     Type                 Name            Status                  Info\n"
+    "     pulumi:pulumi:Stack  servestack-dev  running error: " + REFUSED + ":\n"
+    "     pulumi:pulumi:Stack  servestack-dev  running error: an unhandled error occurred: "
+    "program exited with non-zero exit code: 1\n"
+    "     pulumi:pulumi:Stack  servestack-dev  **failed**     1 error\n\n" + ENGINE_OUTPUT
+)
+
+
+def test_the_problems_come_from_the_diagnostics_not_the_progress_display() -> None:
+    assert refusal_problems(UP_OUTPUT) == [str(p) for p in PROBLEMS]
+
+
 def test_other_failures_are_not_refusals() -> None:
     other = "error: invalid servestack config:\ndeployments.x.replicas: must be >= 0\n"
     assert not is_refusal(other)
