@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from harness import ENGINE_BIN, use_checkout_engine
 from servestack.ops.recovery import Leftover, end_processes, processes_marked
 from tests import REPO
 
 pytest_plugins = ["tests.tiers"]
 
-if "SERVESTACK_ENGINE_BIN" not in os.environ and (REPO / ".engine" / "bin").exists():
-    os.environ["SERVESTACK_ENGINE_BIN"] = str(REPO / ".engine" / "bin")
+if ENGINE_BIN.exists():
+    use_checkout_engine()
 
 #: In the environment of every process the session starts (set before any test runs, so
 #: the children, grandchildren and plugins of every tier inherit it).
