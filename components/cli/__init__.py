@@ -11,6 +11,7 @@ from __future__ import annotations
 # Importing the command modules registers their commands on `app`.
 from servestack.cli import operations as operations
 from servestack.cli import review as review
+from servestack.cli import stack as stack
 from servestack.cli.app import app, main
 from servestack.cli.output import ExitCode
 

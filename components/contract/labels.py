@@ -29,6 +29,14 @@ CAPACITY_TYPE = f"{PREFIX}/capacity-type"
 #: User tags become ``tags.servestack.io/<key>`` labels on metadata (never on pods).
 TAG_PREFIX = f"tags.{PREFIX}/"
 
+#: The Kubernetes provider's annotation naming an object's server-side apply field manager.
+FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
+#: The one field manager of every object servestack applies to a cluster. Without it the
+#: provider makes up a random one per create, so an object created again after a kill (an
+#: update whose checkpoint was never written) would have two managers, and a changed value
+#: a 409 conflict between them.
+FIELD_MANAGER = MANAGER
+
 # --- servestack annotations -------------------------------------------------------------
 CLUSTER = f"{PREFIX}/cluster"
 DESCRIPTION = f"{PREFIX}/description"

@@ -152,8 +152,9 @@ class Engine:
     def command(self) -> auto.PulumiCommand:
         return _PulumiCommand(self.bin_dir / "pulumi", self.env())
 
-    def stack(self, project_dir: Path, stack: str) -> auto.Stack:
-        """Create or select a stack of the project in ``project_dir``."""
+    def stack(self, project_dir: Path, stack: str, *, create: bool = True) -> auto.Stack:
+        """Create or select a stack of the project in ``project_dir`` (``create=False``:
+        select only; :class:`pulumi.automation.StackNotFoundError` when there is none)."""
         env = self.env()
         opts = auto.LocalWorkspaceOptions(
             work_dir=str(project_dir),
@@ -162,7 +163,8 @@ class Engine:
             pulumi_home=env.get("PULUMI_HOME"),
             secrets_provider="passphrase",
         )
-        return auto.create_or_select_stack(stack_name=stack, work_dir=str(project_dir), opts=opts)
+        make = auto.create_or_select_stack if create else auto.select_stack
+        return make(stack_name=stack, work_dir=str(project_dir), opts=opts)
 
     def cli(
         self, project_dir: Path, *args: str, check: bool = True, timeout: float = 900

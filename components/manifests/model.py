@@ -103,6 +103,12 @@ def plan(spec: DeploymentSpec) -> ModelPlan:
     )
 
 
+def endpoint(spec: DeploymentSpec) -> str | None:
+    """The URL clients call (a stack output), when the model has a Service: what
+    :class:`~servestack.LoadBalancer` exports, known without building the model."""
+    return routing.endpoint(spec) if effective(spec).load_balancer is not None else None
+
+
 def manifests(spec: DeploymentSpec) -> list[Manifest]:
     """Every manifest of one model, in the order the components register them.
 

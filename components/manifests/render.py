@@ -56,6 +56,8 @@ class Rendered:
     #: The inner components (Autoscaler, LoadBalancer) -> the child whose existence is
     #: theirs: the engine creates or deletes the component exactly when that child.
     stand_ins: dict[Key, Key] = field(default_factory=dict)
+    #: Applied to a cluster (not rendered): every object names its field manager.
+    applied: bool = False
 
     def record(self, key: Key) -> Record | None:
         """The resource's provenance, or for an inner component its stand-in's."""
@@ -73,6 +75,11 @@ class Rendered:
             marks[("metadata", "annotations", labels.CLUSTER)] = Mark(
                 frozenset({"cluster.name"}), frozenset(), None
             )
+            if self.applied:
+                meta["annotations"][labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
+                marks[("metadata", "annotations", labels.FIELD_MANAGER_ANNOTATION)] = Mark(
+                    frozenset({"target"}), frozenset(), None
+                )
         self.resources[key] = Record(manifest, marks)
         self.components[key] = component
 
@@ -90,7 +97,7 @@ def render_stack(
     ``deployments``: a set of names builds only those models (the rest of the stack is
     cheap); see :func:`render_deployment` to add others later.
     """
-    out = Rendered()
+    out = Rendered(applied=config.target is Target.cluster)
     cluster = config.cluster.name
     stack_scope = Scope()
     with recording():

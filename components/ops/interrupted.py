@@ -7,8 +7,11 @@ import uuid
 from typing import Any
 
 from servestack.config import reader
+from servestack.config.stackfile import write_atomic
 from servestack.ops import records, recovery
-from servestack.ops.execute import execute
+from servestack.ops.engine_errors import engine_error
+from servestack.ops.execute import execute, up
+from servestack.ops.lock import now
 from servestack.ops.records import FINAL, Operation, OperationStatus
 from servestack.ops.workspace import Workspace
 
@@ -47,11 +50,7 @@ def recover(ws: Workspace, stack: str) -> list[str]:
     path = ws.stack_file(stack)
     current = reader.read_text(path)
     if current not in (journal.before_text, journal.target_text):
-        line = "the stack file was edited after the interruption: not finishing the old change"
-        say(line)
-        lines.append(line)
-        _mark_interrupted(ws, journal, old, {"status": "abandoned", "cleanup": lines})
-        recovery.remove_journal(ws.state, stack)
+        lines += _converge(ws, journal, old, lines, say)
         return lines
     if current != journal.target_text:
         lines.append("the stack file still held the old config: wrote the interrupted change")
@@ -65,7 +64,7 @@ def recover(ws: Workspace, stack: str) -> list[str]:
         cleanup=lines,
     )
     records.save(ws.state, fix)
-    execute(ws, fix, journal.before_text, journal.target_text, None)
+    execute(ws, fix, journal.before_text, journal.target_text, None, scoped=bool(journal.scope))
     line = f"finished interrupted operation {journal.operation}: {fix.status} (operation {fix.id})"
     say(line)
     lines.append(line)
@@ -86,3 +85,60 @@ def _mark_interrupted(
     )
     old.recovered_by = how
     records.save(ws.state, old)
+
+
+def _converge(
+    ws: Workspace,
+    journal: recovery.Journal,
+    old: Operation | None,
+    lines: list[str],
+    say: recovery.Say,
+) -> list[str]:
+    """The stack file was edited since the interruption: apply the interrupted config once
+    more (from a copy; the stack file stays as edited), then leave the edited one to the
+    operation that found it.
+
+    The interrupted update wrote no checkpoint: objects it created exist outside the state.
+    Applied again, they are recorded (a create is an upsert), so that the edited config,
+    applied next, deletes those it no longer has instead of leaving them behind.
+    """
+    line = (
+        "the stack file was edited after the interruption: applying the interrupted "
+        "change's config once more first (objects it created are not in the state yet)"
+    )
+    say(line)
+    done = [line]
+    copy = ws.state / "inflight" / f"{journal.stack}.target.yaml"
+    write_atomic(copy, journal.target_text)
+    names = frozenset(journal.scope) if journal.scope else None
+    fix = Operation(
+        id=uuid.uuid4().hex[:12],
+        stack=journal.stack,
+        deployment=old.deployment if old else None,
+        changes=old.changes if old else [],
+        kind="recovery",
+        recovers=journal.operation,
+        cleanup=[*lines, line],
+    )
+    fix.status = OperationStatus.running
+    records.save(ws.state, fix)
+    try:
+        fix.result = up(ws, journal.stack, None, fix.id, names=names, config_file=copy)
+        fix.status = OperationStatus.succeeded
+        write_atomic(ws.state / "last-good" / f"{journal.stack}.yaml", journal.target_text)
+        line = f"applied the interrupted change's config again (operation {fix.id})"
+    except Exception as exc:  # the engine's failure, whatever its kind
+        fix.status, fix.error = OperationStatus.failed, engine_error(exc)
+        line = (
+            f"could not apply the interrupted change's config again: {fix.error}; objects it "
+            "created may be left outside the state"
+        )
+    fix.finished_at = now()
+    records.save(ws.state, fix)
+    say(line)
+    done.append(line)
+    how = {"operation": fix.id, "status": str(fix.status), "cleanup": [*lines, *done]}
+    _mark_interrupted(ws, journal, old, how)
+    recovery.remove_journal(ws.state, journal.stack)
+    copy.unlink(missing_ok=True)
+    return done

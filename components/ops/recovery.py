@@ -77,6 +77,8 @@ class Journal:
     #: The stack file before the operation, and the one being applied now.
     before_text: str
     target_text: str
+    #: The deployments the update was scoped to (:mod:`servestack.ops.scope`); None: all.
+    scope: list[str] | None = None
 
     @classmethod
     def start(cls, operation: str, stack: str, before_text: str, target_text: str) -> Journal:

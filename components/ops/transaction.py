@@ -53,6 +53,11 @@ class Plan:
     #: What the user should know about the edits (e.g. a derived image): shown with the
     #: review, kept in the record and the result.
     notes: list[str] = field(default_factory=list)
+    #: Whether the update may run on the changed deployments alone (servestack.ops.scope);
+    #: `servestack up` applies the whole stack.
+    scoped: bool = True
+    #: Told every engine event of the update (the progress of `servestack up`).
+    on_event: Callable[[Any], None] | None = None
 
     @property
     def needs_confirmation(self) -> list[FieldChange]:
@@ -256,10 +261,10 @@ def run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: 
                 "allowReplacements",
                 get_value(p.after_text, "allowReplacements"),
             )
-            execute(ws, op, p.before_text, armed, progress)
+            execute(ws, op, p.before_text, armed, progress, scoped=p.scoped)
             if op.status is not OperationStatus.succeeded:
                 return
-        execute(ws, op, p.before_text, p.after_text, progress)
+        execute(ws, op, p.before_text, p.after_text, progress, scoped=p.scoped, on_event=p.on_event)
         if used and op.status is OperationStatus.succeeded:
             # An entry allows one edit: once applied, it goes from the stack file.
             done = allowances.without(p.after_text, used)

@@ -22,7 +22,7 @@ from servestack.config.models import Environment, StackConfig, Target
 from servestack.config.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 from servestack.contract import labels
 from servestack.gpu_node_pool import GpuNodePool
-from servestack.manifests import workload
+from servestack.manifests import model, workload
 from servestack.manifests.render import render_stack
 from servestack.model_deployment import ModelDeployment
 from servestack.program import production
@@ -34,6 +34,19 @@ from servestack.program.guards import (
 )
 
 RENDER_ROOT = "out"
+#: Set by servestack's operations: the deployments this run registers (comma-separated).
+#: The others stay as the state has them: the run is targeted at these deployments'
+#: components (`--target URN --target-dependents`), so the engine neither reads nor deletes
+#: what the program does not register. Unset: every deployment.
+SCOPE_ENV = "SERVESTACK_SCOPE"
+
+
+def scope() -> frozenset[str] | None:
+    """The deployments this run registers (None: all); see :data:`SCOPE_ENV`."""
+    raw = os.environ.get(SCOPE_ENV)
+    if raw is None:
+        return None
+    return frozenset(name for name in raw.split(",") if name)
 
 
 def stack_config() -> dict[str, Any]:
@@ -107,18 +120,22 @@ def kubernetes_provider(config: StackConfig, stack: str) -> k8s.Provider:
 CLUSTER_ANNOTATION = labels.CLUSTER
 
 
-def pin_to_cluster(cluster: str) -> Any:
+def pin_to_cluster(cluster: str, *, applied: bool = False) -> Any:
     """A transformation that stamps every Kubernetes resource with its cluster's name and
     replaces it when that name changes: moving a stack to another cluster recreates its
     resources there (the engine alone would keep them, since a new provider with equal
-    inputs plans no change)."""
+    inputs plans no change). ``applied`` (a cluster, not render mode): the object also names
+    its field manager (:data:`servestack.contract.labels.FIELD_MANAGER`)."""
     path = f'metadata.annotations["{CLUSTER_ANNOTATION}"]'
+    stamps = {CLUSTER_ANNOTATION: cluster}
+    if applied:
+        stamps[labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
 
     def transform(args: pulumi.ResourceTransformationArgs) -> Any:
         meta = args.props.get("metadata")
         if not args.type_.startswith("kubernetes:") or not isinstance(meta, dict):
             return None
-        annotations = {**(meta.get("annotations") or {}), CLUSTER_ANNOTATION: cluster}
+        annotations = {**(meta.get("annotations") or {}), **stamps}
         props = {**args.props, "metadata": {**meta, "annotations": annotations}}
         opts = pulumi.ResourceOptions.merge(
             args.opts, pulumi.ResourceOptions(replace_on_changes=[path], delete_before_replace=True)
@@ -165,7 +182,9 @@ def bound_rollouts(timeouts: pulumi.CustomTimeouts) -> Any:
 
 def build(config: StackConfig, stack: str) -> dict[str, Any]:
     """Create every resource of a validated stack; returns the stack outputs."""
-    pulumi.runtime.register_stack_transformation(pin_to_cluster(config.cluster.name))
+    pulumi.runtime.register_stack_transformation(
+        pin_to_cluster(config.cluster.name, applied=config.target is Target.cluster)
+    )
     timeouts = rollout_timeouts(config)
     if timeouts is not None:
         pulumi.runtime.register_stack_transformation(bound_rollouts(timeouts))
@@ -183,19 +202,21 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
         ),
     )
     pools = {p.name: GpuNodePool(p.name, p, config.cluster, opts=opts) for p in config.node_pools}
-    deployments = {
-        d.name: ModelDeployment(
-            d.name,
-            d,
-            secrets=secret_values(d.name) if d.secret_env else None,
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *pools.values()]),
-        )
-        for d in config.deployments
-    }
+    only = scope()
+    for d in config.deployments:
+        if only is None or d.name in only:
+            ModelDeployment(
+                d.name,
+                d,
+                secrets=secret_values(d.name) if d.secret_env else None,
+                opts=pulumi.ResourceOptions(
+                    provider=provider, depends_on=[namespace, *pools.values()]
+                ),
+            )
     return stack_outputs(
         config,
         stack,
-        {n: d.endpoint for n, d in deployments.items() if d.endpoint is not None},
+        {d.name: e for d in config.deployments if (e := model.endpoint(d)) is not None},
         {n: p.labels for n, p in pools.items()},
     )
 

@@ -247,6 +247,19 @@ CASES = (
         INVALID,
         "{root}/stacks/Pulumi.nope.yaml: cannot read: No such file or directory",
     ),
+    # --- a whole stack ------------------------------------------------------------------------
+    Case(
+        "up-unknown-stack",
+        ("up", "nope", "--yes"),
+        INVALID,
+        "{root}/stacks/Pulumi.nope.yaml: cannot read: No such file or directory",
+    ),
+    Case(
+        "preview-unknown-stack",
+        ("preview", "nope"),
+        INVALID,
+        "{root}/stacks/Pulumi.nope.yaml: cannot read: No such file or directory",
+    ),
     # --- model rollouts -----------------------------------------------------------------------
     Case(
         "set-model-prod-blue-green",

@@ -1,0 +1,111 @@
+"""`servestack up` and `servestack preview`: a whole stack, as its stack file says, on the
+fast path (:mod:`servestack.ops.execute`), reviewed like an operation.
+
+The review compares the config the stack last deployed (its ``deployedConfig`` output) with
+the stack file, through the same field-effect table as every operation; production refuses
+what its gate refuses, before the engine starts. The update is journaled, so a kill is
+finished by the next servestack command (:mod:`servestack.ops.interrupted`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from servestack import testhook
+from servestack.config import reader
+from servestack.config.models import StackConfig
+from servestack.manifests.render import render_stack
+from servestack.ops.execute import engine_for
+from servestack.ops.interrupted import recover
+from servestack.ops.lock import StackLock
+from servestack.ops.transaction import Plan
+from servestack.ops.workspace import Workspace
+from servestack.program import production
+from servestack.review.diff import DiffResult, diff_configs
+from servestack.review.predict import parse_text
+
+#: The resources of an update that no manifest stands for: the stack itself, and the
+#: engine's builtin provider (the program reads its last outputs through it).
+_ENGINE_RESOURCES = 2
+
+
+def deployed_config(ws: Workspace, stack: str, operation: str = "review") -> StackConfig | None:
+    """The config the stack's last update deployed (None: none yet, or unreadable)."""
+    try:
+        outputs = engine_for(ws, stack, operation, create=False).outputs()
+    except Exception:  # no such stack yet (or no state to read): nothing deployed
+        return None
+    found = outputs.get(production.SNAPSHOT_OUTPUT)
+    return production.previous(found.value if found is not None else None).config
+
+
+def plan_up(ws: Workspace, stack: str, *, operation: str) -> Plan:
+    """Lock the stack, finish an interrupted operation, and review the stack file against
+    what is deployed. The plan holds the lock (see :func:`servestack.ops.transaction.plan`)."""
+    testhook.pause("before-lock")
+    lock = StackLock(ws.state, stack)
+    lock.acquire(operation, timeout=ws.lock_timeout, on_wait=ws.on_lock_wait)
+    try:
+        recovered = recover(ws, stack)
+        p = review(ws, stack)
+    except BaseException:
+        lock.release()
+        raise
+    p.lock, p.recovered = lock, recovered
+    return p
+
+
+def review(ws: Workspace, stack: str) -> Plan:
+    """The stack file against the deployed config (no lock; nothing applied)."""
+    path = ws.stack_file(stack)
+    text = reader.read_text(path)
+    after = parse_text(text, str(path))
+    before = deployed_config(ws, stack)
+    notes = []
+    if before is None:
+        notes.append(f"stack {stack} has no deployed config yet: its first update creates it all")
+        diff = DiffResult(environment=after.environment)
+    else:
+        diff = diff_configs(before, after)
+    # The text the last update applied is not kept, only its config: an allowance's two-step
+    # deletion (servestack.ops.transaction.run) starts from the stack file as it is.
+    return Plan(stack, None, text, text, before or after, after, diff, notes=notes, scoped=False)
+
+
+@dataclass
+class Progress:
+    """Resources the engine has finished, out of those the program registers; told to
+    ``on_change`` as each one finishes."""
+
+    total: int
+    on_change: Callable[[str], None] = lambda _text: None
+    done: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def event(self, event: Any) -> None:
+        """An engine event (Automation API): a resource's outputs mean it is finished."""
+        if getattr(event, "res_outputs_event", None) is not None:
+            self.done += 1
+            self.on_change(self.text())
+
+    def text(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return f"{self.done}/{self.total} resources, {elapsed:.0f}s"
+
+
+def resource_count(config: StackConfig, stack: str) -> int:
+    """How many resources the program registers for ``config``: every resource and
+    component the renderer knows of (the same builders), the stack and the builtin provider."""
+    rendered = render_stack(config, stack)
+    components = {c for c in rendered.components.values() if c is not None}
+    return len(rendered.resources) + len(components) + len(rendered.stand_ins) + _ENGINE_RESOURCES
+
+
+def engine_preview(ws: Workspace, stack: str, on_output: Callable[[str], None]) -> dict[str, int]:
+    """The engine's own preview of the stack file (writes nothing): steps by kind."""
+    st = engine_for(ws, stack, "preview")
+    res = st.preview(on_output=on_output)
+    return {str(k): int(v) for k, v in (res.change_summary or {}).items()}
