@@ -7,6 +7,8 @@ and bench/RESULTS.md.
 1. Mocks: a stack of N deployments built with the components vs a program that registers
    exactly the same Kubernetes resources directly (same manifests, no ComponentResources).
 2. Real engine (render mode): `pulumi preview` and `pulumi up` of both programs.
+   Fleet scale (bench/fleet.py): `servestack up` and one operation at N up to 1,000,
+   against the engine's limit without intermediate checkpoints.
 3. Real engine on the local cluster (`target: cluster`, provider `local`): `pulumi up` of
    both programs until every Deployment is Ready (bench/cluster.py). The cluster is started
    with tools/cluster.py when it is not running, and stopped again afterwards.
@@ -158,6 +160,12 @@ def main() -> int:
     ap.add_argument("--engine-sizes", default="1,10,100", help="render mode ('' skips it)")
     ap.add_argument("--cluster-sizes", default="1,10,100", help="local cluster mode ('' skips it)")
     ap.add_argument(
+        "--fleet-sizes", default="10,100,1000", help="servestack up, render mode ('' skips it)"
+    )
+    ap.add_argument(
+        "--op-sizes", default="3,100,1000", help="one operation at these N ('' skips it)"
+    )
+    ap.add_argument(
         "--merge",
         action="store_true",
         help="keep the parts of the existing results.json this run does not measure",
@@ -182,6 +190,11 @@ def main() -> int:
         from bench.engine import bench_engine
 
         results.update(bench_engine(_sizes(args.engine_sizes)))
+    if _sizes(args.fleet_sizes) or _sizes(args.op_sizes):
+        from bench.fleet import bench_fleet
+
+        results["fleet_date"] = _now()
+        results.update(bench_fleet(_sizes(args.fleet_sizes), _sizes(args.op_sizes)))
     if _sizes(args.cluster_sizes):
         from bench.cluster import bench_cluster
         from tests.cluster.live import running_cluster

@@ -14,6 +14,11 @@ OVERHEAD_TARGET = 1.10
 GROWTH_TARGET = 1.2
 DIFF_TARGET_S = 0.5
 EXPLAIN_TARGET_S = 1.0
+#: Fleet scale (issue 20): `servestack up` against the engine's limit at N = 100, the cost
+#: per deployment at 1,000 against 100, one operation at 1,000 against 3.
+FLEET_UP_TARGET = 2.0
+FLEET_GROWTH_TARGET = 1.5
+FLEET_OP_TARGET = 2.0
 
 
 def marginal(per_deployment_ms: dict[str, float]) -> dict[str, float]:
@@ -71,6 +76,7 @@ def targets(r: dict[str, Any]) -> list[str]:
             f"| the same with CPython's default collector settings | {growth_d}x | "
             f"{_verdict(growth_d <= GROWTH_TARGET)} |"
         )
+    rows += fleet_targets(r.get("fleet") or {})
     rows.append(
         f"| diff of 1,000 deployments < {DIFF_TARGET_S} s | {r['diff_1000_s']} s | "
         f"{_verdict(r['diff_1000_s'] < DIFF_TARGET_S)} |"
@@ -80,6 +86,76 @@ def targets(r: dict[str, Any]) -> list[str]:
         f"{_verdict(r['explain_10000_s'] < EXPLAIN_TARGET_S)} |"
     )
     return ["| target | measured | |", "|---|---|---|", *rows]
+
+
+def fleet_targets(f: dict[str, Any]) -> list[str]:
+    rows = []
+    row = f.get("100") or {}
+    if "up_s" in row and "limit_s" in row:
+        ratio = round(row["up_s"] / row["limit_s"], 2)
+        rows.append(
+            f"| `servestack up` of 100 deployments within {FLEET_UP_TARGET}x of the engine's "
+            f"limit (`PULUMI_SKIP_CHECKPOINTS`) | {ratio}x | "
+            f"{_verdict(ratio <= FLEET_UP_TARGET)} |"
+        )
+    big = f.get("1000") or {}
+    if "up_s" in big and "up_s" in row:
+        growth = round((big["up_s"] / 1000) / (row["up_s"] / 100), 2)
+        rows.append(
+            f"| `servestack up`: cost per deployment at N=1000 within {FLEET_GROWTH_TARGET}x "
+            f"of N=100 | {growth}x ({big['up_s']} s in all) | "
+            f"{_verdict(growth <= FLEET_GROWTH_TARGET)} |"
+        )
+    small = f.get("3") or {}
+    if "operation_s" in big and "operation_s" in small:
+        ratio = round(big["operation_s"] / small["operation_s"], 2)
+        rows.append(
+            f"| one operation on one deployment at N=1000 within {FLEET_OP_TARGET}x of N=3 | "
+            f"{ratio}x ({big['operation_s']} s against {small['operation_s']} s) | "
+            f"{_verdict(ratio <= FLEET_OP_TARGET)} |"
+        )
+    return rows
+
+
+def fleet_section(r: dict[str, Any]) -> list[str]:
+    f = r["fleet"]
+    lines = [
+        "",
+        "## Fleet scale: `servestack up` and one operation",
+        "",
+        "Render mode, the project's local file backend, a production stack of N deployments",
+        "(`bench.stacks.stack_raw`), each variant on a fresh stack of one project, in the same",
+        "run (bench/fleet.py). `up`: `servestack up STACK --yes` (one checkpoint write, under",
+        "servestack's journal). `limit`: the same program by `pulumi up` with",
+        "`PULUMI_SKIP_CHECKPOINTS=true`. `plain`: a plain `pulumi up` (a checkpoint write after",
+        "every step), measured up to N = 100 only: its cost grows with the square of N.",
+        "`hand-written plain`: the hand-written program's plain `pulumi up`, from the render-mode",
+        "section above (same run). `operation`: `servestack scale STACK model-0001 --min 3",
+        "--max M --yes` on the stack `servestack up` made, median of three.",
+        "",
+        "| N | up s | limit s | up / limit | plain s | hand-written plain s | up / hand-written "
+        "plain | operation s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    engine = r.get("engine") or {}
+    for n, row in sorted(f.items(), key=lambda kv: int(kv[0])):
+        hand = (engine.get(n) or {}).get("handwritten", {}).get("up", {}).get("s")
+        up, limit = row.get("up_s"), row.get("limit_s")
+        lines.append(
+            f"| {n} | {up} | {limit or '-'} | "
+            f"{round(up / limit, 2) if up and limit else '-'} | {row.get('plain_s', '-')} | "
+            f"{hand or '-'} | {round(up / hand, 2) if up and hand else '-'} | "
+            f"{row.get('operation_s', '-')} |"
+        )
+    writes = r.get("checkpoint_writes")
+    if writes:
+        lines += [
+            "",
+            f"Checkpoint writes per deployment of a fresh update of 10 deployments: plain `pulumi "
+            f"up` {writes['plain']}, the fast path {writes['fast']} (one write for the whole "
+            "update).",
+        ]
+    return lines
 
 
 def cluster_section(r: dict[str, Any]) -> list[str]:
@@ -188,6 +264,8 @@ def render(r: dict[str, Any]) -> str:
                     f"{c[op]['s']} ({c[op]['peak_mib']}) | "
                     f"{h[op]['s']} ({h[op]['peak_mib']}) | {ratio[op]} |"
                 )
+    if r.get("fleet"):
+        lines += fleet_section(r)
     if r.get("cluster_ratio"):
         lines += cluster_section(r)
     lines += [

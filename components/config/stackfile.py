@@ -115,3 +115,40 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+#: The stack-file key (under `servestack:`) naming a file the stack program reads its
+#: `servestack:*` config from, instead of the engine's environment; see
+#: :func:`engine_config_text`.
+CONFIG_FILE_KEY = "configFile"
+
+
+def has_secure(value: Any) -> bool:
+    """Whether a stack-file value holds a secret (a `secure:` value) anywhere."""
+    if isinstance(value, dict):
+        return "secure" in value or any(has_secure(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_secure(v) for v in value)
+    return False
+
+
+def engine_config_text(text: str, program_config: Path) -> str:
+    """The stack file ``text`` as servestack hands it to the engine (`--config-file`): its
+    `servestack:*` keys without a secret in them replaced by one, `servestack:configFile`,
+    naming ``program_config`` (a copy of ``text``) for the program to read them from.
+
+    Pulumi's Python language host hands the program its whole config in one environment
+    variable (`PULUMI_CONFIG`), and Linux refuses an environment string over 128 KiB
+    (`MAX_ARG_STRLEN`): a stack of several hundred deployments would not start at all.
+    Keys holding secrets stay, for the engine to decrypt them.
+    """
+    y = _yaml()
+    doc = y.load(text)
+    config = doc["config"]
+    for key in [k for k in config if str(k).startswith(f"{NAMESPACE}:")]:
+        if not has_secure(config[key]):
+            del config[key]
+    config[f"{NAMESPACE}:{CONFIG_FILE_KEY}"] = str(program_config)
+    buf = StringIO()
+    y.dump(doc, buf)
+    return buf.getvalue()

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,6 +181,88 @@ class Engine:
             check=check,
             timeout=timeout,
         )
+
+    def update(
+        self,
+        project_dir: Path,
+        stack: str,
+        *args: str,
+        on_output: Callable[[str], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, int]:
+        """`pulumi up --yes --skip-preview ARGS` of an existing stack, its output streamed to
+        ``on_output`` line by line and its engine events (the `--event-log` JSON) to
+        ``on_event`` as they come; returns the resource changes by kind.
+
+        The Automation API's `up` asks for the stack's outputs and history afterwards (three
+        more CLI runs, each reading the whole checkpoint); nothing here needs them.
+
+        Raises:
+            pulumi.automation.CommandError: the update failed (its output in the message).
+        """
+        import tempfile
+        import threading
+
+        from pulumi.automation.errors import create_command_error
+
+        with tempfile.TemporaryDirectory(prefix="servestack-events-") as tmp:
+            log = Path(tmp) / "events.jsonl"
+            log.touch()
+            argv = [str(self.bin_dir / "pulumi"), "up", "--yes", "--skip-preview"]
+            argv += ["--non-interactive", "--stack", stack, "--event-log", str(log), *args]
+            changes: dict[str, int] = {}
+            done = threading.Event()
+
+            def handle(line: bytes) -> None:
+                event = json.loads(line)
+                summary = event.get("summaryEvent")
+                if summary:
+                    changes.update(summary.get("resourceChanges") or {})
+                if on_event is not None:
+                    on_event(event)
+
+            def read_events() -> None:
+                pending = b""
+                with log.open("rb") as events:
+                    while True:
+                        finished = done.is_set()  # before the read: a last one after it
+                        chunk = events.read()
+                        if chunk:
+                            *lines, pending = (pending + chunk).split(b"\n")
+                            for line in lines:
+                                if line.strip():
+                                    handle(line)
+                        elif finished:
+                            return
+                        else:
+                            done.wait(0.05)
+
+            reader = threading.Thread(target=read_events, daemon=True)
+            reader.start()
+            with (Path(tmp) / "stderr").open("w+", encoding="utf-8") as errors:
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=project_dir,
+                    # The CLI offers --event-log (as to the Automation API) only with this set.
+                    env={**os.environ, **self.env(), "PULUMI_DEBUG_COMMANDS": "true"},
+                    stdout=subprocess.PIPE,
+                    stderr=errors,
+                    text=True,
+                )
+                out: list[str] = []
+                assert proc.stdout is not None
+                for text in proc.stdout:
+                    out.append(text)
+                    if on_output is not None:
+                        on_output(text)
+                code = proc.wait()
+                errors.seek(0)
+                err = errors.read()
+            done.set()
+            reader.join()
+        if code != 0:
+            raise create_command_error(auto.CommandResult("".join(out), err, code))
+        return changes
 
     def preview_json(self, project_dir: Path, stack: str) -> dict[str, Any]:
         """`pulumi preview --json`: every step with its detailedDiff and replaceReasons."""

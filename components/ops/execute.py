@@ -20,14 +20,15 @@ Every update servestack runs is on the fast path:
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from servestack import testhook
 from servestack.config.models import StackConfig, Target
-from servestack.config.stackfile import write_atomic
+from servestack.config.stackfile import engine_config_text, write_atomic
 from servestack.config.validation import load_stack_config
+from servestack.engine.runner import Engine
 from servestack.ops import records, recovery
 from servestack.ops.engine_errors import engine_error
 from servestack.ops.lock import now
@@ -47,30 +48,37 @@ def engine_for(
     ws: Workspace,
     stack: str,
     operation: str,
-    config_file: Path | None = None,
     config: StackConfig | None = None,
-    *,
-    create: bool = True,
-) -> Any:
-    """The Automation API stack an operation's engine runs on (fast path, marked with the
-    operation's id: recovery finds the processes a kill left by it), for ``config`` (or the
-    one in ``config_file``, or the stack file's)."""
-    config = config or load_stack_config(config_file or ws.stack_file(stack))
-    target = config.target
+) -> Engine:
+    """The engine an operation runs (fast path, every process marked with the operation's
+    id: recovery finds those a kill left by it), for ``config`` (or the stack file's)."""
+    config = config or load_stack_config(ws.stack_file(stack))
     marked = {**ws.runner.extra_env, recovery.OPERATION_ENV: operation, **FINAL_CHECKPOINT_ONLY}
-    engine = dataclasses.replace(ws.runner, cluster=target is Target.cluster, extra_env=marked)
-    return engine.stack(ws.project_dir, stack, create=create)
+    return dataclasses.replace(ws.runner, cluster=config.target is Target.cluster, extra_env=marked)
 
 
-def deployed_scope(st: Any, config: StackConfig) -> frozenset[str] | None:
-    """The deployments an update to ``config`` touches (None: all), from the stack's
-    ``deployedConfig`` output (:mod:`servestack.ops.scope`)."""
+def deployed(engine: Engine, ws: Workspace, stack: str) -> tuple[bool, Any]:
+    """Whether the stack exists, and its ``deployedConfig`` output (None: none yet), in one
+    CLI run."""
+    proc = engine.cli(ws.project_dir, "stack", "output", "--json", "--stack", stack, check=False)
+    if proc.returncode != 0:
+        if "no stack named" in proc.stderr:
+            return False, None
+        return True, None  # unreadable: a full run decides nothing wrongly
     try:
-        outputs = st.outputs()
-    except Exception:  # no state yet, or unreadable: a full run decides nothing wrongly
-        return None
-    deployed = outputs.get(SNAPSHOT_OUTPUT)
-    return scope(deployed.value if deployed is not None else None, config)
+        outputs = json.loads(proc.stdout)
+    except ValueError:
+        return True, None
+    return True, outputs.get(SNAPSHOT_OUTPUT) if isinstance(outputs, dict) else None
+
+
+def ensure_stack(engine: Engine, ws: Workspace, stack: str) -> Any:
+    """The stack's ``deployedConfig`` output (None: none yet); the stack is created (as
+    `pulumi stack init` does, passphrase secrets) when it does not exist."""
+    exists, found = deployed(engine, ws, stack)
+    if not exists:
+        engine.cli(ws.project_dir, "stack", "init", stack, "--secrets-provider", "passphrase")
+    return found
 
 
 def up(
@@ -79,26 +87,34 @@ def up(
     progress: Progress | None,
     operation: str,
     *,
+    text: str,
     names: frozenset[str] | None = None,
-    config_file: Path | None = None,
-    on_event: Callable[[Any], None] | None = None,
-    st: Any = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    engine: Engine | None = None,
 ) -> dict[str, int]:
-    """`pulumi up` of ``stack`` on the fast path; returns the engine's resource changes by
-    kind. ``names``: only those deployments (see :mod:`servestack.ops.scope`);
-    ``config_file``: apply that config instead of the stack file (recovery)."""
-    st = st or engine_for(ws, stack, operation, config_file)
-    scoped: dict[str, Any] = {}
+    """`pulumi up` of ``stack`` on the fast path, applying the stack file ``text`` (the stack
+    file's own, or the one an interrupted operation was applying); returns the engine's
+    resource changes by kind. ``names``: only those deployments (:mod:`servestack.ops.scope`).
+
+    The config goes to the engine as `--config-file` (see
+    :func:`servestack.config.stackfile.engine_config_text`): the program reads it from a
+    copy of ``text``, whatever its size.
+    """
+    engine = engine or engine_for(ws, stack, operation, config=parse_text(text, stack))
+    args: list[str] = []
     if names:
-        st.workspace.env_vars[SCOPE_ENV] = ",".join(sorted(names))
-        scoped = {"target": targets(stack, ws.project.name, names), "target_dependents": True}
-    res = st.up(
-        on_output=progress or (lambda _: None),
-        on_event=on_event,
-        config_file=str(config_file) if config_file else None,
-        **scoped,
-    )
-    return {str(k): v for k, v in (res.summary.resource_changes or {}).items()}
+        engine = dataclasses.replace(
+            engine, extra_env={**engine.extra_env, SCOPE_ENV: ",".join(sorted(names))}
+        )
+        args += [f"--target={urn}" for urn in targets(stack, ws.project.name, names)]
+        args.append("--target-dependents")
+    handed = ws.state / "inflight" / f"{stack}.program.yaml"
+    write_atomic(handed, text)
+    engine_file = ws.state / "inflight" / f"{stack}.engine.yaml"
+    write_atomic(engine_file, engine_config_text(text, handed.resolve()))
+    args += ["--config-file", str(engine_file.resolve())]
+    testhook.pause("engine")  # tests kill here: before the engine's first step
+    return engine.update(ws.project_dir, stack, *args, on_output=progress, on_event=on_event)
 
 
 def execute(
@@ -122,8 +138,9 @@ def execute(
     last_good = ws.state / "last-good" / f"{stack}.yaml"
     journal = recovery.Journal.start(op.id, stack, before_text, target_text)
     target = parse_text(target_text, str(path))
-    st = engine_for(ws, stack, op.id, config=target)
-    names = deployed_scope(st, target) if scoped else None
+    engine = engine_for(ws, stack, op.id, config=target)
+    found = ensure_stack(engine, ws, stack)
+    names = scope(found, target) if scoped else None
     journal.scope = sorted(names) if names else None
     op.status, op.phase = OperationStatus.running, journal.phase
     records.save(ws.state, op)
@@ -134,7 +151,16 @@ def execute(
         testhook.pause("stack-written")
         with recovery.GracefulInterrupt(ws.say or progress) as interrupt:
             try:
-                op.result = up(ws, stack, progress, op.id, names=names, on_event=on_event, st=st)
+                op.result = up(
+                    ws,
+                    stack,
+                    progress,
+                    op.id,
+                    text=target_text,
+                    names=names,
+                    on_event=on_event,
+                    engine=engine,
+                )
                 failure: Exception | None = None
             except Exception as exc:  # the engine's failure, whatever its kind
                 failure = exc
@@ -163,7 +189,7 @@ def execute(
         recovery.write_journal(ws.state, journal)
         write_atomic(path, good)
         try:
-            up(ws, stack, progress, op.id, names=names)
+            up(ws, stack, progress, op.id, text=good, names=names)
             op.rollback = {"status": OperationStatus.succeeded.value, "failed_config": str(failed)}
         except Exception as rb_exc:
             op.rollback = {

@@ -95,7 +95,7 @@ def _converge(
     say: recovery.Say,
 ) -> list[str]:
     """The stack file was edited since the interruption: apply the interrupted config once
-    more (from a copy; the stack file stays as edited), then leave the edited one to the
+    more (the stack file stays as edited), then leave the edited one to the
     operation that found it.
 
     The interrupted update wrote no checkpoint: objects it created exist outside the state.
@@ -108,8 +108,6 @@ def _converge(
     )
     say(line)
     done = [line]
-    copy = ws.state / "inflight" / f"{journal.stack}.target.yaml"
-    write_atomic(copy, journal.target_text)
     names = frozenset(journal.scope) if journal.scope else None
     fix = Operation(
         id=uuid.uuid4().hex[:12],
@@ -123,7 +121,7 @@ def _converge(
     fix.status = OperationStatus.running
     records.save(ws.state, fix)
     try:
-        fix.result = up(ws, journal.stack, None, fix.id, names=names, config_file=copy)
+        fix.result = up(ws, journal.stack, None, fix.id, text=journal.target_text, names=names)
         fix.status = OperationStatus.succeeded
         write_atomic(ws.state / "last-good" / f"{journal.stack}.yaml", journal.target_text)
         line = f"applied the interrupted change's config again (operation {fix.id})"
@@ -140,5 +138,4 @@ def _converge(
     how = {"operation": fix.id, "status": str(fix.status), "cleanup": [*lines, *done]}
     _mark_interrupted(ws, journal, old, how)
     recovery.remove_journal(ws.state, journal.stack)
-    copy.unlink(missing_ok=True)
     return done

@@ -18,7 +18,7 @@ from servestack import testhook
 from servestack.config import reader
 from servestack.config.models import StackConfig
 from servestack.manifests.render import render_stack
-from servestack.ops.execute import engine_for
+from servestack.ops.execute import deployed, engine_for
 from servestack.ops.interrupted import recover
 from servestack.ops.lock import StackLock
 from servestack.ops.transaction import Plan
@@ -34,12 +34,8 @@ _ENGINE_RESOURCES = 2
 
 def deployed_config(ws: Workspace, stack: str, operation: str = "review") -> StackConfig | None:
     """The config the stack's last update deployed (None: none yet, or unreadable)."""
-    try:
-        outputs = engine_for(ws, stack, operation, create=False).outputs()
-    except Exception:  # no such stack yet (or no state to read): nothing deployed
-        return None
-    found = outputs.get(production.SNAPSHOT_OUTPUT)
-    return production.previous(found.value if found is not None else None).config
+    _, found = deployed(engine_for(ws, stack, operation), ws, stack)
+    return production.previous(found).config
 
 
 def plan_up(ws: Workspace, stack: str, *, operation: str) -> Plan:
@@ -85,9 +81,9 @@ class Progress:
     done: int = 0
     started: float = field(default_factory=time.monotonic)
 
-    def event(self, event: Any) -> None:
-        """An engine event (Automation API): a resource's outputs mean it is finished."""
-        if getattr(event, "res_outputs_event", None) is not None:
+    def event(self, event: dict[str, Any]) -> None:
+        """An engine event (`--event-log` JSON): a resource's outputs mean it is finished."""
+        if "resOutputsEvent" in event:
             self.done += 1
             self.on_change(self.text())
 
@@ -106,6 +102,6 @@ def resource_count(config: StackConfig, stack: str) -> int:
 
 def engine_preview(ws: Workspace, stack: str, on_output: Callable[[str], None]) -> dict[str, int]:
     """The engine's own preview of the stack file (writes nothing): steps by kind."""
-    st = engine_for(ws, stack, "preview")
-    res = st.preview(on_output=on_output)
+    engine = engine_for(ws, stack, "preview")
+    res = engine.stack(ws.project_dir, stack).preview(on_output=on_output)
     return {str(k): int(v) for k, v in (res.change_summary or {}).items()}

@@ -19,6 +19,7 @@ from servestack import testhook
 from servestack.config import reader
 from servestack.config.errors import ConfigError
 from servestack.config.models import Environment, StackConfig, Target
+from servestack.config.stackfile import CONFIG_FILE_KEY, has_secure
 from servestack.config.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 from servestack.contract import labels
 from servestack.gpu_node_pool import GpuNodePool
@@ -67,7 +68,26 @@ def stack_config() -> dict[str, Any]:
         for full_key in sorted({*get_config_env(), *CONFIG.get()})
         if full_key.startswith(prefix)
     }
-    return reader.decode_engine_config(values, source=f"stack {pulumi.get_stack()}")
+    handed = values.pop(CONFIG_FILE_KEY, None)
+    decoded = reader.decode_engine_config(values, source=f"stack {pulumi.get_stack()}")
+    if handed is None:
+        return decoded
+    # servestack's own runs hand the config over in a file (config.stackfile.engine_config_text):
+    # the keys the engine still holds are those with secrets, decrypted by it.
+    return {**config_file_values(Path(handed)), **decoded}
+
+
+def config_file_values(path: Path) -> dict[str, Any]:
+    """The `servestack:*` keys of the stack file copy at ``path`` (read within the reader's
+    limits), prefix removed; keys holding secrets are left to the engine."""
+    _, doc = reader.read_document(path)
+    config = doc.get("config") if isinstance(doc, dict) else None
+    prefix = f"{NAMESPACE}:"
+    return {
+        key[len(prefix) :]: value
+        for key, value in (config or {}).items()
+        if isinstance(key, str) and key.startswith(prefix) and not has_secure(value)
+    }
 
 
 def check_stack_file(stack: str) -> None:

@@ -5,6 +5,7 @@ or at a provider write that blocks on a FIFO, and say so through files."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -264,37 +265,57 @@ def test_kill_9_right_after_the_stack_file_is_written(project: Project) -> None:
     _finish_with_next_operation(project, record)
 
 
+def _writing(op: str, fifo: Path) -> bool:
+    """Whether a process of operation ``op`` has ``fifo`` open (for its write, which blocks:
+    the pipe is kept full)."""
+    for proc in engine_processes(op):
+        fds = Path(f"/proc/{proc.pid}/fd")
+        try:
+            if any(os.readlink(fd) == str(fifo) for fd in fds.iterdir()):
+                return True
+        except OSError:  # it ended, or a descriptor closed while listed
+            continue
+    return False
+
+
 def test_kill_9_while_the_engine_runs(project: Project) -> None:
     new = _new_text(project)
-    # The provider's write of this manifest blocks on a FIFO: the engine is mid-step, with
-    # a pending operation in its checkpoint, for as long as the test wants.
+    # The provider's write of this manifest blocks on a full FIFO: the engine is mid-step
+    # for as long as the test wants. The checkpoint is written once, at the end of the
+    # update (servestack.ops.execute), so the kill leaves the one from before it.
     target = manifest_file(project.out / STACK, "Deployment", "bert-sentiment")
     target.unlink()
     os.mkfifo(target)
+    keeper = os.open(target, os.O_RDWR | os.O_NONBLOCK)  # a reader, so opening never blocks
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            os.write(keeper, b"#" * 4096)
+    before = project.checkpoint()
     proc = project.start("scale", STACK, "bert-sentiment", "--replicas", "3", session=True)
     try:
-        pending = wait_until(project.pending, "a pending operation in the checkpoint", proc)
+        record = wait_until(
+            lambda: (ops := project.operations()) and ops[0].get("phase") == "apply" and ops[0],
+            "the operation applying",
+            proc,
+        )
+        wait_until(lambda: _writing(record["id"], target), "the provider writing", proc)
         kill_group(proc)
-        (record,) = project.operations()
         # The engine started its plugins in process groups of their own: the kill of the
         # operation's group leaves them running, with init as their parent.
         left = engine_processes(record["id"])
     finally:
-        # Let a writer that escaped the kill finish its open, then drop the FIFO.
-        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
-        os.close(fd)
+        os.close(keeper)
         target.unlink()
     providers = [p for p in left if "pulumi-resource-kubernetes" in p.cmdline]
     assert providers, f"the provider is expected to outlive the kill; left: {left}"
-    assert [p["type"] for p in pending] == ["updating"]
-    assert pending[0]["resource"]["urn"].endswith("::bert-sentiment")
+    assert project.checkpoint() == before  # not one step of the killed update recorded
+    assert project.pending() == []
     assert project.stack_file.read_text() == new
     locks = recovery.engine_lock_files(project.backend, "servestack", STACK)
     assert len(locks) == 1  # the engine's own lock, left by the kill
     _reports_interrupted(project, record["id"])
     out = _finish_with_next_operation(project, record)
     assert f"removed the engine's stale stack lock {locks[0]}" in out
-    assert "cleared the pending operation updating urn:pulumi:dev::servestack::" in out
     # The recovery ended what the kill left, and said so.
     for provider in providers:
         assert f"ended pid {provider.pid} ({' '.join(provider.cmdline.split())}) with SIG" in out

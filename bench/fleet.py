@@ -1,0 +1,103 @@
+"""Fleet scale: `servestack up` of a whole stack and one operation on one deployment, at
+growing N, against the engine's own limit measured in the same run (render mode, the
+project's local file backend).
+
+- ``up``: a fresh `servestack up STACK --yes` (the fast path: one checkpoint write, under
+  servestack's journal);
+- ``limit``: the same program on a fresh stack by `pulumi up` with
+  ``PULUMI_SKIP_CHECKPOINTS=true`` (what the engine costs with no checkpoint between steps);
+- ``plain``: the same program by a plain `pulumi up` (a checkpoint write after every step),
+  up to ``plain_max`` deployments: its cost grows with the square of N (4 h at 1,000);
+- ``operation``: `servestack scale STACK model-0001 --min 3 --max M --yes` on the stack
+  `servestack up` made, three times (M alternating), median;
+- ``writes``: checkpoint writes per deployment of a fresh update, counted from the engine's
+  log (`-v=7` logs each as "Saved stack"), with and without intermediate checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.engine import stack_text
+from bench.stacks import stack_raw
+from servestack.engine import Engine, make_project
+
+PASSPHRASE = "bench"
+SKIP = {"PULUMI_SKIP_CHECKPOINTS": "true"}
+
+
+def _env(project: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PULUMI_BACKEND_URL", "PULUMI_HOME")}
+    env.update(
+        {
+            "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE,
+            "SERVESTACK_RENDER_ROOT": str(project.parent / "out"),
+            **extra,
+        }
+    )
+    return env
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=7200)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = proc.stdout[-3000:] + proc.stderr[-3000:]
+        raise RuntimeError(f"{' '.join(argv[:6])} failed:\n{tail}")
+    return round(seconds, 2), proc.stderr
+
+
+def _pulumi(project: Path, stack: str, *args: str, **env: str) -> tuple[float, str]:
+    engine = Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project)
+    engine.stack(project, stack)  # `pulumi stack init`
+    argv = [str(engine.bin_dir / "pulumi"), "up", "--yes", "--skip-preview", "-s", stack, *args]
+    return _timed([*argv, "--non-interactive"], project, {**_env(project), **engine.env(), **env})
+
+
+def _servestack(project: Path, *args: str) -> float:
+    argv = [sys.executable, "-m", "servestack", "-C", str(project), *args]
+    return _timed(argv, project, _env(project, COLUMNS="200"))[0]
+
+
+def writes_per_deployment(n: int) -> dict[str, float]:
+    """Checkpoint writes of a fresh update of ``n`` deployments, per deployment."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        text = stack_text(stack_raw(n))
+        project = make_project(Path(tmp) / "project", stacks={"plain": text, "fast": text})
+        for name, env in (("plain", {}), ("fast", SKIP)):
+            _, log = _pulumi(project, name, "-v=7", "--logtostderr", **env)
+            out[name] = round(log.count("Saved stack ") / n, 2)
+    print(f"checkpoint writes per deployment (N={n}): {out}", flush=True)
+    return out
+
+
+def bench_fleet(sizes: list[int], op_sizes: list[int], plain_max: int = 100) -> dict[str, Any]:
+    fleet: dict[str, Any] = {}
+    for n in sorted(set(sizes) | set(op_sizes)):
+        row: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            text = stack_text(stack_raw(n))
+            stacks = {"fast": text, "limit": text, "plain": text}
+            project = make_project(Path(tmp) / "project", stacks=stacks)
+            row["up_s"] = _servestack(project, "up", "fast", "--yes")
+            if n in sizes:
+                row["limit_s"] = _pulumi(project, "limit", **SKIP)[0]
+                if n <= plain_max:
+                    row["plain_s"] = _pulumi(project, "plain")[0]
+            if n in op_sizes:
+                scale = ("scale", "fast", "model-0001", "--min", "3", "--max")
+                runs = [_servestack(project, *scale, str(m), "--yes") for m in (7, 8, 7)]
+                row["operation_s"] = statistics.median(runs)
+                row["operation_runs_s"] = runs
+        fleet[str(n)] = row
+        print(f"fleet N={n}: {row}", flush=True)
+    return {"fleet": fleet, "checkpoint_writes": writes_per_deployment(10)}

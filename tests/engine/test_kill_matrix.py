@@ -1,0 +1,176 @@
+"""The kill matrix of the fast path, on the real engine in render mode.
+
+`servestack up` writes the checkpoint once, when the update ends (servestack.ops.execute).
+Each case SIGKILLs the whole process group of a fresh `servestack up` (CLI, language host,
+program, provider) at one point:
+
+- ``before-engine``: the journal is written, the engine has not started;
+- ``after-some``: some of the stack's objects are rendered, the rest not yet;
+- ``before-final-write``: every object is rendered, the program is held before its exports,
+  so the engine cannot have written its checkpoint;
+- ``around-final-write-*``: the program is let go and the kill follows after a delay, so
+  that it lands while the engine finishes and writes its checkpoint, or just after.
+
+Then the next `servestack up` recovers, with the same stack file or with a changed one (an
+image changed, a deployment removed). Afterwards: the checkpoint parses and holds exactly the
+resources a plain `pulumi up` (default checkpoints) of the final config holds; the rendered
+directory holds exactly that run's files, byte for byte (no orphan, no truncated YAML); no
+pending operation and no engine lock is left; `pulumi preview --expect-no-changes` passes.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.engine import stack_text
+from bench.stacks import stack_raw
+from servestack.config.stackfile import set_value
+from servestack.engine import Engine, make_project
+from servestack.ops import recovery
+from servestack.ops.edits import delete_edits
+from tests.engine.conftest import PASSPHRASE
+from tests.engine.test_reliability import Project, kill_group, ready, wait_until
+
+pytestmark = pytest.mark.engine
+
+STACK = "dev"
+N = 6
+CHANGED_IMAGE = "registry.example.com/models/m0:2.0.0"
+REMOVED = f"model-{N - 1:04d}"
+
+
+def _text() -> str:
+    raw = stack_raw(N)
+    raw["environment"] = "development"
+    return stack_text(raw)
+
+
+def _changed(text: str) -> str:
+    text = set_value(text, "deployments.model-0000.model.image", CHANGED_IMAGE)
+    return set_value(text, "deployments", delete_edits(text, REMOVED)["deployments"])
+
+
+def _project(root: Path, text: str) -> Project:
+    project = make_project(root / "project", stacks={STACK: text})
+    out = root / "out"
+    engine = Engine(
+        project / ".pulumi-state",
+        passphrase=PASSPHRASE,
+        extra_env={"SERVESTACK_RENDER_ROOT": str(out)},
+        project_dir=project,
+    )
+    return Project(project, out, root / "hooks", engine)
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(out)): f.read_bytes() for f in sorted(out.rglob("*")) if f.is_file()}
+
+
+def _resources(project: Project) -> list[str]:
+    data = project.checkpoint()
+    assert data is not None, "the checkpoint must parse"
+    latest = data["checkpoint"]["latest"]
+    assert not latest.get("pending_operations")
+    return sorted(r["urn"] for r in latest["resources"])
+
+
+@pytest.fixture(scope="module")
+def reference(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What a plain `pulumi up` with default checkpoints leaves, for each final config."""
+    refs: dict[str, Any] = {}
+    for name, text in (("same", _text()), ("changed", _changed(_text()))):
+        project = _project(tmp_path_factory.mktemp(f"reference-{name}"), text)
+        project.engine.stack(project.root, STACK)  # `pulumi stack init`
+        proc = project.engine.cli(
+            project.root, "up", "--yes", "--skip-preview", "-s", STACK, check=False
+        )
+        assert proc.returncode == 0, proc.stderr
+        refs[name] = {
+            "files": _files(project.out / STACK),
+            "resources": _resources(project),
+        }
+    return refs
+
+
+def _kill(project: Project, point: str) -> dict[str, Any]:
+    """Start `servestack up` and SIGKILL its process group at ``point``; what it left."""
+    pause = {"before-engine": "engine", "after-some": ""}.get(point, "program")
+    proc = project.start("up", STACK, pause=pause, session=True)
+    rendered = project.out / STACK / "1-manifest"
+    expected = 0 if point == "before-engine" else len(_expected_files(project))
+    if point == "before-engine":
+        wait_until(ready(project.hooks, "engine"), "servestack up before the engine", proc)
+    elif point == "after-some":
+        some = expected // 2
+
+        def half() -> bool:
+            return rendered.is_dir() and len(list(rendered.iterdir())) >= some
+
+        wait_until(half, f"{some} of {expected} objects rendered", proc)
+    else:
+        wait_until(ready(project.hooks, "program"), "the program before its exports", proc)
+
+        def every() -> bool:
+            return rendered.is_dir() and len(list(rendered.iterdir())) >= expected
+
+        wait_until(every, f"all {expected} objects rendered", proc)
+        if point.startswith("around-final-write"):
+            (project.hooks / "program.go").touch()
+            time.sleep(float(point.rsplit("-", 1)[1]) / 1000)
+    kill_group(proc)
+    (record,) = project.operations()
+    return record
+
+
+def _expected_files(project: Project) -> set[str]:
+    from servestack.config.validation import load_stack_config
+    from servestack.manifests.render import render_stack
+
+    config = load_stack_config(project.stack_file)
+    rendered = render_stack(config, STACK)
+    return {k.name for k in rendered.resources if k.type.startswith("kubernetes:")}
+
+
+POINTS = [
+    "before-engine",
+    "after-some",
+    "before-final-write",
+    "around-final-write-0",
+    "around-final-write-400",
+]
+
+
+@pytest.mark.parametrize("target", ["same", "changed"])
+@pytest.mark.parametrize("point", POINTS)
+def test_a_killed_up_is_recovered_by_the_next(
+    point: str, target: str, reference: dict[str, Any], tmp_path: Path
+) -> None:
+    project = _project(tmp_path, _text())
+    killed = _kill(project, point)
+    assert recovery.read_journal(project.root / ".servestack", STACK) is not None
+    if target == "changed":
+        project.stack_file.write_text(_changed(project.stack_file.read_text()))
+    code, out = project.run("up", STACK)
+    assert code == 0, out
+    assert f"operation {killed['id']} on stack {STACK} was interrupted" in out
+    if target == "changed":
+        assert "applying the interrupted change's config once more first" in out
+    ref = reference[target]
+    assert _resources(project) == ref["resources"]
+    files = _files(project.out / STACK)
+    assert sorted(files) == sorted(ref["files"]), "orphaned or missing rendered files"
+    assert files == ref["files"], "a rendered file differs (truncated?)"
+    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
+    assert recovery.read_journal(project.root / ".servestack", STACK) is None
+    proc = project.engine.cli(
+        project.root, "preview", "--expect-no-changes", "-s", STACK, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # The killed operation is reported as such, finished by the recovery.
+    record = next(r for r in project.operations() if r["id"] == killed["id"])
+    assert record["status"] == "interrupted"
+    assert record["recovered_by"]["status"] == "succeeded", record
