@@ -17,10 +17,15 @@ ENV = "SERVESTACK_TEST_PAUSE"
 DIR_ENV = "SERVESTACK_TEST_PAUSE_DIR"
 
 
+def wanted(point: str) -> bool:
+    """Whether a test asked to stop at ``point``."""
+    points = os.environ.get(ENV)
+    return bool(points) and point in (points or "").split(",")
+
+
 def pause(point: str) -> None:
     """Stop at ``point`` when a test asked for it; see the module docstring."""
-    points = os.environ.get(ENV)
-    if not points or point not in points.split(","):
+    if not wanted(point):
         return
     where = Path(os.environ.get(DIR_ENV) or ".")
     where.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,9 @@ import typer
 
 from servestack.cli.app import app
 from servestack.cli.output import ExitCode, console, fail
+from servestack.config import reader
 from servestack.config.errors import ConfigError
+from servestack.config.stackfile import ENV_STRING_LIMIT, plain_config_bytes
 from servestack.config.validation import load_stack_config
 from servestack.review import report
 from servestack.review.diff import diff_configs
@@ -96,6 +98,13 @@ def validate(
             f"{f}: ok ({cfg.environment.value}, {len(cfg.deployments)} deployments, "
             f"{len(cfg.node_pools)} node pools)"
         )
+        size = plain_config_bytes(reader.read_text(f))
+        if size > ENV_STRING_LIMIT:
+            typer.echo(
+                f"{f}: note: a plain `pulumi up` cannot start this stack: Pulumi hands the "
+                f"program its config in one environment variable, {size:,} bytes here, and "
+                f"Linux allows {ENV_STRING_LIMIT:,}; `servestack up` hands it over in a file"
+            )
     if bad:
         raise typer.Exit(ExitCode.INVALID)
 

@@ -77,8 +77,9 @@ class Rendered:
             )
             if self.applied:
                 meta["annotations"][labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
+                # There because of `target: cluster` (render mode has no field manager).
                 marks[("metadata", "annotations", labels.FIELD_MANAGER_ANNOTATION)] = Mark(
-                    frozenset({"target"}), frozenset(), None
+                    frozenset({"target"}), frozenset(), frozenset({"target"})
                 )
         self.resources[key] = Record(manifest, marks)
         self.components[key] = component

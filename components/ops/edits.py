@@ -14,6 +14,7 @@ from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import StrategyType
 from servestack.config.quantities import format_cpu, format_memory
 from servestack.config.stackfile import get_value
+from servestack.config.validation import read_stack_text
 from servestack.ops.describe import no_such_deployment
 
 Edits = dict[str, Any]
@@ -178,8 +179,8 @@ def rollback_edits(text: str, deployment: str) -> Edits:
 
 
 def delete_edits(text: str, deployment: str) -> Edits:
-    deployments = get_value(text, "deployments")
-    kept = [d for d in deployments if d.get("name") != deployment]
-    if len(kept) == len(deployments):
-        raise no_such_deployment(deployment, [str(d.get("name")) for d in deployments])
-    return {"deployments": kept}
+    """The deployment's whole entry, removed (its own lines; the rest of the file kept)."""
+    names = [str(d.get("name")) for d in read_stack_text(text).get("deployments") or []]
+    if deployment not in names:
+        raise no_such_deployment(deployment, names)
+    return {paths.deployment(deployment): None}

@@ -139,9 +139,7 @@ def execute(
     journal = recovery.Journal.start(op.id, stack, before_text, target_text)
     target = parse_text(target_text, str(path))
     engine = engine_for(ws, stack, op.id, config=target)
-    found = ensure_stack(engine, ws, stack)
-    names = scope(found, target) if scoped else None
-    journal.scope = sorted(names) if names else None
+    names: frozenset[str] | None = None
     op.status, op.phase = OperationStatus.running, journal.phase
     records.save(ws.state, op)
     recovery.write_journal(ws.state, journal)
@@ -151,6 +149,11 @@ def execute(
         testhook.pause("stack-written")
         with recovery.GracefulInterrupt(ws.say or progress) as interrupt:
             try:
+                found = ensure_stack(engine, ws, stack)
+                names = scope(found, target) if scoped else None
+                if names:
+                    journal.scope = sorted(names)
+                    recovery.write_journal(ws.state, journal)
                 op.result = up(
                     ws,
                     stack,

@@ -328,6 +328,26 @@ def secret_values(name: str) -> pulumi.Output[dict[str, str]]:
     return pulumi.Output.secret(all_secrets).apply(pick)
 
 
+def _created_hook() -> Callable[[], None]:
+    """Tests only (``SERVESTACK_TEST_PAUSE=created``): once every resource the program
+    registers exists, hold the program before its exports, so that the engine has created
+    everything and cannot have written its final checkpoint. A no-op otherwise."""
+    if not testhook.wanted("created"):
+        return lambda: None
+    made: list[pulumi.CustomResource] = []
+
+    def collect(args: pulumi.ResourceTransformationArgs) -> None:
+        if isinstance(args.resource, pulumi.CustomResource):
+            made.append(args.resource)
+
+    pulumi.runtime.register_stack_transformation(collect)
+
+    def hold() -> None:
+        pulumi.Output.all(*(r.id for r in made)).apply(lambda _: testhook.pause("created"))
+
+    return hold
+
+
 def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     """The stack program: validate the config, refuse forbidden edits, build, export.
 
@@ -362,11 +382,14 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
             "production gate relies on the engine's protection alone for this update"
         )
     if config.environment is Environment.production:
-        rendered = render_stack(config, stack)
+        only = scope()
+        rendered = render_stack(config, stack, deployments=set(only) if only else True)
         mine = [key for key, item in rendered.components.items() if item is not None]
         keys = production.protected(rendered, verdict.unprotected)
         pulumi.runtime.register_stack_transformation(production.protect(keys, mine))
+    created = _created_hook()
     outputs = builder(config, stack)
+    created()
     outputs[production.SNAPSHOT_OUTPUT] = production.snapshot(config, verdict.unprotected)
     testhook.pause("program")  # tests stop here to signal a running update
     for key, value in outputs.items():

@@ -6,8 +6,9 @@ program, provider) at one point:
 
 - ``before-engine``: the journal is written, the engine has not started;
 - ``after-some``: some of the stack's objects are rendered, the rest not yet;
-- ``before-final-write``: every object is rendered, the program is held before its exports,
-  so the engine cannot have written its checkpoint;
+- ``before-final-write``: every object is rendered (each resource the program registered
+  has its id), the program is held before its exports, so the engine cannot have written
+  its checkpoint;
 - ``around-final-write-*``: the program is let go and the kill follows after a delay, so
   that it lands while the engine finishes and writes its checkpoint, or just after.
 
@@ -32,6 +33,7 @@ from servestack.config.stackfile import set_value
 from servestack.engine import Engine, make_project
 from servestack.ops import recovery
 from servestack.ops.edits import delete_edits
+from servestack.review.predict import apply_edits
 from tests.engine.conftest import PASSPHRASE
 from tests.engine.test_reliability import Project, kill_group, ready, wait_until
 
@@ -51,7 +53,7 @@ def _text() -> str:
 
 def _changed(text: str) -> str:
     text = set_value(text, "deployments.model-0000.model.image", CHANGED_IMAGE)
-    return set_value(text, "deployments", delete_edits(text, REMOVED)["deployments"])
+    return apply_edits(text, delete_edits(text, REMOVED))
 
 
 def _project(root: Path, text: str) -> Project:
@@ -98,7 +100,7 @@ def reference(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def _kill(project: Project, point: str) -> dict[str, Any]:
     """Start `servestack up` and SIGKILL its process group at ``point``; what it left."""
-    pause = {"before-engine": "engine", "after-some": ""}.get(point, "program")
+    pause = {"before-engine": "engine", "after-some": ""}.get(point, "created")
     proc = project.start("up", STACK, pause=pause, session=True)
     rendered = project.out / STACK / "1-manifest"
     expected = 0 if point == "before-engine" else len(_expected_files(project))
@@ -112,14 +114,10 @@ def _kill(project: Project, point: str) -> dict[str, Any]:
 
         wait_until(half, f"{some} of {expected} objects rendered", proc)
     else:
-        wait_until(ready(project.hooks, "program"), "the program before its exports", proc)
-
-        def every() -> bool:
-            return rendered.is_dir() and len(list(rendered.iterdir())) >= expected
-
-        wait_until(every, f"all {expected} objects rendered", proc)
+        wait_until(ready(project.hooks, "created"), "every resource created", proc)
+        assert rendered.is_dir() and len(list(rendered.iterdir())) == expected
         if point.startswith("around-final-write"):
-            (project.hooks / "program.go").touch()
+            (project.hooks / "created.go").touch()
             time.sleep(float(point.rsplit("-", 1)[1]) / 1000)
     kill_group(proc)
     (record,) = project.operations()
@@ -174,3 +172,21 @@ def test_a_killed_up_is_recovered_by_the_next(
     record = next(r for r in project.operations() if r["id"] == killed["id"])
     assert record["status"] == "interrupted"
     assert record["recovered_by"]["status"] == "succeeded", record
+
+
+def test_the_stack_lock_holds_on_the_fast_path(engine_ready: Path, tmp_path: Path) -> None:
+    """An operation started while `servestack up` runs waits for it (here: refuses at once,
+    with --no-queue, naming the holder), and lands after it."""
+    project = _project(tmp_path, _text())
+    up = project.start("up", STACK, pause="engine", session=True)
+    wait_until(ready(project.hooks, "engine"), "servestack up holding the stack", up)
+    code, out = project.run("scale", STACK, "model-0001", "--min", "1", "--max", "9", "--no-queue")
+    assert code == 4, out
+    assert f"servestack up {STACK}" in out, out
+    (project.hooks / "engine.go").touch()
+    rest, _ = up.communicate(timeout=1800)
+    assert up.returncode == 0, rest
+    code, out = project.run("scale", STACK, "model-0001", "--min", "1", "--max", "9")
+    assert code == 0, out
+    scaled = project.manifest("HorizontalPodAutoscaler", "model-0001")
+    assert scaled["spec"]["maxReplicas"] == 9

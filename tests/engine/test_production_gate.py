@@ -17,6 +17,7 @@ from servestack.ops import operations as ops
 from servestack.program.guards import REFUSED
 from servestack.review.allowances import fingerprint, value_at
 from servestack.review.diff import diff_configs
+from servestack.review.predict import apply_edits
 from tests.engine.conftest import Deployed, deploy
 
 MACHINE = "nodePools.a100.machineType"
@@ -97,9 +98,7 @@ def test_uncovered_node_pool_replacement_is_refused_by_preview_and_up(prod: Depl
 
 
 def test_uncovered_deployment_delete_is_refused_by_preview_and_up(prod: Deployed) -> None:
-    text = set_value(
-        prod.base, "deployments", ops.delete_edits(prod.base, "llama-chat")["deployments"]
-    )
+    text = apply_edits(prod.base, ops.delete_edits(prod.base, "llama-chat"))
     _refused(prod, text, "deployments.llama-chat: delete (deleted: deployments.llama-chat)")
 
 
@@ -158,13 +157,12 @@ def test_covered_delete_needs_the_protection_lifted_first(prod: Deployed) -> Non
         "to": None,
         "reason": "llama-chat retired in CHG-2002",
     }
-    kept = ops.delete_edits(prod.base, "llama-chat")["deployments"]
     armed = set_value(prod.base, "allowReplacements", [entry])
     # Entry and deletion in one update: the engine would refuse half-way; the program
     # refuses first and says what to do.
     _refused(
         prod,
-        set_value(armed, "deployments", kept),
+        apply_edits(armed, ops.delete_edits(armed, "llama-chat")),
         "deployments.llama-chat: the allowed edit deletes",
         "which the last update protected",
     )

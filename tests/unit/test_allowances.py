@@ -15,6 +15,7 @@ from servestack.ops.operations import delete_edits
 from servestack.program import production
 from servestack.review import allowances
 from servestack.review.diff import diff_configs
+from servestack.review.predict import apply_edits
 from tests import REPO
 
 PROD = (REPO / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
@@ -37,7 +38,7 @@ def _entry(path: str, before: Any, after: Any) -> dict[str, Any]:
 
 
 def _without(text: str, deployment: str) -> str:
-    return set_value(text, "deployments", delete_edits(text, deployment)["deployments"])
+    return apply_edits(text, delete_edits(text, deployment))
 
 
 OLD = _stack(PROD)

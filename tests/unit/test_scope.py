@@ -13,6 +13,7 @@ from servestack.config.validation import parse_stack, read_stack_text
 from servestack.ops.edits import delete_edits
 from servestack.ops.scope import scope, targets
 from servestack.program import production
+from servestack.review.predict import apply_edits
 from tests import REPO
 
 PROD = (REPO / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
@@ -58,12 +59,12 @@ def test_a_change_inside_one_deployment_scopes_to_it(path: str, value: Any) -> N
 
 def test_a_removed_deployment_is_in_scope() -> None:
     # Its components are targeted: the engine deletes what the program no longer registers.
-    gone = set_value(DEV, "deployments", delete_edits(DEV, "whisper-batch")["deployments"])
+    gone = apply_edits(DEV, delete_edits(DEV, "whisper-batch"))
     assert scope(_deployed(DEV), _stack(gone)) == {"whisper-batch"}
 
 
 def test_an_added_deployment_is_in_scope() -> None:
-    gone = set_value(DEV, "deployments", delete_edits(DEV, "whisper-batch")["deployments"])
+    gone = apply_edits(DEV, delete_edits(DEV, "whisper-batch"))
     assert scope(_deployed(gone), _stack(DEV)) == {"whisper-batch"}
 
 
