@@ -47,6 +47,9 @@ KARPENTER: dict[str, Any] = {
         },
         {"name": "l4", "gpu": {"type": "L4", "count": 1}, "maxNodes": 2, "spot": True},
         {"name": "spare", "gpu": {"type": "A10G", "count": 1}},
+        # MIG: every H100 of a node cut into 7 slices (the embedder's).
+        {"name": "h100", "gpu": {"type": "H100", "count": 8, "mig": "all-1g.10gb"}},
+        {"name": "h100-wide", "gpu": {"type": "H100", "count": 8, "mig": "all-1g.20gb"}},
     ],
     "deployments": [
         {
@@ -138,7 +141,11 @@ KARPENTER: dict[str, Any] = {
             "name": "embedder",
             "model": _model("v5.0.0", "registry.example.com/nlp/embedder:5.0.0"),
             "processing": "async",
-            "resources": {"cpu": 1, "memory": "2Gi"},
+            "resources": {
+                "cpu": 1,
+                "memory": "2Gi",
+                "gpu": {"count": 1, "type": "H100", "mig": "1g.10gb"},
+            },
             "replicas": 2,
             "queue": {"kind": "kafka", "name": "documents", "connectionSecret": "kafka-conn"},
         },
