@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from servestack.config.gpu import MIG_RESOURCE_PREFIX
 from servestack.config.models import StackConfig
 from servestack.config.validation import SECRET_NAMES, parse_stack
 from servestack.contract import labels
@@ -227,9 +228,19 @@ class GenericMark:
 ANY_TAG = f"{labels.TAG_PREFIX}*"
 
 
+#: A MIG slice resource, whatever the profile (the samples ask for one or two).
+ANY_SLICE = f"{MIG_RESOURCE_PREFIX}*"
+
+
 def _generic(prop: Prop) -> Prop:
     return tuple(
-        ANY_INDEX if isinstance(s, int) else ANY_TAG if s.startswith(labels.TAG_PREFIX) else s
+        ANY_INDEX
+        if isinstance(s, int)
+        else ANY_TAG
+        if s.startswith(labels.TAG_PREFIX)
+        else ANY_SLICE
+        if s.startswith(MIG_RESOURCE_PREFIX)
+        else s
         for s in prop
     )
 
