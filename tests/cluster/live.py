@@ -39,7 +39,7 @@ STACK_NODES: dict[str, dict[str, int]] = {
     "dev": {},
     "staging": {"t4": 3},
     "prod": {"a100": 2},
-    "mig": {"h200": 1, "h200-wide": 1},
+    "mig": {"h200": 1, "h200-wide": 1, "h200-spare": 1},
 }
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
 

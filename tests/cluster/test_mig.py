@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 from pulumi import automation as auto
 
-from servestack.config.gpu import GPU_RESOURCE, MIG_CONFIG_LABEL
+from servestack.config.gpu import GPU_RESOURCE, MIG_CONFIG_LABEL, GpuType
 from servestack.config.machines import machine
 from servestack.config.stackfile import set_value
 from servestack.contract import labels
@@ -88,8 +88,10 @@ def test_slices_are_node_capacity_and_the_scheduler_counts_them(
         assert GPU_RESOURCE not in node.status.allocatable
         wait_for(
             f"{slices} Ready replicas and one Pending with the scheduler's reason",
-            lambda: len([p for p in _pods(core) if _ready(p)]) == slices
-            and [p for p in _pods(core) if p.status.phase == "Pending"],
+            lambda: (
+                len([p for p in _pods(core) if _ready(p)]) == slices
+                and [p for p in _pods(core) if p.status.phase == "Pending"]
+            ),
             timeout=240,
         )
         pods = _pods(core)
@@ -136,7 +138,7 @@ def test_local_nodes_of_the_new_machines_carry_their_shape(
     try:
         s.up()
         for i, (name, gpu) in enumerate(NEW_MACHINES):
-            shape = machine(name)
+            shape = machine(name, GpuType(gpu))
             assert shape is not None
             node = wait_for(
                 f"m{i} ({name}) initialized",

@@ -191,9 +191,7 @@ def test_leaving_production_is_gated_too() -> None:
 
 
 def test_a_covered_edit_unprotects_only_its_item() -> None:
-    text = set_value(
-        NEW_SPOT, "allowReplacements", [_entry(SPOT, False, True)]
-    )
+    text = set_value(NEW_SPOT, "allowReplacements", [_entry(SPOT, False, True)])
     verdict = production.check(_previous(OLD), _stack(text))
     assert verdict.problems == []
     assert verdict.unprotected == {"nodePools.a100"}
