@@ -7,6 +7,15 @@ from pathlib import Path
 
 #: The repository checkout the tests run in.
 REPO = Path(__file__).resolve().parent.parent
+#: Stacks the tests use besides the repository's own (stacks/): tests/stacks/.
+TEST_STACKS = REPO / "tests" / "stacks"
+
+
+def stack_text(stack: str) -> str:
+    """The text of stack ``stack``: the repository's stacks/, else the tests' own."""
+    name = f"Pulumi.{stack}.yaml"
+    path = REPO / "stacks" / name
+    return (path if path.exists() else TEST_STACKS / name).read_text(encoding="utf-8")
 
 
 def copy_program(source: Path, dest: Path) -> Path:

@@ -2,7 +2,10 @@
 
 Every place that needs to know something about a GPU type (container resource key, the
 value of the node label a deployment selects and a pool's taint, accelerator names) reads
-this table, so a pool and the pods meant for it can never disagree. Default machine types
+this table, so a pool and the pods meant for it can never disagree. MIG profiles (the slices a
+GPU can be cut into) are rows of it too: NVIDIA's MIG user guide
+(https://docs.nvidia.com/datacenter/tesla/mig-user-guide/supported-mig-profiles.html), and for
+the H200 a measurement on the hardware. Default machine types
 per provider are the machine table's (:mod:`servestack.config.machines`); the label, taint
 and tolerations built from a row are the manifests'
 (:mod:`servestack.manifests.gpu_scheduling`).
@@ -10,6 +13,7 @@ and tolerations built from a row are the manifests'
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -19,13 +23,54 @@ class GpuType(StrEnum):
     V100 = "V100"
     A10G = "A10G"
     A100 = "A100"
+    A100_80GB = "A100-80GB"
     L4 = "L4"
     L40S = "L40S"
     H100 = "H100"
+    H200 = "H200"
+    B200 = "B200"
 
 
 #: Extended resource advertised by the NVIDIA device plugin.
 GPU_RESOURCE = "nvidia.com/gpu"
+#: A MIG slice's resource under the GPU operator's "mixed" strategy: `nvidia.com/mig-<profile>`.
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+#: Node label the GPU operator's MIG manager partitions a node's GPUs by (`all-<profile>`).
+MIG_CONFIG_LABEL = "nvidia.com/mig.config"
+#: Prefix of a partitioning that cuts every GPU of a node into one profile's slices.
+MIG_ALL = "all-"
+#: Compute slices of a whole MIG-capable GPU (every GPU of the table's has 7).
+MIG_COMPUTE_SLICES = 7
+_PROFILE_RE = re.compile(r"^([1-9][0-9]*)g\.([1-9][0-9]*)gb(\+me)?$")
+
+
+@dataclass(frozen=True)
+class MigProfile:
+    """One MIG GPU instance profile (`nvidia-smi mig -lgip`): its name and how many fit a GPU."""
+
+    name: str
+    #: Instances of this profile on one GPU when the GPU holds only this profile.
+    per_gpu: int
+
+    @property
+    def media(self) -> bool:
+        """A `+me` profile (media extensions): one per GPU, not offered as a slice resource."""
+        return self.name.endswith("+me")
+
+    @property
+    def resource(self) -> str:
+        """The extended resource a pod requests for one slice (GPU operator, mixed strategy)."""
+        return f"{MIG_RESOURCE_PREFIX}{self.name}"
+
+
+def parse_profile(name: str) -> tuple[int, int] | None:
+    """(compute slices, memory GB) named by a profile such as `3g.40gb`; None if malformed."""
+    m = _PROFILE_RE.match(name)
+    return (int(m[1]), int(m[2])) if m else None
+
+
+def _mig(*rows: tuple[str, int]) -> tuple[MigProfile, ...]:
+    return tuple(MigProfile(name, n) for name, n in rows)
 
 
 @dataclass(frozen=True)
@@ -40,11 +85,21 @@ class GpuInfo:
     gke_accelerator: str | None
     #: Value of Karpenter's `karpenter.k8s.aws/instance-gpu-name` requirement.
     karpenter_gpu_name: str
+    #: MIG instance profiles; empty for a GPU without MIG.
+    mig: tuple[MigProfile, ...] = ()
 
     @property
     def label_value(self) -> str:
         """Value of the GPU node label on nodes carrying this GPU (lower case, label-safe)."""
         return self.type.value.lower()
+
+    def mig_profile(self, name: str) -> MigProfile | None:
+        return next((p for p in self.mig if p.name == name), None)
+
+    @property
+    def slice_profiles(self) -> list[str]:
+        """Profiles a deployment may ask for and a pool may partition into (no `+me`)."""
+        return [p.name for p in self.mig if not p.media]
 
 
 GPU_TABLE: dict[GpuType, GpuInfo] = {
@@ -77,6 +132,35 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             "NVIDIA-A100-SXM4-40GB",
             "nvidia-tesla-a100",
             "a100",
+            # MIG user guide, "Supported MIG Profiles", A100-SXM4-40GB table.
+            _mig(
+                ("1g.5gb", 7),
+                ("1g.5gb+me", 1),
+                ("1g.10gb", 4),
+                ("2g.10gb", 3),
+                ("3g.20gb", 2),
+                ("4g.20gb", 1),
+                ("7g.40gb", 1),
+            ),
+        ),
+        GpuInfo(
+            GpuType.A100_80GB,
+            80,
+            "NVIDIA-A100-SXM4-80GB",
+            "nvidia-a100-80gb",
+            # EC2 names both A100s `a100`; the pool's instance-type requirement tells them apart.
+            "a100",
+            # MIG user guide, "Supported MIG Profiles", A100: the 40 GB table's instance counts
+            # under the A100-SXM4-80GB names it gives (1g.10gb ... 7g.80gb).
+            _mig(
+                ("1g.10gb", 7),
+                ("1g.10gb+me", 1),
+                ("1g.20gb", 4),
+                ("2g.20gb", 3),
+                ("3g.40gb", 2),
+                ("4g.40gb", 1),
+                ("7g.80gb", 1),
+            ),
         ),
         GpuInfo(
             GpuType.L4,
@@ -98,6 +182,54 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             "NVIDIA-H100-80GB-HBM3",
             "nvidia-h100-80gb",
             "h100",
+            # MIG user guide, "Supported MIG Profiles", H100 MIG profiles (H100-SXM5-80GB).
+            _mig(
+                ("1g.10gb", 7),
+                ("1g.10gb+me", 1),
+                ("1g.20gb", 4),
+                ("2g.20gb", 3),
+                ("3g.40gb", 2),
+                ("4g.40gb", 1),
+                ("7g.80gb", 1),
+            ),
+        ),
+        GpuInfo(
+            GpuType.H200,
+            141,
+            # Measured: nvidia-smi reports "NVIDIA H200, 143771 MiB" (driver 580.159.04); GPU
+            # feature discovery labels it NVIDIA-H200.
+            "NVIDIA-H200",
+            "nvidia-h200-141gb",
+            "h200",
+            # Measured on that H200 with `nvidia-smi mig -lgip` (servestack issue 21); the MIG
+            # user guide's H200 table has the same names and counts.
+            _mig(
+                ("1g.18gb", 7),
+                ("1g.18gb+me", 1),
+                ("1g.35gb", 4),
+                ("2g.35gb", 3),
+                ("3g.71gb", 2),
+                ("4g.71gb", 1),
+                ("7g.141gb", 1),
+            ),
+        ),
+        GpuInfo(
+            GpuType.B200,
+            # MIG user guide, "Supported GPUs": B200, 180GB, 7 instances at most.
+            180,
+            "NVIDIA-B200",
+            "nvidia-b200",
+            "b200",
+            # MIG user guide, "Supported MIG Profiles", B200 MIG profiles.
+            _mig(
+                ("1g.23gb", 7),
+                ("1g.23gb+me", 1),
+                ("1g.45gb", 4),
+                ("2g.45gb", 3),
+                ("3g.90gb", 2),
+                ("4g.90gb", 1),
+                ("7g.180gb", 1),
+            ),
         ),
     )
 }
@@ -105,3 +237,55 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
 
 def gpu_info(gpu_type: GpuType | str) -> GpuInfo:
     return GPU_TABLE[GpuType(gpu_type)]
+
+
+def with_mig() -> list[GpuType]:
+    """GPU types that can be partitioned into MIG slices, for messages."""
+    return [t for t, info in GPU_TABLE.items() if info.mig]
+
+
+def slice_resource(gpu_type: GpuType, profile: str | None) -> str:
+    """The resource one unit of a GPU request is: a whole GPU, or one slice of ``profile``."""
+    if profile is None:
+        return GPU_RESOURCE
+    found = gpu_info(gpu_type).mig_profile(profile)
+    assert found is not None, "validation guarantees a profile of the GPU type"
+    return found.resource
+
+
+def replica_gpu_resources(gpu_type: GpuType | None, count: int, mig: str | None) -> dict[str, int]:
+    """What one replica asking for ``count`` GPUs (or slices of ``mig``) requests."""
+    if gpu_type is None or count == 0:
+        return {}
+    return {slice_resource(gpu_type, mig): count}
+
+
+def short_of(requests: dict[str, int], offers: dict[str, int]) -> dict[str, int]:
+    """Extended resources ``requests`` needs beyond ``offers`` (by resource name, any kind),
+    mapped to what is offered of each; empty when the requests fit."""
+    return {r: offers.get(r, 0) for r, n in requests.items() if n > offers.get(r, 0)}
+
+
+def unit(resource: str) -> str:
+    """How a message counts a resource: GPUs, or `1g.18gb` slices."""
+    if resource.startswith(MIG_RESOURCE_PREFIX):
+        return f"{resource.removeprefix(MIG_RESOURCE_PREFIX)} slices"
+    return "GPUs"
+
+
+def partition_profile(partitioning: str | None) -> str | None:
+    """The profile of a pool's partitioning (`all-1g.18gb` -> `1g.18gb`)."""
+    if partitioning is None:
+        return None
+    return partitioning.removeprefix(MIG_ALL)
+
+
+def node_gpu_resources(gpu_type: GpuType, gpus: int, partitioning: str | None) -> dict[str, int]:
+    """What a node with ``gpus`` of ``gpu_type`` advertises: whole GPUs, or the slices of its
+    partitioning (a partitioned GPU is no longer offered whole under the mixed strategy)."""
+    profile = partition_profile(partitioning)
+    if profile is None:
+        return {GPU_RESOURCE: gpus}
+    found = gpu_info(gpu_type).mig_profile(profile)
+    assert found is not None, "validation guarantees a profile of the GPU type"
+    return {found.resource: gpus * found.per_gpu}

@@ -3,7 +3,20 @@
 One table serves three purposes: the default machine of a pool (by provider, GPU type and
 GPUs per node), the offline check that a deployment fits a node of its pool, and the capacity
 of the Node objects a `local` pool creates on the local cluster (where the real scheduler then
-decides). Figures are the providers' published shapes.
+decides). Figures are the providers' published shapes:
+
+- EC2: "Amazon EC2 instance type specifications, accelerated computing"
+  (https://docs.aws.amazon.com/ec2/latest/instancetypes/ac.html) and the P4/P5/P6 product
+  pages (https://aws.amazon.com/ec2/instance-types/p5/, .../p6/): vCPUs, memory (GiB) and
+  instance store.
+- GCE: "Accelerator-optimized machine family"
+  (https://cloud.google.com/compute/docs/accelerator-optimized-machines): vCPUs, memory (GB as
+  Google writes it) and bundled Local SSD (375 GiB disks; A3 Ultra and A4: 12,000 GiB Titanium
+  SSD).
+
+Local storage: a machine with NVMe instance store or bundled Local SSD offers it as the node's
+ephemeral storage (Karpenter's `instanceStorePolicy: RAID0`, GKE's ephemeral-storage Local SSD);
+a model cache of 200-300 GiB a replica does not fit the 200 GiB default disk.
 """
 
 from __future__ import annotations
@@ -58,15 +71,24 @@ def _m(
 
 
 _G, _E = Family.gce, Family.ec2
-T4, V100, A10G, A100, L4, L40S, H100 = (
+T4, V100, A10G, A100, A100_80GB, L4, L40S, H100, H200, B200 = (
     GpuType.T4,
     GpuType.V100,
     GpuType.A10G,
     GpuType.A100,
+    GpuType.A100_80GB,
     GpuType.L4,
     GpuType.L40S,
     GpuType.H100,
+    GpuType.H200,
+    GpuType.B200,
 )
+#: 8 x 1000 GB NVMe instance store (p4d, p4de), in GiB.
+_NVME_8X1000GB = 8 * 1000 * 10**9 // 2**30
+#: 8 x 3.84 TB NVMe instance store (p5, p5e, p5en, p6-b200), in GiB.
+_NVME_8X3840GB = 8 * 3840 * 10**9 // 2**30
+#: GCE Local SSD disks are 375 GiB each.
+_LSSD = 375
 
 #: The table. GCE N1 machine types carry either T4 or V100, so they have a row for each.
 MACHINES: tuple[Machine, ...] = (
@@ -88,7 +110,15 @@ MACHINES: tuple[Machine, ...] = (
     _m("g2-standard-24", _G, 24, 96, L4, 2),
     _m("g2-standard-48", _G, 48, 192, L4, 4),
     _m("g2-standard-96", _G, 96, 384, L4, 8),
-    _m("a3-highgpu-8g", _G, 208, 1872, H100, 8),
+    # A2 Ultra (A100 80 GB) bundles 1, 2, 4 or 8 Local SSDs; A3 High 16; A3 Ultra and A4
+    # 12,000 GiB of Titanium SSD.
+    Machine("a2-ultragpu-1g", _G, 12, 170, A100_80GB, 1, ephemeral_gib=1 * _LSSD),
+    Machine("a2-ultragpu-2g", _G, 24, 340, A100_80GB, 2, ephemeral_gib=2 * _LSSD),
+    Machine("a2-ultragpu-4g", _G, 48, 680, A100_80GB, 4, ephemeral_gib=4 * _LSSD),
+    Machine("a2-ultragpu-8g", _G, 96, 1360, A100_80GB, 8, ephemeral_gib=8 * _LSSD),
+    Machine("a3-highgpu-8g", _G, 208, 1872, H100, 8, ephemeral_gib=16 * _LSSD),
+    Machine("a3-ultragpu-8g", _G, 224, 2952, H200, 8, ephemeral_gib=12000),
+    Machine("a4-highgpu-8g", _G, 224, 3968, B200, 8, ephemeral_gib=12000),
     # EC2
     _m("g4dn.xlarge", _E, 4, 16, T4, 1),
     _m("g4dn.2xlarge", _E, 8, 32, T4, 1, default=False),
@@ -101,11 +131,9 @@ MACHINES: tuple[Machine, ...] = (
     _m("g5.2xlarge", _E, 8, 32, A10G, 1, default=False),
     _m("g5.12xlarge", _E, 48, 192, A10G, 4),
     _m("g5.48xlarge", _E, 192, 768, A10G, 8),
-    # p4d/p4de carry 8 x 1000 GB NVMe instance store (7450 GiB): the ephemeral storage of a
-    # node whose kubelet uses it (Karpenter instanceStorePolicy RAID0); prod's model caches
-    # (200-300 GiB a replica) do not fit the 200 GiB default disk.
-    Machine("p4d.24xlarge", _E, 96, 1152, A100, 8, ephemeral_gib=7450),
-    Machine("p4de.24xlarge", _E, 96, 1152, A100, 8, default=False, ephemeral_gib=7450),
+    # p4d carries 8 x A100 40 GB, p4de 8 x A100 80 GB; both 8 x 1000 GB NVMe (7450 GiB).
+    Machine("p4d.24xlarge", _E, 96, 1152, A100, 8, ephemeral_gib=_NVME_8X1000GB),
+    Machine("p4de.24xlarge", _E, 96, 1152, A100_80GB, 8, ephemeral_gib=_NVME_8X1000GB),
     _m("g6.xlarge", _E, 4, 16, L4, 1),
     _m("g6.2xlarge", _E, 8, 32, L4, 1, default=False),
     _m("g6.12xlarge", _E, 48, 192, L4, 4),
@@ -113,7 +141,11 @@ MACHINES: tuple[Machine, ...] = (
     _m("g6e.xlarge", _E, 4, 32, L40S, 1),
     _m("g6e.12xlarge", _E, 48, 384, L40S, 4),
     _m("g6e.48xlarge", _E, 192, 1536, L40S, 8),
-    _m("p5.48xlarge", _E, 192, 2048, H100, 8),
+    # P5 (H100), P5e and P5en (H200), P6-B200: 192 vCPUs, 2 TiB, 8 x 3.84 TB NVMe (28610 GiB).
+    Machine("p5.48xlarge", _E, 192, 2048, H100, 8, ephemeral_gib=_NVME_8X3840GB),
+    Machine("p5e.48xlarge", _E, 192, 2048, H200, 8, ephemeral_gib=_NVME_8X3840GB),
+    Machine("p5en.48xlarge", _E, 192, 2048, H200, 8, default=False, ephemeral_gib=_NVME_8X3840GB),
+    Machine("p6-b200.48xlarge", _E, 192, 2048, B200, 8, ephemeral_gib=_NVME_8X3840GB),
 )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 from types import UnionType
-from typing import Annotated, Any, Self, Union, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -18,12 +18,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from servestack.config.gpu import GpuType
+from servestack.config.gpu import GpuType, with_mig
+from servestack.config.mig import mig_problem
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -204,6 +207,23 @@ class GpuSpec(Spec):
 
     count: Annotated[int, Field(ge=0, le=16)] = 0
     type: GpuType | None = None
+    #: MIG: the slice profile a replica asks for (`1g.18gb`); ``count`` then counts slices.
+    mig: str | None = None
+    #: Whether ``mig`` names a node's partitioning (`all-<profile>`) rather than one slice.
+    partitioning: ClassVar[bool] = False
+
+    @field_validator("mig")
+    @classmethod
+    def _mig_of_type(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or "type" not in info.data:
+            return value  # a bad or missing type is reported on its own
+        gpu = info.data["type"]
+        if gpu is None:
+            raise _problem(f"{value!r} needs type: name one of {', '.join(map(str, with_mig()))}")
+        problem = mig_problem(gpu, value, partitioning=cls.partitioning)
+        if problem:
+            raise _problem(problem)
+        return value
 
     @model_validator(mode="after")
     def _type_iff_count(self) -> Self:
@@ -219,9 +239,15 @@ class GpuSpec(Spec):
         return self
 
 
+class PoolGpuSpec(GpuSpec):
+    """GPUs per node; ``mig`` partitions every GPU of a node (`all-1g.18gb`)."""
+
+    partitioning: ClassVar[bool] = True
+
+
 class NodePoolSpec(Spec):
     name: Name
-    gpu: GpuSpec
+    gpu: PoolGpuSpec
     machine_type: str | None = None
     min_nodes: Annotated[int, Field(ge=0, le=1000)] = 0
     max_nodes: Annotated[int, Field(ge=1, le=1000)] = 1

@@ -15,7 +15,14 @@ from pydantic import ValidationError
 from servestack.config import paths, reader
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem, from_validation_error
-from servestack.config.gpu import gpu_info
+from servestack.config.gpu import (
+    gpu_info,
+    node_gpu_resources,
+    partition_profile,
+    replica_gpu_resources,
+    short_of,
+    unit,
+)
 from servestack.config.machines import Machine, default_machine, known, machine, provider_defaults
 from servestack.config.models import (
     CloudProvider,
@@ -113,28 +120,9 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
             for name, n in counts.items()
             if n > 1
         ]
-    offered = {p.gpu.type for p in stack.node_pools}
     for dep in stack.deployments:
-        gpu = dep.resources.gpu
-        if stack.node_pools and gpu.type is not None and gpu.type not in offered:
-            names = ", ".join(sorted(t.value for t in offered if t is not None))
-            problems.append(
-                Problem(
-                    paths.deployment(dep.name, "resources.gpu.type"),
-                    f"{gpu.type.value} is offered by no node pool; declared pools offer: {names}",
-                )
-            )
-        pools = [p for p in stack.node_pools if p.gpu.type == gpu.type]
-        if pools and gpu.count > max(p.gpu.count for p in pools):
-            problems.append(
-                Problem(
-                    paths.deployment(dep.name, "resources.gpu.count"),
-                    f"{gpu.count} GPUs per replica, but the largest {gpu.type} node has "
-                    f"{max(p.gpu.count for p in pools)}",
-                )
-            )
-        elif pools:
-            problems += fit_checks(dep, pools, stack.cluster)
+        problems += gpu_checks(dep, stack)
+    problems += partitioning_checks(stack)
     for dep in stack.deployments:
         problems += deployment_checks(dep)
     problems += machine_checks(stack)
@@ -164,6 +152,16 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
             )
         if provider is CloudProvider.gke and info and info.gke_accelerator is None:
             problems.append(Problem(f"{path}.gpu.type", f"{info.type} is not offered on GKE"))
+        if provider is CloudProvider.gke and pool.gpu.mig is not None:
+            problems.append(
+                Problem(
+                    f"{path}.gpu.mig",
+                    f"{pool.gpu.mig} is not allowed with provider gke: GKE partitions GPUs "
+                    "itself and offers its slices as nvidia.com/gpu, while servestack's slices "
+                    "are the GPU operator's (mixed strategy); use provider eks, karpenter, "
+                    "existing or local",
+                )
+            )
         needs_machine = provider in (
             CloudProvider.gke,
             CloudProvider.eks,
@@ -185,6 +183,74 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
                     f"{pool.gpu.type}; defaults exist for GPUs per node: {listed}",
                 )
             )
+    return problems
+
+
+def _offer(pool: NodePoolSpec) -> str:
+    """What a pool offers, for messages: whole GPUs or one profile's slices."""
+    profile = partition_profile(pool.gpu.mig)
+    kind = f"{profile} slices" if profile else "whole GPUs"
+    return f"{pool.name} ({pool.gpu.type} {kind})"
+
+
+def gpu_checks(dep: DeploymentSpec, stack: StackConfig) -> list[Problem]:
+    """A GPU deployment's GPUs (or MIG slices) are offered by a pool whose node holds them."""
+    gpu = dep.resources.gpu
+    if gpu.type is None or not stack.node_pools:
+        return []
+    same_type = [p for p in stack.node_pools if p.gpu.type == gpu.type]
+    if not same_type:
+        offered = {p.gpu.type for p in stack.node_pools}
+        names = ", ".join(sorted(t.value for t in offered if t is not None))
+        return [
+            Problem(
+                paths.deployment(dep.name, "resources.gpu.type"),
+                f"{gpu.type.value} is offered by no node pool; declared pools offer: {names}",
+            )
+        ]
+    pools = [p for p in same_type if partition_profile(p.gpu.mig) == gpu.mig]
+    if not pools:
+        offers = ", ".join(_offer(p) for p in same_type)
+        what = f"{gpu.mig} slices of {gpu.type}" if gpu.mig else f"whole {gpu.type} GPUs"
+        return [
+            Problem(
+                paths.deployment(dep.name, "resources.gpu.mig"),
+                f"{gpu.mig or 'none'}: no node pool offers {what}; {gpu.type} pools offer: "
+                f"{offers}",
+            )
+        ]
+    wants = replica_gpu_resources(gpu.type, gpu.count, gpu.mig)
+    per_node = [node_gpu_resources(gpu.type, p.gpu.count, p.gpu.mig) for p in pools]
+    if all(short_of(wants, offer) for offer in per_node):
+        (resource,) = wants
+        most = max(offer.get(resource, 0) for offer in per_node)
+        return [
+            Problem(
+                paths.deployment(dep.name, "resources.gpu.count"),
+                f"{gpu.count} {unit(resource)} per replica, but the largest {gpu.type} node "
+                f"has {most}",
+            )
+        ]
+    return fit_checks(dep, pools, stack.cluster)
+
+
+def partitioning_checks(stack: StackConfig) -> list[Problem]:
+    """A pool partitioned into MIG slices serves deployments asking for slices: where its GPU
+    type's deployments all ask for whole GPUs, no pod could use its nodes. (A deployment asking
+    for a slice no pool offers is refused by :func:`gpu_checks`.)"""
+    problems = []
+    for pool in stack.node_pools:
+        users = [d for d in stack.deployments if d.resources.gpu.type == pool.gpu.type]
+        if pool.gpu.mig is None or not users or any(d.resources.gpu.mig for d in users):
+            continue
+        problems.append(
+            Problem(
+                paths.node_pool(pool.name, "gpu.mig"),
+                f"{pool.gpu.mig} partitions every {pool.gpu.type} into slices, but its "
+                f"deployments ask for whole GPUs: {', '.join(d.name for d in users)}; "
+                "drop mig or give them resources.gpu.mig",
+            )
+        )
     return problems
 
 
@@ -226,8 +292,17 @@ def machine_checks(stack: StackConfig) -> list[Problem]:
 def fit_checks(
     dep: DeploymentSpec, pools: list[NodePoolSpec], cluster: ClusterSpec
 ) -> list[Problem]:
-    """One replica must fit one node of some pool offering its GPU: vCPUs, memory, GPUs."""
-    shapes = [(p, m) for p in pools if (m := pool_machine(p, cluster)) is not None]
+    """One replica must fit one node of some pool offering its GPU: vCPUs, memory, and its
+    GPUs or MIG slices (counted by resource name, as the scheduler counts them)."""
+    gpu = dep.resources.gpu
+    wants = replica_gpu_resources(gpu.type, gpu.count, gpu.mig)
+    shapes = [
+        (p, m)
+        for p in pools
+        if (m := pool_machine(p, cluster)) is not None
+        and p.gpu.type is not None
+        and not short_of(wants, node_gpu_resources(p.gpu.type, p.gpu.count, p.gpu.mig))
+    ]
     if not shapes:
         return []
     cpu_m = dep.resources.cpu_millicores

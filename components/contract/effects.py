@@ -165,6 +165,16 @@ def _pool_count_effect(ctx: EditContext) -> Outcome | None:
     return None
 
 
+def _eks_labels(ctx: EditContext) -> Outcome | None:
+    if _provider(ctx) is CloudProvider.eks:
+        return Outcome(
+            Effect.IN_PLACE,
+            "EKS updates a node group's labels on its running nodes: the GPU operator's MIG "
+            "manager then repartitions their GPUs in place, evicting the pods using them",
+        )
+    return None
+
+
 def _local_bounds(ctx: EditContext) -> Outcome | None:
     if _provider(ctx) is CloudProvider.local:
         return Outcome(
@@ -339,6 +349,15 @@ _RULES: tuple[Rule, ...] = (
         override=_pool_count_effect,
     ),
     Rule(
+        "nodePools.<name>.gpu.mig",
+        Effect.REPLACE,
+        "MIG partitioning is the nodes' nvidia.com/mig.config label: new nodes come up "
+        "partitioned the new way (lost warm GPU capacity until they join)",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_eks_labels,
+    ),
+    Rule(
         "nodePools.<name>.machineType",
         Effect.REPLACE,
         "machine type is fixed at node pool creation: new nodes",
@@ -458,6 +477,12 @@ _RULES: tuple[Rule, ...] = (
         "deployments.<name>.resources.gpu.type",
         Effect.RESTART,
         "node selector and tolerations move the pods to other GPU nodes",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.gpu.mig",
+        Effect.RESTART,
+        "the MIG slice resource (nvidia.com/mig-<profile>) is requested in the pod template",
         ("Deployment",),
     ),
     Rule(

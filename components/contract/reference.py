@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
+from servestack.config.gpu import GPU_TABLE, MIG_ALL, MIG_CONFIG_LABEL, MIG_RESOURCE_PREFIX
+from servestack.config.machines import MACHINES
 from servestack.config.models import INHERITED_FIELDS, StackConfig
 from servestack.config.paths import ANY
 from servestack.contract.effects import rule_for
@@ -98,8 +100,52 @@ def render() -> str:
     ]
     for path, typ, default, effect, why in rows():
         lines.append(f"| `{path}` | {typ} | {default} | {effect} | {why} |")
-    lines += ["", END]
+    lines += ["", *gpu_rows(), "", *machine_rows(), "", END]
     return "\n".join(lines)
+
+
+def gpu_rows() -> list[str]:
+    """The GPU table: what `gpu.type` and `gpu.mig` accept and what each compiles into."""
+    lines = [
+        "### GPU types (`gpu.type`) and MIG profiles (`gpu.mig`)",
+        "",
+        "A deployment's `gpu.mig` names one profile (its `count` then counts slices, requested "
+        f"as `{MIG_RESOURCE_PREFIX}<profile>`); a pool's names `{MIG_ALL}<profile>`, the value "
+        f"of its nodes' `{MIG_CONFIG_LABEL}` label. Profiles are listed with their instances "
+        "per GPU; `+me` profiles are listed but not offered as slices.",
+        "",
+        "| type | memory GB | `nvidia.com/gpu.product` | GKE accelerator | Karpenter GPU name "
+        "| MIG profiles (instances per GPU) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for info in GPU_TABLE.values():
+        mig = ", ".join(f"`{p.name}` ({p.per_gpu})" for p in info.mig) or "none"
+        gke = f"`{info.gke_accelerator}`" if info.gke_accelerator else "-"
+        lines.append(
+            f"| `{info.type.value}` | {info.memory_gib} | `{info.product_label}` | {gke} "
+            f"| `{info.karpenter_gpu_name}` | {mig} |"
+        )
+    return lines
+
+
+def machine_rows() -> list[str]:
+    """The machine table: every `machineType` a pool accepts, and the pool defaults."""
+    lines = [
+        "### Machine types (`machineType`)",
+        "",
+        "`default`: the machine a pool of that GPU type and count gets when it names none "
+        "(gce for provider gke, ec2 for the others). Ephemeral storage is the local NVMe or "
+        "Local SSD where the machine has it.",
+        "",
+        "| machine type | family | vCPU | memory GiB | GPUs | ephemeral GiB | default |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in MACHINES:
+        lines.append(
+            f"| `{m.name}` | {m.family.value} | {m.vcpu} | {m.memory_gib} | {m.gpus} x "
+            f"`{m.gpu.value}` | {m.ephemeral_gib} | {'yes' if m.default else '-'} |"
+        )
+    return lines
 
 
 def update(text: str) -> str:

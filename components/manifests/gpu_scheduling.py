@@ -7,7 +7,7 @@ taint. Both call these functions, so a pool and the pods meant for it cannot dis
 
 from __future__ import annotations
 
-from servestack.config.gpu import GpuInfo
+from servestack.config.gpu import MIG_CONFIG_LABEL, GpuInfo
 from servestack.contract import labels
 
 #: Taint GKE adds to every GPU node by itself; deployments tolerate it everywhere.
@@ -30,3 +30,8 @@ def tolerations(gpu: GpuInfo) -> list[dict[str, str]]:
         {"key": labels.GPU, "operator": "Equal", "value": gpu.label_value, "effect": "NoSchedule"},
         {"key": NVIDIA_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"},
     ]
+
+
+def mig_config(partitioning: str | None) -> dict[str, str]:
+    """The GPU operator's label partitioning a MIG pool's GPUs (none for whole GPUs)."""
+    return {MIG_CONFIG_LABEL: partitioning} if partitioning else {}

@@ -11,6 +11,11 @@ Every backend puts the same label and taint on its nodes that
 | eks        | pulumi-aws eks.NodeGroup                   | AL2023 NVIDIA AMI, instance types     |
 | existing   | none: the pool must exist with these labels and taints                |
 | local      | core/v1 Node objects (kwok), `minNodes` of them | capacity = the machine shape      |
+
+A pool with `gpu.mig` (`all-1g.18gb`) labels its nodes with the GPU operator's
+`nvidia.com/mig.config`, whose MIG manager partitions every GPU; the device plugin (mixed
+strategy) then offers the slices as `nvidia.com/mig-<profile>`, which a `local` node's capacity
+stands for.
 """
 
 from __future__ import annotations
@@ -18,12 +23,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from servestack.config.gpu import GPU_RESOURCE, GpuInfo, gpu_info
+from servestack.config.gpu import GPU_RESOURCE, GpuInfo, gpu_info, node_gpu_resources
 from servestack.config.machines import default_machine
 from servestack.config.models import ClusterSpec, NodePoolSpec
 from servestack.contract import labels
 from servestack.manifests import gpu_scheduling
-from servestack.manifests.provenance import src
+from servestack.manifests.provenance import opt, src
 
 KARPENTER_API = "karpenter.sh/v1"
 DEFAULT_DISK_GB = 200
@@ -35,9 +40,12 @@ def info(pool: NodePoolSpec) -> GpuInfo:
 
 
 def node_labels(pool: NodePoolSpec) -> dict[str, str]:
+    """The pool's labels; a MIG pool's nodes also carry the GPU operator's partitioning."""
+    mig = gpu_scheduling.mig_config(pool.gpu.mig)
     return {
         **{k: src(v, "gpu.type") for k, v in gpu_scheduling.node_selector(info(pool)).items()},
         labels.NODE_POOL: src(pool.name, "name"),
+        **{k: opt(v, "gpu.mig") for k, v in mig.items()},
     }
 
 
@@ -177,12 +185,13 @@ def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]
 
     shape = pool_machine(pool, cluster)
     assert shape is not None, "validation guarantees a known machine"
+    gpus = node_gpu_resources(info(pool).type, pool.gpu.count, pool.gpu.mig)
     capacity = {
         "cpu": str(shape.vcpu),
         "memory": f"{shape.memory_gib}Gi",
         "ephemeral-storage": f"{shape.ephemeral_gib}Gi",
         "pods": str(shape.max_pods),
-        GPU_RESOURCE: str(pool.gpu.count),
+        **{resource: str(n) for resource, n in gpus.items()},
     }
     return [
         {

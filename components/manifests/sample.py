@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from servestack.config.gpu import MIG_RESOURCE_PREFIX
 from servestack.config.models import StackConfig
 from servestack.config.validation import SECRET_NAMES, parse_stack
 from servestack.contract import labels
@@ -47,6 +48,9 @@ KARPENTER: dict[str, Any] = {
         },
         {"name": "l4", "gpu": {"type": "L4", "count": 1}, "maxNodes": 2, "spot": True},
         {"name": "spare", "gpu": {"type": "A10G", "count": 1}},
+        # MIG: every H100 of a node cut into 7 slices (the embedder's).
+        {"name": "h100", "gpu": {"type": "H100", "count": 8, "mig": "all-1g.10gb"}},
+        {"name": "h100-wide", "gpu": {"type": "H100", "count": 8, "mig": "all-1g.20gb"}},
     ],
     "deployments": [
         {
@@ -138,7 +142,11 @@ KARPENTER: dict[str, Any] = {
             "name": "embedder",
             "model": _model("v5.0.0", "registry.example.com/nlp/embedder:5.0.0"),
             "processing": "async",
-            "resources": {"cpu": 1, "memory": "2Gi"},
+            "resources": {
+                "cpu": 1,
+                "memory": "2Gi",
+                "gpu": {"count": 1, "type": "H100", "mig": "1g.10gb"},
+            },
             "replicas": 2,
             "queue": {"kind": "kafka", "name": "documents", "connectionSecret": "kafka-conn"},
         },
@@ -220,9 +228,19 @@ class GenericMark:
 ANY_TAG = f"{labels.TAG_PREFIX}*"
 
 
+#: A MIG slice resource, whatever the profile (the samples ask for one or two).
+ANY_SLICE = f"{MIG_RESOURCE_PREFIX}*"
+
+
 def _generic(prop: Prop) -> Prop:
     return tuple(
-        ANY_INDEX if isinstance(s, int) else ANY_TAG if s.startswith(labels.TAG_PREFIX) else s
+        ANY_INDEX
+        if isinstance(s, int)
+        else ANY_TAG
+        if s.startswith(labels.TAG_PREFIX)
+        else ANY_SLICE
+        if s.startswith(MIG_RESOURCE_PREFIX)
+        else s
         for s in prop
     )
 

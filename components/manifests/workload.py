@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from servestack.config.defaults import Effective
-from servestack.config.gpu import GPU_RESOURCE, gpu_info
+from servestack.config.gpu import gpu_info, slice_resource
 from servestack.config.models import DeploymentSpec, Processing, StrategyType
 from servestack.contract import labels
 from servestack.manifests import gpu_scheduling, naming
@@ -55,9 +55,11 @@ def _resources(spec: DeploymentSpec) -> Manifest:
         amounts["ephemeral-storage"] = opt(res.storage, "resources.storage")
     requests = dict(amounts)
     limits = dict(amounts)
-    if res.gpu.count:
-        # Extended resources must have requests == limits.
-        requests[GPU_RESOURCE] = limits[GPU_RESOURCE] = opt(res.gpu.count, "resources.gpu.count")
+    if res.gpu.count and res.gpu.type is not None:
+        # Extended resources must have requests == limits. A MIG slice is its own resource.
+        key = slice_resource(res.gpu.type, res.gpu.mig)
+        count = opt(res.gpu.count, "resources.gpu.count", "resources.gpu.mig")
+        requests[key] = limits[key] = count
     return {"requests": requests, "limits": limits}
 
 

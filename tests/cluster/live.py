@@ -29,13 +29,18 @@ from harness.local_cluster import cluster_tool, on_local_cluster
 from harness.poll import wait_for
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
-from tests import REPO, copy_program
+from tests import REPO, copy_program, stack_text
 
 PASSPHRASE = "cluster-tier-test-passphrase"
 #: kwok nodes per pool when a stack of the repository runs on the local cluster: enough for
 #: every replica at once. Staging's g4dn.xlarge carries one T4 and exactly the 16 GiB its
 #: bert replica requests, so each of its 3 replicas needs a node.
-STACK_NODES: dict[str, dict[str, int]] = {"dev": {}, "staging": {"t4": 3}, "prod": {"a100": 2}}
+STACK_NODES: dict[str, dict[str, int]] = {
+    "dev": {},
+    "staging": {"t4": 3},
+    "prod": {"a100": 2},
+    "mig": {"h200": 1, "h200-wide": 1, "h200-spare": 1},
+}
 OURS = f"{labels.MANAGED_BY}={labels.MANAGER}"
 
 
@@ -60,8 +65,7 @@ def running_cluster(root: Path = REPO) -> Iterator[Any]:
 
 def local_stack_text(stack: str, min_nodes: dict[str, int] | None = None) -> str:
     """The repository's stack file, pointed at the local cluster."""
-    text = (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
-    return on_local_cluster(text, min_nodes)
+    return on_local_cluster(stack_text(stack), min_nodes)
 
 
 @dataclass

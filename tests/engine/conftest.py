@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from servestack.engine import Engine, engine_bin, make_project
-from tests import REPO
+from tests import stack_text
 
 PASSPHRASE = "engine-tier-test-passphrase"
 
@@ -41,7 +41,7 @@ class Deployed:
 
 
 def deploy(tmp: Path, stack: str, text: str | None = None) -> Deployed:
-    base = text or (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    base = text or stack_text(stack)
     out = tmp / "out"
     engine = Engine(
         tmp / "state", passphrase=PASSPHRASE, extra_env={"SERVESTACK_RENDER_ROOT": str(out)}
@@ -69,5 +69,12 @@ def dev(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture(scope="module")
 def staging(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     d = deploy(tmp_path_factory.mktemp("staging"), "staging")
+    yield d
+    d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def mig(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    d = deploy(tmp_path_factory.mktemp("mig"), "mig")
     yield d
     d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)

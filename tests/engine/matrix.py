@@ -121,7 +121,10 @@ EDITS: tuple[Edit, ...] = (
     ),
     # GpuNodePool
     Edit("prod", "nodePools.a100.maxNodes", 6, "in-place", "GpuNodePool"),
-    Edit("prod", "nodePools.a100.machineType", "p4de.24xlarge", "replace", "GpuNodePool"),
+    # MIG: repartitioning a pool is new nodes; another slice profile rolls the pods
+    Edit("mig", "nodePools.h200-spare.gpu.mig", "all-4g.71gb", "replace", "GpuNodePool"),
+    Edit("mig", "deployments.tagger.resources.gpu.mig", "1g.35gb", "restart", "ModelDeployment"),
+    Edit("mig", "deployments.tagger.replicas", 3, "in-place", "ModelDeployment"),
     Edit("prod", "nodePools.a100.spot", True, "replace", "GpuNodePool"),
 )
 

@@ -20,8 +20,8 @@ from servestack.review.diff import diff_configs
 from servestack.review.predict import apply_edits
 from tests.engine.conftest import Deployed, deploy
 
-MACHINE = "nodePools.a100.machineType"
-REASON = "p4de capacity approved in CHG-2001"
+SPOT = "nodePools.a100.spot"
+REASON = "spot capacity approved in CHG-2001"
 
 
 def _files(out: Path) -> dict[str, str]:
@@ -90,10 +90,10 @@ def test_unchanged_prod_previews_no_changes_and_protects_what_always_exists(
 def test_uncovered_node_pool_replacement_is_refused_by_preview_and_up(prod: Deployed) -> None:
     _refused(
         prod,
-        set_value(prod.base, MACHINE, "p4de.24xlarge"),
-        f"{MACHINE}: replace (deleted and created: NodePool/a100) in production needs an "
+        set_value(prod.base, SPOT, True),
+        f"{SPOT}: replace (deleted and created: NodePool/a100) in production needs an "
         "allowReplacements entry naming this edit: "
-        f'{{path: {MACHINE}, from: "p4d.24xlarge", to: "p4de.24xlarge"',
+        f"{{path: {SPOT}, from: false, to: true",
     )
 
 
@@ -103,7 +103,7 @@ def test_uncovered_deployment_delete_is_refused_by_preview_and_up(prod: Deployed
 
 
 def test_a_prefix_entry_no_longer_opens_the_gate(prod: Deployed) -> None:
-    text = set_value(prod.base, MACHINE, "p4de.24xlarge")
+    text = set_value(prod.base, SPOT, True)
     text = set_value(text, "allowReplacements", [{"path": "nodePools.a100", "reason": REASON}])
     _refused(
         prod,
@@ -124,12 +124,12 @@ def test_stop_and_start_are_not_refused(prod: Deployed) -> None:
 
 
 def test_covered_replacement_goes_through_once_then_the_entry_is_stale(prod: Deployed) -> None:
-    entry = {"path": MACHINE, "from": "p4d.24xlarge", "to": "p4de.24xlarge", "reason": REASON}
-    text = set_value(set_value(prod.base, MACHINE, "p4de.24xlarge"), "allowReplacements", [entry])
+    entry = {"path": SPOT, "from": False, "to": True, "reason": REASON}
+    text = set_value(set_value(prod.base, SPOT, True), "allowReplacements", [entry])
     prod.stack_file.write_text(text)
     up = prod.engine.stack(prod.project, prod.stack).up(on_output=lambda _: None)
     assert up.summary.resource_changes.get("replace") == 1, up.summary.resource_changes
-    assert any("p4de.24xlarge" in f.read_text() for f in prod.out.rglob("*.yaml"))
+    assert any("- spot" in f.read_text() for f in prod.out.rglob("*.yaml"))
     # That update left the pool unprotected; the next one protects it again, and that is
     # not a change.
     assert "a100" not in _protected(prod)
@@ -139,12 +139,12 @@ def test_covered_replacement_goes_through_once_then_the_entry_is_stale(prod: Dep
     # The entry allowed that edit and nothing more: the diff calls it stale, and the edit
     # back (or any other) is refused although the entry is still in the file.
     now = load_stack_config(prod.stack_file)
-    assert [e.path for e in diff_configs(now, now).stale] == [MACHINE]
-    back = set_value(text, MACHINE, "p4d.24xlarge")
+    assert [e.path for e in diff_configs(now, now).stale] == [SPOT]
+    back = set_value(text, SPOT, False)
     state = _state(prod)
     prod.stack_file.write_text(back)
     proc = _run(prod, "up", "--yes")
-    assert proc.returncode != 0 and f"{MACHINE}: replace" in proc.stdout + proc.stderr
+    assert proc.returncode != 0 and f"{SPOT}: replace" in proc.stdout + proc.stderr
     assert _state(prod) == state
     prod.stack_file.write_text(text)
 

@@ -15,6 +15,7 @@ from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract.effects import Effect
 from servestack.review.diff import diff_configs
 from servestack.review.report import diff_markdown, summary_line
+from tests import stack_text
 from tests.engine.matrix import EDITS, Edit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -22,7 +23,7 @@ runner = CliRunner()
 
 
 def _text(stack: str) -> str:
-    return (REPO / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+    return stack_text(stack)
 
 
 def _diff_json(tmp: Path, old: str, new: str) -> Result:

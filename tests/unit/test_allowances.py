@@ -19,7 +19,8 @@ from servestack.review.predict import apply_edits
 from tests import REPO
 
 PROD = (REPO / "stacks" / "Pulumi.prod.yaml").read_text(encoding="utf-8")
-MACHINE = "nodePools.a100.machineType"
+#: A replacement in production (p4d -> p4de was one until p4de became the A100 80 GB).
+SPOT = "nodePools.a100.spot"
 REASON = "approved in CHG-2001"
 
 
@@ -42,20 +43,20 @@ def _without(text: str, deployment: str) -> str:
 
 
 OLD = _stack(PROD)
-NEW_MACHINE = set_value(PROD, MACHINE, "p4de.24xlarge")
+NEW_SPOT = set_value(PROD, SPOT, True)
 
 
 @pytest.mark.parametrize(
     ("entry", "covered"),
     [
-        (_entry(MACHINE, "p4d.24xlarge", "p4de.24xlarge"), True),
-        (_entry(MACHINE, "p4d.24xlarge", "p5.48xlarge"), False),  # another target
-        (_entry(MACHINE, "p3.16xlarge", "p4de.24xlarge"), False),  # another start
-        (_entry("nodePools.a100.spot", True, False), False),  # another field
+        (_entry(SPOT, False, True), True),
+        (_entry(SPOT, False, False), False),  # another target
+        (_entry(SPOT, True, True), False),  # another start
+        (_entry("nodePools.a100.machineType", "p5.48xlarge", "p4d.24xlarge"), False),  # field
     ],
 )
 def test_an_entry_covers_exactly_its_edit(entry: dict[str, Any], covered: bool) -> None:
-    new = _stack(set_value(NEW_MACHINE, "allowReplacements", [entry]))
+    new = _stack(set_value(NEW_SPOT, "allowReplacements", [entry]))
     result = diff_configs(OLD, new)
     (change,) = result.changes
     assert (change.allowance == REASON) is covered
@@ -64,18 +65,18 @@ def test_an_entry_covers_exactly_its_edit(entry: dict[str, Any], covered: bool) 
 
 
 def test_once_applied_the_entry_is_stale_and_allows_nothing() -> None:
-    entry = _entry(MACHINE, "p4d.24xlarge", "p4de.24xlarge")
-    applied = _stack(set_value(NEW_MACHINE, "allowReplacements", [entry]))
-    back = _stack(set_value(set_value(PROD, "allowReplacements", [entry]), MACHINE, "p4d.24xlarge"))
-    assert [e.path for e in diff_configs(applied, applied).stale] == [MACHINE]
+    entry = _entry(SPOT, False, True)
+    applied = _stack(set_value(NEW_SPOT, "allowReplacements", [entry]))
+    back = _stack(set_value(set_value(PROD, "allowReplacements", [entry]), SPOT, False))
+    assert [e.path for e in diff_configs(applied, applied).stale] == [SPOT]
     result = diff_configs(applied, back)
-    assert [c.path for c in result.blocking(False)] == [MACHINE]
+    assert [c.path for c in result.blocking(False)] == [SPOT]
 
 
 def test_a_pending_entry_is_not_stale() -> None:
     """The entry is in the file and the edit is still to come (the update that lifts the
     protection before a deletion)."""
-    entry = _entry(MACHINE, "p4d.24xlarge", "p4de.24xlarge")
+    entry = _entry(SPOT, False, True)
     armed = _stack(set_value(PROD, "allowReplacements", [entry]))
     assert diff_configs(OLD, armed).stale == []
     assert allowances.pending(armed.allow_replacements[0], OLD, armed)
@@ -124,9 +125,9 @@ def test_values_match_as_the_stack_file_writes_them(named: Any, actual: Any, sam
 
 
 def test_operations_remove_the_entries_they_used() -> None:
-    used = _entry(MACHINE, "p4d.24xlarge", "p4de.24xlarge")
-    other = _entry("nodePools.a100.spot", False, True)
-    text = set_value(NEW_MACHINE, "allowReplacements", [used, other])
+    used = _entry(SPOT, False, True)
+    other = _entry("nodePools.a100.maxNodes", 4, 6)
+    text = set_value(NEW_SPOT, "allowReplacements", [used, other])
     left = allowances.without(text, [Allowance.model_validate(used)])
     assert _stack(left).allow_replacements == (Allowance.model_validate(other),)
     assert "allowReplacements" not in allowances.without(left, [Allowance.model_validate(other)])
@@ -141,7 +142,7 @@ def _previous(config: StackConfig, unprotected: tuple[str, ...] = ()) -> product
 
 
 def test_the_snapshot_round_trips_without_the_entries() -> None:
-    config = _stack(set_value(PROD, "allowReplacements", [_entry(MACHINE, "a", "b")]))
+    config = _stack(set_value(PROD, "allowReplacements", [_entry(SPOT, "a", "b")]))
     prev = _previous(config)
     assert prev.config == config.model_copy(update={"allow_replacements": ()})
     assert "allowReplacements" not in production.snapshot(config, ())["config"]
@@ -151,11 +152,11 @@ def test_the_snapshot_round_trips_without_the_entries() -> None:
     ("text", "lines"),
     [
         (
-            NEW_MACHINE,
+            NEW_SPOT,
             [
-                f"{MACHINE}: replace (deleted and created: NodePool/a100) in production needs an "
-                "allowReplacements entry naming this edit: {path: nodePools.a100.machineType, "
-                'from: "p4d.24xlarge", to: "p4de.24xlarge", reason: "<why, at least 10 '
+                f"{SPOT}: replace (deleted and created: NodePool/a100) in production needs an "
+                "allowReplacements entry naming this edit: {path: nodePools.a100.spot, "
+                'from: false, to: true, reason: "<why, at least 10 '
                 'characters>"}'
             ],
         ),
@@ -182,18 +183,16 @@ def test_production_refuses_what_no_entry_covers(text: str, lines: list[str]) ->
 
 
 def test_leaving_production_is_gated_too() -> None:
-    text = set_value(NEW_MACHINE, "environment", "staging")
+    text = set_value(NEW_SPOT, "environment", "staging")
     verdict = production.check(_previous(OLD), _stack(text))
-    assert [p.path for p in verdict.problems] == [MACHINE]
+    assert [p.path for p in verdict.problems] == [SPOT]
     staging = _stack(set_value(PROD, "environment", "staging"))
-    both = production.check(_previous(staging), _stack(_edit(NEW_MACHINE, environment="staging")))
+    both = production.check(_previous(staging), _stack(_edit(NEW_SPOT, environment="staging")))
     assert both.problems == []
 
 
 def test_a_covered_edit_unprotects_only_its_item() -> None:
-    text = set_value(
-        NEW_MACHINE, "allowReplacements", [_entry(MACHINE, "p4d.24xlarge", "p4de.24xlarge")]
-    )
+    text = set_value(NEW_SPOT, "allowReplacements", [_entry(SPOT, False, True)])
     verdict = production.check(_previous(OLD), _stack(text))
     assert verdict.problems == []
     assert verdict.unprotected == {"nodePools.a100"}
@@ -235,6 +234,6 @@ def test_protection_spares_what_an_in_place_edit_removes() -> None:
 def test_nothing_is_checked_outside_production_or_without_a_last_config() -> None:
     dev = _stack((REPO / "stacks" / "Pulumi.dev.yaml").read_text(encoding="utf-8"))
     assert production.check(_previous(dev), dev).problems == []
-    assert production.check(production.Previous(), _stack(NEW_MACHINE)).problems == []
+    assert production.check(production.Previous(), _stack(NEW_SPOT)).problems == []
     unreadable = production.previous({"config": {"cluster": "not a mapping"}})
     assert unreadable.config is None and unreadable.unreadable

@@ -934,6 +934,15 @@ GPUS_PER_MACHINE = {
     "g2-standard-48": 4,
     "g2-standard-96": 8,
     "a3-highgpu-8g": 8,
+    "a2-ultragpu-1g": 1,
+    "a2-ultragpu-2g": 2,
+    "a2-ultragpu-4g": 4,
+    "a2-ultragpu-8g": 8,
+    "a3-ultragpu-8g": 8,
+    "a4-highgpu-8g": 8,
+    "p4de.24xlarge": 8,
+    "p5e.48xlarge": 8,
+    "p6-b200.48xlarge": 8,
 }
 DEFAULT_MACHINES = [
     pytest.param(t, provider, count, machine, id=f"{t.value}-{provider}-{count}")
@@ -983,7 +992,13 @@ def test_default_machine_tables() -> None:
             {1: "g6.xlarge", 4: "g6.12xlarge", 8: "g6.48xlarge"},
         ),
         "L40S": ({}, {1: "g6e.xlarge", 4: "g6e.12xlarge", 8: "g6e.48xlarge"}),
+        "A100-80GB": (
+            {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
+            {8: "p4de.24xlarge"},
+        ),
         "H100": ({8: "a3-highgpu-8g"}, {8: "p5.48xlarge"}),
+        "H200": ({8: "a3-ultragpu-8g"}, {8: "p5e.48xlarge"}),
+        "B200": ({8: "a4-highgpu-8g"}, {8: "p6-b200.48xlarge"}),
     }
 
 

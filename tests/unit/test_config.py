@@ -76,7 +76,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         dep(resources=res(count=1)),
         [
             "deployments.bert.resources.gpu: count is 1 but type is missing: name one of "
-            "T4, V100, A10G, A100, L4, L40S, H100"
+            "T4, V100, A10G, A100, A100-80GB, L4, L40S, H100, H200, B200"
         ],
     ),
     (
@@ -92,7 +92,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         dep(resources=res(type="K80", count=1)),
         [
             "deployments.bert.resources.gpu.type: 'K80' is not allowed; allowed: 'T4', 'V100', "
-            "'A10G', 'A100', 'L4', 'L40S' or 'H100'"
+            "'A10G', 'A100', 'A100-80GB', 'L4', 'L40S', 'H100', 'H200' or 'B200'"
         ],
     ),
     (
@@ -776,7 +776,7 @@ def test_deployments_inherit_stack_environment_and_namespace_unless_set() -> Non
 @pytest.mark.parametrize(
     "extra",
     [
-        {"machineType": "p4de.24xlarge", "gpu": {"type": "A100", "count": 8}},
+        {"machineType": "p4d.24xlarge", "gpu": {"type": "A100", "count": 8}},
         {"gpu": {"type": "A100", "count": 8}},
     ],
     ids=["machine-type-given", "default-exists"],
@@ -787,11 +787,11 @@ def test_pool_with_a_machine_for_its_count_is_accepted(extra: dict[str, Any]) ->
 
 
 def test_a_machine_type_with_another_gpu_count_is_refused() -> None:
-    raw = pool_stack(EKS, gpu={"type": "A100", "count": 1}, machineType="p4de.24xlarge")
+    raw = pool_stack(EKS, gpu={"type": "A100", "count": 1}, machineType="p4d.24xlarge")
     with pytest.raises(ConfigError) as info:
         parse_stack(raw)
     assert str(info.value) == (
-        "nodePools.a100.machineType: p4de.24xlarge (96 vCPU, 1152 GiB, 8 x A100) carries 8 "
+        "nodePools.a100.machineType: p4d.24xlarge (96 vCPU, 1152 GiB, 8 x A100) carries 8 "
         "GPUs, but gpu.count is 1"
     )
 

@@ -137,8 +137,14 @@ EDITS: tuple[Edit, ...] = (
     Edit("nodePools.<name>.gpu.count", "nodePools.spare.gpu.count", 4),
     Edit("nodePools.<name>.gpu.count", "nodePools.a100.gpu.count", 4, sample="gke"),
     Edit("nodePools.<name>.gpu.count", "nodePools.l4.gpu.count", 4, sample="eks"),
-    Edit("nodePools.<name>.machineType", "nodePools.a100.machineType", "p4de.24xlarge"),
     Edit("nodePools.<name>.machineType", "nodePools.spare.machineType", "g5.2xlarge"),
+    Edit("nodePools.<name>.gpu.mig", "nodePools.h100-wide.gpu.mig", "all-2g.20gb"),
+    Edit("nodePools.<name>.gpu.mig", "nodePools.h100.gpu.mig", "all-1g.10gb", sample="eks"),
+    Edit(
+        "deployments.<name>.resources.gpu.mig",
+        "deployments.embedder.resources.gpu.mig",
+        "1g.20gb",
+    ),
     Edit(
         "nodePools.<name>.machineType",
         "nodePools.l4.machineType",
