@@ -179,6 +179,48 @@ class Spec(BaseModel):
     )
 
 
+_GROUP_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+_KIND_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+class NodeClassRef(Spec):
+    """The node class a Karpenter NodePool launches its nodes with (`nodeClassRef`).
+
+    The default is AWS's `EC2NodeClass`; on the local cluster Karpenter's kwok provider serves
+    `{group: karpenter.kwok.sh, kind: KWOKNodeClass}`. The object itself is the platform's
+    (servestack only names it). The server refuses an in-place change of group and kind.
+    """
+
+    group: str = "karpenter.k8s.aws"
+    kind: str = "EC2NodeClass"
+    name: str = "default"
+
+    @model_validator(mode="after")
+    def _formats(self) -> Self:
+        if len(self.group) > 253 or not _GROUP_RE.match(self.group):
+            raise _problem(
+                f"group {self.group!r} is not an API group (a DNS subdomain with a dot, "
+                "e.g. karpenter.k8s.aws)"
+            )
+        if not _KIND_RE.match(self.kind):
+            raise _problem(
+                f"kind {self.kind!r} is not a Kubernetes kind (letters and digits, "
+                "starting with an upper-case letter, e.g. EC2NodeClass)"
+            )
+        if len(self.name) > 253 or not _SUBDOMAIN_RE.match(self.name):
+            raise _problem(
+                f"name {self.name!r} is not a DNS-1123 subdomain (lower-case letters, digits, "
+                "'-' and '.', at most 253 characters)"
+            )
+        return self
+
+
+#: The node class of Karpenter's kwok provider, which the local cluster runs
+#: (`tools/cluster.py up --karpenter` creates the object named `default`).
+LOCAL_NODE_CLASS = NodeClassRef(group="karpenter.kwok.sh", kind="KWOKNodeClass", name="default")
+
+
 class ClusterSpec(Spec):
     name: Name
     provider: CloudProvider = CloudProvider.existing
@@ -188,8 +230,8 @@ class ClusterSpec(Spec):
     #: EKS node groups need an IAM role and subnets.
     node_role_arn: str | None = None
     subnet_ids: tuple[str, ...] = ()
-    #: Karpenter: name of the EC2NodeClass nodes are launched with.
-    node_class: str = "default"
+    #: Karpenter: the node class nodes are launched with (group, kind, name).
+    node_class: NodeClassRef = NodeClassRef()
     #: `target: cluster`: the kubeconfig context to use (default: the current one).
     context: str | None = None
 
@@ -254,6 +296,8 @@ class NodePoolSpec(Spec):
     spot: bool = False
     #: Boot disk per node (GKE, EKS). Karpenter takes it from the EC2NodeClass instead.
     disk_size_gb: Annotated[int, Field(ge=20, le=65536)] | None = None
+    #: Karpenter: how long a node stays empty before it is consolidated away.
+    consolidate_after_seconds: Annotated[int, Field(ge=0, le=86400)] = 600
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

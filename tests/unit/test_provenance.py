@@ -109,7 +109,10 @@ EDITS: tuple[Edit, ...] = (
     Edit("cluster.nodeRoleArn", "cluster.nodeRoleArn", "arn:aws:iam::1:role/n2"),
     Edit("cluster.subnetIds", "cluster.subnetIds", ["subnet-a", "subnet-c"], sample="eks"),
     Edit("cluster.subnetIds", "cluster.subnetIds", ["subnet-c"]),
-    Edit("cluster.nodeClass", "cluster.nodeClass", "gpu-2"),
+    Edit("cluster.nodeClass.name", "cluster.nodeClass.name", "gpu-2"),
+    Edit("cluster.nodeClass.group", "cluster.nodeClass.group", "karpenter.kwok.sh"),
+    Edit("cluster.nodeClass.kind", "cluster.nodeClass.kind", "KWOKNodeClass"),
+    Edit("cluster.nodeClass.name", "cluster.nodeClass.name", "gpu-2", sample="gke"),
     Edit("cluster.context", "cluster.context", "kind-sample"),
     Edit(
         "allowReplacements",
@@ -160,6 +163,15 @@ EDITS: tuple[Edit, ...] = (
     Edit("nodePools.<name>.maxNodes", "nodePools.a100.maxNodes", 6, sample="gke"),
     Edit("nodePools.<name>.maxNodes", "nodePools.l4.maxNodes", 6, sample="eks"),
     Edit("nodePools.<name>.spot", "nodePools.a100.spot", True),
+    Edit(
+        "nodePools.<name>.consolidateAfterSeconds", "nodePools.a100.consolidateAfterSeconds", 30
+    ),
+    Edit(
+        "nodePools.<name>.consolidateAfterSeconds",
+        "nodePools.a100.consolidateAfterSeconds",
+        30,
+        sample="gke",
+    ),
     Edit("nodePools.<name>.spot", "nodePools.a100.spot", True, sample="gke"),
     Edit("nodePools.<name>.spot", "nodePools.l4.spot", True, sample="eks"),
     Edit("nodePools.<name>.diskSizeGb", "nodePools.a100.diskSizeGb", 500, sample="gke"),
