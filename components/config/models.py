@@ -184,6 +184,15 @@ _KIND_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
 _SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
+def _matching(what: str, pattern: re.Pattern[str], allowed: str, longest: int) -> Any:
+    def check(value: str) -> str:
+        if len(value) > longest or not pattern.match(value):
+            raise _problem(f"{value!r} is not {what} ({allowed})")
+        return value
+
+    return AfterValidator(check)
+
+
 class NodeClassRef(Spec):
     """The node class a Karpenter NodePool launches its nodes with (`nodeClassRef`).
 
@@ -192,28 +201,39 @@ class NodeClassRef(Spec):
     (servestack only names it). The server refuses an in-place change of group and kind.
     """
 
-    group: str = "karpenter.k8s.aws"
-    kind: str = "EC2NodeClass"
-    name: str = "default"
+    group: Annotated[
+        str,
+        _matching(
+            "an API group", _GROUP_RE, "a DNS subdomain with a dot, e.g. karpenter.k8s.aws", 253
+        ),
+    ] = "karpenter.k8s.aws"
+    kind: Annotated[
+        str,
+        _matching(
+            "a Kubernetes kind",
+            _KIND_RE,
+            "letters and digits, starting with an upper-case letter, e.g. EC2NodeClass",
+            63,
+        ),
+    ] = "EC2NodeClass"
+    name: Annotated[
+        str,
+        _matching(
+            "a DNS-1123 subdomain",
+            _SUBDOMAIN_RE,
+            "lower-case letters, digits, '-' and '.', at most 253 characters",
+            253,
+        ),
+    ] = "default"
 
-    @model_validator(mode="after")
-    def _formats(self) -> Self:
-        if len(self.group) > 253 or not _GROUP_RE.match(self.group):
-            raise _problem(
-                f"group {self.group!r} is not an API group (a DNS subdomain with a dot, "
-                "e.g. karpenter.k8s.aws)"
-            )
-        if not _KIND_RE.match(self.kind):
-            raise _problem(
-                f"kind {self.kind!r} is not a Kubernetes kind (letters and digits, "
-                "starting with an upper-case letter, e.g. EC2NodeClass)"
-            )
-        if len(self.name) > 253 or not _SUBDOMAIN_RE.match(self.name):
-            raise _problem(
-                f"name {self.name!r} is not a DNS-1123 subdomain (lower-case letters, digits, "
-                "'-' and '.', at most 253 characters)"
-            )
-        return self
+
+def _node_class_name(value: object) -> object:
+    """A bare name (the form before group and kind were configurable) names an EC2NodeClass."""
+    if isinstance(value, str):
+        return {"name": value}
+    if not isinstance(value, dict | NodeClassRef):
+        raise _problem(f"{value!r} is not allowed: a mapping {{group, kind, name}} or a name")
+    return value
 
 
 #: The node class of Karpenter's kwok provider, which the local cluster runs
@@ -231,7 +251,7 @@ class ClusterSpec(Spec):
     node_role_arn: str | None = None
     subnet_ids: tuple[str, ...] = ()
     #: Karpenter: the node class nodes are launched with (group, kind, name).
-    node_class: NodeClassRef = NodeClassRef()
+    node_class: Annotated[NodeClassRef, BeforeValidator(_node_class_name)] = NodeClassRef()
     #: `target: cluster`: the kubeconfig context to use (default: the current one).
     context: str | None = None
 

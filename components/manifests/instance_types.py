@@ -72,7 +72,11 @@ def _offering(m: Machine, capacity_type: str) -> dict[str, Any]:
         "Requirements": [
             {"key": CAPACITY_TYPE_LABEL, "operator": "In", "values": [capacity_type]},
             {"key": ZONE_LABEL, "operator": "In", "values": [ZONE]},
-            {"key": GPU_NAME_LABEL, "operator": "In", "values": [gpu_info(m.gpu).karpenter_gpu_name]},
+            {
+                "key": GPU_NAME_LABEL,
+                "operator": "In",
+                "values": [gpu_info(m.gpu).karpenter_gpu_name],
+            },
         ],
     }
 

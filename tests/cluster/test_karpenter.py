@@ -195,7 +195,7 @@ def test_spot_becomes_the_capacity_type_karpenter_chose(karpenter_stack: Any) ->
     want = predicted_machine(text)
     before = {n.metadata.name for n in live.nodes()}
     _apply(s, text)
-    (pod,) = wait_for("the pod on a spot node", lambda: live.ready_on_pool(1, want), timeout=120)
+    wait_for("the pod on a spot node", lambda: live.ready_on_pool(1, want), timeout=120)
     (node,) = live.nodes()
     assert node.metadata.name not in before, "spot is a replacement: a new node"
     assert node.metadata.labels[CAPACITY_TYPE] == "spot"
@@ -211,8 +211,34 @@ def test_a_gpu_type_edit_makes_karpenter_replace_the_nodes(karpenter_stack: Any)
     assert want != old
     before = {n.metadata.name for n in live.nodes()}
     _apply(s, text)
-    (pod,) = wait_for(f"the pod on a {want} node", lambda: live.ready_on_pool(1, want), timeout=120)
+    wait_for(f"the pod on a {want} node", lambda: live.ready_on_pool(1, want), timeout=120)
     (node,) = live.nodes()
     assert node.metadata.name not in before
     assert node.metadata.labels["karpenter.k8s.aws/instance-gpu-name"] == "t4"
     assert not [n for n in live.core.list_node().items if n.metadata.name in before]
+
+
+def _listening(pid: int) -> list[tuple[str, int]]:
+    """(address, port) of every TCP socket process ``pid`` listens on (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = str(fd.readlink()) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            cols = line.split()
+            if cols[3] == "0A" and cols[9] in inodes:  # LISTEN
+                addr, port = cols[1].split(":")
+                found.append((addr, int(port, 16)))
+    return sorted(found)
+
+
+def test_karpenter_listens_on_loopback_only(local_cluster: Path) -> None:
+    info = cluster_up(karpenter=True)
+    pid = info.pids["karpenter"]
+    want = sorted(
+        ("0100007F", info.ports[name]) for name in ("karpenter-metrics", "karpenter-health")
+    )
+    assert _listening(pid) == want  # 0100007F: 127.0.0.1 as /proc/net/tcp writes it

@@ -163,9 +163,7 @@ EDITS: tuple[Edit, ...] = (
     Edit("nodePools.<name>.maxNodes", "nodePools.a100.maxNodes", 6, sample="gke"),
     Edit("nodePools.<name>.maxNodes", "nodePools.l4.maxNodes", 6, sample="eks"),
     Edit("nodePools.<name>.spot", "nodePools.a100.spot", True),
-    Edit(
-        "nodePools.<name>.consolidateAfterSeconds", "nodePools.a100.consolidateAfterSeconds", 30
-    ),
+    Edit("nodePools.<name>.consolidateAfterSeconds", "nodePools.a100.consolidateAfterSeconds", 30),
     Edit(
         "nodePools.<name>.consolidateAfterSeconds",
         "nodePools.a100.consolidateAfterSeconds",

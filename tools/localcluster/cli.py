@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"running: {'yes' if st['running'] else 'no'}  ({st['run_dir']})")
                 for name, c in st["components"].items():
-                    port = st["ports"].get(name, "")
+                    port = st["ports"].get(name) or st["ports"].get(f"{name}-health", "")
                     print(
                         f"  {name:<24} pid {c['pid']:<8} {'alive' if c['alive'] else 'dead ':<6}"
                         f" {HOST}:{port:<6} rss {c['rss_mib']:.0f} MiB"

@@ -154,7 +154,9 @@ def ensure_karpenter(
     kubeconfig = rd / "karpenter.kubeconfig"
     _write_kubeconfig(kubeconfig, info.server, rd / "certs", "admin")
     env = {**_child_env(rd), "KUBECONFIG": str(kubeconfig)}
-    procs[KARPENTER] = _spawn(KARPENTER, _argv(entry, ports, mine), rd / "logs" / "karpenter.log", env)
+    procs[KARPENTER] = _spawn(
+        KARPENTER, _argv(entry, ports, mine), rd / "logs" / "karpenter.log", env
+    )
     _wait(
         "karpenter /readyz",
         lambda: _health(f"http://{HOST}:{ports['karpenter-health']}/readyz"),

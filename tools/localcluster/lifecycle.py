@@ -12,7 +12,7 @@ from typing import Any
 from .api import _admin_context, _health, _insecure_loopback_ctx, request
 from .binaries import ensure_binaries
 from .certs import _ensure_certs
-from .common import COMPONENTS, HOST, ClusterError, ClusterInfo, _log
+from .common import COMPONENTS, HOST, ClusterInfo, _log
 from .components import _argv, _child_env
 from .crds import _apply_crds, _crds_established
 from .karpenter import ensure_karpenter

@@ -27,9 +27,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pick_ports(
-    previous: dict[str, int], names: tuple[str, ...] = PORT_NAMES
-) -> dict[str, int]:
+def _pick_ports(previous: dict[str, int], names: tuple[str, ...] = PORT_NAMES) -> dict[str, int]:
     """Free loopback ports: the previous ones where still free (stable kubeconfig and etcd
     peer URL across restarts), fresh ones from the kernel otherwise."""
     ports: dict[str, int] = {}
