@@ -15,6 +15,7 @@ Karpenter's instance types are generated from the machine table. One stack, edit
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 from kubernetes import client, dynamic
 
-from harness.local_cluster import on_local_cluster
+from harness.local_cluster import cluster_tool, on_local_cluster
 from harness.local_cluster import up as cluster_up
 from servestack.config.machines import machine
 from servestack.config.models import CloudProvider
@@ -31,6 +32,7 @@ from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract import labels
 from servestack.manifests import node_pools
+from servestack.manifests.instance_types import kwok_instance_types
 from tests import REPO
 from tests.cluster.live import (
     ClusterStack,
@@ -244,3 +246,27 @@ def test_karpenter_listens_on_loopback_only(local_cluster: Path) -> None:
         ("0100007F", info.ports[name]) for name in ("karpenter-metrics", "karpenter-health")
     )
     assert _listening(pid) == want  # 0100007F: 127.0.0.1 as /proc/net/tcp writes it
+
+
+def test_other_instance_types_restart_karpenter_and_the_same_ones_do_not(
+    local_cluster: Path, tmp_path: Path
+) -> None:
+    tool = cluster_tool()
+    first = cluster_up(karpenter=True)
+    run_types = first.run_dir / "karpenter" / "instance-types.json"
+    generated = json.loads(run_types.read_text())
+    assert generated == kwok_instance_types()
+    assert cluster_up(karpenter=True).pids["karpenter"] == first.pids["karpenter"]
+
+    dearer = [
+        {**t, "offerings": [{**o, "Price": o["Price"] * 2} for o in t["offerings"]]}
+        for t in generated
+    ]
+    other = tmp_path / "types.json"
+    other.write_text(json.dumps(dearer))
+    second = tool.up(REPO, karpenter=other)
+    assert second.pids["karpenter"] != first.pids["karpenter"]
+    assert json.loads(run_types.read_text()) == dearer
+    third = cluster_up(karpenter=True)
+    assert third.pids["karpenter"] != second.pids["karpenter"]
+    assert json.loads(run_types.read_text()) == generated
