@@ -236,8 +236,8 @@ def _node_class_name(value: object) -> object:
     return value
 
 
-#: The node class of Karpenter's kwok provider, which the local cluster runs
-#: (`tools/cluster.py up --karpenter` creates the object named `default`).
+#: The node class of Karpenter's kwok provider, which the local cluster runs (its Karpenter
+#: creates the object named `default`; docs/cluster.md).
 LOCAL_NODE_CLASS = NodeClassRef(group="karpenter.kwok.sh", kind="KWOKNodeClass", name="default")
 
 

@@ -2,7 +2,7 @@
 the machine table (:mod:`servestack.config.machines`) and the GPU table.
 
 Karpenter's kwok provider reads them from the JSON file named by `INSTANCE_TYPES_FILE_PATH`
-(`tools/cluster.py up --karpenter` writes it from here). Every machine of the catalogue
+(the local cluster's Karpenter is given one written from here; docs/cluster.md). Every machine of the catalogue
 Karpenter pools draw from (``PROVIDER_FAMILY[karpenter]``) becomes one instance type with
 its vCPUs, memory, ephemeral storage, pods and GPUs, offered as spot and as on-demand. The
 NodePool servestack renders for EKS then provisions nodes of the same types and shapes here.
