@@ -2,10 +2,11 @@
 the machine table (:mod:`servestack.config.machines`) and the GPU table.
 
 Karpenter's kwok provider reads them from the JSON file named by `INSTANCE_TYPES_FILE_PATH`
-(the local cluster's Karpenter is given one written from here; docs/cluster.md). Every machine of the catalogue
-Karpenter pools draw from (``PROVIDER_FAMILY[karpenter]``) becomes one instance type with
-its vCPUs, memory, ephemeral storage, pods and GPUs, offered as spot and as on-demand. The
-NodePool servestack renders for EKS then provisions nodes of the same types and shapes here.
+(the local cluster's Karpenter is given one written from here; docs/cluster.md). Every
+machine of the catalogue Karpenter pools draw from (``PROVIDER_FAMILY[karpenter]``) becomes
+one instance type with its vCPUs, memory, ephemeral storage, pods and GPUs, offered as spot
+and as on-demand. The NodePool servestack renders for EKS then provisions nodes of the same
+types and shapes here.
 
 Each offering also carries the AWS provider's GPU-name label
 (`karpenter.k8s.aws/instance-gpu-name`), which the kwok provider does not know by itself:
