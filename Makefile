@@ -10,13 +10,14 @@ export SERVESTACK_ENGINE_BIN ?= $(CURDIR)/.engine/bin
 # Reinstall when pyproject.toml or the constraints change.
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(CONSTRAINTS) | sha256sum | cut -c1-16)
 
-.PHONY: help venv engine prometheus lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster cold-rehearsal
+.PHONY: help venv engine prometheus karpenter lint test test-unit test-engine demo bench clean cluster-build cluster cluster-down test-cluster cold-rehearsal
 
 help:
 	@echo "make demo          - build/reuse the engine and the local cluster; the dev stack rendered, then up on the cluster with live edits"
 	@echo "make test          - install, lint, type-check, run every tier (unit, mocks, review, security, engine, monitoring, cluster)"
 	@echo "make engine        - build (or reuse from cache) the Pulumi CLI, Python host, k8s provider"
 	@echo "make prometheus    - build (or reuse from cache) prometheus and promtool"
+	@echo "make karpenter     - build (or reuse from cache) Karpenter's kwok provider (cluster provider karpenter)"
 	@echo "make cluster       - build and start the local control plane on 127.0.0.1"
 	@echo "make test-cluster  - the cluster tier alone (make test runs it too)"
 	@echo "make cold-rehearsal - a fresh clone with every build cache empty: .ci/run and make demo, timed"
@@ -46,6 +47,9 @@ engine:
 prometheus:
 	bash tools/build-prometheus.sh
 
+karpenter:
+	bash tools/build-karpenter.sh
+
 # mypy cannot follow the editable install's import hook: it checks the package through a
 # link named after the import name.
 TYPECHECK := .build/typecheck
@@ -72,11 +76,11 @@ cluster: cluster-build
 cluster-down:
 	$(PYTHON) tools/cluster.py down
 
-test-cluster: venv engine cluster-build
+test-cluster: venv engine cluster-build karpenter
 	$(BIN)/pytest -q -m cluster tests/cluster
 
 # One pytest run over every tier, so its closing line counts them all.
-test: venv lint engine prometheus cluster-build $(CHECKOV)
+test: venv lint engine prometheus cluster-build karpenter $(CHECKOV)
 	$(BIN)/pytest -q tests
 
 demo: venv engine cluster-build

@@ -4,6 +4,9 @@ kube-controller-manager, kube-scheduler and kwok (fake kubelets), built by
 tools/build-cluster.sh. Standard library only (plus the `openssl` command for certificates).
 
     python3 tools/cluster.py up [--timeout S]   start (or find running) and print the export line
+    python3 tools/cluster.py up --karpenter [F] also run Karpenter's kwok provider (cluster provider
+                                                karpenter); F: its instance types (default: from
+                                                servestack's machine table)
     python3 tools/cluster.py down [--purge]     stop by the recorded pids; --purge removes .cluster/
     python3 tools/cluster.py status             running?, ports, memory, nodes
     python3 tools/cluster.py env                print `export KUBECONFIG=...`
@@ -46,7 +49,9 @@ from localcluster import (  # noqa: E402
     CONTEXT,
     FIELD_MANAGER,
     HOST,
+    KARPENTER,
     KWOK_NODE_ANNOTATION,
+    NODE_CLASS,
     NODE_IP,
     POD_CIDR,
     PORT_NAMES,
@@ -56,6 +61,7 @@ from localcluster import (  # noqa: E402
     ClusterInfo,
     down,
     ensure_binaries,
+    generate_instance_types,
     kubeconfig_path,
     main,
     repo_root,
@@ -81,7 +87,9 @@ __all__ = [
     "CONTEXT",
     "FIELD_MANAGER",
     "HOST",
+    "KARPENTER",
     "KWOK_NODE_ANNOTATION",
+    "NODE_CLASS",
     "NODE_IP",
     "POD_CIDR",
     "PORT_NAMES",
@@ -100,6 +108,7 @@ __all__ = [
     "_write_kubeconfig",
     "down",
     "ensure_binaries",
+    "generate_instance_types",
     "kubeconfig_path",
     "main",
     "repo_root",

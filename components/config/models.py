@@ -179,6 +179,68 @@ class Spec(BaseModel):
     )
 
 
+_GROUP_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+_KIND_RE = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _matching(what: str, pattern: re.Pattern[str], allowed: str, longest: int) -> Any:
+    def check(value: str) -> str:
+        if len(value) > longest or not pattern.match(value):
+            raise _problem(f"{value!r} is not {what} ({allowed})")
+        return value
+
+    return AfterValidator(check)
+
+
+class NodeClassRef(Spec):
+    """The node class a Karpenter NodePool launches its nodes with (`nodeClassRef`).
+
+    The default is AWS's `EC2NodeClass`; on the local cluster Karpenter's kwok provider serves
+    `{group: karpenter.kwok.sh, kind: KWOKNodeClass}`. The object itself is the platform's
+    (servestack only names it). The server refuses an in-place change of group and kind.
+    """
+
+    group: Annotated[
+        str,
+        _matching(
+            "an API group", _GROUP_RE, "a DNS subdomain with a dot, e.g. karpenter.k8s.aws", 253
+        ),
+    ] = "karpenter.k8s.aws"
+    kind: Annotated[
+        str,
+        _matching(
+            "a Kubernetes kind",
+            _KIND_RE,
+            "letters and digits, starting with an upper-case letter, e.g. EC2NodeClass",
+            63,
+        ),
+    ] = "EC2NodeClass"
+    name: Annotated[
+        str,
+        _matching(
+            "a DNS-1123 subdomain",
+            _SUBDOMAIN_RE,
+            "lower-case letters, digits, '-' and '.', at most 253 characters",
+            253,
+        ),
+    ] = "default"
+
+
+def _node_class_name(value: object) -> object:
+    """A bare name (the form before group and kind were configurable) names an EC2NodeClass."""
+    if isinstance(value, str):
+        return {"name": value}
+    if not isinstance(value, dict | NodeClassRef):
+        raise _problem(f"{value!r} is not allowed: a mapping {{group, kind, name}} or a name")
+    return value
+
+
+#: The node class of Karpenter's kwok provider, which the local cluster runs (its Karpenter
+#: creates the object named `default`; docs/cluster.md).
+LOCAL_NODE_CLASS = NodeClassRef(group="karpenter.kwok.sh", kind="KWOKNodeClass", name="default")
+
+
 class ClusterSpec(Spec):
     name: Name
     provider: CloudProvider = CloudProvider.existing
@@ -188,8 +250,8 @@ class ClusterSpec(Spec):
     #: EKS node groups need an IAM role and subnets.
     node_role_arn: str | None = None
     subnet_ids: tuple[str, ...] = ()
-    #: Karpenter: name of the EC2NodeClass nodes are launched with.
-    node_class: str = "default"
+    #: Karpenter: the node class nodes are launched with (group, kind, name).
+    node_class: Annotated[NodeClassRef, BeforeValidator(_node_class_name)] = NodeClassRef()
     #: `target: cluster`: the kubeconfig context to use (default: the current one).
     context: str | None = None
 
@@ -254,6 +316,8 @@ class NodePoolSpec(Spec):
     spot: bool = False
     #: Boot disk per node (GKE, EKS). Karpenter takes it from the EC2NodeClass instead.
     disk_size_gb: Annotated[int, Field(ge=20, le=65536)] | None = None
+    #: Karpenter: how long a node stays empty before it is consolidated away.
+    consolidate_after_seconds: Annotated[int, Field(ge=0, le=86400)] = 600
 
     @model_validator(mode="after")
     def _bounds(self) -> Self:

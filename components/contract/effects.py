@@ -312,11 +312,31 @@ _RULES: tuple[Rule, ...] = (
         override=_rendered_only,
     ),
     Rule(
-        "cluster.nodeClass",
-        Effect.RESTART,
-        "Karpenter drifts existing nodes to the new "
-        "node class: nodes are replaced and their pods rescheduled",
+        "cluster.nodeClass.group",
+        Effect.REPLACE,
+        "the server refuses an in-place change of a NodePool's node class group: "
+        "every Karpenter NodePool is replaced and its nodes with it",
         ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by(CloudProvider.karpenter),
+    ),
+    Rule(
+        "cluster.nodeClass.kind",
+        Effect.REPLACE,
+        "the server refuses an in-place change of a NodePool's node class kind: "
+        "every Karpenter NodePool is replaced and its nodes with it",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by(CloudProvider.karpenter),
+    ),
+    Rule(
+        "cluster.nodeClass.name",
+        Effect.REPLACE,
+        "a NodePool's nodes belong to their node class: "
+        "every Karpenter NodePool is replaced and its nodes with it",
+        ("NodePool",),
+        impact=LOST_CAPACITY,
+        override=_read_by(CloudProvider.karpenter),
     ),
     Rule(
         "allowReplacements",
@@ -383,6 +403,14 @@ _RULES: tuple[Rule, ...] = (
         "capacity type is fixed at node pool creation",
         ("NodePool",),
         impact=LOST_CAPACITY,
+    ),
+    Rule(
+        "nodePools.<name>.consolidateAfterSeconds",
+        Effect.IN_PLACE,
+        "Karpenter reads it for its next consolidation: the NodePool is updated, "
+        "nodes stay until empty that long",
+        ("NodePool",),
+        override=_read_by(CloudProvider.karpenter),
     ),
     Rule(
         "nodePools.<name>.diskSizeGb",

@@ -21,7 +21,12 @@ from servestack.manifests.provenance import Prop, parse_prop
 LOCKED_PATHS = [f'metadata.labels["{labels.PROCESSING}"]']
 #: Karpenter applies NodePool edits to new nodes only and drifts old ones away; servestack
 #: makes GPU and machine changes an explicit replacement so reviewers see the lost capacity.
-KARPENTER_REPLACE_ON = ["spec.template.spec.requirements", "spec.template.metadata"]
+#: The node class reference too: the server refuses an in-place change of its group and kind.
+KARPENTER_REPLACE_ON = [
+    "spec.template.spec.requirements",
+    "spec.template.metadata",
+    "spec.template.spec.nodeClassRef",
+]
 #: A local cluster's Node (provider `local`): everything on it comes from the pool's name,
 #: GPUs, machine type and capacity type, and kwok reads its capacity once, when it first
 #: turns Ready. Any change is a new Node, as a cloud's new machines would be.

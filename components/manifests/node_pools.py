@@ -75,6 +75,11 @@ def _taints(pool: NodePoolSpec, effect: str | None = None) -> list[dict[str, str
     return src([shape], "gpu.type")
 
 
+def _duration(seconds: int) -> str:
+    """A Karpenter duration: whole minutes as minutes (600 -> "10m"), else seconds."""
+    return f"{seconds // 60}m" if seconds and seconds % 60 == 0 else f"{seconds}s"
+
+
 def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:
     gpu = info(pool)
     return {
@@ -89,9 +94,9 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
                 "metadata": {"labels": node_labels(pool)},
                 "spec": {
                     "nodeClassRef": {
-                        "group": "karpenter.k8s.aws",
-                        "kind": "EC2NodeClass",
-                        "name": src(cluster.node_class, "cluster.nodeClass"),
+                        "group": src(cluster.node_class.group, "cluster.nodeClass.group"),
+                        "kind": src(cluster.node_class.kind, "cluster.nodeClass.kind"),
+                        "name": src(cluster.node_class.name, "cluster.nodeClass.name"),
                     },
                     "taints": _taints(pool),
                     "requirements": [
@@ -116,7 +121,12 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
             "limits": {
                 GPU_RESOURCE: src(str(pool.max_nodes * pool.gpu.count), "maxNodes", "gpu.count")
             },
-            "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m"},
+            "disruption": {
+                "consolidationPolicy": "WhenEmpty",
+                "consolidateAfter": src(
+                    _duration(pool.consolidate_after_seconds), "consolidateAfterSeconds"
+                ),
+            },
         },
     }
 

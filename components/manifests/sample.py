@@ -37,7 +37,7 @@ KARPENTER: dict[str, Any] = {
     "environment": "staging",
     "target": "render",
     "namespace": "models",
-    "cluster": {"name": "sample", "provider": "karpenter", "nodeClass": "gpu"},
+    "cluster": {"name": "sample", "provider": "karpenter", "nodeClass": {"name": "gpu"}},
     "nodePools": [
         {
             "name": "a100",

@@ -126,6 +126,8 @@ EDITS: tuple[Edit, ...] = (
     Edit("mig", "deployments.tagger.resources.gpu.mig", "1g.35gb", "restart", "ModelDeployment"),
     Edit("mig", "deployments.tagger.replicas", 3, "in-place", "ModelDeployment"),
     Edit("prod", "nodePools.a100.spot", True, "replace", "GpuNodePool"),
+    # The node class reference: the server refuses an in-place change of its group and kind
+    Edit("staging", "cluster.nodeClass.name", "gpu-al2023-v2", "replace", "GpuNodePool"),
 )
 
 

@@ -35,7 +35,7 @@ LABELS = {
     "servestack.io/model-type": "llm",
     "servestack.io/environment": "development",
 }
-KARPENTER = ClusterSpec(name="prod-eu-1", provider="karpenter", node_class="gpu-al2023")
+KARPENTER = ClusterSpec(name="prod-eu-1", provider="karpenter", node_class={"name": "gpu-al2023"})
 GKE = ClusterSpec(name="gke-1", provider="gke", project="proj", location="europe-west4")
 EKS = ClusterSpec(
     name="eks-1",

@@ -9,7 +9,7 @@ One module per part, each importing only the ones above it:
                 ClusterError, ClusterInfo, the log line
     paths       the checkout, its run dir (.cluster/) and its .cluster-bin link
     binaries    the cache entry of tools/build-cluster.sh (built when missing)
-    processes   spawning and stopping by recorded pid and start time, never by name
+    processes   spawning, waiting for and stopping by recorded pid and start time, never by name
     ports       free loopback ports, the previous ones reused while still free
     certs       the CA and the certificates (openssl)
     kubeconfig  kubeconfig files, certificates embedded
@@ -18,6 +18,7 @@ One module per part, each importing only the ones above it:
     kwok        kwok's Stages (node-initialize takes a Node's CAPACITY_ANNOTATION)
     components  the five components' command lines and environment
     crds        the upstream CRDs, applied and waited Established
+    karpenter   Karpenter's kwok provider (`up --karpenter`): its node class, its process
     nodes       the bootstrap node
     lifecycle   up and down
     report      status
@@ -42,6 +43,7 @@ from .common import (
     ClusterInfo,
 )
 from .crds import FIELD_MANAGER
+from .karpenter import KARPENTER, NODE_CLASS, generate_instance_types
 from .kubeconfig import CONTEXT
 from .kwok import CAPACITY_ANNOTATION
 from .lifecycle import down, up
@@ -60,7 +62,9 @@ __all__ = [
     "CONTEXT",
     "FIELD_MANAGER",
     "HOST",
+    "KARPENTER",
     "KWOK_NODE_ANNOTATION",
+    "NODE_CLASS",
     "NODE_IP",
     "POD_CIDR",
     "PORT_NAMES",
@@ -70,6 +74,7 @@ __all__ = [
     "ClusterInfo",
     "down",
     "ensure_binaries",
+    "generate_instance_types",
     "kubeconfig_path",
     "main",
     "repo_root",

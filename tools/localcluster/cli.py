@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 from .common import HOST, ClusterError, _log
+from .karpenter import generate_instance_types
 from .lifecycle import down, up
 from .paths import kubeconfig_path, repo_root
 from .report import status
@@ -24,6 +25,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="cmd", required=True)
     p_up = sub.add_parser("up", help="start (or find running) and print the export line")
     p_up.add_argument("--timeout", type=float, default=120)
+    p_up.add_argument(
+        "--karpenter",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="INSTANCE_TYPES",
+        help="also run Karpenter's kwok provider (for cluster provider karpenter), with this "
+        "instance types file (default: generated from servestack's machine table)",
+    )
     p_down = sub.add_parser("down", help="stop by recorded pids")
     p_down.add_argument("--purge", action="store_true", help="also remove .cluster/")
     p_status = sub.add_parser("status", help="running?, ports, memory, nodes")
@@ -33,7 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     root = (args.root or repo_root()).resolve()
     try:
         if args.cmd == "up":
-            info = up(root, timeout=args.timeout)
+            types = None
+            if args.karpenter is not None:
+                types = Path(args.karpenter) if args.karpenter else None
+                if types is None:
+                    (root / ".cluster").mkdir(parents=True, exist_ok=True)
+                    types = generate_instance_types(
+                        root, root / ".cluster" / "karpenter-instance-types.json"
+                    )
+            info = up(root, timeout=args.timeout, karpenter=types)
             print(info.export_line())
         elif args.cmd == "down":
             down(root, purge=args.purge)
@@ -46,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 print(f"running: {'yes' if st['running'] else 'no'}  ({st['run_dir']})")
                 for name, c in st["components"].items():
-                    port = st["ports"].get(name, "")
+                    port = st["ports"].get(name) or st["ports"].get(f"{name}-health", "")
                     print(
                         f"  {name:<24} pid {c['pid']:<8} {'alive' if c['alive'] else 'dead ':<6}"
                         f" {HOST}:{port:<6} rss {c['rss_mib']:.0f} MiB"

@@ -12,40 +12,16 @@ from typing import Any
 from .api import _admin_context, _health, _insecure_loopback_ctx, request
 from .binaries import ensure_binaries
 from .certs import _ensure_certs
-from .common import COMPONENTS, HOST, ClusterError, ClusterInfo, _log
+from .common import COMPONENTS, HOST, ClusterInfo, _log
 from .components import _argv, _child_env
 from .crds import _apply_crds, _crds_established
+from .karpenter import ensure_karpenter
 from .kubeconfig import _write_kubeconfig
 from .nodes import BOOTSTRAP_NODE, _ensure_bootstrap_node, _node_ready
 from .paths import repo_root, run_dir
 from .ports import _pick_ports, _wait_ports_free
-from .processes import _alive, _spawn, _stop_entries
+from .processes import _alive, _spawn, _stop_entries, _wait
 from .state import _info, _locked, _read_json, _write_json
-
-
-def _wait(
-    what: str, check: Any, timeout: float, procs: dict[str, dict[str, Any]], interval: float = 0.1
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return
-        for name, e in procs.items():
-            if not _alive(e):
-                raise ClusterError(
-                    f"{name} exited while waiting for {what}; "
-                    f"log {e['log']}:\n{_tail(Path(e['log']))}"
-                )
-        if time.monotonic() > deadline:
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
-
-
-def _tail(path: Path, n: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return "(no log)"
 
 
 def _default_sa(info: ClusterInfo) -> bool:
@@ -54,7 +30,7 @@ def _default_sa(info: ClusterInfo) -> bool:
 
 
 def _healthy(root: Path, state: dict[str, Any]) -> bool:
-    if not state.get("pids") or set(state["pids"]) != set(COMPONENTS):
+    if not state.get("pids") or not set(COMPONENTS) <= set(state["pids"]):
         return False
     if not all(_alive(e) for e in state["pids"].values()):
         return False
@@ -62,8 +38,13 @@ def _healthy(root: Path, state: dict[str, Any]) -> bool:
     return _health(info.server + "/readyz", _admin_context(info)) and _node_ready(info)
 
 
-def up(root: Path | None = None, timeout: float = 120) -> ClusterInfo:
-    """Start the cluster (or find it running and healthy) and return how to reach it."""
+def up(
+    root: Path | None = None, timeout: float = 120, karpenter: Path | None = None
+) -> ClusterInfo:
+    """Start the cluster (or find it running and healthy) and return how to reach it.
+
+    ``karpenter``: an instance types file; Karpenter's kwok provider is then started with it
+    beside the control plane (or restarted, if it runs with other instance types)."""
     root = Path(root or repo_root()).resolve()
     entry = ensure_binaries(root)
     with _locked(root) as rd:
@@ -72,6 +53,8 @@ def up(root: Path | None = None, timeout: float = 120) -> ClusterInfo:
         if state:
             if _healthy(root, state):
                 _log(f"already running (kube-apiserver {HOST}:{state['ports']['kube-apiserver']})")
+                if karpenter is not None:
+                    _with_karpenter(root, rd, state, karpenter, pids_file, ports_file)
                 return _info(root, state, already_running=True)
             # Stale or broken: stop whatever is left of it and start afresh from empty data.
             _log("stale .cluster/pids.json (processes dead or unhealthy): cleaning up")
@@ -85,7 +68,22 @@ def up(root: Path | None = None, timeout: float = 120) -> ClusterInfo:
                     shutil.rmtree(p)
                 else:
                     p.unlink()
-        return _start(root, rd, entry, pids_file, ports_file, timeout)
+        info = _start(root, rd, entry, pids_file, ports_file, timeout)
+        if karpenter is not None:
+            state = _read_json(pids_file)
+            _with_karpenter(root, rd, state, karpenter, pids_file, ports_file)
+            info = _info(root, state, timings=info.timings)
+        return info
+
+
+def _with_karpenter(
+    root: Path, rd: Path, state: dict[str, Any], types: Path, pids_file: Path, ports_file: Path
+) -> None:
+    try:
+        ensure_karpenter(root, rd, _info(root, state), state, types)
+    finally:  # recorded whatever happened: `down` can always stop it
+        _write_json(pids_file, state)
+        _write_json(ports_file, {**_read_json(ports_file), **state["ports"]})
 
 
 def _start(

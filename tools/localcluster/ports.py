@@ -27,13 +27,13 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _pick_ports(previous: dict[str, int]) -> dict[str, int]:
+def _pick_ports(previous: dict[str, int], names: tuple[str, ...] = PORT_NAMES) -> dict[str, int]:
     """Free loopback ports: the previous ones where still free (stable kubeconfig and etcd
     peer URL across restarts), fresh ones from the kernel otherwise."""
     ports: dict[str, int] = {}
     held: list[socket.socket] = []
     try:
-        for name in PORT_NAMES:
+        for name in names:
             port = previous.get(name)
             if port and port not in ports.values() and _port_free(port):
                 ports[name] = port

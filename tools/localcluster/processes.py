@@ -110,3 +110,28 @@ def _stop_group(entries: dict[str, dict[str, Any]], timeout: float) -> None:
         time.sleep(0.05)
     if live:
         raise ClusterError(f"processes did not exit: {sorted(live)}")
+
+
+def _wait(
+    what: str, check: Any, timeout: float, procs: dict[str, dict[str, Any]], interval: float = 0.1
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        for name, e in procs.items():
+            if not _alive(e):
+                raise ClusterError(
+                    f"{name} exited while waiting for {what}; "
+                    f"log {e['log']}:\n{_tail(Path(e['log']))}"
+                )
+        if time.monotonic() > deadline:
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _tail(path: Path, n: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+    except OSError:
+        return "(no log)"

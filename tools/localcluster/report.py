@@ -43,7 +43,7 @@ def status(root: Path | None = None) -> dict[str, Any]:
     if (
         state
         and all(c["alive"] for c in result["components"].values())
-        and set(result["components"]) == set(COMPONENTS)
+        and set(COMPONENTS) <= set(result["components"])
     ):
         info = _info(root, state)
         result["running"] = _health(info.server + "/readyz", _admin_context(info))
