@@ -77,6 +77,18 @@ def rows(model: type[BaseModel] = StackConfig, prefix: str = "") -> list[tuple[s
         key = field.alias or name
         inner, is_list = _unwrap(field.annotation)
         path = f"{prefix}{key}"
+        if (
+            is_list
+            and isinstance(inner, type)
+            and issubclass(inner, BaseModel)
+            and "name" not in inner.model_fields
+            and path != "allowReplacements"
+        ):
+            # Unnamed items (affinity.nodeRequirements): the list is one value.
+            keys = ", ".join(f.alias or n for n, f in inner.model_fields.items())
+            rule = rule_for(path)
+            out.append((path, f"list of {{{keys}}}", "-", rule.effect.value, rule.reason))
+            continue
         if isinstance(inner, type) and issubclass(inner, BaseModel) and path != "allowReplacements":
             child_prefix = f"{path}.{ANY}." if is_list else f"{path}."
             out.append((path, _type_name(field.annotation), _default(field), "", ""))

@@ -37,6 +37,7 @@ KARPENTER: dict[str, Any] = {
     "environment": "staging",
     "target": "render",
     "namespace": "models",
+    "imagePullSecrets": ["regcred"],
     "cluster": {"name": "sample", "provider": "karpenter", "nodeClass": "gpu"},
     "nodePools": [
         {
@@ -63,6 +64,18 @@ KARPENTER: dict[str, Any] = {
                 "gpu": {"count": 1, "type": "A100"},
                 "storage": "100Gi",
                 "bandwidthMbps": 1000,
+                "sharedMemory": "8Gi",
+            },
+            "imagePullSecrets": ["chat-registry"],
+            "command": ["python", "-m", "chat.serve"],
+            "args": ["--tensor-parallel-size", "1"],
+            "priorityClassName": "llm-high",
+            "topologySpread": {"node": "require", "zone": "prefer"},
+            "affinity": {
+                "nodeRequirements": [
+                    {"key": "topology.kubernetes.io/zone", "values": ["eu-west-1a", "eu-west-1b"]}
+                ],
+                "podAntiAffinity": "prefer",
             },
             "autoscaling": {
                 "minReplicas": 2,
@@ -128,7 +141,9 @@ KARPENTER: dict[str, Any] = {
                 "kind": "rabbitmq",
                 "name": "transcriptions",
                 "targetDepth": 20,
+                "activationDepth": 5,
                 "connectionSecret": "rabbitmq-conn",
+                "connectionSecretKey": "amqp-url",
             },
             "monitoring": {"enabled": True},
             "autoscaling": {

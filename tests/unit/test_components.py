@@ -292,7 +292,7 @@ def test_model_deployment_accepts_a_plain_dict() -> None:
     }
     meta = rec.one(DEP, "bert").inputs["metadata"]
     assert (meta["namespace"], meta["labels"]["servestack.io/environment"]) == (
-        "default",
+        "models",
         "development",
     )
 
@@ -345,7 +345,7 @@ def test_typed_spec_is_renamed_to_the_component_name() -> None:
     assert (DEP, "gpt-v2-1-0") in rec.names()
     assert (DEP, "bert") not in rec.names()
     meta = rec.one(DEP, "gpt-v2-1-0").inputs["metadata"]
-    assert (meta["labels"]["app.kubernetes.io/name"], meta["namespace"]) == ("gpt", "default")
+    assert (meta["labels"]["app.kubernetes.io/name"], meta["namespace"]) == ("gpt", "models")
 
 
 @pytest.mark.parametrize(

@@ -81,6 +81,7 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.loadBalancer.healthCheck.path",
         "deployments.<name>.autoscaling.enabled",
         "deployments.<name>.queue.connectionSecret",
+        "deployments.<name>.affinity.nodeRequirements[].operator",
         "deployments.<name>.env",
         "deployments.<name>.secretEnv",
         "deployments.<name>.tags",
@@ -88,8 +89,9 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.monitoring.slo.latencyP99Ms",
         "deployments.<name>.monitoring.alerts.canaryWorse.severity",
     } <= set(LEAVES)
-    # 67 before the 24 fields of the monitoring block.
-    assert len(LEAVES) == len(set(LEAVES)) == 95
+    # 67 before the 24 fields of the monitoring block, 2 of MIG, 14 of pod settings and
+    # queue workers.
+    assert len(LEAVES) == len(set(LEAVES)) == 109
 
 
 @pytest.mark.parametrize("path", LEAVES)

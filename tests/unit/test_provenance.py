@@ -92,6 +92,8 @@ EDITS: tuple[Edit, ...] = (
     Edit("environment", "environment", "production"),
     Edit("environment", "environment", "development"),
     Edit("target", "target", "cluster"),
+    Edit("imagePullSecrets", "imagePullSecrets", ["regcred", "mirror"]),
+    Edit("imagePullSecrets", "imagePullSecrets", REMOVE),
     Edit("namespace", "namespace", "models-eu"),
     Edit("cluster.name", "cluster.name", "sample-2"),
     Edit(
@@ -352,6 +354,19 @@ EDITS: tuple[Edit, ...] = (
     Edit("deployments.<name>.queue.name", "deployments.whisper.queue.name", "transcripts-eu"),
     Edit("deployments.<name>.queue.targetDepth", "deployments.whisper.queue.targetDepth", 50),
     Edit(
+        "deployments.<name>.queue.activationDepth", "deployments.whisper.queue.activationDepth", 10
+    ),
+    Edit(
+        "deployments.<name>.queue.activationDepth",
+        "deployments.embedder.queue.activationDepth",
+        1,
+    ),
+    Edit(
+        "deployments.<name>.queue.connectionSecretKey",
+        "deployments.whisper.queue.connectionSecretKey",
+        "uri",
+    ),
+    Edit(
         "deployments.<name>.queue.connectionSecret",
         "deployments.whisper.queue.connectionSecret",
         "rabbitmq-eu",
@@ -361,6 +376,59 @@ EDITS: tuple[Edit, ...] = (
     Edit("deployments.<name>.env", "deployments.ranker.env.LOG_LEVEL", REMOVE),
     Edit("deployments.<name>.secretEnv", "deployments.chat.secretEnv", ["API_TOKEN", "HF_TOKEN"]),
     Edit("deployments.<name>.secretEnv", "deployments.chat.secretEnv", []),
+    Edit("deployments.<name>.imagePullSecrets", "deployments.chat.imagePullSecrets", ["other"]),
+    Edit("deployments.<name>.imagePullSecrets", "deployments.ranker.imagePullSecrets", ["own"]),
+    Edit(
+        "deployments.<name>.resources.sharedMemory",
+        "deployments.chat.resources.sharedMemory",
+        "16Gi",
+    ),
+    Edit(
+        "deployments.<name>.resources.sharedMemory",
+        "deployments.ranker.resources.sharedMemory",
+        "1Gi",
+    ),
+    Edit(
+        "deployments.<name>.resources.sharedMemory",
+        "deployments.chat.resources.sharedMemory",
+        REMOVE,
+    ),
+    Edit("deployments.<name>.command", "deployments.chat.command", ["vllm", "serve"]),
+    Edit("deployments.<name>.command", "deployments.ranker.command", ["ranker"]),
+    Edit("deployments.<name>.args", "deployments.chat.args", ["--tensor-parallel-size", "2"]),
+    Edit("deployments.<name>.args", "deployments.chat.args", REMOVE),
+    Edit("deployments.<name>.priorityClassName", "deployments.chat.priorityClassName", "llm-low"),
+    Edit("deployments.<name>.priorityClassName", "deployments.ranker.priorityClassName", "batch"),
+    Edit("deployments.<name>.topologySpread.node", "deployments.chat.topologySpread.node", "off"),
+    Edit(
+        "deployments.<name>.topologySpread.node", "deployments.ranker.topologySpread.node", "prefer"
+    ),
+    Edit(
+        "deployments.<name>.topologySpread.zone", "deployments.chat.topologySpread.zone", "require"
+    ),
+    Edit(
+        "deployments.<name>.topologySpread.zone", "deployments.ranker.topologySpread.zone", "prefer"
+    ),
+    Edit(
+        "deployments.<name>.affinity.nodeRequirements",
+        "deployments.chat.affinity.nodeRequirements",
+        [{"key": "example.com/pool", "operator": "Exists"}],
+    ),
+    Edit(
+        "deployments.<name>.affinity.nodeRequirements",
+        "deployments.ranker.affinity.nodeRequirements",
+        [{"key": "example.com/spot", "operator": "NotIn", "values": ["true"]}],
+    ),
+    Edit(
+        "deployments.<name>.affinity.podAntiAffinity",
+        "deployments.chat.affinity.podAntiAffinity",
+        "require",
+    ),
+    Edit(
+        "deployments.<name>.affinity.podAntiAffinity",
+        "deployments.ranker.affinity.podAntiAffinity",
+        "prefer",
+    ),
     Edit("deployments.<name>.tags", "deployments.chat.tags.team", "nlp"),
     Edit("deployments.<name>.tags", "deployments.chat.tags.cost-center", "ml-42"),
     # --- deployments: monitoring ----------------------------------------------------------------
