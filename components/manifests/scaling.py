@@ -142,7 +142,7 @@ def _queue_trigger(q: Queue) -> Manifest:
     if q.activation_depth is not None:
         # Its key is the kind's: a kind edit renames it.
         meta[ACTIVATION_KEYS[q.kind]] = opt(
-            str(q.activation_depth), "queue.activationDepth", "queue.kind"
+            str(q.activation_depth), "queue.activationDepth", via=["queue.kind"]
         )
     return {"type": src(q.kind.value, "queue.kind"), "metadata": src(meta, "queue.kind")}
 

@@ -297,6 +297,22 @@ def test_model_deployment_accepts_a_plain_dict() -> None:
     )
 
 
+def test_model_deployment_creates_its_restricted_namespace_when_asked() -> None:
+    raw = deployment_raw(loadBalancer={"enabled": False})
+    del raw["name"]
+    rec = run_program(lambda: ModelDeployment("bert", raw, create_namespace=True))
+    assert (NS, "bert-namespace", of(MD, "bert")) in tree(rec)
+    assert rec.one(NS, "bert-namespace").inputs["metadata"] == {
+        "name": "models",
+        "labels": {
+            "app.kubernetes.io/managed-by": "servestack",
+            "pod-security.kubernetes.io/enforce": "restricted",
+        },
+    }
+    without = run_program(lambda: ModelDeployment("bert", raw))
+    assert NS not in {r.type for r in without.resources}
+
+
 def registers_nothing(build_it: Callable[[], Any]) -> tuple[Recorder, BaseException]:
     """Run ``build_it`` under mocks; it must raise. Returns the recorder and the error."""
     caught: list[BaseException] = []
