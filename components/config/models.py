@@ -309,11 +309,79 @@ class NodePoolSpec(Spec):
         return self
 
 
+_STORAGE_URI_RE = re.compile(r"^(s3|gs|hf|https)://[^\s'\"]+$")
+_MOUNT_PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+#: The init container that fetches ``model.storage.uri``: it takes the URI and the target
+#: directory as its two arguments (KServe's storage initializer does; so may your own).
+DEFAULT_FETCH_IMAGE = "kserve/storage-initializer:v0.15.0"
+
+
+class ModelStorage(Spec):
+    """Where the model's weights come from, mounted read-only into the model container.
+
+    Either ``pvc`` (an existing PersistentVolumeClaim, mounted read-only) or ``uri`` (an
+    object-store location fetched by an init container into an emptyDir of ``size``, which
+    counts in the pod's ephemeral storage). Credentials for the store are the fetcher's
+    (its ServiceAccount or workload identity), never the stack file's.
+    """
+
+    pvc: Name | None = None
+    uri: Annotated[str, Field(max_length=1000)] | None = None
+    #: uri only: the emptyDir's sizeLimit (and the pod's extra ephemeral storage).
+    size: Memory | None = None
+    mount_path: Annotated[str, Field(max_length=200)] = "/models"
+    #: uri only: the fetching init container's image.
+    fetch_image: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.pvc is not None and self.uri is not None:
+            raise _problem(
+                "pvc and uri are both set: the weights come from one source, an existing "
+                "PersistentVolumeClaim (pvc) or an object-store location (uri)"
+            )
+        if self.pvc is None and self.uri is None:
+            raise _problem(
+                "needs pvc (an existing PersistentVolumeClaim) or uri (s3://, gs://, hf://, https://)"
+            )
+        if self.uri is not None:
+            if not _STORAGE_URI_RE.match(self.uri):
+                raise _problem(
+                    "uri is not allowed (not shown: it may carry a credential): s3://, gs://, "
+                    "hf:// or https:// followed by a location without spaces or quotes"
+                )
+            if "@" in self.uri.split("://", 1)[1].split("/", 1)[0] or "?" in self.uri:
+                raise _problem(
+                    "uri carries credentials (user@host, or a query string such as a presigned "
+                    "URL's signature; not shown): give the fetcher its credentials through its "
+                    "identity, never in the stack file"
+                )
+            if self.size is None:
+                raise _problem("uri needs size: the emptyDir the weights are fetched into")
+        else:
+            extra = [k for k, v in (("size", self.size), ("fetchImage", self.fetch_image)) if v]
+            if extra:
+                raise _problem(f"{' and '.join(extra)} only with uri (a pvc is mounted as it is)")
+        if not _MOUNT_PATH_RE.match(self.mount_path) or self.mount_path in (
+            "/",
+            "/tmp",
+            "/dev/shm",
+        ):
+            raise _problem(
+                f"mountPath {self.mount_path!r} must be an absolute path of letters, digits, "
+                "'.', '_', '-' and '/', other than /, /tmp and /dev/shm"
+            )
+        if self.fetch_image is not None:
+            _check_image("fetchImage", self.fetch_image)
+        return self
+
+
 class ModelRef(Spec):
     id: Annotated[str, Field(min_length=1, max_length=128)]
     version: str
     type: ModelType
     image: str
+    storage: ModelStorage | None = None
 
     @model_validator(mode="after")
     def _formats(self) -> Self:

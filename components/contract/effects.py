@@ -469,6 +469,38 @@ _RULES: tuple[Rule, ...] = (
         ("Deployment",),
     ),
     Rule(
+        "deployments.<name>.model.storage.pvc",
+        Effect.RESTART,
+        "the claim is a volume of the pod template; servestack mounts an existing PVC and "
+        "never replaces it (a ReadWriteOnce claim holds new pods on the old pods' node: "
+        "prefer ReadOnlyMany for weights)",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.uri",
+        Effect.RESTART,
+        "the init container fetches the weights when a pod starts: a new location rolls the pods",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.size",
+        Effect.RESTART,
+        "the emptyDir's size and the pod's ephemeral storage are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.mountPath",
+        Effect.RESTART,
+        "the mount is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.fetchImage",
+        Effect.RESTART,
+        "the init container's image is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
         "deployments.<name>.processing",
         Effect.REPLACE,
         "processing type is locked after "

@@ -57,7 +57,11 @@ KARPENTER: dict[str, Any] = {
         {
             "name": "chat",
             "description": "Chat completions",
-            "model": _model("v3.0.0", "registry.example.com/llm/chat:3.0.0"),
+            "model": _model(
+                "v3.0.0",
+                "registry.example.com/llm/chat:3.0.0",
+                storage={"uri": "s3://models/chat/v3.0.0", "size": "80Gi"},
+            ),
             "resources": {
                 "cpu": 8,
                 "memory": "64Gi",
@@ -125,7 +129,11 @@ KARPENTER: dict[str, Any] = {
         },
         {
             "name": "vision",
-            "model": _model("v2.0.0", "registry.example.com/vision/resnet:2.0.0"),
+            "model": _model(
+                "v2.0.0",
+                "registry.example.com/vision/resnet:2.0.0",
+                storage={"pvc": "resnet-weights"},
+            ),
             "resources": {"cpu": 4, "memory": "16Gi", "gpu": {"count": 1, "type": "L4"}},
             "replicas": 2,
             "loadBalancer": {"algorithm": "ip_hash"},

@@ -12,7 +12,7 @@ from servestack.config.defaults import Effective
 from servestack.config.gpu import gpu_info, slice_resource
 from servestack.config.models import DeploymentSpec, Processing, Spread, StrategyType
 from servestack.contract import labels
-from servestack.manifests import gpu_scheduling, naming
+from servestack.manifests import gpu_scheduling, naming, storage
 from servestack.manifests.origins import NO_ORIGINS, Origins
 from servestack.manifests.provenance import opt, src
 
@@ -56,8 +56,14 @@ def _resources(spec: DeploymentSpec) -> Manifest:
         "cpu": src(res.cpu, "resources.cpu"),
         "memory": src(res.memory, "resources.memory"),
     }
-    if res.storage:
-        amounts["ephemeral-storage"] = opt(res.storage, "resources.storage")
+    ephemeral = storage.ephemeral(spec)
+    if ephemeral is not None:
+        # resources.storage, plus the emptyDir a fetched model (model.storage.uri) fills.
+        fetched = spec.model.storage is not None and spec.model.storage.uri is not None
+        fields = ("resources.storage", *(("model.storage.size",) if fetched else ()))
+        amounts["ephemeral-storage"] = src(
+            ephemeral, *fields, via=["model.storage.uri"], when=[*fields, "model.storage.uri"]
+        )
     requests = dict(amounts)
     limits = dict(amounts)
     if res.gpu.count and res.gpu.type is not None:
@@ -267,12 +273,25 @@ def pod_template(
             },
         ],
     }
+    shm_from = ("resources.sharedMemory",) if res.shared_memory is not None else ()
     if res.shared_memory is not None:
         container["volumeMounts"].append(
-            src({"name": SHM_VOLUME, "mountPath": SHM_PATH}, when=["resources.sharedMemory"])
+            opt(
+                {"name": SHM_VOLUME, "mountPath": SHM_PATH, "readOnly": False},
+                "resources.sharedMemory",
+            )
         )
         shm = {"medium": "Memory", "sizeLimit": src(res.shared_memory, "resources.sharedMemory")}
         pod["volumes"].append(opt({"name": SHM_VOLUME, "emptyDir": shm}, "resources.sharedMemory"))
+    # After /dev/shm, whose presence decides their position.
+    model_storage = spec.model.storage
+    if model_storage is not None:
+        container["volumeMounts"].append(storage.mount(model_storage, after=shm_from))
+        pod["volumes"].append(storage.volume(model_storage, after=shm_from))
+        scratch = [{"name": "tmp", "mountPath": "/tmp"}]
+        fetcher = storage.init_container(spec, dict(container["securityContext"]), scratch)
+        if fetcher is not None:
+            pod["initContainers"] = opt([fetcher], "model.storage.uri")
     if spec.image_pull_secrets:
         pod["imagePullSecrets"] = opt(
             [{"name": n} for n in spec.image_pull_secrets], "imagePullSecrets"

@@ -163,6 +163,17 @@ EDITS: tuple[Edit, ...] = (
         "restart",
         "ModelDeployment",
     ),
+    # Model storage: the init container fetches the weights when a pod starts
+    Edit(
+        "dev",
+        "deployments.bert-sentiment.model.storage.uri",
+        "s3://models-dev/nlp/bert-sentiment/v2.1.1",
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "dev", "deployments.bert-sentiment.model.storage.size", "8Gi", "restart", "ModelDeployment"
+    ),
     # Queue workers: scale to zero above an activation threshold; the Secret's key
     Edit("dev", "deployments.whisper-batch.autoscaling.minReplicas", 0, "in-place", "Autoscaler"),
     Edit("dev", "deployments.whisper-batch.queue.activationDepth", 10, "in-place", "Autoscaler"),

@@ -1190,3 +1190,47 @@ def test_queue_secret_key_is_configurable() -> None:
 def test_hpa_scales_on_gpu_only_when_only_gpu_is_named() -> None:
     hpa = scaling.hpa(target({"targetGpuUtilization": 60}))
     assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Pods"]
+
+
+# --- model storage ------------------------------------------------------------------------------
+
+MODEL_REF = {
+    "id": "model-001",
+    "version": "v2.1.0",
+    "type": "llm",
+    "image": "registry.example.com/nlp/bert:2.1.0",
+}
+
+
+def test_model_from_a_pvc_is_mounted_read_only() -> None:
+    pod = pod_spec(model={**MODEL_REF, "storage": {"pvc": "bert-weights"}})
+    assert pod["volumes"][-1] == {
+        "name": "model",
+        "persistentVolumeClaim": {"claimName": "bert-weights", "readOnly": True},
+    }
+    assert pod["containers"][0]["volumeMounts"][-1] == {
+        "name": "model",
+        "mountPath": "/models",
+        "readOnly": True,
+    }
+    assert "initContainers" not in pod
+
+
+def test_model_from_a_uri_is_fetched_into_ephemeral_storage() -> None:
+    pod = pod_spec(
+        model={**MODEL_REF, "storage": {"uri": "s3://models/bert/v2", "size": "20Gi"}},
+        resources={"cpu": 2, "memory": "8Gi", "storage": "10Gi"},
+    )
+    assert pod["volumes"][-1] == {"name": "model", "emptyDir": {"sizeLimit": "20Gi"}}
+    (fetch,) = pod["initContainers"]
+    assert (fetch["name"], fetch["image"], fetch["args"]) == (
+        "fetch-model",
+        "kserve/storage-initializer:v0.15.0",
+        ["s3://models/bert/v2", "/models"],
+    )
+    assert fetch["volumeMounts"][-1] == {"name": "model", "mountPath": "/models"}
+    assert fetch["securityContext"] == pod["containers"][0]["securityContext"]
+    assert fetch["resources"]["requests"] == fetch["resources"]["limits"]
+    # The fetched copy counts in the pod's ephemeral storage: 10Gi of its own + 20Gi.
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits["ephemeral-storage"] == "30Gi"

@@ -24,7 +24,7 @@ from servestack.config.machines import Family, defaults
 from servestack.config.models import StackConfig
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
 from servestack.config.validation import parse_deployment
-from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
+from tests.unit.specs import MODEL, STACKS, deployment_raw, problems, stack_raw
 
 DNS = (
     "is not a DNS-1123 label of at most 40 characters (lower-case letters, digits and '-', "
@@ -77,6 +77,37 @@ RULES: list[tuple[str, Any, list[str]]] = [
             "shown, it may be a credential): list only the names of existing Secrets; a "
             "registry credential never goes in a stack file"
         ],
+    ),
+    (
+        "model-storage-pvc-and-uri",
+        dep(model={**MODEL, "storage": {"pvc": "w", "uri": "s3://b/m", "size": "10Gi"}}),
+        [
+            "deployments.bert.model.storage: pvc and uri are both set: the weights come from one "
+            "source, an existing PersistentVolumeClaim (pvc) or an object-store location (uri)"
+        ],
+    ),
+    (
+        "model-storage-uri-without-size",
+        dep(model={**MODEL, "storage": {"uri": "gs://models/bert"}}),
+        [
+            "deployments.bert.model.storage: uri needs size: the emptyDir the weights are fetched into"
+        ],
+    ),
+    (
+        "model-storage-presigned-uri",
+        dep(
+            model={**MODEL, "storage": {"uri": "https://s.example/m?X-Amz-Signature=ab", "size": 1}}
+        ),
+        [
+            "deployments.bert.model.storage: uri carries credentials (user@host, or a query string "
+            "such as a presigned URL's signature; not shown): give the fetcher its credentials "
+            "through its identity, never in the stack file"
+        ],
+    ),
+    (
+        "model-storage-size-with-pvc",
+        dep(model={**MODEL, "storage": {"pvc": "weights", "size": "10Gi"}}),
+        ["deployments.bert.model.storage: size only with uri (a pvc is mounted as it is)"],
     ),
     (
         "shared-memory-above-limit",

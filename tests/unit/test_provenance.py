@@ -393,6 +393,59 @@ EDITS: tuple[Edit, ...] = (
         "deployments.chat.resources.sharedMemory",
         REMOVE,
     ),
+    Edit(
+        "deployments.<name>.model.storage.pvc",
+        "deployments.vision.model.storage.pvc",
+        "resnet-weights-2",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.pvc",
+        "deployments.chat.model.storage.pvc",
+        "chat-weights",
+        also={
+            "deployments.chat.model.storage.uri": REMOVE,
+            "deployments.chat.model.storage.size": REMOVE,
+        },
+        why="a PVC replaces the fetched copy: uri and size go",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.uri",
+        "deployments.chat.model.storage.uri",
+        "s3://models/chat/v3.1.0",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.uri",
+        "deployments.vision.model.storage.uri",
+        "gs://models/resnet/v2",
+        also={
+            "deployments.vision.model.storage.pvc": REMOVE,
+            "deployments.vision.model.storage.size": "20Gi",
+        },
+        why="a URI replaces the PVC and needs a size",
+    ),
+    # The whole section goes: its volume, mount and MODEL_PATH with it.
+    # The whole section goes (left out, or null): its volume and mount with it.
+    *(
+        Edit(f"deployments.<name>.model.storage.{key}", f"deployments.{name}.model.storage", gone)
+        for key, gone in (("pvc", REMOVE), ("uri", None))
+        for name in ("vision", "chat")
+    ),
+    Edit("deployments.<name>.model.storage.size", "deployments.chat.model.storage.size", "100Gi"),
+    Edit(
+        "deployments.<name>.model.storage.mountPath",
+        "deployments.chat.model.storage.mountPath",
+        "/weights",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.mountPath",
+        "deployments.vision.model.storage.mountPath",
+        "/weights",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.fetchImage",
+        "deployments.chat.model.storage.fetchImage",
+        "registry.example.com/tools/fetch:1",
+    ),
     Edit("deployments.<name>.command", "deployments.chat.command", ["vllm", "serve"]),
     Edit("deployments.<name>.command", "deployments.ranker.command", ["ranker"]),
     Edit("deployments.<name>.args", "deployments.chat.args", ["--tensor-parallel-size", "2"]),
