@@ -90,7 +90,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "model-storage-uri-without-size",
         dep(model={**MODEL, "storage": {"uri": "gs://models/bert"}}),
         [
-            "deployments.bert.model.storage: uri needs size: the emptyDir the weights are fetched into"
+            "deployments.bert.model.storage: uri needs size: the emptyDir the weights are "
+            "fetched into"
         ],
     ),
     (
