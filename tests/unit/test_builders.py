@@ -1055,7 +1055,11 @@ def test_shared_memory_is_a_memory_backed_dev_shm() -> None:
         "name": "dshm",
         "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"},
     }
-    assert pod["containers"][0]["volumeMounts"][-1] == {"name": "dshm", "mountPath": "/dev/shm"}
+    assert pod["containers"][0]["volumeMounts"][-1] == {
+        "name": "dshm",
+        "mountPath": "/dev/shm",
+        "readOnly": False,
+    }
     # Counted in the memory limit, which stays the container's one limit.
     assert pod["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
 

@@ -294,7 +294,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "unknown-key-no-close-match",
         dep(model={**deployment_raw()["model"], "zzz": 1}),
-        ["deployments.bert.model: unknown key 'zzz' (allowed: id, version, type, image)"],
+        ["deployments.bert.model: unknown key 'zzz' (allowed: id, version, type, image, storage)"],
     ),
     (
         "lower-case-key",
