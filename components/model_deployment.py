@@ -15,7 +15,7 @@ from servestack.config.models import DeploymentSpec
 from servestack.config.validation import deployment_checks, parse_deployment
 from servestack.contract import labels
 from servestack.load_balancer import LoadBalancer
-from servestack.manifests import model, naming
+from servestack.manifests import model, naming, workload
 from servestack.manifests.lifecycle import LOCKED_PATHS
 
 #: Label that pins the processing type: changing it replaces the Deployment (the
@@ -31,6 +31,10 @@ class ModelDeployment(pulumi.ComponentResource):
         name: the deployment's name (a DNS-1123 label); it is also the Service's name.
         spec: a :class:`DeploymentSpec` or a plain dict in the stack-file YAML shape.
         opts: resource options; pass ``provider=`` for a Kubernetes provider.
+        secrets: values of ``secretEnv`` (a Pulumi secret mapping of env name to value).
+        create_namespace: also create the spec's namespace (default ``models``, as in a
+            stack file), labelled to enforce the restricted Pod Security profile. Leave it
+            off when the namespace exists or another component creates it.
 
     Raises:
         ConfigError: the spec is invalid. Nothing is registered in that case.
@@ -46,6 +50,7 @@ class ModelDeployment(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         secrets: pulumi.Input[Mapping[str, str]] | None = None,
+        create_namespace: bool = False,
     ) -> None:
         if isinstance(spec, dict):
             spec = parse_deployment({"name": name, **spec})
@@ -67,6 +72,13 @@ class ModelDeployment(pulumi.ComponentResource):
         super().__init__(naming.MODEL_DEPLOYMENT, name, None, opts)
         p = model.plan(spec)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
+        if create_namespace:
+            ns = k8s.core.v1.Namespace(
+                naming.child_name(name, naming.NAMESPACE),
+                metadata=workload.namespace(spec.namespace)["metadata"],
+                opts=child,
+            )
+            child = pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[ns]))
 
         account = k8s.core.v1.ServiceAccount(
             name,

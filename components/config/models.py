@@ -166,6 +166,51 @@ def _tag_values(value: dict[str, str]) -> dict[str, str]:
 
 Tags = Annotated[dict[str, str], AfterValidator(_tag_values)]
 
+#: A Kubernetes object name that is a DNS-1123 subdomain (Secrets, PriorityClasses).
+_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+#: The namespace of a deployment the stack file (or the Python API) does not place elsewhere.
+DEFAULT_NAMESPACE = "models"
+
+
+def _secret_name(value: object) -> str:
+    """An image pull Secret is named, never given: its content stays out of stack files.
+
+    A refused item is not echoed: it may be the credential itself."""
+    if isinstance(value, dict):
+        keys = ", ".join(sorted(str(k) for k in value))[:80]
+        raise _problem(
+            f"a mapping ({keys}) is not a Secret name: list only the names of existing "
+            "Secrets of type kubernetes.io/dockerconfigjson; their content never goes in a "
+            "stack file (create the Secret with kubectl or your secret manager)"
+        )
+    if not isinstance(value, str) or len(value) > 253 or not _SUBDOMAIN_RE.match(value):
+        raise _problem(
+            "is not a Secret name (a DNS-1123 subdomain; the value is not shown, it may be a "
+            "credential): list only the names of existing Secrets; a registry credential "
+            "never goes in a stack file"
+        )
+    return value
+
+
+def _subdomain(value: str) -> str:
+    if len(value) > 253 or not _SUBDOMAIN_RE.match(value):
+        raise _problem(
+            f"{value[:60]!r} is not a Kubernetes object name (a DNS-1123 subdomain: lower-case "
+            "letters, digits, '-' and '.', at most 253 characters)"
+        )
+    return value
+
+
+def _pull_secrets(value: tuple[str, ...]) -> tuple[str, ...]:
+    dup = sorted({v for v in value if value.count(v) > 1})
+    if dup:
+        raise _problem(f"{', '.join(dup)} listed more than once")
+    return value
+
+
+SecretName = Annotated[str, BeforeValidator(_secret_name)]
+PullSecrets = Annotated[tuple[SecretName, ...], AfterValidator(_pull_secrets)]
+
 
 class Spec(BaseModel):
     """Base of every config model: camelCase keys, frozen, no unknown keys."""
@@ -328,11 +373,79 @@ class NodePoolSpec(Spec):
         return self
 
 
+_STORAGE_URI_RE = re.compile(r"^(s3|gs|hf|https)://[^\s'\"]+$")
+_MOUNT_PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
+#: The init container that fetches ``model.storage.uri``: it takes the URI and the target
+#: directory as its two arguments (KServe's storage initializer does; so may your own).
+DEFAULT_FETCH_IMAGE = "kserve/storage-initializer:v0.15.0"
+
+
+class ModelStorage(Spec):
+    """Where the model's weights come from, mounted read-only into the model container.
+
+    Either ``pvc`` (an existing PersistentVolumeClaim, mounted read-only) or ``uri`` (an
+    object-store location fetched by an init container into an emptyDir of ``size``, which
+    counts in the pod's ephemeral storage). Credentials for the store are the fetcher's
+    (its ServiceAccount or workload identity), never the stack file's.
+    """
+
+    pvc: Name | None = None
+    uri: Annotated[str, Field(max_length=1000)] | None = None
+    #: uri only: the emptyDir's sizeLimit (and the pod's extra ephemeral storage).
+    size: Memory | None = None
+    mount_path: Annotated[str, Field(max_length=200)] = "/models"
+    #: uri only: the fetching init container's image.
+    fetch_image: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.pvc is not None and self.uri is not None:
+            raise _problem(
+                "pvc and uri are both set: the weights come from one source, an existing "
+                "PersistentVolumeClaim (pvc) or an object-store location (uri)"
+            )
+        if self.pvc is None and self.uri is None:
+            raise _problem(
+                "needs pvc (an existing PersistentVolumeClaim) or uri (s3://, gs://, hf://, https://)"
+            )
+        if self.uri is not None:
+            if not _STORAGE_URI_RE.match(self.uri):
+                raise _problem(
+                    "uri is not allowed (not shown: it may carry a credential): s3://, gs://, "
+                    "hf:// or https:// followed by a location without spaces or quotes"
+                )
+            if "@" in self.uri.split("://", 1)[1].split("/", 1)[0] or "?" in self.uri:
+                raise _problem(
+                    "uri carries credentials (user@host, or a query string such as a presigned "
+                    "URL's signature; not shown): give the fetcher its credentials through its "
+                    "identity, never in the stack file"
+                )
+            if self.size is None:
+                raise _problem("uri needs size: the emptyDir the weights are fetched into")
+        else:
+            extra = [k for k, v in (("size", self.size), ("fetchImage", self.fetch_image)) if v]
+            if extra:
+                raise _problem(f"{' and '.join(extra)} only with uri (a pvc is mounted as it is)")
+        if not _MOUNT_PATH_RE.match(self.mount_path) or self.mount_path in (
+            "/",
+            "/tmp",
+            "/dev/shm",
+        ):
+            raise _problem(
+                f"mountPath {self.mount_path!r} must be an absolute path of letters, digits, "
+                "'.', '_', '-' and '/', other than /, /tmp and /dev/shm"
+            )
+        if self.fetch_image is not None:
+            _check_image("fetchImage", self.fetch_image)
+        return self
+
+
 class ModelRef(Spec):
     id: Annotated[str, Field(min_length=1, max_length=128)]
     version: str
     type: ModelType
     image: str
+    storage: ModelStorage | None = None
 
     @model_validator(mode="after")
     def _formats(self) -> Self:
@@ -347,6 +460,20 @@ class Resources(Spec):
     gpu: GpuSpec = GpuSpec()
     storage: Memory | None = None
     bandwidth_mbps: Annotated[int, Field(ge=1, le=400_000)] | None = None
+    #: A memory-backed /dev/shm of this size (tensor-parallel LLM servers need one). Pages
+    #: written there count against the container's memory limit.
+    shared_memory: Memory | None = None
+
+    @model_validator(mode="after")
+    def _shared_memory_fits(self) -> Self:
+        if self.shared_memory is not None and memory_bytes(self.shared_memory) > memory_bytes(
+            self.memory
+        ):
+            raise _problem(
+                f"sharedMemory {self.shared_memory} is larger than memory {self.memory}: "
+                "/dev/shm is counted in the memory limit; raise memory or lower sharedMemory"
+            )
+        return self
 
     @property
     def cpu_millicores(self) -> int:
@@ -359,9 +486,11 @@ class Resources(Spec):
 
 class Autoscaling(Spec):
     enabled: bool = True
-    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    #: 0 only for queue workers (KEDA scales them to zero; an HPA cannot).
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 3
-    target_cpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = 70
+    #: The targets are exactly those named: none is implied (an HPA needs at least one).
+    target_cpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = None
     target_memory_utilization: Annotated[int, Field(ge=1, le=100)] | None = None
     target_gpu_utilization: Annotated[int, Field(ge=1, le=100)] | None = None
     scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
@@ -373,6 +502,16 @@ class Autoscaling(Spec):
                 f"minReplicas ({self.min_replicas}) must be <= maxReplicas ({self.max_replicas})"
             )
         return self
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The utilisation targets set, by config key."""
+        named = (
+            ("targetCpuUtilization", self.target_cpu_utilization),
+            ("targetMemoryUtilization", self.target_memory_utilization),
+            ("targetGpuUtilization", self.target_gpu_utilization),
+        )
+        return tuple(key for key, value in named if value is not None)
 
 
 class HealthCheck(Spec):
@@ -461,8 +600,16 @@ class Queue(Spec):
     kind: QueueKind
     name: Annotated[str, Field(min_length=1, max_length=255)]
     target_depth: Annotated[int, Field(ge=1, le=100_000)] = 10
-    #: Kubernetes Secret (same namespace) whose key `url` holds the connection string.
+    #: KEDA's activation threshold: the depth above which workers scale up from zero
+    #: (rabbitmq ``activationValue``, kafka ``activationLagThreshold``, redis
+    #: ``activationListLength``). Required with ``autoscaling.minReplicas: 0``.
+    activation_depth: Annotated[int, Field(ge=0, le=100_000)] | None = None
+    #: Kubernetes Secret (same namespace) holding the connection string ...
     connection_secret: Name
+    #: ... under this key (QUEUE_URL in the pod; KEDA reads it from there).
+    connection_secret_key: Annotated[
+        str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    ] = "url"
 
 
 _METRIC_RE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -554,6 +701,71 @@ class Monitoring(Spec):
     )
 
 
+class Spread(StrEnum):
+    """How hard the scheduler spreads a deployment's replicas over a topology."""
+
+    off = "off"
+    #: ScheduleAnyway: spread when it can, never leave a pod Pending for it.
+    prefer = "prefer"
+    #: DoNotSchedule: a pod that would unbalance the spread stays Pending.
+    require = "require"
+
+
+class TopologySpread(Spec):
+    """Spread replicas over nodes and zones (maxSkew 1). Unset keys take the environment's
+    default (servestack.config.defaults): production prefers spreading over nodes."""
+
+    node: Spread | None = None
+    zone: Spread | None = None
+
+
+class NodeOperator(StrEnum):
+    In = "In"
+    NotIn = "NotIn"
+    Exists = "Exists"
+    DoesNotExist = "DoesNotExist"
+
+
+_LABEL_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+class NodeRequirement(Spec):
+    """One node label requirement: every requirement of the list must hold."""
+
+    key: Annotated[str, Field(max_length=316, pattern=_LABEL_KEY_RE.pattern)]
+    operator: NodeOperator = NodeOperator.In
+    values: tuple[Annotated[str, Field(max_length=63, pattern=_LABEL_VALUE_RE.pattern)], ...] = ()
+
+    @model_validator(mode="after")
+    def _values_for_operator(self) -> Self:
+        listed = self.operator in (NodeOperator.In, NodeOperator.NotIn)
+        if listed and not self.values:
+            raise _problem(f"operator {self.operator.value} needs values")
+        if not listed and self.values:
+            raise _problem(f"operator {self.operator.value} takes no values")
+        return self
+
+
+class Affinity(Spec):
+    """A small, typed subset of Kubernetes affinity.
+
+    Supported: required node label requirements (one term: all must hold), and
+    anti-affinity of the deployment's replicas to each other per node. Not supported:
+    preferred node affinity, several OR-ed node terms, pod affinity, anti-affinity to other
+    applications or per zone (use ``topologySpread.zone``).
+    """
+
+    node_requirements: tuple[NodeRequirement, ...] = ()
+    #: Keep replicas of this deployment off each other's nodes.
+    pod_anti_affinity: Spread = Spread.off
+
+
+_COMMAND_ITEM = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
 class DeploymentSpec(Spec):
     name: Name
     description: Annotated[str, Field(max_length=500)] = ""
@@ -573,9 +785,20 @@ class DeploymentSpec(Spec):
     #: Names of env vars whose values are Pulumi secrets under `servestack:secrets.<name>`.
     secret_env: tuple[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], ...] = ()
     tags: Tags = {}
+    #: Names of existing image pull Secrets (never their content). Inherited from the
+    #: stack's ``imagePullSecrets`` unless the deployment lists its own, which replace them.
+    image_pull_secrets: PullSecrets = ()
+    #: The container's entrypoint and its arguments (default: the image's).
+    command: Annotated[tuple[_COMMAND_ITEM, ...], Field(min_length=1, max_length=64)] | None = None
+    args: Annotated[tuple[_COMMAND_ITEM, ...], Field(max_length=256)] | None = None
+    #: An existing PriorityClass.
+    priority_class_name: Annotated[str, AfterValidator(_subdomain)] | None = None
+    topology_spread: TopologySpread = TopologySpread()
+    affinity: Affinity = Affinity()
     #: Filled from the stack's `servestack:environment` when the deployment is part of a stack.
     environment: Environment = Environment.development
-    namespace: Name = "default"
+    #: Filled from the stack's `servestack:namespace`; the same default as the stack's.
+    namespace: Name = DEFAULT_NAMESPACE
 
     @model_validator(mode="after")
     def _processing_shape(self) -> Self:
@@ -619,13 +842,15 @@ class DeploymentSpec(Spec):
 
 #: Deployment fields filled from the stack when a deployment leaves them out; the review
 #: tool diffs them once, at the stack level.
-INHERITED_FIELDS = ("environment", "namespace")
+INHERITED_FIELDS = ("environment", "namespace", "imagePullSecrets")
 
 
 class StackConfig(Spec):
     environment: Environment = Environment.development
     target: Target = Target.render
-    namespace: Name = "models"
+    namespace: Name = DEFAULT_NAMESPACE
+    #: Image pull Secrets (names only) of every deployment that lists none of its own.
+    image_pull_secrets: PullSecrets = ()
     cluster: ClusterSpec
     node_pools: tuple[NodePoolSpec, ...] = ()
     deployments: tuple[DeploymentSpec, ...] = ()
@@ -635,12 +860,14 @@ class StackConfig(Spec):
     @model_validator(mode="before")
     @classmethod
     def _inherit(cls, data: Any) -> Any:
-        """Give each deployment the stack's environment and namespace unless it sets them."""
+        """Give each deployment the stack's environment, namespace and image pull Secrets
+        unless it sets them."""
         if not isinstance(data, dict):
             return data
         env = data.get("environment", Environment.development.value)
-        namespace = data.get("namespace", "models")
-        inherited = {}
+        namespace = data.get("namespace", DEFAULT_NAMESPACE)
+        pull = data.get("imagePullSecrets")
+        inherited: dict[str, Any] = {}
         # Invalid stack-level values are reported once, at the stack level.
         if isinstance(env, str) and env in {e.value for e in Environment}:
             inherited["environment"] = env
@@ -650,6 +877,11 @@ class StackConfig(Spec):
             and len(namespace) <= MAX_NAME_LEN
         ):
             inherited["namespace"] = namespace
+        if isinstance(pull, list | tuple) and all(
+            isinstance(p, str) and _SUBDOMAIN_RE.match(p) for p in pull
+        ):
+            # Checked once, at the stack level; a deployment's own list replaces it.
+            inherited["imagePullSecrets"] = pull
         deployments = data.get("deployments")
         if isinstance(deployments, list):
             data = {

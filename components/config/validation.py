@@ -92,8 +92,48 @@ def parse_deployment(raw: Any) -> DeploymentSpec:
     return spec
 
 
+def scaling_checks(dep: DeploymentSpec) -> list[Problem]:
+    """The autoscaler a deployment names can do what it is asked: scale to zero only with
+    KEDA and an activation threshold, and an HPA only on a target the config names."""
+    scaling = dep.autoscaling
+    if scaling is None or not scaling.enabled:
+        return []
+    path = paths.deployment(dep.name, "autoscaling")
+    if dep.queue is not None:
+        if scaling.min_replicas == 0 and dep.queue.activation_depth is None:
+            return [
+                Problem(
+                    f"{path}.minReplicas",
+                    "0 needs queue.activationDepth: the queue depth above which KEDA starts "
+                    "a worker from zero",
+                )
+            ]
+        return []
+    if scaling.min_replicas == 0:
+        return [
+            Problem(
+                f"{path}.minReplicas",
+                "0 is only for processing async (KEDA scales queue workers to zero); "
+                "an HPA keeps at least 1 replica",
+            )
+        ]
+    if not scaling.targets:
+        return [
+            Problem(
+                path,
+                "names no target: set targetCpuUtilization, targetMemoryUtilization or "
+                "targetGpuUtilization (none is implied; the former default was "
+                "targetCpuUtilization: 70)",
+            )
+        ]
+    return []
+
+
 def deployment_checks(dep: DeploymentSpec) -> list[Problem]:
     """Rules of one deployment that need its per-environment defaults."""
+    scaling = scaling_checks(dep)
+    if scaling:
+        return scaling
     eff = effective(dep)
     if eff.max_surge in (0, "0%") and eff.max_unavailable in (0, "0%"):
         set_here = dep.strategy.max_surge, dep.strategy.max_unavailable

@@ -195,6 +195,32 @@ def _rendered_only(ctx: EditContext) -> Outcome | None:
     return None
 
 
+def _spreads(item: Any) -> tuple[Any, ...]:
+    if not isinstance(item, DeploymentSpec):
+        return ()
+    eff = effective(item)
+    return (eff.node_spread, eff.zone_spread)
+
+
+_SPREAD_DEFAULT = (
+    "the environment's topologySpread default changes (production prefers spreading "
+    "replicas over nodes): pods of deployments that leave topologySpread unset roll"
+)
+
+
+def _environment_effect(ctx: EditContext) -> Outcome | None:
+    """Labels only, unless a per-environment default that is in the pod template moves."""
+    if isinstance(ctx.old, DeploymentSpec):
+        pairs = [(ctx.old, ctx.new)]
+    else:
+        olds = {d.name: d for d in ctx.old_stack.deployments} if ctx.old_stack else {}
+        news = ctx.new_stack.deployments if ctx.new_stack else ()
+        pairs = [(olds[d.name], d) for d in news if d.name in olds]
+    if any(_spreads(old) != _spreads(new) for old, new in pairs):
+        return Outcome(Effect.RESTART, _SPREAD_DEFAULT)
+    return None
+
+
 def _read_by(*providers: CloudProvider) -> Override:
     """Fields only some node pool backends read: elsewhere their edit changes nothing."""
 
@@ -237,8 +263,17 @@ _RULES: tuple[Rule, ...] = (
         "environment",
         Effect.IN_PLACE,
         "changes labels and per-environment defaults "
-        "(replica count, autoscaler, disruption budget); pod templates are unchanged",
+        "(replica count, autoscaler, disruption budget); pod templates are unchanged "
+        "unless the topologySpread default moves (into or out of production)",
         _ALL,
+        override=_environment_effect,
+    ),
+    Rule(
+        "imagePullSecrets",
+        Effect.RESTART,
+        "image pull Secret names (never their content) are in the pod template of every "
+        "deployment that lists none of its own",
+        ("Deployment",),
     ),
     Rule(
         "target",
@@ -462,6 +497,38 @@ _RULES: tuple[Rule, ...] = (
         ("Deployment",),
     ),
     Rule(
+        "deployments.<name>.model.storage.pvc",
+        Effect.RESTART,
+        "the claim is a volume of the pod template; servestack mounts an existing PVC and "
+        "never replaces it (a ReadWriteOnce claim holds new pods on the old pods' node: "
+        "prefer ReadOnlyMany for weights)",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.uri",
+        Effect.RESTART,
+        "the init container fetches the weights when a pod starts: a new location rolls the pods",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.size",
+        Effect.RESTART,
+        "the emptyDir's size and the pod's ephemeral storage are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.mountPath",
+        Effect.RESTART,
+        "the mount is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.model.storage.fetchImage",
+        Effect.RESTART,
+        "the init container's image is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
         "deployments.<name>.processing",
         Effect.REPLACE,
         "processing type is locked after "
@@ -472,8 +539,9 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "deployments.<name>.environment",
         Effect.IN_PLACE,
-        "inherited from the stack; labels only",
+        "inherited from the stack; labels only, unless the topologySpread default moves",
         _ALL,
+        override=_environment_effect,
     ),
     Rule(
         "deployments.<name>.namespace",
@@ -523,6 +591,59 @@ _RULES: tuple[Rule, ...] = (
         "deployments.<name>.resources.bandwidthMbps",
         Effect.RESTART,
         "bandwidth annotations are read by the CNI when a pod starts",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.resources.sharedMemory",
+        Effect.RESTART,
+        "the memory-backed /dev/shm volume and its mount are in the pod template",
+        ("Deployment",),
+    ),
+    # --- deployments: pod settings -----------------------------------------------------------
+    Rule(
+        "deployments.<name>.imagePullSecrets",
+        Effect.RESTART,
+        "image pull Secret names are in the pod template (the Secrets themselves are not "
+        "servestack's: a changed credential is used at the next image pull)",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.command",
+        Effect.RESTART,
+        "the container's command is in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.args",
+        Effect.RESTART,
+        "the container's arguments are in the pod template",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.priorityClassName",
+        Effect.RESTART,
+        "the priority class is in the pod template (immutable on a running pod)",
+        ("Deployment",),
+    ),
+    *(
+        Rule(
+            f"deployments.<name>.topologySpread.{key}",
+            Effect.RESTART,
+            f"topology spread constraints ({what}) are in the pod template",
+            ("Deployment",),
+        )
+        for key, what in (("node", "over nodes"), ("zone", "over zones"))
+    ),
+    Rule(
+        "deployments.<name>.affinity.nodeRequirements",
+        Effect.RESTART,
+        "node affinity is in the pod template: pods move to nodes that meet it",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.affinity.podAntiAffinity",
+        Effect.RESTART,
+        "pod anti-affinity is in the pod template",
         ("Deployment",),
     ),
     # --- deployments: scaling and lifecycle -------------------------------------------------
@@ -673,9 +794,21 @@ _RULES: tuple[Rule, ...] = (
         ("ScaledObject",),
     ),
     Rule(
+        "deployments.<name>.queue.activationDepth",
+        Effect.IN_PLACE,
+        "the scaler's activation threshold (scale from zero above it)",
+        ("ScaledObject",),
+    ),
+    Rule(
         "deployments.<name>.queue.connectionSecret",
         Effect.RESTART,
         "the secret reference is in the pod environment",
+        ("Deployment",),
+    ),
+    Rule(
+        "deployments.<name>.queue.connectionSecretKey",
+        Effect.RESTART,
+        "the secret key reference (QUEUE_URL) is in the pod environment",
         ("Deployment",),
     ),
     Rule(
@@ -792,7 +925,8 @@ def rule_for(path: str) -> Rule:
     Raises:
         KeyError: no rule covers the path (a gap in the table; a test guards it).
     """
-    key = table_key(path)
+    # Items of an unnamed list (affinity.nodeRequirements[].key) are the list's.
+    key = table_key(path).replace("[]", "")
     while key:
         if key in TABLE:
             return TABLE[key]

@@ -33,6 +33,8 @@ INGRESS_POLICY = "ingress"
 SECRET_ENV = "env"
 DASHBOARD = "dashboard"
 METRICS_POLICY = "metrics"
+#: The namespace a Python-API ModelDeployment creates when asked (``create_namespace``).
+NAMESPACE = "namespace"
 
 
 #: Every suffix a child of a model may carry (None: the model's own name).
@@ -46,6 +48,7 @@ SUFFIXES = (
     SECRET_ENV,
     DASHBOARD,
     METRICS_POLICY,
+    NAMESPACE,
 )
 
 

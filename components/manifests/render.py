@@ -137,6 +137,7 @@ def render_deployment(out: Rendered, config: StackConfig, name: str) -> None:
     inherits = {
         "environment": dep.environment is config.environment,
         "namespace": dep.namespace == config.namespace,
+        "imagePullSecrets": dep.image_pull_secrets == config.image_pull_secrets,
     }
     scope = _scope("deployments", dep.name, inherits)
     with recording():

@@ -37,6 +37,7 @@ KARPENTER: dict[str, Any] = {
     "environment": "staging",
     "target": "render",
     "namespace": "models",
+    "imagePullSecrets": ["regcred"],
     "cluster": {"name": "sample", "provider": "karpenter", "nodeClass": {"name": "gpu"}},
     "nodePools": [
         {
@@ -56,13 +57,29 @@ KARPENTER: dict[str, Any] = {
         {
             "name": "chat",
             "description": "Chat completions",
-            "model": _model("v3.0.0", "registry.example.com/llm/chat:3.0.0"),
+            "model": _model(
+                "v3.0.0",
+                "registry.example.com/llm/chat:3.0.0",
+                storage={"uri": "s3://models/chat/v3.0.0", "size": "80Gi"},
+            ),
             "resources": {
                 "cpu": 8,
                 "memory": "64Gi",
                 "gpu": {"count": 1, "type": "A100"},
                 "storage": "100Gi",
                 "bandwidthMbps": 1000,
+                "sharedMemory": "8Gi",
+            },
+            "imagePullSecrets": ["chat-registry"],
+            "command": ["python", "-m", "chat.serve"],
+            "args": ["--tensor-parallel-size", "1"],
+            "priorityClassName": "llm-high",
+            "topologySpread": {"node": "require", "zone": "prefer"},
+            "affinity": {
+                "nodeRequirements": [
+                    {"key": "topology.kubernetes.io/zone", "values": ["eu-west-1a", "eu-west-1b"]}
+                ],
+                "podAntiAffinity": "prefer",
             },
             "autoscaling": {
                 "minReplicas": 2,
@@ -112,7 +129,11 @@ KARPENTER: dict[str, Any] = {
         },
         {
             "name": "vision",
-            "model": _model("v2.0.0", "registry.example.com/vision/resnet:2.0.0"),
+            "model": _model(
+                "v2.0.0",
+                "registry.example.com/vision/resnet:2.0.0",
+                storage={"pvc": "resnet-weights"},
+            ),
             "resources": {"cpu": 4, "memory": "16Gi", "gpu": {"count": 1, "type": "L4"}},
             "replicas": 2,
             "loadBalancer": {"algorithm": "ip_hash"},
@@ -128,7 +149,9 @@ KARPENTER: dict[str, Any] = {
                 "kind": "rabbitmq",
                 "name": "transcriptions",
                 "targetDepth": 20,
+                "activationDepth": 5,
                 "connectionSecret": "rabbitmq-conn",
+                "connectionSecretKey": "amqp-url",
             },
             "monitoring": {"enabled": True},
             "autoscaling": {

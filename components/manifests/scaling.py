@@ -1,5 +1,10 @@
 """Pure builders for autoscaling: an autoscaling/v2 HPA, or a KEDA ScaledObject for queues.
 
+The metrics and triggers are exactly those the config names (``targetCpuUtilization``,
+``targetMemoryUtilization``, ``targetGpuUtilization``; a queue worker's queue depth): none
+is implied. An HPA must name one (validation refuses one that does not: Kubernetes would
+default it to 80 % CPU); a ScaledObject always has its queue trigger.
+
 GPU utilisation is a Pods metric named :data:`GPU_METRIC`: the NVIDIA DCGM exporter's
 `DCGM_FI_DEV_GPU_UTIL`, served to the HPA by a metrics adapter (prometheus-adapter). Both
 are prerequisites in the cluster; without them the HPA reports the GPU metric as unknown and
@@ -105,10 +110,19 @@ def hpa(t: ScalerTarget) -> Manifest:
     }
 
 
+#: Per queue kind: KEDA's key for the activation threshold (scale from zero above it).
+ACTIVATION_KEYS = {
+    QueueKind.rabbitmq: "activationValue",
+    QueueKind.kafka: "activationLagThreshold",
+    QueueKind.redis: "activationListLength",
+}
+
+
 def _queue_trigger(q: Queue) -> Manifest:
     # The kind decides the trigger's shape: which keys exist and what they are called.
     depth = src(str(q.target_depth), "queue.targetDepth")
     name = src(q.name, "queue.name")
+    meta: dict[str, Any]
     if q.kind is QueueKind.rabbitmq:
         meta = {
             "queueName": name,
@@ -125,6 +139,11 @@ def _queue_trigger(q: Queue) -> Manifest:
         }
     else:
         meta = {"listName": name, "listLength": depth, "addressFromEnv": "QUEUE_URL"}
+    if q.activation_depth is not None:
+        # Its key is the kind's: a kind edit renames it.
+        meta[ACTIVATION_KEYS[q.kind]] = opt(
+            str(q.activation_depth), "queue.activationDepth", via=["queue.kind"]
+        )
     return {"type": src(q.kind.value, "queue.kind"), "metadata": src(meta, "queue.kind")}
 
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from servestack.config.defaults import Effective
 from servestack.config.gpu import gpu_info, slice_resource
-from servestack.config.models import DeploymentSpec, Processing, StrategyType
+from servestack.config.models import DeploymentSpec, Processing, Spread, StrategyType
 from servestack.contract import labels
-from servestack.manifests import gpu_scheduling, naming
+from servestack.manifests import gpu_scheduling, naming, storage
 from servestack.manifests.origins import NO_ORIGINS, Origins
 from servestack.manifests.provenance import opt, src
 
@@ -22,6 +22,11 @@ Manifest = dict[str, Any]
 SCRATCH_MOUNTS = (("tmp", "/tmp"), ("model-cache", "/var/cache/model"))
 LIVENESS_PATH = "/health"
 RUN_AS_USER = 10001
+#: The memory-backed volume behind ``resources.sharedMemory``.
+SHM_VOLUME, SHM_PATH = "dshm", "/dev/shm"
+#: Well-known node labels the scheduler spreads replicas over.
+TOPOLOGY_KEYS = {"node": "kubernetes.io/hostname", "zone": "topology.kubernetes.io/zone"}
+_WHEN_UNSATISFIABLE = {Spread.prefer: "ScheduleAnyway", Spread.require: "DoNotSchedule"}
 
 
 def metadata(
@@ -51,8 +56,14 @@ def _resources(spec: DeploymentSpec) -> Manifest:
         "cpu": src(res.cpu, "resources.cpu"),
         "memory": src(res.memory, "resources.memory"),
     }
-    if res.storage:
-        amounts["ephemeral-storage"] = opt(res.storage, "resources.storage")
+    ephemeral = storage.ephemeral(spec)
+    if ephemeral is not None:
+        # resources.storage, plus the emptyDir a fetched model (model.storage.uri) fills.
+        fetched = spec.model.storage is not None and spec.model.storage.uri is not None
+        fields = ("resources.storage", *(("model.storage.size",) if fetched else ()))
+        amounts["ephemeral-storage"] = src(
+            ephemeral, *fields, via=["model.storage.uri"], when=[*fields, "model.storage.uri"]
+        )
     requests = dict(amounts)
     limits = dict(amounts)
     if res.gpu.count and res.gpu.type is not None:
@@ -74,7 +85,8 @@ def _env(spec: DeploymentSpec, version: str, version_from: str) -> list[Manifest
         # Only queue workers (processing async) have these.
         q = spec.queue
         secret = src(q.connection_secret, "queue.connectionSecret")
-        url = {"secretKeyRef": {"name": secret, "key": "url"}}
+        key = src(q.connection_secret_key, "queue.connectionSecretKey")
+        url = {"secretKeyRef": {"name": secret, "key": key}}
         env += [
             opt({"name": "QUEUE_KIND", "value": src(q.kind.value, "queue.kind")}, "processing"),
             opt({"name": "QUEUE_NAME", "value": src(q.name, "queue.name")}, "processing"),
@@ -134,6 +146,65 @@ def _probes(spec: DeploymentSpec, eff: Effective) -> Manifest:
     }
 
 
+def _spread(
+    spec: DeploymentSpec, eff: Effective, track: str
+) -> tuple[list[Manifest], tuple[str, ...]]:
+    """Topology spread constraints: each track spreads its own pods, and only the current
+    ReplicaSet's (``pod-template-hash``), so a rollout's old pods do not skew it. Also the
+    fields they come from (the environment where a default applies)."""
+    out: list[Manifest] = []
+    sources: list[str] = []
+    for key, mode in (("node", eff.node_spread), ("zone", eff.zone_spread)):
+        if mode is Spread.off:
+            continue
+        own = getattr(spec.topology_spread, key) is not None
+        fields = (f"topologySpread.{key}", *(() if own else ("environment",)))
+        constraint = {
+            "maxSkew": 1,
+            "topologyKey": TOPOLOGY_KEYS[key],
+            "whenUnsatisfiable": src(_WHEN_UNSATISFIABLE[mode], *fields),
+            "labelSelector": {"matchLabels": naming.selector(spec, track)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+        out.append(opt(constraint, *fields))
+        sources += [f for f in fields if f not in sources]
+    return out, tuple(sources)
+
+
+def _affinity(spec: DeploymentSpec, track: str) -> Manifest:
+    """The typed subset of affinity (see :class:`servestack.config.models.Affinity`)."""
+    aff = spec.affinity
+    out: Manifest = {}
+    if aff.node_requirements:
+        expressions = []
+        for r in aff.node_requirements:
+            expr: Manifest = {"key": r.key, "operator": r.operator.value}
+            if r.values:
+                expr["values"] = list(r.values)
+            expressions.append(expr)
+        terms = [{"matchExpressions": expressions}]
+        out["nodeAffinity"] = opt(
+            {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}},
+            "affinity.nodeRequirements",
+        )
+    if aff.pod_anti_affinity is not Spread.off:
+        term = {
+            "labelSelector": {"matchLabels": naming.selector(spec, track)},
+            "topologyKey": TOPOLOGY_KEYS["node"],
+        }
+        rule: Manifest = (
+            {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+            if aff.pod_anti_affinity is Spread.require
+            else {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 100, "podAffinityTerm": term}
+                ]
+            }
+        )
+        out["podAntiAffinity"] = opt(rule, "affinity.podAntiAffinity")
+    return out
+
+
 def pod_template(
     spec: DeploymentSpec,
     eff: Effective,
@@ -178,6 +249,10 @@ def pod_template(
         },
         "volumeMounts": [{"name": n, "mountPath": p} for n, p in SCRATCH_MOUNTS],
     }
+    if spec.command is not None:
+        container["command"] = opt(list(spec.command), "command")
+    if spec.args is not None:
+        container["args"] = opt(list(spec.args), "args")
     pod: Manifest = {
         "serviceAccountName": src(spec.name, "name"),
         "automountServiceAccountToken": False,
@@ -198,6 +273,37 @@ def pod_template(
             },
         ],
     }
+    shm_from = ("resources.sharedMemory",) if res.shared_memory is not None else ()
+    if res.shared_memory is not None:
+        container["volumeMounts"].append(
+            opt(
+                {"name": SHM_VOLUME, "mountPath": SHM_PATH, "readOnly": False},
+                "resources.sharedMemory",
+            )
+        )
+        shm = {"medium": "Memory", "sizeLimit": src(res.shared_memory, "resources.sharedMemory")}
+        pod["volumes"].append(opt({"name": SHM_VOLUME, "emptyDir": shm}, "resources.sharedMemory"))
+    # After /dev/shm, whose presence decides their position.
+    model_storage = spec.model.storage
+    if model_storage is not None:
+        container["volumeMounts"].append(storage.mount(model_storage, after=shm_from))
+        pod["volumes"].append(storage.volume(model_storage, after=shm_from))
+        scratch = [{"name": "tmp", "mountPath": "/tmp"}]
+        fetcher = storage.init_container(spec, dict(container["securityContext"]), scratch)
+        if fetcher is not None:
+            pod["initContainers"] = opt([fetcher], "model.storage.uri")
+    if spec.image_pull_secrets:
+        pod["imagePullSecrets"] = opt(
+            [{"name": n} for n in spec.image_pull_secrets], "imagePullSecrets"
+        )
+    if spec.priority_class_name is not None:
+        pod["priorityClassName"] = opt(spec.priority_class_name, "priorityClassName")
+    spread, spread_from = _spread(spec, eff, track)
+    if spread:
+        pod["topologySpreadConstraints"] = opt(spread, *spread_from)
+    affinity = _affinity(spec, track)
+    if affinity:
+        pod["affinity"] = opt(affinity, "affinity.nodeRequirements", "affinity.podAntiAffinity")
     if res.gpu.type is not None:
         info = gpu_info(res.gpu.type)
         pod["nodeSelector"] = opt(gpu_scheduling.node_selector(info), "resources.gpu.type")

@@ -122,8 +122,14 @@ def _dump(model: Any, inherited: Mapping[str, Any] | None = None) -> dict[str, A
     return data
 
 
+#: The stack attributes behind :data:`INHERITED_FIELDS` (those name the YAML keys).
+_INHERITED_ATTRS = {
+    name for name, f in StackConfig.model_fields.items() if (f.alias or name) in INHERITED_FIELDS
+}
+
+
 def _inherited(stack: StackConfig) -> dict[str, Any]:
-    return stack.model_dump(by_alias=True, mode="json", include=set(INHERITED_FIELDS))
+    return stack.model_dump(by_alias=True, mode="json", include=_INHERITED_ATTRS)
 
 
 def _leaves(before: Any, after: Any, path: str) -> list[tuple[str, Any, Any]]:

@@ -30,7 +30,9 @@ class Edit:
     @property
     def fixture(self) -> str:
         """File name of this edit's saved preview under tests/review/fixtures/."""
-        return self.id.replace("/", "_").replace(":", "__") + ".json"
+        name = self.id.replace("/", "_").replace(":", "__")
+        # List values (imagePullSecrets, command): no quotes or brackets in file names.
+        return "".join(c for c in name if c not in "'\"[]{},") + ".json"
 
 
 EDITS: tuple[Edit, ...] = (
@@ -100,6 +102,85 @@ EDITS: tuple[Edit, ...] = (
         "dev",
         "deployments.whisper-batch.queue.name",
         "transcriptions-eu",
+        "restart",
+        "ModelDeployment",
+    ),
+    # Pod settings and image pull Secrets (issue 23): all in the pod template
+    Edit("dev", "imagePullSecrets", ["regcred", "mirror"], "restart", "ModelDeployment"),
+    Edit(
+        "prod",
+        "deployments.llama-chat.imagePullSecrets",
+        ["llm-registry"],
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "prod",
+        "deployments.llama-chat.resources.sharedMemory",
+        "32Gi",
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "prod",
+        "deployments.llama-chat.command",
+        ["python", "-m", "vllm.entrypoints.openai.api_server"],
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "prod",
+        "deployments.llama-chat.args",
+        ["--tensor-parallel-size", "2"],
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "prod", "deployments.llama-chat.priorityClassName", "llm-high", "restart", "ModelDeployment"
+    ),
+    Edit(
+        "prod",
+        "deployments.bert-sentiment.topologySpread.node",
+        "require",
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "prod", "deployments.llama-chat.topologySpread.zone", "prefer", "restart", "ModelDeployment"
+    ),
+    Edit(
+        "prod",
+        "deployments.llama-chat.affinity.nodeRequirements",
+        # Keep the model off spot capacity (nodes without the label satisfy NotIn).
+        [{"key": "karpenter.sh/capacity-type", "operator": "NotIn", "values": ["spot"]}],
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "prod",
+        "deployments.llama-chat.affinity.podAntiAffinity",
+        "prefer",
+        "restart",
+        "ModelDeployment",
+    ),
+    # Model storage: the init container fetches the weights when a pod starts
+    Edit(
+        "dev",
+        "deployments.bert-sentiment.model.storage.uri",
+        "s3://models-dev/nlp/bert-sentiment/v2.1.1",
+        "restart",
+        "ModelDeployment",
+    ),
+    Edit(
+        "dev", "deployments.bert-sentiment.model.storage.size", "8Gi", "restart", "ModelDeployment"
+    ),
+    # Queue workers: scale to zero above an activation threshold; the Secret's key
+    Edit("dev", "deployments.whisper-batch.autoscaling.minReplicas", 0, "in-place", "Autoscaler"),
+    Edit("dev", "deployments.whisper-batch.queue.activationDepth", 10, "in-place", "Autoscaler"),
+    Edit(
+        "dev",
+        "deployments.whisper-batch.queue.connectionSecretKey",
+        "amqp-url",
         "restart",
         "ModelDeployment",
     ),

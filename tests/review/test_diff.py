@@ -58,11 +58,18 @@ EXTRA = [
     ("dev", {"deployments.bert-sentiment.resources.cpu": "2000m"}, []),  # same quantity
     (
         "dev",
-        {"deployments.bert-sentiment.autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
-        # The block's defaults are one row; the value that is not a default is its own.
+        {
+            "deployments.bert-sentiment.autoscaling": {
+                "minReplicas": 1,
+                "maxReplicas": 4,
+                "targetCpuUtilization": 70,
+            }
+        },
+        # The block's defaults are one row; the values that are not defaults are their own.
         [
             ("deployments.bert-sentiment.autoscaling", "in-place"),
             ("deployments.bert-sentiment.autoscaling.maxReplicas", "in-place"),
+            ("deployments.bert-sentiment.autoscaling.targetCpuUtilization", "in-place"),
         ],
     ),
     ("staging", {"cluster.name": "staging-eu-2"}, [("cluster.name", "replace")]),

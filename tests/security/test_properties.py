@@ -83,6 +83,7 @@ def deployment(draw: st.DrawFn, name: str) -> dict[str, Any]:
         dep["autoscaling"] = {
             "minReplicas": lo,
             "maxReplicas": draw(st.integers(lo, 30)),
+            "targetCpuUtilization": draw(st.integers(1, 100)),
             "targetGpuUtilization": draw(st.one_of(st.none(), st.integers(1, 100))),
         }
     kind = draw(st.sampled_from(list(StrategyType)))

@@ -198,7 +198,7 @@ def test_security_context() -> None:
 
 def test_service_account_mounts_no_token() -> None:
     assert service_account(deployment()) == {
-        "metadata": {"name": "bert", "namespace": "default", "labels": LABELS},
+        "metadata": {"name": "bert", "namespace": "models", "labels": LABELS},
         "automountServiceAccountToken": False,
     }
 
@@ -278,7 +278,13 @@ def test_metadata_labels_tags_and_description() -> None:
         ({"environment": "production"}, None),
         ({"environment": "production", "autoscaling": {"enabled": False}}, 2),
         ({"environment": "development", "replicas": 4}, 4),
-        ({"environment": "development", "autoscaling": {"maxReplicas": 5}}, None),
+        (
+            {
+                "environment": "development",
+                "autoscaling": {"maxReplicas": 5, "targetCpuUtilization": 70},
+            },
+            None,
+        ),
         ({"environment": "development", "processing": "async", "queue": QUEUE}, None),
         ({"environment": "production", "active": False}, 0),
         ({"environment": "staging", "replicas": 3, "active": False}, 0),
@@ -427,7 +433,7 @@ def test_plain_versions_never_share_a_slug_with_another_version(old: str, new: s
 
 def test_disruption_budget() -> None:
     assert disruption_budget(deployment()) == {
-        "metadata": {"name": "bert-pdb", "namespace": "default", "labels": LABELS},
+        "metadata": {"name": "bert-pdb", "namespace": "models", "labels": LABELS},
         "spec": {
             "maxUnavailable": 1,
             "selector": {"matchLabels": {"app.kubernetes.io/name": "bert"}},
@@ -506,11 +512,11 @@ def test_canary_subsets_and_route_weights(weight: int) -> None:
         {"name": "stable", "labels": {"servestack.io/track": "stable"}},
         {"name": "canary", "labels": {"servestack.io/track": "canary"}},
     ]
-    host = "bert.default.svc.cluster.local"
+    host = "bert.models.svc.cluster.local"
     assert routing.virtual_service(spec) == {
         "apiVersion": "networking.istio.io/v1",
         "kind": "VirtualService",
-        "metadata": {"name": "bert-routes", "namespace": "default", "labels": LABELS},
+        "metadata": {"name": "bert-routes", "namespace": "models", "labels": LABELS},
         "spec": {
             "hosts": [host],
             "http": [
@@ -565,7 +571,14 @@ GPU_METRIC = {
 
 def test_hpa() -> None:
     assert scaling.hpa(
-        target({"minReplicas": 2, "maxReplicas": 10, "scaleDownStabilizationSeconds": 120})
+        target(
+            {
+                "minReplicas": 2,
+                "maxReplicas": 10,
+                "targetCpuUtilization": 70,
+                "scaleDownStabilizationSeconds": 120,
+            }
+        )
     ) == {
         "metadata": {"name": "bert", "namespace": "models", "labels": {"a": "b"}},
         "spec": {
@@ -1031,3 +1044,197 @@ def test_gpu_table_is_consistent() -> None:
         gke = provider_defaults(CloudProvider.gke, info.type)
         assert (info.gke_accelerator is None) == (not gke), info.type
         assert provider_defaults(CloudProvider.eks, info.type), info.type
+
+
+# --- LLM pod settings, image pull Secrets, queue workers (issue 23) ----------------------------
+
+
+def test_shared_memory_is_a_memory_backed_dev_shm() -> None:
+    pod = pod_spec(resources={"cpu": 8, "memory": "64Gi", "sharedMemory": "16Gi"})
+    assert pod["volumes"][-1] == {
+        "name": "dshm",
+        "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"},
+    }
+    assert pod["containers"][0]["volumeMounts"][-1] == {
+        "name": "dshm",
+        "mountPath": "/dev/shm",
+        "readOnly": False,
+    }
+    # Counted in the memory limit, which stays the container's one limit.
+    assert pod["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
+
+
+def test_no_shared_memory_no_dev_shm() -> None:
+    pod = pod_spec()
+    assert [v["name"] for v in pod["volumes"]] == ["tmp", "model-cache"]
+    assert "command" not in pod["containers"][0] and "args" not in pod["containers"][0]
+    assert not {"imagePullSecrets", "priorityClassName", "affinity"} & set(pod)
+    assert "topologySpreadConstraints" not in pod
+
+
+def test_pod_settings() -> None:
+    pod = pod_spec(
+        command=["python", "-m", "vllm.entrypoints.openai.api_server"],
+        args=["--tensor-parallel-size", "2"],
+        priorityClassName="llm-high",
+        imagePullSecrets=["regcred", "mirror"],
+    )
+    assert pod["containers"][0]["command"] == ["python", "-m", "vllm.entrypoints.openai.api_server"]
+    assert pod["containers"][0]["args"] == ["--tensor-parallel-size", "2"]
+    assert pod["priorityClassName"] == "llm-high"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}, {"name": "mirror"}]
+
+
+SPREAD_SELECTOR = {"app.kubernetes.io/name": "bert", "servestack.io/track": "stable"}
+
+
+def spread(key: str, when: str) -> dict[str, Any]:
+    return {
+        "maxSkew": 1,
+        "topologyKey": key,
+        "whenUnsatisfiable": when,
+        "labelSelector": {"matchLabels": SPREAD_SELECTOR},
+        "matchLabelKeys": ["pod-template-hash"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "constraints"),
+    [
+        ({"environment": "production"}, [spread("kubernetes.io/hostname", "ScheduleAnyway")]),
+        ({"environment": "staging"}, None),
+        ({"environment": "production", "topologySpread": {"node": "off"}}, None),
+        (
+            {"topologySpread": {"node": "require", "zone": "prefer"}},
+            [
+                spread("kubernetes.io/hostname", "DoNotSchedule"),
+                spread("topology.kubernetes.io/zone", "ScheduleAnyway"),
+            ],
+        ),
+    ],
+)
+def test_topology_spread(overrides: dict[str, Any], constraints: list[Any] | None) -> None:
+    assert pod_spec(**overrides).get("topologySpreadConstraints") == constraints
+
+
+def test_affinity_subset() -> None:
+    pod = pod_spec(
+        affinity={
+            "nodeRequirements": [
+                {"key": "topology.kubernetes.io/zone", "values": ["eu-west-1a"]},
+                {"key": "example.com/reserved", "operator": "DoesNotExist"},
+            ],
+            "podAntiAffinity": "prefer",
+        }
+    )
+    term = {
+        "labelSelector": {"matchLabels": SPREAD_SELECTOR},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    assert pod["affinity"] == {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {
+                                "key": "topology.kubernetes.io/zone",
+                                "operator": "In",
+                                "values": ["eu-west-1a"],
+                            },
+                            {"key": "example.com/reserved", "operator": "DoesNotExist"},
+                        ]
+                    }
+                ]
+            }
+        },
+        "podAntiAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [
+                {"weight": 100, "podAffinityTerm": term}
+            ]
+        },
+    }
+    required = pod_spec(affinity={"podAntiAffinity": "require"})["affinity"]
+    assert required == {
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        ("rabbitmq", "activationValue"),
+        ("kafka", "activationLagThreshold"),
+        ("redis", "activationListLength"),
+    ],
+)
+def test_keda_activation_threshold_scales_from_zero(kind: str, key: str) -> None:
+    queue = {**QUEUE, "kind": kind, "activationDepth": 3}
+    so = scaling.scaled_object(target({"minReplicas": 0, "targetCpuUtilization": None}, queue))
+    assert so["spec"]["minReplicaCount"] == 0
+    assert [t["type"] for t in so["spec"]["triggers"]] == [kind]
+    assert so["spec"]["triggers"][0]["metadata"][key] == "3"
+
+
+def test_queue_secret_key_is_configurable() -> None:
+    env = container(
+        processing="async",
+        loadBalancer=None,
+        queue={**QUEUE, "connectionSecretKey": "amqp-uri"},
+    )["env"]
+    url = next(e for e in env if e["name"] == "QUEUE_URL")
+    assert url["valueFrom"] == {"secretKeyRef": {"name": "rabbit-conn", "key": "amqp-uri"}}
+    default = container(processing="async", loadBalancer=None, queue=QUEUE)["env"]
+    assert (
+        next(e for e in default if e["name"] == "QUEUE_URL")["valueFrom"]["secretKeyRef"]["key"]
+        == "url"
+    )
+
+
+def test_hpa_scales_on_gpu_only_when_only_gpu_is_named() -> None:
+    hpa = scaling.hpa(target({"targetGpuUtilization": 60}))
+    assert [m["type"] for m in hpa["spec"]["metrics"]] == ["Pods"]
+
+
+# --- model storage ------------------------------------------------------------------------------
+
+MODEL_REF = {
+    "id": "model-001",
+    "version": "v2.1.0",
+    "type": "llm",
+    "image": "registry.example.com/nlp/bert:2.1.0",
+}
+
+
+def test_model_from_a_pvc_is_mounted_read_only() -> None:
+    pod = pod_spec(model={**MODEL_REF, "storage": {"pvc": "bert-weights"}})
+    assert pod["volumes"][-1] == {
+        "name": "model",
+        "persistentVolumeClaim": {"claimName": "bert-weights", "readOnly": True},
+    }
+    assert pod["containers"][0]["volumeMounts"][-1] == {
+        "name": "model",
+        "mountPath": "/models",
+        "readOnly": True,
+    }
+    assert "initContainers" not in pod
+
+
+def test_model_from_a_uri_is_fetched_into_ephemeral_storage() -> None:
+    pod = pod_spec(
+        model={**MODEL_REF, "storage": {"uri": "s3://models/bert/v2", "size": "20Gi"}},
+        resources={"cpu": 2, "memory": "8Gi", "storage": "10Gi"},
+    )
+    assert pod["volumes"][-1] == {"name": "model", "emptyDir": {"sizeLimit": "20Gi"}}
+    (fetch,) = pod["initContainers"]
+    assert (fetch["name"], fetch["image"], fetch["args"]) == (
+        "fetch-model",
+        "kserve/storage-initializer:v0.15.0",
+        ["s3://models/bert/v2", "/models"],
+    )
+    assert fetch["volumeMounts"][-1] == {"name": "model", "mountPath": "/models"}
+    assert fetch["securityContext"] == pod["containers"][0]["securityContext"]
+    assert fetch["resources"]["requests"] == fetch["resources"]["limits"]
+    # The fetched copy counts in the pod's ephemeral storage: 10Gi of its own + 20Gi.
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits["ephemeral-storage"] == "30Gi"

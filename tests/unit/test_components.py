@@ -292,9 +292,25 @@ def test_model_deployment_accepts_a_plain_dict() -> None:
     }
     meta = rec.one(DEP, "bert").inputs["metadata"]
     assert (meta["namespace"], meta["labels"]["servestack.io/environment"]) == (
-        "default",
+        "models",
         "development",
     )
+
+
+def test_model_deployment_creates_its_restricted_namespace_when_asked() -> None:
+    raw = deployment_raw(loadBalancer={"enabled": False})
+    del raw["name"]
+    rec = run_program(lambda: ModelDeployment("bert", raw, create_namespace=True))
+    assert (NS, "bert-namespace", of(MD, "bert")) in tree(rec)
+    assert rec.one(NS, "bert-namespace").inputs["metadata"] == {
+        "name": "models",
+        "labels": {
+            "app.kubernetes.io/managed-by": "servestack",
+            "pod-security.kubernetes.io/enforce": "restricted",
+        },
+    }
+    without = run_program(lambda: ModelDeployment("bert", raw))
+    assert NS not in {r.type for r in without.resources}
 
 
 def registers_nothing(build_it: Callable[[], Any]) -> tuple[Recorder, BaseException]:
@@ -345,7 +361,7 @@ def test_typed_spec_is_renamed_to_the_component_name() -> None:
     assert (DEP, "gpt-v2-1-0") in rec.names()
     assert (DEP, "bert") not in rec.names()
     meta = rec.one(DEP, "gpt-v2-1-0").inputs["metadata"]
-    assert (meta["labels"]["app.kubernetes.io/name"], meta["namespace"]) == ("gpt", "default")
+    assert (meta["labels"]["app.kubernetes.io/name"], meta["namespace"]) == ("gpt", "models")
 
 
 @pytest.mark.parametrize(

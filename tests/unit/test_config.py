@@ -21,8 +21,10 @@ from servestack import (
 )
 from servestack.config.gpu import GpuType
 from servestack.config.machines import Family, defaults
+from servestack.config.models import StackConfig
 from servestack.config.quantities import cpu_millicores, format_cpu, format_memory, memory_bytes
-from tests.unit.specs import STACKS, deployment_raw, problems, stack_raw
+from servestack.config.validation import parse_deployment
+from tests.unit.specs import MODEL, STACKS, deployment_raw, problems, stack_raw
 
 DNS = (
     "is not a DNS-1123 label of at most 40 characters (lower-case letters, digits and '-', "
@@ -56,6 +58,109 @@ def pool_stack(cluster: dict[str, Any], **pool: Any) -> dict[str, Any]:
 
 # (id, raw stack, exact lines of the error)
 RULES: list[tuple[str, Any, list[str]]] = [
+    # --- pod settings, image pull Secrets and queue workers (issue 23) ----------------------
+    (
+        "pull-secret-content-inline",
+        dep(imagePullSecrets=[{"name": "regcred", "data": {".dockerconfigjson": "eyJhdXRocyI6"}}]),
+        [
+            "deployments.bert.imagePullSecrets.regcred: a mapping (data, name) is not a Secret "
+            "name: list only the names of existing Secrets of type "
+            "kubernetes.io/dockerconfigjson; their content never goes in a stack file (create "
+            "the Secret with kubectl or your secret manager)"
+        ],
+    ),
+    (
+        "pull-secret-value-inline",
+        {**stack_raw(deployment_raw()), "imagePullSecrets": ['{"auths":{"r.io":{"auth":"dTpw"}}}']},
+        [
+            "imagePullSecrets.0: is not a Secret name (a DNS-1123 subdomain; the value is not "
+            "shown, it may be a credential): list only the names of existing Secrets; a "
+            "registry credential never goes in a stack file"
+        ],
+    ),
+    (
+        "model-storage-pvc-and-uri",
+        dep(model={**MODEL, "storage": {"pvc": "w", "uri": "s3://b/m", "size": "10Gi"}}),
+        [
+            "deployments.bert.model.storage: pvc and uri are both set: the weights come from one "
+            "source, an existing PersistentVolumeClaim (pvc) or an object-store location (uri)"
+        ],
+    ),
+    (
+        "model-storage-uri-without-size",
+        dep(model={**MODEL, "storage": {"uri": "gs://models/bert"}}),
+        [
+            "deployments.bert.model.storage: uri needs size: the emptyDir the weights are "
+            "fetched into"
+        ],
+    ),
+    (
+        "model-storage-presigned-uri",
+        dep(
+            model={**MODEL, "storage": {"uri": "https://s.example/m?X-Amz-Signature=ab", "size": 1}}
+        ),
+        [
+            "deployments.bert.model.storage: uri carries credentials (user@host, or a query string "
+            "such as a presigned URL's signature; not shown): give the fetcher its credentials "
+            "through its identity, never in the stack file"
+        ],
+    ),
+    (
+        "model-storage-size-with-pvc",
+        dep(model={**MODEL, "storage": {"pvc": "weights", "size": "10Gi"}}),
+        ["deployments.bert.model.storage: size only with uri (a pvc is mounted as it is)"],
+    ),
+    (
+        "shared-memory-above-limit",
+        dep(resources={"cpu": 1, "memory": "4Gi", "sharedMemory": "8Gi"}),
+        [
+            "deployments.bert.resources: sharedMemory 8Gi is larger than memory 4Gi: /dev/shm is "
+            "counted in the memory limit; raise memory or lower sharedMemory"
+        ],
+    ),
+    (
+        "hpa-min-zero",
+        dep(autoscaling={"minReplicas": 0, "maxReplicas": 3, "targetCpuUtilization": 70}),
+        [
+            "deployments.bert.autoscaling.minReplicas: 0 is only for processing async (KEDA "
+            "scales queue workers to zero); an HPA keeps at least 1 replica"
+        ],
+    ),
+    (
+        "keda-min-zero-without-activation",
+        dep(
+            processing="async",
+            queue=QUEUE,
+            loadBalancer=None,
+            autoscaling={"minReplicas": 0, "maxReplicas": 3},
+        ),
+        [
+            "deployments.bert.autoscaling.minReplicas: 0 needs queue.activationDepth: the queue "
+            "depth above which KEDA starts a worker from zero"
+        ],
+    ),
+    (
+        "hpa-without-target",
+        dep(autoscaling={"minReplicas": 1, "maxReplicas": 3}),
+        [
+            "deployments.bert.autoscaling: names no target: set targetCpuUtilization, "
+            "targetMemoryUtilization or targetGpuUtilization (none is implied; the former "
+            "default was targetCpuUtilization: 70)"
+        ],
+    ),
+    (
+        "node-requirement-without-values",
+        dep(affinity={"nodeRequirements": [{"key": "example.com/pool", "operator": "In"}]}),
+        ["deployments.bert.affinity.nodeRequirements.0: operator In needs values"],
+    ),
+    (
+        "priority-class-not-a-name",
+        dep(priorityClassName="High Prio"),
+        [
+            "deployments.bert.priorityClassName: 'High Prio' is not a Kubernetes object name (a "
+            "DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253 characters)"
+        ],
+    ),
     # --- replicas and autoscaling ---------------------------------------------------------
     (
         "min-gt-max",
@@ -163,7 +268,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         {**stack_raw(), "deploymets": []},
         [
             "unknown key 'deploymets'; did you mean 'deployments'? (allowed: environment, target, "
-            "namespace, cluster, nodePools, deployments, allowReplacements)"
+            "namespace, imagePullSecrets, cluster, nodePools, deployments, allowReplacements)"
         ],
     ),
     (
@@ -172,8 +277,9 @@ RULES: list[tuple[str, Any, list[str]]] = [
         [
             "deployments.bert: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
             "description, model, processing, resources, replicas, active, autoscaling, "
-            "loadBalancer, strategy, queue, port, monitoring, env, secretEnv, tags, environment, "
-            "namespace)"
+            "loadBalancer, strategy, queue, port, monitoring, env, secretEnv, tags, "
+            "imagePullSecrets, command, args, priorityClassName, topologySpread, affinity, "
+            "environment, namespace)"
         ],
     ),
     (
@@ -188,7 +294,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
     (
         "unknown-key-no-close-match",
         dep(model={**deployment_raw()["model"], "zzz": 1}),
-        ["deployments.bert.model: unknown key 'zzz' (allowed: id, version, type, image)"],
+        ["deployments.bert.model: unknown key 'zzz' (allowed: id, version, type, image, storage)"],
     ),
     (
         "lower-case-key",
@@ -1098,3 +1204,36 @@ def test_yaml_reader_error_is_one_line(tmp_path: Path, content: str, expected: s
     with pytest.raises(ConfigError) as info:
         load_stack_config(path)
     assert str(info.value) == f"{path}: {expected}"
+
+
+def test_scale_to_zero_is_for_keda_workers_with_an_activation_threshold() -> None:
+    queue = {**QUEUE, "activationDepth": 1}
+    stack = parse_stack(
+        dep(
+            processing="async",
+            queue=queue,
+            loadBalancer=None,
+            autoscaling={"minReplicas": 0, "maxReplicas": 3},
+        )
+    )
+    scaling = stack.deployments[0].autoscaling
+    assert scaling is not None and scaling.min_replicas == 0
+    assert stack.deployments[0].queue is not None
+    assert stack.deployments[0].queue.connection_secret_key == "url"
+
+
+def test_deployments_inherit_the_stacks_pull_secrets_unless_they_list_their_own() -> None:
+    raw = stack_raw(deployment_raw(), deployment_raw(name="own", imagePullSecrets=["mine"]))
+    stack = parse_stack({**raw, "imagePullSecrets": ["regcred"]})
+    assert [(d.name, d.image_pull_secrets) for d in stack.deployments] == [
+        ("bert", ("regcred",)),
+        ("own", ("mine",)),
+    ]
+
+
+def test_the_python_api_defaults_to_the_stack_files_namespace() -> None:
+    assert (
+        parse_deployment(deployment_raw()).namespace
+        == StackConfig.model_fields["namespace"].default
+        == "models"
+    )

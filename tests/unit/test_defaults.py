@@ -8,7 +8,7 @@ import pytest
 
 from servestack import Autoscaling, Environment, HealthCheck, LoadBalancerSpec
 from servestack.config.defaults import ENV_DEFAULTS, Effective, EnvDefaults, effective
-from servestack.config.models import Alert, Monitoring, Severity, Slo
+from servestack.config.models import Alert, Monitoring, Severity, Slo, Spread
 from tests.unit.specs import deployment
 
 QUEUE = {"kind": "rabbitmq", "name": "jobs", "connectionSecret": "rabbit-conn"}
@@ -21,7 +21,14 @@ def test_env_defaults_table() -> None:
     assert dict(ENV_DEFAULTS) == {
         Environment.development: EnvDefaults(1, None, False, 1, 1),
         Environment.staging: EnvDefaults(2, None, True, "25%", 0),
-        Environment.production: EnvDefaults(2, PROD_AUTOSCALING, True, 1, 0, Monitoring()),
+        Environment.production: EnvDefaults(
+            2, PROD_AUTOSCALING, True, 1, 0, Monitoring(), node_spread=Spread.prefer
+        ),
+    }
+    # Production prefers spreading replicas over nodes; zones are the team's to choose.
+    assert {(d.node_spread, d.zone_spread) for d in ENV_DEFAULTS.values()} == {
+        (Spread.off, Spread.off),
+        (Spread.prefer, Spread.off),
     }
     # Development and staging: monitoring off.
     assert ENV_DEFAULTS[Environment.development].monitoring == Monitoring(enabled=False)
@@ -94,6 +101,7 @@ def test_a_monitoring_block_overrides_the_environment(
                 max_surge=1,
                 max_unavailable=0,
                 monitoring=Monitoring(),
+                node_spread=Spread.prefer,
             ),
         ),
     ],
@@ -113,23 +121,23 @@ def test_omitted_fields_take_environment_defaults(environment: str, expected: Ef
         ("production", {"autoscaling": {"enabled": False}, "replicas": 1}, 1, None, False),
         (
             "production",
-            {"autoscaling": {"minReplicas": 1, "maxReplicas": 4}},
+            {"autoscaling": {"minReplicas": 1, "maxReplicas": 4, "targetCpuUtilization": 70}},
             2,
-            Autoscaling(min_replicas=1, max_replicas=4),
+            Autoscaling(min_replicas=1, max_replicas=4, target_cpu_utilization=70),
             False,
         ),
         (
             "development",
-            {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}},
+            {"autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetCpuUtilization": 70}},
             1,
-            Autoscaling(min_replicas=2, max_replicas=4),
+            Autoscaling(min_replicas=2, max_replicas=4, target_cpu_utilization=70),
             False,
         ),
         (
             "staging",
-            {"autoscaling": {"minReplicas": 2, "maxReplicas": 4}},
+            {"autoscaling": {"minReplicas": 2, "maxReplicas": 4, "targetCpuUtilization": 70}},
             2,
-            Autoscaling(min_replicas=2, max_replicas=4),
+            Autoscaling(min_replicas=2, max_replicas=4, target_cpu_utilization=70),
             True,
         ),
     ],
@@ -156,7 +164,10 @@ def test_explicit_settings_win(
     [
         pytest.param({}, id="defaults"),
         pytest.param({"replicas": 5}, id="replicas"),
-        pytest.param({"autoscaling": {"minReplicas": 3, "maxReplicas": 9}}, id="autoscaling"),
+        pytest.param(
+            {"autoscaling": {"minReplicas": 3, "maxReplicas": 9, "targetCpuUtilization": 70}},
+            id="autoscaling",
+        ),
         pytest.param({"processing": "async", "queue": QUEUE, "loadBalancer": None}, id="async"),
     ],
 )
@@ -242,3 +253,20 @@ def test_rolling_parameters(
 ) -> None:
     eff = effective(deployment(environment=environment, strategy=strategy))
     assert (eff.max_surge, eff.max_unavailable) == (surge, unavailable)
+
+
+@pytest.mark.parametrize(
+    ("environment", "spread", "expected"),
+    [
+        ("production", {}, (Spread.prefer, Spread.off)),
+        ("staging", {}, (Spread.off, Spread.off)),
+        ("production", {"node": "off"}, (Spread.off, Spread.off)),
+        ("development", {"zone": "require"}, (Spread.off, Spread.require)),
+        ("production", {"zone": "prefer"}, (Spread.prefer, Spread.prefer)),
+    ],
+)
+def test_topology_spread_keys_left_out_take_the_environment_default(
+    environment: str, spread: dict[str, str], expected: tuple[Spread, Spread]
+) -> None:
+    eff = effective(deployment(environment=environment, topologySpread=spread))
+    assert (eff.node_spread, eff.zone_spread) == expected

@@ -81,6 +81,7 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.loadBalancer.healthCheck.path",
         "deployments.<name>.autoscaling.enabled",
         "deployments.<name>.queue.connectionSecret",
+        "deployments.<name>.affinity.nodeRequirements[].operator",
         "deployments.<name>.env",
         "deployments.<name>.secretEnv",
         "deployments.<name>.tags",
@@ -88,9 +89,10 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.monitoring.slo.latencyP99Ms",
         "deployments.<name>.monitoring.alerts.canaryWorse.severity",
     } <= set(LEAVES)
-    # 67 before the 24 fields of the monitoring block; 95 with the MIG fields; 98 with
-    # cluster.nodeClass's three and nodePools.<name>.consolidateAfterSeconds.
-    assert len(LEAVES) == len(set(LEAVES)) == 98
+    # 67 before the 24 fields of the monitoring block, 2 of MIG, 14 of pod settings and
+    # queue workers, 5 of model storage; cluster.nodeClass's three (one before) and
+    # nodePools.<name>.consolidateAfterSeconds.
+    assert len(LEAVES) == len(set(LEAVES)) == 117
 
 
 @pytest.mark.parametrize("path", LEAVES)

@@ -64,7 +64,7 @@ def test_service_monitor_scrapes_the_service_port_and_labels_the_track() -> None
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
     assert sm["spec"] == {
         "selector": {"matchLabels": {"app.kubernetes.io/name": "bert"}},
-        "namespaceSelector": {"matchNames": ["default"]},
+        "namespaceSelector": {"matchNames": ["models"]},
         "endpoints": [
             {
                 "port": "http",
@@ -151,7 +151,7 @@ def test_alert_thresholds_and_severities_come_from_the_slo() -> None:
         }
     )
     rules = _rules(deployment(strategy=CANARY), mon)
-    rec = 'namespace="default",model_deployment="bert"'
+    rec = 'namespace="models",model_deployment="bert"'
     assert rules["ModelErrorRatioOverSLO"]["expr"] == (
         f"model_deployment_track:request_errors:ratio_rate5m{{{rec}}} > 0.02"
     )
@@ -230,7 +230,7 @@ def test_metric_names_are_configurable() -> None:
     rules = _rules(deployment(), mon)
     errors = rules["model_deployment_track:request_errors:ratio_rate5m"]["expr"]
     assert (
-        'http_requests_total{namespace="default",model_deployment="bert",handler="/v1/predict",code=~"5.."}'
+        'http_requests_total{namespace="models",model_deployment="bert",handler="/v1/predict",code=~"5.."}'
         in errors
     )
     p99 = rules["model_deployment_track:request_duration_seconds:p99_rate5m"]["expr"]

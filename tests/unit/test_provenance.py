@@ -92,6 +92,8 @@ EDITS: tuple[Edit, ...] = (
     Edit("environment", "environment", "production"),
     Edit("environment", "environment", "development"),
     Edit("target", "target", "cluster"),
+    Edit("imagePullSecrets", "imagePullSecrets", ["regcred", "mirror"]),
+    Edit("imagePullSecrets", "imagePullSecrets", REMOVE),
     Edit("namespace", "namespace", "models-eu"),
     Edit("cluster.name", "cluster.name", "sample-2"),
     Edit(
@@ -362,6 +364,19 @@ EDITS: tuple[Edit, ...] = (
     Edit("deployments.<name>.queue.name", "deployments.whisper.queue.name", "transcripts-eu"),
     Edit("deployments.<name>.queue.targetDepth", "deployments.whisper.queue.targetDepth", 50),
     Edit(
+        "deployments.<name>.queue.activationDepth", "deployments.whisper.queue.activationDepth", 10
+    ),
+    Edit(
+        "deployments.<name>.queue.activationDepth",
+        "deployments.embedder.queue.activationDepth",
+        1,
+    ),
+    Edit(
+        "deployments.<name>.queue.connectionSecretKey",
+        "deployments.whisper.queue.connectionSecretKey",
+        "uri",
+    ),
+    Edit(
         "deployments.<name>.queue.connectionSecret",
         "deployments.whisper.queue.connectionSecret",
         "rabbitmq-eu",
@@ -371,6 +386,112 @@ EDITS: tuple[Edit, ...] = (
     Edit("deployments.<name>.env", "deployments.ranker.env.LOG_LEVEL", REMOVE),
     Edit("deployments.<name>.secretEnv", "deployments.chat.secretEnv", ["API_TOKEN", "HF_TOKEN"]),
     Edit("deployments.<name>.secretEnv", "deployments.chat.secretEnv", []),
+    Edit("deployments.<name>.imagePullSecrets", "deployments.chat.imagePullSecrets", ["other"]),
+    Edit("deployments.<name>.imagePullSecrets", "deployments.ranker.imagePullSecrets", ["own"]),
+    Edit(
+        "deployments.<name>.resources.sharedMemory",
+        "deployments.chat.resources.sharedMemory",
+        "16Gi",
+    ),
+    Edit(
+        "deployments.<name>.resources.sharedMemory",
+        "deployments.ranker.resources.sharedMemory",
+        "1Gi",
+    ),
+    Edit(
+        "deployments.<name>.resources.sharedMemory",
+        "deployments.chat.resources.sharedMemory",
+        REMOVE,
+    ),
+    Edit(
+        "deployments.<name>.model.storage.pvc",
+        "deployments.vision.model.storage.pvc",
+        "resnet-weights-2",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.pvc",
+        "deployments.chat.model.storage.pvc",
+        "chat-weights",
+        also={
+            "deployments.chat.model.storage.uri": REMOVE,
+            "deployments.chat.model.storage.size": REMOVE,
+        },
+        why="a PVC replaces the fetched copy: uri and size go",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.uri",
+        "deployments.chat.model.storage.uri",
+        "s3://models/chat/v3.1.0",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.uri",
+        "deployments.vision.model.storage.uri",
+        "gs://models/resnet/v2",
+        also={
+            "deployments.vision.model.storage.pvc": REMOVE,
+            "deployments.vision.model.storage.size": "20Gi",
+        },
+        why="a URI replaces the PVC and needs a size",
+    ),
+    # The whole section goes: its volume, mount and MODEL_PATH with it.
+    # The whole section goes (left out, or null): its volume and mount with it.
+    *(
+        Edit(f"deployments.<name>.model.storage.{key}", f"deployments.{name}.model.storage", gone)
+        for key, gone in (("pvc", REMOVE), ("uri", None))
+        for name in ("vision", "chat")
+    ),
+    Edit("deployments.<name>.model.storage.size", "deployments.chat.model.storage.size", "100Gi"),
+    Edit(
+        "deployments.<name>.model.storage.mountPath",
+        "deployments.chat.model.storage.mountPath",
+        "/weights",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.mountPath",
+        "deployments.vision.model.storage.mountPath",
+        "/weights",
+    ),
+    Edit(
+        "deployments.<name>.model.storage.fetchImage",
+        "deployments.chat.model.storage.fetchImage",
+        "registry.example.com/tools/fetch:1",
+    ),
+    Edit("deployments.<name>.command", "deployments.chat.command", ["vllm", "serve"]),
+    Edit("deployments.<name>.command", "deployments.ranker.command", ["ranker"]),
+    Edit("deployments.<name>.args", "deployments.chat.args", ["--tensor-parallel-size", "2"]),
+    Edit("deployments.<name>.args", "deployments.chat.args", REMOVE),
+    Edit("deployments.<name>.priorityClassName", "deployments.chat.priorityClassName", "llm-low"),
+    Edit("deployments.<name>.priorityClassName", "deployments.ranker.priorityClassName", "batch"),
+    Edit("deployments.<name>.topologySpread.node", "deployments.chat.topologySpread.node", "off"),
+    Edit(
+        "deployments.<name>.topologySpread.node", "deployments.ranker.topologySpread.node", "prefer"
+    ),
+    Edit(
+        "deployments.<name>.topologySpread.zone", "deployments.chat.topologySpread.zone", "require"
+    ),
+    Edit(
+        "deployments.<name>.topologySpread.zone", "deployments.ranker.topologySpread.zone", "prefer"
+    ),
+    Edit(
+        "deployments.<name>.affinity.nodeRequirements",
+        "deployments.chat.affinity.nodeRequirements",
+        [{"key": "example.com/pool", "operator": "Exists"}],
+    ),
+    Edit(
+        "deployments.<name>.affinity.nodeRequirements",
+        "deployments.ranker.affinity.nodeRequirements",
+        [{"key": "example.com/spot", "operator": "NotIn", "values": ["true"]}],
+    ),
+    Edit(
+        "deployments.<name>.affinity.podAntiAffinity",
+        "deployments.chat.affinity.podAntiAffinity",
+        "require",
+    ),
+    Edit(
+        "deployments.<name>.affinity.podAntiAffinity",
+        "deployments.ranker.affinity.podAntiAffinity",
+        "prefer",
+    ),
     Edit("deployments.<name>.tags", "deployments.chat.tags.team", "nlp"),
     Edit("deployments.<name>.tags", "deployments.chat.tags.cost-center", "ml-42"),
     # --- deployments: monitoring ----------------------------------------------------------------
