@@ -11,8 +11,12 @@ import pulumi_kubernetes as k8s
 from servestack.autoscaler import Autoscaler
 from servestack.config import paths
 from servestack.config.errors import ConfigError, Problem
-from servestack.config.models import DeploymentSpec
-from servestack.config.validation import deployment_checks, parse_deployment
+from servestack.config.models import CustomGpuLabels, DeploymentSpec, GpuLabels
+from servestack.config.validation import (
+    custom_label_checks,
+    deployment_checks,
+    parse_deployment,
+)
 from servestack.contract import labels
 from servestack.load_balancer import LoadBalancer
 from servestack.manifests import model, naming
@@ -31,6 +35,10 @@ class ModelDeployment(pulumi.ComponentResource):
         name: the deployment's name (a DNS-1123 label); it is also the Service's name.
         spec: a :class:`DeploymentSpec` or a plain dict in the stack-file YAML shape.
         opts: resource options; pass ``provider=`` for a Kubernetes provider.
+        secrets: the values of ``secretEnv`` (a Pulumi secret mapping).
+        gpu_labels: how the cluster marks its GPU nodes (the stack file's
+            ``cluster.gpuLabels``): a :class:`GpuLabels` mode, or the
+            :class:`CustomGpuLabels` themselves.
 
     Raises:
         ConfigError: the spec is invalid. Nothing is registered in that case.
@@ -46,12 +54,13 @@ class ModelDeployment(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
         *,
         secrets: pulumi.Input[Mapping[str, str]] | None = None,
+        gpu_labels: GpuLabels | CustomGpuLabels = GpuLabels.servestack,
     ) -> None:
         if isinstance(spec, dict):
             spec = parse_deployment({"name": name, **spec})
         elif spec.name != name:
             spec = parse_deployment({**spec.model_dump(by_alias=True), "name": name})
-        checks = deployment_checks(spec)
+        checks = deployment_checks(spec) + custom_label_checks(gpu_labels, [spec])
         if checks:
             raise ConfigError(checks)
         if spec.secret_env and secrets is None:
@@ -65,7 +74,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 ]
             )
         super().__init__(naming.MODEL_DEPLOYMENT, name, None, opts)
-        p = model.plan(spec)
+        p = model.plan(spec, gpu_labels)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
 
         account = k8s.core.v1.ServiceAccount(

@@ -10,7 +10,7 @@ from typing import Any
 
 from servestack.config.defaults import Effective
 from servestack.config.gpu import gpu_info, slice_resource
-from servestack.config.models import DeploymentSpec, Processing, StrategyType
+from servestack.config.models import DeploymentSpec, GpuLabels, Processing, StrategyType
 from servestack.contract import labels
 from servestack.manifests import gpu_scheduling, naming
 from servestack.manifests.origins import NO_ORIGINS, Origins
@@ -143,9 +143,11 @@ def pod_template(
     image: str,
     version_from: str = "model.version",
     image_from: str = "model.image",
+    gpu_marks: gpu_scheduling.GpuMarks = GpuLabels.servestack,
 ) -> Manifest:
     """The pod template; ``version_from``/``image_from`` name the fields the version and
-    image come from (the canary track's differ)."""
+    image come from (the canary track's differ); ``gpu_marks`` are the cluster's GPU node
+    labels and taint."""
     res = spec.resources
     pod_labels = {
         **naming.selector(spec, track),
@@ -200,8 +202,14 @@ def pod_template(
     }
     if res.gpu.type is not None:
         info = gpu_info(res.gpu.type)
-        pod["nodeSelector"] = opt(gpu_scheduling.node_selector(info), "resources.gpu.type")
-        pod["tolerations"] = opt(gpu_scheduling.tolerations(info), "resources.gpu.type")
+        label = ("resources.gpu.type", *gpu_scheduling.label_fields(info, gpu_marks))
+        for key, value in gpu_scheduling.placement(info, gpu_marks).items():
+            pod[key] = opt(value, *label)
+        pod["tolerations"] = opt(
+            gpu_scheduling.tolerations(info, gpu_marks),
+            "resources.gpu.type",
+            *gpu_scheduling.toleration_fields(gpu_marks),
+        )
     template: Manifest = {"metadata": {"labels": pod_labels}, "spec": pod}
     if annotations:
         template["metadata"]["annotations"] = opt(annotations, "resources.bandwidthMbps")
@@ -214,6 +222,7 @@ def deployment(
     *,
     track: str = naming.STABLE,
     origin: Origins | None = None,
+    gpu_marks: gpu_scheduling.GpuMarks = GpuLabels.servestack,
 ) -> Manifest:
     """The Deployment of one track (stable, or the canary).
 
@@ -240,6 +249,7 @@ def deployment(
             image=image,
             version_from="strategy.canaryVersion" if canary else "model.version",
             image_from="strategy.canaryImage" if canary else "model.image",
+            gpu_marks=gpu_marks,
         ),
     }
     if canary:

@@ -89,8 +89,9 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
         "deployments.<name>.monitoring.alerts.canaryWorse.severity",
     } <= set(LEAVES)
     # 67 before the 24 fields of the monitoring block; 95 with the MIG fields; 98 with
-    # cluster.nodeClass's three and nodePools.<name>.consolidateAfterSeconds.
-    assert len(LEAVES) == len(set(LEAVES)) == 98
+    # cluster.nodeClass's three and nodePools.<name>.consolidateAfterSeconds; 102 with the
+    # cluster's GPU labels (gpuLabels, customGpuLabels' three).
+    assert len(LEAVES) == len(set(LEAVES)) == 102
 
 
 @pytest.mark.parametrize("path", LEAVES)
