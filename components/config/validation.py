@@ -129,11 +129,12 @@ def custom_label_checks(
         if dep.resources.gpu.type is not None:
             users.setdefault(dep.resources.gpu.type.value, paths.deployment(dep.name))
     given = {t.value for t in marks.values}
+    listed = f"values are given for {', '.join(sorted(given))}" if given else "none is given"
     return [
         Problem(
             "cluster.customGpuLabels.values",
             f"no label value for {gpu} (used by {where}): add {gpu}: <value of "
-            f"{marks.key} on its nodes>; values are given for {', '.join(sorted(given))}",
+            f"{marks.key} on its nodes>; {listed}",
         )
         for gpu, where in users.items()
         if gpu not in given

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 
+from servestack import ConfigError, ModelDeployment
 from servestack.config.gpu import GPU_TABLE, GpuType
 from servestack.config.models import ClusterSpec, CustomGpuLabels, GpuLabels
 from servestack.config.validation import parse_stack
 from servestack.manifests import gpu_scheduling, node_pools
 from servestack.manifests.render import render_stack
 from servestack.manifests.sample import SAMPLES, parse_config
+from tests.mocks import run_program
 from tests.unit.specs import deployment_raw, problems, stack_raw
 
 H100 = GPU_TABLE[GpuType.H100]
@@ -231,3 +233,29 @@ def test_bad_gpu_labels_are_refused_in_one_line(
 ) -> None:
     raw = stack_raw(*deployments, cluster={"name": "c", **cluster})
     assert problems(raw) == [expected]
+
+
+def test_the_python_api_takes_the_clusters_gpu_labels() -> None:
+    raw = {k: v for k, v in GPU_DEP.items() if k != "name"}
+    rec = run_program(lambda: ModelDeployment("bert", raw, gpu_labels=GpuLabels.gpu_operator))
+    pod = rec.one("kubernetes:apps/v1:Deployment", "bert").inputs["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-L4"}
+    assert pod["tolerations"] == [EXISTS_NVIDIA]
+
+
+def test_the_python_api_refuses_custom_labels_without_the_gpu_type() -> None:
+    raw = {k: v for k, v in GPU_DEP.items() if k != "name"}
+    caught: list[ConfigError] = []
+
+    def program() -> None:
+        try:
+            ModelDeployment("bert", raw, gpu_labels=CUSTOM.model_copy(update={"values": {}}))
+        except ConfigError as err:
+            caught.append(err)
+
+    rec = run_program(program)
+    assert [str(e) for e in caught] == [
+        "cluster.customGpuLabels.values: no label value for L4 (used by deployments.bert): "
+        "add L4: <value of example.com/accelerator on its nodes>; none is given"
+    ]
+    assert rec.resources == []
