@@ -28,8 +28,10 @@ _EXPORTS: dict[str, str] = {
             "Autoscaling",
             "CloudProvider",
             "ClusterSpec",
+            "CustomGpuLabels",
             "DeploymentSpec",
             "Environment",
+            "GpuLabels",
             "GpuSpec",
             "HealthCheck",
             "LoadBalancerSpec",
@@ -108,10 +110,16 @@ if TYPE_CHECKING:
         ClusterSpec as ClusterSpec,
     )
     from servestack.config.models import (
+        CustomGpuLabels as CustomGpuLabels,
+    )
+    from servestack.config.models import (
         DeploymentSpec as DeploymentSpec,
     )
     from servestack.config.models import (
         Environment as Environment,
+    )
+    from servestack.config.models import (
+        GpuLabels as GpuLabels,
     )
     from servestack.config.models import (
         GpuSpec as GpuSpec,

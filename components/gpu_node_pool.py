@@ -39,8 +39,8 @@ class GpuNodePool(pulumi.ComponentResource):
     ) -> None:
         pool, cl = parse_node_pool(spec, cluster)
         super().__init__(naming.GPU_NODE_POOL, name, None, opts)
-        self.labels = node_pools.node_labels(pool)
-        self.taints = [node_pools.taint(pool)]
+        self.labels = node_pools.node_labels(pool, cl)
+        self.taints = [node_pools.taint(pool, cl)]
         # Fields whose change the clouds cannot apply in place: a new pool, new nodes.
         child = pulumi.ResourceOptions(parent=self)
         self.resource: pulumi.CustomResource | None = None

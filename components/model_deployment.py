@@ -11,8 +11,12 @@ import pulumi_kubernetes as k8s
 from servestack.autoscaler import Autoscaler
 from servestack.config import paths
 from servestack.config.errors import ConfigError, Problem
-from servestack.config.models import DeploymentSpec
-from servestack.config.validation import deployment_checks, parse_deployment
+from servestack.config.models import CustomGpuLabels, DeploymentSpec, GpuLabels
+from servestack.config.validation import (
+    custom_label_checks,
+    deployment_checks,
+    parse_deployment,
+)
 from servestack.contract import labels
 from servestack.load_balancer import LoadBalancer
 from servestack.manifests import model, naming, workload
@@ -35,6 +39,9 @@ class ModelDeployment(pulumi.ComponentResource):
         create_namespace: also create the spec's namespace (default ``models``, as in a
             stack file), labelled to enforce the restricted Pod Security profile. Leave it
             off when the namespace exists or another component creates it.
+        gpu_labels: how the cluster marks its GPU nodes (the stack file's
+            ``cluster.gpuLabels``): a :class:`GpuLabels` mode, or the
+            :class:`CustomGpuLabels` themselves.
 
     Raises:
         ConfigError: the spec is invalid. Nothing is registered in that case.
@@ -51,12 +58,13 @@ class ModelDeployment(pulumi.ComponentResource):
         *,
         secrets: pulumi.Input[Mapping[str, str]] | None = None,
         create_namespace: bool = False,
+        gpu_labels: GpuLabels | CustomGpuLabels = GpuLabels.servestack,
     ) -> None:
         if isinstance(spec, dict):
             spec = parse_deployment({"name": name, **spec})
         elif spec.name != name:
             spec = parse_deployment({**spec.model_dump(by_alias=True), "name": name})
-        checks = deployment_checks(spec)
+        checks = deployment_checks(spec) + custom_label_checks(gpu_labels, [spec])
         if checks:
             raise ConfigError(checks)
         if spec.secret_env and secrets is None:
@@ -70,7 +78,7 @@ class ModelDeployment(pulumi.ComponentResource):
                 ]
             )
         super().__init__(naming.MODEL_DEPLOYMENT, name, None, opts)
-        p = model.plan(spec)
+        p = model.plan(spec, gpu_labels)
         child = pulumi.ResourceOptions(parent=self, delete_before_replace=True)
         if create_namespace:
             ns = k8s.core.v1.Namespace(

@@ -79,8 +79,9 @@ class GpuInfo:
 
     type: GpuType
     memory_gib: int
-    #: Value of the `nvidia.com/gpu.product` label set by GPU feature discovery.
-    product_label: str
+    #: Values of the `nvidia.com/gpu.product` label GPU feature discovery sets on nodes with
+    #: this GPU (nvidia-smi's product name, spaces as '-'): one per board (SXM, PCIe).
+    product_labels: tuple[str, ...]
     #: GKE `guest_accelerator.type`; None where GKE offers no such GPU.
     gke_accelerator: str | None
     #: Value of Karpenter's `karpenter.k8s.aws/instance-gpu-name` requirement.
@@ -108,28 +109,28 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
         GpuInfo(
             GpuType.T4,
             16,
-            "Tesla-T4",
+            ("Tesla-T4",),
             "nvidia-tesla-t4",
             "t4",
         ),
         GpuInfo(
             GpuType.V100,
             16,
-            "Tesla-V100-SXM2-16GB",
+            ("Tesla-V100-SXM2-16GB", "Tesla-V100-PCIE-16GB"),
             "nvidia-tesla-v100",
             "v100",
         ),
         GpuInfo(
             GpuType.A10G,
             24,
-            "NVIDIA-A10G",
+            ("NVIDIA-A10G",),
             None,
             "a10g",
         ),
         GpuInfo(
             GpuType.A100,
             40,
-            "NVIDIA-A100-SXM4-40GB",
+            ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
             "nvidia-tesla-a100",
             "a100",
             # MIG user guide, "Supported MIG Profiles", A100-SXM4-40GB table.
@@ -146,7 +147,7 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
         GpuInfo(
             GpuType.A100_80GB,
             80,
-            "NVIDIA-A100-SXM4-80GB",
+            ("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
             "nvidia-a100-80gb",
             # EC2 names both A100s `a100`; the pool's instance-type requirement tells them apart.
             "a100",
@@ -165,21 +166,21 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
         GpuInfo(
             GpuType.L4,
             24,
-            "NVIDIA-L4",
+            ("NVIDIA-L4",),
             "nvidia-l4",
             "l4",
         ),
         GpuInfo(
             GpuType.L40S,
             48,
-            "NVIDIA-L40S",
+            ("NVIDIA-L40S",),
             None,
             "l40s",
         ),
         GpuInfo(
             GpuType.H100,
             80,
-            "NVIDIA-H100-80GB-HBM3",
+            ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe"),
             "nvidia-h100-80gb",
             "h100",
             # MIG user guide, "Supported MIG Profiles", H100 MIG profiles (H100-SXM5-80GB).
@@ -198,7 +199,7 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             141,
             # Measured: nvidia-smi reports "NVIDIA H200, 143771 MiB" (driver 580.159.04); GPU
             # feature discovery labels it NVIDIA-H200.
-            "NVIDIA-H200",
+            ("NVIDIA-H200",),
             "nvidia-h200-141gb",
             "h200",
             # Measured on that H200 with `nvidia-smi mig -lgip` (servestack issue 21); the MIG
@@ -217,7 +218,7 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             GpuType.B200,
             # MIG user guide, "Supported GPUs": B200, 180GB, 7 instances at most.
             180,
-            "NVIDIA-B200",
+            ("NVIDIA-B200",),
             "nvidia-b200",
             "b200",
             # MIG user guide, "Supported MIG Profiles", B200 MIG profiles.

@@ -286,6 +286,56 @@ def _node_class_name(value: object) -> object:
 LOCAL_NODE_CLASS = NodeClassRef(group="karpenter.kwok.sh", kind="KWOKNodeClass", name="default")
 
 
+_QUALIFIED_KEY_RE = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _qualified_key(value: str) -> str:
+    """A Kubernetes label or taint key (``example.com/gpu``)."""
+    prefix, _, _ = value.rpartition("/")
+    if len(prefix) > 253 or not _QUALIFIED_KEY_RE.match(value):
+        raise _problem(
+            f"{value!r} is not a Kubernetes label key ([prefix/]name: a DNS subdomain prefix, "
+            "a name of at most 63 letters, digits, '-', '_', '.')"
+        )
+    return value
+
+
+def _label_value(value: str) -> str:
+    if len(value) > 63 or not _LABEL_VALUE_RE.match(value) or not value:
+        raise _problem(
+            f"{value!r} is not a Kubernetes label value (1 to 63 of letters, digits, '-', '_', "
+            "'.', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+LabelKey = Annotated[str, AfterValidator(_qualified_key)]
+LabelValue = Annotated[str, AfterValidator(_label_value)]
+
+
+class GpuLabels(StrEnum):
+    """Which node labels and taint mark GPU nodes (docs/cluster.md, "GPU nodes")."""
+
+    #: `servestack.io/gpu: <type>` and the `servestack.io/gpu` taint (servestack's own pools).
+    servestack = "servestack"
+    #: NVIDIA GPU feature discovery's `nvidia.com/gpu.product` and the `nvidia.com/gpu` taint.
+    gpu_operator = "gpu-operator"
+    #: A label key, a value per GPU type and a taint of the cluster's own (`customGpuLabels`).
+    custom = "custom"
+
+
+class CustomGpuLabels(Spec):
+    """`gpuLabels: custom`: the node label GPU pods select, by GPU type, and the taint
+    they tolerate (any value, effect NoSchedule)."""
+
+    key: LabelKey
+    values: Annotated[dict[GpuType, LabelValue], Field(min_length=1)]
+    taint: LabelKey
+
+
 class ClusterSpec(Spec):
     name: Name
     provider: CloudProvider = CloudProvider.existing
@@ -299,9 +349,21 @@ class ClusterSpec(Spec):
     node_class: Annotated[NodeClassRef, BeforeValidator(_node_class_name)] = NodeClassRef()
     #: `target: cluster`: the kubeconfig context to use (default: the current one).
     context: str | None = None
+    #: Which labels and taint mark the cluster's GPU nodes.
+    gpu_labels: GpuLabels = GpuLabels.servestack
+    custom_gpu_labels: CustomGpuLabels | None = None
 
     @model_validator(mode="after")
     def _provider_fields(self) -> Self:
+        if self.gpu_labels is GpuLabels.custom and self.custom_gpu_labels is None:
+            raise _problem(
+                "gpuLabels custom needs customGpuLabels (key, values per GPU type, taint)"
+            )
+        if self.gpu_labels is not GpuLabels.custom and self.custom_gpu_labels is not None:
+            raise _problem(
+                f"customGpuLabels is read only with gpuLabels custom (gpuLabels is "
+                f"{self.gpu_labels.value}): set gpuLabels: custom or drop customGpuLabels"
+            )
         if self.provider is CloudProvider.eks and (not self.node_role_arn or not self.subnet_ids):
             raise _problem("provider eks needs nodeRoleArn and subnetIds")
         if self.provider is CloudProvider.gke and not self.location:

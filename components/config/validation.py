@@ -7,6 +7,7 @@ config never reaches the engine.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,9 @@ from servestack.config.machines import Machine, default_machine, known, machine,
 from servestack.config.models import (
     CloudProvider,
     ClusterSpec,
+    CustomGpuLabels,
     DeploymentSpec,
+    GpuLabels,
     NodePoolSpec,
     StackConfig,
 )
@@ -150,9 +153,40 @@ def deployment_checks(dep: DeploymentSpec) -> list[Problem]:
     return []
 
 
+def custom_label_checks(
+    marks: GpuLabels | CustomGpuLabels,
+    deployments: Sequence[DeploymentSpec],
+    pools: Sequence[NodePoolSpec] = (),
+) -> list[Problem]:
+    """`gpuLabels: custom` names a label value for every GPU type the stack uses."""
+    if not isinstance(marks, CustomGpuLabels):
+        return []
+    users: dict[str, str] = {}
+    for pool in pools:
+        if pool.gpu.type is not None:
+            users.setdefault(pool.gpu.type.value, paths.node_pool(pool.name))
+    for dep in deployments:
+        if dep.resources.gpu.type is not None:
+            users.setdefault(dep.resources.gpu.type.value, paths.deployment(dep.name))
+    given = {t.value for t in marks.values}
+    listed = f"values are given for {', '.join(sorted(given))}" if given else "none is given"
+    return [
+        Problem(
+            "cluster.customGpuLabels.values",
+            f"no label value for {gpu} (used by {where}): add {gpu}: <value of "
+            f"{marks.key} on its nodes>; {listed}",
+        )
+        for gpu, where in users.items()
+        if gpu not in given
+    ]
+
+
 def cross_checks(stack: StackConfig) -> list[Problem]:
     """Rules that span several deployments or node pools."""
-    problems: list[Problem] = []
+    cluster = stack.cluster
+    problems = custom_label_checks(
+        cluster.custom_gpu_labels or cluster.gpu_labels, stack.deployments, stack.node_pools
+    )
     for kind, items in (("deployments", stack.deployments), ("nodePools", stack.node_pools)):
         counts = Counter(item.name for item in items)
         problems += [

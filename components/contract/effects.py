@@ -238,6 +238,30 @@ def _read_by(*providers: CloudProvider) -> Override:
     return effect
 
 
+def _gpu_marks(ctx: EditContext) -> Outcome | None:
+    """GPU node labels are read by node pools and GPU deployments only: pools that
+    servestack's components replace on a label change lose their nodes (karpenter, gke,
+    local), EKS relabels its running nodes, GPU pods roll."""
+    stacks = [s for s in (ctx.old_stack, ctx.new_stack) if s is not None]
+    if not stacks:
+        return None
+    pooled = [s.cluster.provider for s in stacks if s.node_pools]
+    if any(p in (CloudProvider.karpenter, CloudProvider.gke, CloudProvider.local) for p in pooled):
+        return None
+    if any(d.resources.gpu.type is not None for s in stacks for d in s.deployments):
+        return Outcome(
+            Effect.RESTART,
+            "GPU pods select another node label or tolerate another taint: they roll onto "
+            "nodes that carry it",
+        )
+    if CloudProvider.eks in pooled:
+        return Outcome(
+            Effect.IN_PLACE,
+            "EKS updates a node group's labels and taints on its running nodes",
+        )
+    return Outcome(Effect.NONE, "read only by GPU deployments and node pools; this stack has none")
+
+
 _ALL = (
     "NetworkPolicy",
     "Deployment",
@@ -372,6 +396,42 @@ _RULES: tuple[Rule, ...] = (
         ("NodePool",),
         impact=LOST_CAPACITY,
         override=_read_by(CloudProvider.karpenter),
+    ),
+    Rule(
+        "cluster.gpuLabels",
+        Effect.REPLACE,
+        "which node labels and taint mark GPU nodes: node pools get new nodes that carry it "
+        "(lost warm GPU capacity) and GPU pods roll onto them",
+        ("NodePool", "Deployment"),
+        impact=LOST_CAPACITY,
+        override=_gpu_marks,
+    ),
+    Rule(
+        "cluster.customGpuLabels.key",
+        Effect.REPLACE,
+        "the node label GPU nodes carry: node pools get new nodes that carry it "
+        "(lost warm GPU capacity) and GPU pods roll onto them",
+        ("NodePool", "Deployment"),
+        impact=LOST_CAPACITY,
+        override=_gpu_marks,
+    ),
+    Rule(
+        "cluster.customGpuLabels.values",
+        Effect.REPLACE,
+        "a GPU type's node label value: node pools get new nodes that carry it "
+        "(lost warm GPU capacity) and GPU pods roll onto them",
+        ("NodePool", "Deployment"),
+        impact=LOST_CAPACITY,
+        override=_gpu_marks,
+    ),
+    Rule(
+        "cluster.customGpuLabels.taint",
+        Effect.REPLACE,
+        "the taint GPU nodes carry: node pools get new nodes that carry it "
+        "(lost warm GPU capacity) and GPU pods roll onto them",
+        ("NodePool", "Deployment"),
+        impact=LOST_CAPACITY,
+        override=_gpu_marks,
     ),
     Rule(
         "allowReplacements",
@@ -904,7 +964,11 @@ _RULES: tuple[Rule, ...] = (
 TABLE: dict[str, Rule] = {r.path: r for r in _RULES}
 
 #: Fields whose value is a free-form mapping: an edit of any key maps to the field.
-MAP_FIELDS = ("deployments.<name>.env", "deployments.<name>.tags")
+MAP_FIELDS = (
+    "deployments.<name>.env",
+    "deployments.<name>.tags",
+    "cluster.customGpuLabels.values",
+)
 
 
 def table_key(path: str) -> str:

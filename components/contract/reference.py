@@ -135,8 +135,9 @@ def gpu_rows() -> list[str]:
     for info in GPU_TABLE.values():
         mig = ", ".join(f"`{p.name}` ({p.per_gpu})" for p in info.mig) or "none"
         gke = f"`{info.gke_accelerator}`" if info.gke_accelerator else "-"
+        products = ", ".join(f"`{p}`" for p in info.product_labels)
         lines.append(
-            f"| `{info.type.value}` | {info.memory_gib} | `{info.product_label}` | {gke} "
+            f"| `{info.type.value}` | {info.memory_gib} | {products} | {gke} "
             f"| `{info.karpenter_gpu_name}` | {mig} |"
         )
     return lines

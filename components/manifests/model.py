@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from servestack.config.defaults import Effective, effective
-from servestack.config.models import DeploymentSpec, LoadBalancerSpec, StrategyType
+from servestack.config.models import DeploymentSpec, GpuLabels, LoadBalancerSpec, StrategyType
 from servestack.contract import labels
 from servestack.manifests import monitoring, naming, routing, scaling, workload
+from servestack.manifests.gpu_scheduling import GpuMarks
 from servestack.manifests.origins import NO_ORIGINS, Origins, origins
 from servestack.manifests.provenance import is_recording, src
 from servestack.manifests.scaling import ScalerTarget
@@ -37,7 +38,8 @@ class ModelPlan:
     monitoring: tuple[Manifest, ...] = ()
 
 
-def plan(spec: DeploymentSpec) -> ModelPlan:
+def plan(spec: DeploymentSpec, gpu_marks: GpuMarks = GpuLabels.servestack) -> ModelPlan:
+    """``gpu_marks``: the cluster's GPU node labels and taint (`cluster.gpuLabels`)."""
     eff = effective(spec)
     # Where effective settings come from matters only to a provenance record.
     o = origins(spec) if is_recording() else NO_ORIGINS
@@ -46,7 +48,7 @@ def plan(spec: DeploymentSpec) -> ModelPlan:
         tracks.append(naming.CANARY)
     workloads = []
     for track in tracks:
-        deployment = workload.deployment(spec, eff, track=track, origin=o)
+        deployment = workload.deployment(spec, eff, track=track, origin=o, gpu_marks=gpu_marks)
         # Pins the processing type: its change replaces the Deployment (see lifecycle).
         deployment["metadata"]["labels"][labels.PROCESSING] = src(
             spec.processing.value, "processing"
@@ -109,13 +111,13 @@ def endpoint(spec: DeploymentSpec) -> str | None:
     return routing.endpoint(spec) if effective(spec).load_balancer is not None else None
 
 
-def manifests(spec: DeploymentSpec) -> list[Manifest]:
+def manifests(spec: DeploymentSpec, gpu_marks: GpuMarks = GpuLabels.servestack) -> list[Manifest]:
     """Every manifest of one model, in the order the components register them.
 
     Each is marked with the fields that decide whether it exists (its name among them: a
     new name is a new object). Secret values are not config: the Secret lists their keys.
     """
-    p = plan(spec)
+    p = plan(spec, gpu_marks)
     o = p.origin
     out: list[Manifest] = [exists(p.service_account, "name")]
     if p.secret is not None:

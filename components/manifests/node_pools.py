@@ -25,7 +25,7 @@ from typing import Any
 
 from servestack.config.gpu import GPU_RESOURCE, GpuInfo, gpu_info, node_gpu_resources
 from servestack.config.machines import default_machine
-from servestack.config.models import ClusterSpec, NodePoolSpec
+from servestack.config.models import ClusterSpec, GpuLabels, NodePoolSpec
 from servestack.contract import labels
 from servestack.manifests import gpu_scheduling
 from servestack.manifests.provenance import opt, src
@@ -39,19 +39,27 @@ def info(pool: NodePoolSpec) -> GpuInfo:
     return gpu_info(pool.gpu.type)
 
 
-def node_labels(pool: NodePoolSpec) -> dict[str, str]:
-    """The pool's labels; a MIG pool's nodes also carry the GPU operator's partitioning."""
+def node_labels(pool: NodePoolSpec, cluster: ClusterSpec | None = None) -> dict[str, str]:
+    """The pool's labels: the cluster's GPU label (`cluster.gpuLabels`); a MIG pool's nodes
+    also carry the GPU operator's partitioning."""
     mig = gpu_scheduling.mig_config(pool.gpu.mig)
+    marks = _marks(cluster)
+    gpu = gpu_scheduling.node_selector(info(pool), marks)
+    because = ("gpu.type", *gpu_scheduling.label_fields(info(pool), marks))
     return {
-        **{k: src(v, "gpu.type") for k, v in gpu_scheduling.node_selector(info(pool)).items()},
+        **{k: opt(v, *because) for k, v in gpu.items()},
         labels.NODE_POOL: src(pool.name, "name"),
         **{k: opt(v, "gpu.mig") for k, v in mig.items()},
     }
 
 
-def taint(pool: NodePoolSpec) -> dict[str, str]:
+def _marks(cluster: ClusterSpec | None) -> gpu_scheduling.GpuMarks:
+    return gpu_scheduling.marks_of(cluster) if cluster else GpuLabels.servestack
+
+
+def taint(pool: NodePoolSpec, cluster: ClusterSpec | None = None) -> dict[str, str]:
     """The taint every node of the pool carries (Kubernetes' shape)."""
-    return gpu_scheduling.taint(info(pool))
+    return gpu_scheduling.taint(info(pool), _marks(cluster))
 
 
 def machine_type(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
@@ -68,11 +76,14 @@ def _machine(pool: NodePoolSpec, cluster: ClusterSpec) -> str:
     return src(machine_type(pool, cluster), "gpu.type", "gpu.count", via=["machineType"])
 
 
-def _taints(pool: NodePoolSpec, effect: str | None = None) -> list[dict[str, str]]:
-    shape = taint(pool)
+def _taints(
+    pool: NodePoolSpec, cluster: ClusterSpec, effect: str | None = None
+) -> list[dict[str, str]]:
+    shape = taint(pool, cluster)
+    because = ("gpu.type", *gpu_scheduling.taint_fields(info(pool), _marks(cluster)))
     if effect is not None:
         shape = {"key": shape["key"], "value": shape["value"], "effect": effect}
-    return src([shape], "gpu.type")
+    return src([shape], *because)
 
 
 def _duration(seconds: int) -> str:
@@ -91,14 +102,14 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
         },
         "spec": {
             "template": {
-                "metadata": {"labels": node_labels(pool)},
+                "metadata": {"labels": node_labels(pool, cluster)},
                 "spec": {
                     "nodeClassRef": {
                         "group": src(cluster.node_class.group, "cluster.nodeClass.group"),
                         "kind": src(cluster.node_class.kind, "cluster.nodeClass.kind"),
                         "name": src(cluster.node_class.name, "cluster.nodeClass.name"),
                     },
-                    "taints": _taints(pool),
+                    "taints": _taints(pool, cluster),
                     "requirements": [
                         {
                             "key": "node.kubernetes.io/instance-type",
@@ -146,8 +157,8 @@ def gke_node_pool_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, An
             "machine_type": _machine(pool, cluster),
             "spot": src(pool.spot, "spot"),
             "disk_size_gb": src(pool.disk_size_gb or DEFAULT_DISK_GB, "diskSizeGb"),
-            "labels": node_labels(pool),
-            "taints": _taints(pool, "NO_SCHEDULE"),
+            "labels": node_labels(pool, cluster),
+            "taints": _taints(pool, cluster, "NO_SCHEDULE"),
             "guest_accelerators": [
                 {
                     "type": src(gpu.gke_accelerator, "gpu.type"),
@@ -176,8 +187,8 @@ def eks_node_group_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
             "max_size": src(pool.max_nodes, "maxNodes"),
             "desired_size": src(pool.min_nodes, "minNodes"),
         },
-        "labels": node_labels(pool),
-        "taints": _taints(pool, "NO_SCHEDULE"),
+        "labels": node_labels(pool, cluster),
+        "taints": _taints(pool, cluster, "NO_SCHEDULE"),
     }
 
 
@@ -210,7 +221,7 @@ def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]
             "metadata": {
                 "name": f"{pool.name}-{i}",
                 "labels": {
-                    **node_labels(pool),
+                    **node_labels(pool, cluster),
                     labels.MANAGED_BY: labels.MANAGER,
                     "kubernetes.io/hostname": f"{pool.name}-{i}",
                     "node.kubernetes.io/instance-type": shape.name,
@@ -222,7 +233,7 @@ def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]
                     labels.CAPACITY: json.dumps(capacity, sort_keys=True),
                 },
             },
-            "spec": {"taints": [taint(pool)]},
+            "spec": {"taints": _taints(pool, cluster)},
         }
         for i in range(pool.min_nodes)
     ]

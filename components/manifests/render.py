@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from servestack.config.models import CloudProvider, ClusterSpec, NodePoolSpec, StackConfig, Target
 from servestack.config.paths import FieldPath
 from servestack.contract import labels
-from servestack.manifests import model, naming, node_pools, workload
+from servestack.manifests import gpu_scheduling, model, naming, node_pools, workload
 from servestack.manifests.provenance import (
     From,
     Mark,
@@ -141,7 +141,7 @@ def render_deployment(out: Rendered, config: StackConfig, name: str) -> None:
     }
     scope = _scope("deployments", dep.name, inherits)
     with recording():
-        for built in model.manifests(dep):
+        for built in model.manifests(dep, gpu_scheduling.marks_of(config.cluster)):
             m = _peek(built)
             key = Key(type_token(m), _peek(m["metadata"]["name"]))
             out.add(key, built, scope, f"deployments.{dep.name}", config.cluster.name)

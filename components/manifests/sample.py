@@ -211,6 +211,13 @@ EKS: dict[str, Any] = {
         "provider": "eks",
         "nodeRoleArn": "arn:aws:iam::123456789012:role/nodes",
         "subnetIds": ["subnet-a", "subnet-b"],
+        # A cluster whose GPU nodes carry a label and taint of its own.
+        "gpuLabels": "custom",
+        "customGpuLabels": {
+            "key": "example.com/accelerator",
+            "values": {"L4": "nvidia-l4", "H100": "nvidia-h100"},
+            "taint": "example.com/gpu",
+        },
     },
     "nodePools": [
         {"name": "l4", "gpu": {"type": "L4", "count": 1}, "maxNodes": 3, "diskSizeGb": 200},

@@ -10,7 +10,7 @@ from typing import Any
 
 from servestack.config.defaults import Effective
 from servestack.config.gpu import gpu_info, slice_resource
-from servestack.config.models import DeploymentSpec, Processing, Spread, StrategyType
+from servestack.config.models import DeploymentSpec, GpuLabels, Processing, Spread, StrategyType
 from servestack.contract import labels
 from servestack.manifests import gpu_scheduling, naming, storage
 from servestack.manifests.origins import NO_ORIGINS, Origins
@@ -171,21 +171,29 @@ def _spread(
     return out, tuple(sources)
 
 
-def _affinity(spec: DeploymentSpec, track: str) -> Manifest:
-    """The typed subset of affinity (see :class:`servestack.config.models.Affinity`)."""
+def _affinity(
+    spec: DeploymentSpec, track: str, gpu: tuple[Manifest, tuple[str, ...]] | None = None
+) -> Manifest:
+    """The typed subset of affinity (see :class:`servestack.config.models.Affinity`), and
+    ``gpu``: the node expression (with the fields it comes from) that places a GPU pod
+    under ``gpuLabels: gpu-operator``, required together with the user's."""
     aff = spec.affinity
     out: Manifest = {}
-    if aff.node_requirements:
-        expressions = []
-        for r in aff.node_requirements:
-            expr: Manifest = {"key": r.key, "operator": r.operator.value}
-            if r.values:
-                expr["values"] = list(r.values)
-            expressions.append(expr)
+    expressions = []
+    for r in aff.node_requirements:
+        expr: Manifest = {"key": r.key, "operator": r.operator.value}
+        if r.values:
+            expr["values"] = list(r.values)
+        expressions.append(expr)
+    node_from: tuple[str, ...] = ("affinity.nodeRequirements",) if aff.node_requirements else ()
+    if gpu is not None:
+        expressions.append(opt(gpu[0], *gpu[1]))
+        node_from += gpu[1]
+    if expressions:
         terms = [{"matchExpressions": expressions}]
         out["nodeAffinity"] = opt(
             {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}},
-            "affinity.nodeRequirements",
+            *node_from,
         )
     if aff.pod_anti_affinity is not Spread.off:
         term = {
@@ -214,9 +222,11 @@ def pod_template(
     image: str,
     version_from: str = "model.version",
     image_from: str = "model.image",
+    gpu_marks: gpu_scheduling.GpuMarks = GpuLabels.servestack,
 ) -> Manifest:
     """The pod template; ``version_from``/``image_from`` name the fields the version and
-    image come from (the canary track's differ)."""
+    image come from (the canary track's differ); ``gpu_marks`` are the cluster's GPU node
+    labels and taint."""
     res = spec.resources
     pod_labels = {
         **naming.selector(spec, track),
@@ -301,13 +311,25 @@ def pod_template(
     spread, spread_from = _spread(spec, eff, track)
     if spread:
         pod["topologySpreadConstraints"] = opt(spread, *spread_from)
-    affinity = _affinity(spec, track)
-    if affinity:
-        pod["affinity"] = opt(affinity, "affinity.nodeRequirements", "affinity.podAntiAffinity")
+    gpu_term = None
     if res.gpu.type is not None:
         info = gpu_info(res.gpu.type)
-        pod["nodeSelector"] = opt(gpu_scheduling.node_selector(info), "resources.gpu.type")
-        pod["tolerations"] = opt(gpu_scheduling.tolerations(info), "resources.gpu.type")
+        label = ("resources.gpu.type", *gpu_scheduling.label_fields(info, gpu_marks))
+        placed = gpu_scheduling.placement(info, gpu_marks)
+        if "nodeSelector" in placed:
+            pod["nodeSelector"] = opt(placed["nodeSelector"], *label)
+        else:  # an affinity term, required with the user's own (one term: both hold)
+            gpu_term = (gpu_scheduling.placement_term(info), label)
+    affinity = _affinity(spec, track, gpu_term)
+    if affinity:
+        fields = ["affinity.nodeRequirements", "affinity.podAntiAffinity"]
+        pod["affinity"] = opt(affinity, *fields, *(gpu_term[1] if gpu_term else ()))
+    if res.gpu.type is not None:
+        pod["tolerations"] = opt(
+            gpu_scheduling.tolerations(info, gpu_marks),
+            "resources.gpu.type",
+            *gpu_scheduling.toleration_fields(gpu_marks),
+        )
     template: Manifest = {"metadata": {"labels": pod_labels}, "spec": pod}
     if annotations:
         template["metadata"]["annotations"] = opt(annotations, "resources.bandwidthMbps")
@@ -320,6 +342,7 @@ def deployment(
     *,
     track: str = naming.STABLE,
     origin: Origins | None = None,
+    gpu_marks: gpu_scheduling.GpuMarks = GpuLabels.servestack,
 ) -> Manifest:
     """The Deployment of one track (stable, or the canary).
 
@@ -346,6 +369,7 @@ def deployment(
             image=image,
             version_from="strategy.canaryVersion" if canary else "model.version",
             image_from="strategy.canaryImage" if canary else "model.image",
+            gpu_marks=gpu_marks,
         ),
     }
     if canary:

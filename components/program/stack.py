@@ -229,6 +229,7 @@ def build(config: StackConfig, stack: str) -> dict[str, Any]:
                 d.name,
                 d,
                 secrets=secret_values(d.name) if d.secret_env else None,
+                gpu_labels=config.cluster.custom_gpu_labels or config.cluster.gpu_labels,
                 opts=pulumi.ResourceOptions(
                     provider=provider, depends_on=[namespace, *pools.values()]
                 ),

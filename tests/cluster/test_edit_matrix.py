@@ -97,7 +97,10 @@ def priority_classes(api: client.ApiClient, edits: list[Edit]) -> Iterator[None]
 STACKS = sorted({e.stack for e in EDITS})
 #: Staging's T4 nodes are full with its 3 replicas: the matrix scales resnet-vision to 3
 #: and rolls both models (a surge pod each), so it needs 3 more (and maxNodes to allow them).
-NODES = {**STACK_NODES, "staging": {"t4": 6}}
+NODES = {**STACK_NODES, "staging": {"t4": 6}, "existing": {}}
+#: The existing cluster's GPU nodes, stood for by a pool of the local cluster (its node
+#: carries the GPU operator's label and taint, then servestack's: a new node).
+EXISTING_NODES = [{"name": "h100", "gpu": {"type": "H100", "count": 8}, "minNodes": 1}]
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +120,8 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
     edits = ordered(stack)
     if not edits:
         pytest.skip(f"SERVESTACK_MATRIX_EDITS selects no edit of {stack}")
+    if stack == "existing":
+        text = set_value(text, "nodePools", EXISTING_NODES)
     s = deploy_stack(tmp_path, local_cluster, stack, text)
     stack_file = s.project / "stacks" / f"Pulumi.{stack}.yaml"
     rows: list[tuple[str, str, str]] = []

@@ -78,3 +78,10 @@ def mig(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     d = deploy(tmp_path_factory.mktemp("mig"), "mig")
     yield d
     d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def existing(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
+    d = deploy(tmp_path_factory.mktemp("existing"), "existing")
+    yield d
+    d.engine.stack(d.project, d.stack).destroy(on_output=lambda _: None)

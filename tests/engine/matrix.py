@@ -209,6 +209,17 @@ EDITS: tuple[Edit, ...] = (
     Edit("prod", "nodePools.a100.spot", True, "replace", "GpuNodePool"),
     # The node class reference: the server refuses an in-place change of its group and kind
     Edit("staging", "cluster.nodeClass.name", "gpu-al2023-v2", "replace", "GpuNodePool"),
+    # GPU node labels: pods on an existing cluster follow them; pools get new nodes
+    Edit(
+        "existing",
+        "deployments.chat.description",
+        "Chat completions (EU)",
+        "in-place",
+        "ModelDeployment",
+    ),
+    Edit("existing", "cluster.gpuLabels", "servestack", "restart", "ModelDeployment"),
+    Edit("prod", "cluster.gpuLabels", "gpu-operator", "replace", "GpuNodePool"),
+    Edit("dev", "cluster.gpuLabels", "gpu-operator", "no change", "ModelDeployment"),
 )
 
 

@@ -301,7 +301,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
         stack_raw(cluster={"name": "c", "nodeclass": "x"}),
         [
             "cluster: unknown key 'nodeclass'; did you mean 'nodeClass'? (allowed: name, provider, "
-            "project, location, nodeRoleArn, subnetIds, nodeClass, context)"
+            "project, location, nodeRoleArn, subnetIds, nodeClass, context, gpuLabels, "
+            "customGpuLabels)"
         ],
     ),
     # --- quantities ------------------------------------------------------------------------------
