@@ -277,3 +277,19 @@ def test_history_reads_the_succeeded_operations_in_order(tmp_path: Path) -> None
 def test_the_release_before_the_first_operation_is_in_the_history(tmp_path: Path) -> None:
     _record(tmp_path, "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V2, V1))
     assert history(tmp_path, "dev", "bert-sentiment") == [V1, V2]
+
+
+def test_rollback_to_previous_reads_the_projects_history_and_shows_the_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = set_value(_dev(V3.image, V3.version), f"{BASE}.strategy", {"type": "blue_green"})
+    project = make_project(tmp_path / "project", stacks={"dev": text})
+    _record(project / ".servestack", "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V3, V2))
+    monkeypatch.chdir(project)
+    # Blue-green back to v2.2.0 replaces: without a terminal to ask on, refused after the
+    # review, which shows the edit the history gave.
+    res = CliRunner().invoke(app, ["rollback", "dev", "bert-sentiment", "--to-previous"])
+    assert res.exit_code == 2, res.output
+    assert f"note: {BASE}: back to {V2}, the release before {V3}\n" in res.output
+    assert "v2.3.0 -> v2.2.0" in res.output.replace("\u2192", "->")
+    assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == text
