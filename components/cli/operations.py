@@ -412,16 +412,27 @@ def rollback(
     yes: YES = False,
     lock_timeout: LOCK_TIMEOUT = DEFAULT_LOCK_TIMEOUT,
     no_queue: NO_QUEUE = False,
+    to_previous: Annotated[
+        bool,
+        typer.Option(
+            "--to-previous",
+            help="back to the release (model version and image) before the current one, "
+            "from the operation history",
+        ),
+    ] = False,
 ) -> None:
-    """Remove the canary; the stable version takes all traffic again."""
-    run(
-        ctx,
-        workspace(lock_timeout, no_queue),
-        stack,
-        deployment,
-        lambda text: ops.rollback_edits(text, deployment),
-        yes=yes,
-    )
+    """Remove the canary; the stable version takes all traffic again. With --to-previous:
+    back to the previous release, whatever the strategy."""
+    ws = workspace(lock_timeout, no_queue)
+
+    def edits(text: str) -> ops.Edits:
+        if not to_previous:
+            return ops.rollback_edits(text, deployment)
+        # Read under the stack's lock, with the text: no operation runs in between.
+        history = ops.release_history(ws.state, stack, deployment)
+        return ops.rollback_to_previous_edits(text, deployment, history)
+
+    run(ctx, ws, stack, deployment, edits, yes=yes)
 
 
 @app.command()

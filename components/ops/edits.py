@@ -16,6 +16,7 @@ from servestack.config.quantities import format_cpu, format_memory
 from servestack.config.stackfile import get_value
 from servestack.config.validation import read_stack_text
 from servestack.ops.describe import no_such_deployment
+from servestack.ops.releases import Release, previous
 
 Edits = dict[str, Any]
 
@@ -172,10 +173,42 @@ def rollback_edits(text: str, deployment: str) -> Edits:
         text,
         deployment,
         f"no canary to roll back: strategy is {kind or 'rolling'}, and {version} takes all "
-        f"the traffic; to go back to an earlier version: servestack set-model STACK "
-        f"{deployment} --version VERSION",
+        f"the traffic; to go back to the previous release: servestack rollback STACK "
+        f"{deployment} --to-previous",
     )
     return {f"{base}.strategy": {"type": "rolling"}}
+
+
+def rollback_to_previous_edits(text: str, deployment: str, releases: list[Release]) -> Edits:
+    """Back to the release before the current one (:mod:`servestack.ops.releases`): its
+    model version and image. The deployment's strategy rolls it out (rolling, or a
+    blue-green switch); a canary in flight goes, as with :func:`rollback_edits`.
+
+    Raises:
+        ConfigError: the history has no release other than the current one (naming the
+            deployment).
+    """
+    base = paths.deployment(deployment)
+    current = Release(
+        str(get_value(text, f"{base}.model.version")), str(get_value(text, f"{base}.model.image"))
+    )
+    target = previous(releases, current)
+    if target is None:
+        raise ConfigError(
+            [
+                Problem(
+                    base,
+                    f"no previous release to roll back to: no succeeded operation on it ran "
+                    f"another model version or image than {current} "
+                    "(.servestack/operations)",
+                )
+            ]
+        )
+    edits: Edits = {f"{base}.model.version": target.version, f"{base}.model.image": target.image}
+    strategy = _get(text, f"{base}.strategy")
+    if isinstance(strategy, dict) and strategy.get("type") == "canary":
+        edits[f"{base}.strategy"] = {"type": "rolling"}
+    return NotedEdits(edits, [f"{base}: back to {target}, the release before {current}"])
 
 
 def delete_edits(text: str, deployment: str) -> Edits:

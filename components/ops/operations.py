@@ -13,6 +13,7 @@ This module is the public API (:func:`update_model_deployment`, :func:`get_opera
 - :mod:`~servestack.ops.transaction`: plan (lock, edit, validate, classify) and apply;
 - :mod:`~servestack.ops.execute`: one `pulumi up` with its rollback;
 - :mod:`~servestack.ops.records`: operation records and their statuses;
+- :mod:`~servestack.ops.releases`: a deployment's releases, from the operation records;
 - :mod:`~servestack.ops.interrupted`: finishing an operation that was killed;
 - :mod:`~servestack.ops.engine_errors`: what went wrong, from the engine's output;
 - :mod:`~servestack.ops.worker`: an operation that outlives its command (`--no-wait`).
@@ -38,12 +39,15 @@ from servestack.ops.edits import (
     promote_edits,
     resource_edits,
     rollback_edits,
+    rollback_to_previous_edits,
     set_model_edits,
 )
 from servestack.ops.engine_errors import engine_error
 from servestack.ops.floors import below_floor
 from servestack.ops.interrupted import recover
 from servestack.ops.records import FINAL, Operation, OperationStatus
+from servestack.ops.releases import Release
+from servestack.ops.releases import history as release_history
 from servestack.ops.transaction import OperationRefused, Plan, apply, plan
 from servestack.ops.workspace import Progress, Workspace
 
@@ -56,6 +60,7 @@ __all__ = [
     "OperationStatus",
     "Plan",
     "Progress",
+    "Release",
     "StrategyType",
     "Workspace",
     "apply",
@@ -67,8 +72,10 @@ __all__ = [
     "plan",
     "promote_edits",
     "recover",
+    "release_history",
     "resource_edits",
     "rollback_edits",
+    "rollback_to_previous_edits",
     "set_model_edits",
     "status",
     "update_model_deployment",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from servestack.config.errors import ConfigError
 from servestack.engine import Engine, make_project
 from servestack.ops import operations as ops
 from servestack.testhook import DIR_ENV, ENV
@@ -176,6 +177,54 @@ def test_scale_canary_promote_rollback_delete(ws: ops.Workspace) -> None:
     ops.apply(ws, p)
     assert _manifest(ws, "Deployment", "whisper-batch") is None
     assert "whisper-batch" not in ws.stack_file(STACK).read_text()
+
+
+def _rollback_to_previous(ws: ops.Workspace, deployment: str) -> dict:
+    def edits(text: str) -> ops.Edits:
+        # Read under the stack's lock, as the CLI does.
+        history = ops.release_history(ws.state, STACK, deployment)
+        return ops.rollback_to_previous_edits(text, deployment, history)
+
+    return ops.apply(ws, ops.plan(ws, STACK, edits, deployment))
+
+
+def test_set_model_twice_then_rollback_to_previous_renders_the_first_version(
+    ws: ops.Workspace,
+) -> None:
+    with pytest.raises(ConfigError, match="no previous release to roll back to"):
+        _rollback_to_previous(ws, "bert-sentiment")
+    for version, strategy in (("v2.2.0", "rolling"), ("v2.3.0", "blue_green")):
+        text = ws.stack_file(STACK).read_text()
+        edits = ops.set_model_edits(
+            text,
+            "bert-sentiment",
+            version=version,
+            image=None,
+            strategy=ops.StrategyType(strategy),
+        )
+        assert ops.apply(ws, ops.plan(ws, STACK, edits, "bert-sentiment"))["status"] == "succeeded"
+    image = "registry.example.com/nlp/bert-sentiment"
+    # Blue-green keys the Deployment by version: the rollback is a switch back, too.
+    assert _container(ws, "bert-sentiment-v2-3-0")["image"] == f"{image}:2.3.0"
+
+    back = _rollback_to_previous(ws, "bert-sentiment")
+    assert back["status"] == "succeeded"
+    assert (back["model_version"], back["image"], back["strategy"]) == (
+        "v2.2.0",
+        f"{image}:2.2.0",
+        "blue_green",
+    )
+    assert _container(ws, "bert-sentiment-v2-2-0")["image"] == f"{image}:2.2.0"
+    assert _manifest(ws, "Deployment", "bert-sentiment-v2-3-0") is None
+    text = ws.stack_file(STACK).read_text()
+    assert f"image: {image}:2.2.0" in text and "version: v2.2.0" in text
+    # The rollback is a release of its own: going back again returns to v2.3.0.
+    assert [str(r.version) for r in ops.release_history(ws.state, STACK, "bert-sentiment")] == [
+        "v2.1.0",
+        "v2.2.0",
+        "v2.3.0",
+        "v2.2.0",
+    ]
 
 
 def test_forbidden_operation_is_refused_and_file_untouched(ws: ops.Workspace) -> None:

@@ -304,8 +304,16 @@ CASES = (
         ("rollback", "dev", "bert-sentiment"),
         INVALID,
         "deployments.bert-sentiment.strategy: no canary to roll back: strategy is rolling, and "
-        "v2.1.0 takes all the traffic; to go back to an earlier version: servestack set-model "
-        "STACK bert-sentiment --version VERSION",
+        "v2.1.0 takes all the traffic; to go back to the previous release: servestack rollback "
+        "STACK bert-sentiment --to-previous",
+    ),
+    Case(
+        "rollback-no-previous-release",
+        ("rollback", "dev", "bert-sentiment", "--to-previous"),
+        INVALID,
+        "deployments.bert-sentiment: no previous release to roll back to: no succeeded "
+        "operation on it ran another model version or image than v2.1.0 "
+        "(registry.example.com/nlp/bert-sentiment:2.1.0) (.servestack/operations)",
     ),
     Case(
         "set-model-digest-without-image",

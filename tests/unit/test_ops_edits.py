@@ -13,7 +13,14 @@ from servestack.config.errors import ConfigError
 from servestack.config.models import StrategyType
 from servestack.config.stackfile import set_value
 from servestack.engine import make_project
-from servestack.ops.edits import NotedEdits, delete_edits, rollback_edits, set_model_edits
+from servestack.ops.edits import (
+    NotedEdits,
+    delete_edits,
+    rollback_edits,
+    rollback_to_previous_edits,
+    set_model_edits,
+)
+from servestack.ops.releases import Release, history, previous
 from tests import REPO
 
 DEV = (REPO / "stacks" / "Pulumi.dev.yaml").read_text()
@@ -125,8 +132,8 @@ def test_rollback_without_a_canary_says_so_and_what_to_use() -> None:
         rollback_edits(DEV, "bert-sentiment")
     assert err.value.render() == (
         f"{BASE}.strategy: no canary to roll back: strategy is rolling, and v2.1.0 takes all "
-        "the traffic; to go back to an earlier version: servestack set-model STACK "
-        "bert-sentiment --version VERSION"
+        "the traffic; to go back to the previous release: servestack rollback STACK "
+        "bert-sentiment --to-previous"
     )
 
 
@@ -152,3 +159,137 @@ def test_set_model_says_in_the_review_which_image_it_derived(
         f"note: {BASE}.model.image: {REPO_IMAGE}:2.2.0, the current image with v2.2.0 for its "
         "tag (--image names another)\n"
     ) in res.output
+
+
+V1 = Release("v2.1.0", f"{REPO_IMAGE}:2.1.0")
+V2 = Release("v2.2.0", f"{REPO_IMAGE}:2.2.0")
+V3 = Release("v2.3.0", f"{REPO_IMAGE}:2.3.0")
+
+
+@pytest.mark.parametrize(
+    ("releases", "current", "expected"),
+    [
+        ([V1, V2, V3], V3, V2),
+        ([V1, V2, V3, V2], V2, V3),  # going back twice returns, as `rollout undo` does
+        ([V1, V2], V3, V2),  # the stack file edited past the history: the last applied
+        (
+            [V1, Release("v2.1.0", f"{REPO_IMAGE}:2.1.0-cu121")],
+            V1,
+            Release("v2.1.0", f"{REPO_IMAGE}:2.1.0-cu121"),
+        ),  # an image alone is a release too
+        ([V3], V3, None),
+        ([], V1, None),
+    ],
+)
+def test_the_previous_release_is_the_latest_other_one(
+    releases: list[Release], current: Release, expected: Release | None
+) -> None:
+    assert previous(releases, current) == expected
+
+
+@pytest.mark.parametrize("strategy", ["rolling", "blue_green"])
+def test_rollback_to_previous_sets_version_and_image_and_keeps_the_strategy(
+    strategy: str,
+) -> None:
+    text = set_value(_dev(V3.image, V3.version), f"{BASE}.strategy", {"type": strategy})
+    edits = rollback_to_previous_edits(text, "bert-sentiment", [V1, V2, V3])
+    assert edits == {f"{BASE}.model.version": "v2.2.0", f"{BASE}.model.image": V2.image}
+    assert isinstance(edits, NotedEdits)
+    assert edits.notes == [f"{BASE}: back to {V2}, the release before {V3}"]
+
+
+def test_rollback_to_previous_during_a_canary_removes_the_canary() -> None:
+    text = set_value(
+        _dev(V2.image, V2.version),
+        f"{BASE}.strategy",
+        {"type": "canary", "weight": 10, "canaryVersion": "v2.3.0", "canaryImage": V3.image},
+    )
+    edits = rollback_to_previous_edits(text, "bert-sentiment", [V1, V2])
+    assert edits == {
+        f"{BASE}.model.version": "v2.1.0",
+        f"{BASE}.model.image": V1.image,
+        f"{BASE}.strategy": {"type": "rolling"},
+    }
+
+
+@pytest.mark.parametrize("releases", [[], [V1]])
+def test_rollback_to_previous_without_one_names_the_deployment(releases: list[Release]) -> None:
+    with pytest.raises(ConfigError) as err:
+        rollback_to_previous_edits(DEV, "bert-sentiment", releases)
+    assert err.value.render() == (
+        f"{BASE}: no previous release to roll back to: no succeeded operation on it ran another "
+        f"model version or image than v2.1.0 ({REPO_IMAGE}:2.1.0) (.servestack/operations)"
+    )
+
+
+def _record(state: Path, op_id: str, finished: str, status: str, **kw: object) -> None:
+    import json
+
+    (state / "operations").mkdir(parents=True, exist_ok=True)
+    data = {
+        "id": op_id,
+        "stack": "dev",
+        "deployment": "bert-sentiment",
+        "status": status,
+        "started_at": finished,
+        "finished_at": finished,
+        **kw,
+    }
+    (state / "operations" / f"{op_id}.json").write_text(json.dumps(data))
+
+
+def _set(release: Release, before: Release | None) -> dict[str, object]:
+    changes = (
+        [
+            {"path": f"{BASE}.model.version", "before": before.version, "after": release.version},
+            {"path": f"{BASE}.model.image", "before": before.image, "after": release.image},
+        ]
+        if before
+        else [{"path": f"{BASE}.replicas", "before": 1, "after": 2}]
+    )
+    return {
+        "changes": changes,
+        "fields": {"model_version": release.version, "image": release.image},
+    }
+
+
+def test_history_reads_the_succeeded_operations_in_order(tmp_path: Path) -> None:
+    # Named against their order: the history is ordered by when they finished.
+    _record(tmp_path, "c", "2026-01-01T00:00:03+00:00", "succeeded", **_set(V3, V2))
+    _record(tmp_path, "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V1, None))
+    _record(tmp_path, "b", "2026-01-01T00:00:02+00:00", "succeeded", **_set(V2, V1))
+    # Neither a failed one, nor another deployment's, nor another stack's is a release.
+    _record(tmp_path, "d", "2026-01-01T00:00:04+00:00", "rolled_back", **_set(V1, V3))
+    _record(
+        tmp_path,
+        "e",
+        "2026-01-01T00:00:05+00:00",
+        "succeeded",
+        **{**_set(V1, V3), "deployment": "whisper-batch"},
+    )
+    _record(
+        tmp_path, "f", "2026-01-01T00:00:06+00:00", "succeeded", **{**_set(V1, V3), "stack": "prod"}
+    )
+    (tmp_path / "operations" / "g.json").write_text("{not json")
+    assert history(tmp_path, "dev", "bert-sentiment") == [V1, V2, V3]
+
+
+def test_the_release_before_the_first_operation_is_in_the_history(tmp_path: Path) -> None:
+    _record(tmp_path, "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V2, V1))
+    assert history(tmp_path, "dev", "bert-sentiment") == [V1, V2]
+
+
+def test_rollback_to_previous_reads_the_projects_history_and_shows_the_review(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = set_value(_dev(V3.image, V3.version), f"{BASE}.strategy", {"type": "blue_green"})
+    project = make_project(tmp_path / "project", stacks={"dev": text})
+    _record(project / ".servestack", "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V3, V2))
+    monkeypatch.chdir(project)
+    # Blue-green back to v2.2.0 replaces: without a terminal to ask on, refused after the
+    # review, which shows the edit the history gave.
+    res = CliRunner().invoke(app, ["rollback", "dev", "bert-sentiment", "--to-previous"])
+    assert res.exit_code == 2, res.output
+    assert f"note: {BASE}: back to {V2}, the release before {V3}\n" in res.output
+    assert "v2.3.0 -> v2.2.0" in res.output.replace("\u2192", "->")
+    assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == text
