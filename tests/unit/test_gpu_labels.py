@@ -160,6 +160,34 @@ def test_the_stack_passes_its_gpu_labels_to_every_gpu_deployment() -> None:
     }
 
 
+def test_a_gpu_affinity_is_required_together_with_the_deployments_own() -> None:
+    """Under gpu-operator an H100 pod places itself by a node affinity; a deployment's own
+    affinity keeps its requirements and its anti-affinity, all in one term (both hold)."""
+    dep = deployment_raw(
+        resources={"cpu": 4, "memory": "16Gi", "gpu": {"type": "H100", "count": 1}},
+        affinity={
+            "nodeRequirements": [{"key": "zone", "operator": "In", "values": ["a"]}],
+            "podAntiAffinity": "prefer",
+        },
+    )
+    raw = stack_raw(dep, cluster={"name": "c", "gpuLabels": "gpu-operator"})
+    built = render_stack(parse_stack(raw))
+    (deployment,) = [
+        r.manifest for k, r in built.resources.items() if k.type.endswith("Deployment")
+    ]
+    affinity = deployment["spec"]["template"]["spec"]["affinity"]
+    required = affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]},
+                gpu_scheduling.placement_term(H100),
+            ]
+        }
+    ]
+    assert "preferredDuringSchedulingIgnoredDuringExecution" in affinity["podAntiAffinity"]
+
+
 def test_the_eks_sample_uses_custom_labels_on_its_node_groups() -> None:
     stack = parse_config(SAMPLES["eks"])
     pool = next(p for p in stack.node_pools if p.name == "l4")
