@@ -27,7 +27,9 @@ from servestack.ops.live import WorkloadState
 #: Fields that are not the object's content: what the server and controllers keep.
 NOT_CONTENT = {"status", "metadata"}
 #: The engine's field managers (the Kubernetes provider's): what it wrote, not a controller.
-ENGINE_MANAGER = "pulumi"
+#: servestack names its own (`pulumi.com/patchFieldManager`); the provider's own names
+#: (`pulumi-kubernetes-<random>`) are those of objects created without it.
+ENGINE_MANAGERS = (labels.FIELD_MANAGER, "pulumi")
 if TYPE_CHECKING:
     # The client is imported where it is used: the demo's render part never loads it.
     from kubernetes.client import ApiClient
@@ -142,7 +144,7 @@ def _engine_entries(obj: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         m
         for m in obj["metadata"].get("managedFields") or []
-        if str(m.get("manager", "")).startswith(ENGINE_MANAGER)
+        if str(m.get("manager", "")).startswith(ENGINE_MANAGERS)
     ]
 
 
