@@ -169,13 +169,18 @@ def explain(
     stack = load_stack_config(stack_file) if stack_file is not None else None
     base = load_stack_config(base_file) if base_file is not None else None
     steps = explain_preview(data, stack, base)
+    # With both files, the rollouts' capacity verdicts (review.capacity) come along.
+    verdicts = diff_configs(base, stack) if stack is not None and base is not None else None
     if fmt is Format.json:
-        typer.echo(report.explain_json(steps))
+        typer.echo(report.explain_json(steps, verdicts))
     elif fmt is Format.markdown:
-        typer.echo(report.explain_markdown(steps), nl=False)
+        typer.echo(report.explain_markdown(steps, capacity=verdicts), nl=False)
     else:
         typer.echo(
-            report.explain_text(steps, color=console.is_terminal, width=console.width), nl=False
+            report.explain_text(
+                steps, color=console.is_terminal, width=console.width, capacity=verdicts
+            ),
+            nl=False,
         )
     if fail_on_unexpected and any(s.unexpected for s in steps):
         raise typer.Exit(ExitCode.REFUSED)
