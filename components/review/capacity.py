@@ -160,6 +160,9 @@ class Verdict:
     nodes_max: int = 0
     peak_pods: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: The pool's room and the rollout's peak, in GPUs (``8 x A100``, ``11 x A100``).
+    room: str = ""
+    peak: str = ""
 
     @property
     def path(self) -> str:
@@ -181,6 +184,8 @@ class Verdict:
             "nodesNeeded": self.nodes_needed,
             "nodesMax": self.nodes_max,
             "peakPods": self.peak_pods,
+            "room": self.room,
+            "peak": self.peak,
         }
         if self.remedies:
             out["remedies"] = list(self.remedies)
@@ -266,6 +271,8 @@ def verdict(
         "nodes_max": pool.max_nodes,
         "peak_pods": peak,
         "notes": _ceiling(spec, rest, pool),
+        "room": pool.holds(),
+        "peak": f"{total} x {gpu.value}",
     }
     if need is not None and need <= now:
         text = f"fits as is: {pool.label} ({_plural(now, 'node')}) holds {numbers}"

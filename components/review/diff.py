@@ -346,8 +346,8 @@ def _refusals(result: DiffResult) -> list[FieldChange]:
     return [
         FieldChange(
             v.path,
-            None,
-            None,
+            f"pool holds {v.room}",
+            f"peak {v.peak}",
             Effect.FORBIDDEN,
             f"production refuses a rollout that {v.text}",
             (f"Deployment/{v.deployment}",),

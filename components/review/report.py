@@ -179,7 +179,11 @@ def capacity_markdown(result: DiffResult) -> list[str]:
         return []
     body = ["#### Capacity", ""]
     for v in result.capacity:
-        mark = ":no_entry:" if v.fit is Fit.CANNOT_FINISH else ":white_check_mark:"
+        mark = {
+            Fit.FITS: ":white_check_mark:",
+            Fit.NEEDS_NODES: ":heavy_plus_sign:",
+            Fit.CANNOT_FINISH: ":no_entry:",
+        }[v.fit]
         if v.fit is Fit.CANNOT_FINISH and result.environment is not Environment.production:
             mark = ":warning:"
         body.append(f"- {mark} `{v.path}`: {_md_escape(v.text)}")
