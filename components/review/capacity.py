@@ -393,3 +393,28 @@ def _ceiling(
         f"the autoscaler's ceiling (maxReplicas {top}) does not fit {pool.label}: "
         f"replicas above {fits} stay Pending",
     )
+
+
+def next_rollouts(stack: StackConfig) -> list[Verdict]:
+    """The verdict of each GPU deployment's next rollout of all its pods (a new image, say)
+    from the stack as it is: what `validate` warns about before any edit is made."""
+    out = []
+    for spec in stack.deployments:
+        eff = effective(spec)
+        pods = cap.at_rest_pods(spec)
+        if spec.resources.gpu.type is None or not pods:
+            continue
+        ts: list[Track] = []
+        if spec.strategy.type is StrategyType.blue_green:
+            ts += [Track(False, pods, None, False), Track(False, None, pods, False)]
+        else:
+            surge = _resolve(eff.max_surge, pods, round_up=True)
+            unavailable = _resolve(eff.max_unavailable, pods, round_up=False)
+            ts.append(Track(False, pods, pods, True, surge, unavailable))
+        canary = cap.canary_pods(spec)
+        if canary:
+            ts.append(Track(True, canary, canary, True, canary, 0))
+        found = verdict(ts, spec, stack, stack)
+        if found is not None:
+            out.append(found)
+    return out

@@ -260,3 +260,19 @@ def test_other_environments_warn_with_the_same_words(environment: str) -> None:
     assert [v.fit for v in result.cannot_finish] == [Fit.CANNOT_FINISH]
     markdown = report.diff_markdown(result, [])
     assert ":warning: `deployments.chat`: cannot finish: pool l4 holds at most 2 x L4" in markdown
+
+
+def test_validate_warns_of_a_next_rollout_that_cannot_finish() -> None:
+    from servestack.config.validation import parse_stack, read_stack_text
+    from servestack.review.capacity import next_rollouts
+
+    full = parse_stack(read_stack_text(text([dep("chat", 2), dep("ranker", 1)], nodes=3)))
+    assert [(v.deployment, v.fit) for v in next_rollouts(full)] == [
+        ("chat", Fit.CANNOT_FINISH),
+        ("ranker", Fit.CANNOT_FINISH),
+    ]
+    roomy = parse_stack(read_stack_text(text([dep("chat", 2), dep("ranker", 1)], nodes=4)))
+    assert [(v.deployment, v.fit) for v in next_rollouts(roomy)] == [
+        ("chat", Fit.FITS),
+        ("ranker", Fit.FITS),
+    ]
