@@ -285,24 +285,33 @@ def pools_by_gpu(stack: StackConfig) -> dict[GpuType, Pool]:
 def pack(pods: Sequence[Mapping[str, int]], pool: Pool) -> int | None:
     """Nodes the pods need, placed first-fit in decreasing size onto the pool's nodes in
     order (the scheduler places one pod at a time; first-fit decreasing is at most a node
-    or two off the optimum, and exact for pods of one shape). None: they never fit."""
+    or two off the optimum, and exact for pods of one shape). A pod opens the first unused
+    node that offers what it asks (pools of one GPU type may offer different MIG slices).
+    None: they never fit."""
     nodes = pool.node_list()
-    free: list[dict[str, int]] = []
-    order = sorted(pods, key=lambda p: (p.get(GPU_RESOURCE, 0), p.get(CPU, 0)), reverse=True)
+    rooms: dict[int, dict[str, int]] = {}
+    order = sorted(pods, key=lambda p: (sum(_extended(p).values()), p.get(CPU, 0)), reverse=True)
     for pod in order:
-        for room in free:
-            if fits(pod, room):
-                break
-        else:
-            if len(free) == len(nodes):
+        at = next((i for i, room in rooms.items() if fits(pod, room)), None)
+        if at is None:
+            at = next(
+                (
+                    i
+                    for i, (_, node) in enumerate(nodes)
+                    if i not in rooms and fits(pod, node.allocatable)
+                ),
+                None,
+            )
+            if at is None:
                 return None
-            room = dict(nodes[len(free)][1].allocatable)
-            free.append(room)
-            if not fits(pod, room):
-                return None
+            rooms[at] = dict(nodes[at][1].allocatable)
         for name, amount in pod.items():
-            room[name] -= amount
-    return len(free)
+            rooms[at][name] -= amount
+    return len(rooms)
+
+
+def _extended(pod: Mapping[str, int]) -> dict[str, int]:
+    return {k: v for k, v in pod.items() if k not in (CPU, MEMORY, STORAGE, PODS)}
 
 
 def at_rest_pods(dep: DeploymentSpec, *, ceiling: bool = False) -> int:
@@ -340,8 +349,8 @@ def at_rest_checks(stack: StackConfig) -> list[Problem]:
         if not pods or pack(pods, pool) is not None:
             continue
         asked = ", ".join(
-            f"{d.name}: {len(mine)} pod{'s' if len(mine) != 1 else ''} x "
-            f"{amount(d.resources.gpu.count, gpu_resource(d.resources), gpu)}"
+            f"{d.name}: {len(mine)} pod{'s' if len(mine) != 1 else ''}, "
+            f"{amount(d.resources.gpu.count, gpu_resource(d.resources), gpu)} each"
             for d in deps
             if (mine := demand(d))
         )

@@ -109,9 +109,11 @@ def _plural(n: int, word: str) -> str:
 
 def _gpus(spec: DeploymentSpec, pods: int) -> str:
     gpu = spec.resources.gpu
-    if gpu.count and gpu.type:
-        return f" = {pods * gpu.count} x {gpu.type.value} GPU"
-    return ""
+    if not (gpu.count and gpu.type):
+        return ""
+    resource = cap.gpu_resource(spec.resources)
+    said = cap.amount(pods * gpu.count, resource, gpu.type)
+    return f" = {said} GPU" if resource == GPU_RESOURCE else f" = {said}"
 
 
 def forecast(ts: list[Track], spec: DeploymentSpec) -> str:
@@ -253,17 +255,18 @@ def verdict(
     peak, least, how = _peak(ts)
     need = cap.pack(rest + [pod] * peak, pool)
     each = spec.resources.gpu.count
-    total = (peak * each) + sum(p.get(GPU_RESOURCE, 0) for p in rest)
+    resource = cap.gpu_resource(spec.resources)
+    total = (peak * each) + sum(p.get(resource, 0) for p in rest)
     if each != 1:
-        how += f", {each} x {gpu.value} each"
+        how += f", {cap.amount(each, resource, gpu)} each"
     besides = ", ".join(
-        f"{n} {sum(p.get(GPU_RESOURCE, 0) for p in pods)} x {gpu.value}"
+        f"{n} {cap.amount(sum(p.get(resource, 0) for p in pods), resource, gpu)}"
         for n, pods in others.items()
-        if pods
+        if any(p.get(resource) for p in pods)
     )
     if besides:
         how += f"; besides, at rest: {besides}"
-    numbers = f"{total} x {gpu.value} at its peak ({how})"
+    numbers = f"{cap.amount(total, resource, gpu)} at its peak ({how})"
     base: dict[str, Any] = {
         "deployment": spec.name,
         "pool": pool.name,
@@ -271,8 +274,8 @@ def verdict(
         "nodes_max": pool.max_nodes,
         "peak_pods": peak,
         "notes": _ceiling(spec, rest, pool),
-        "room": pool.holds(),
-        "peak": f"{total} x {gpu.value}",
+        "room": pool.holds(resource),
+        "peak": cap.amount(total, resource, gpu),
     }
     if need is not None and need <= now:
         text = f"fits as is: {pool.label} ({_plural(now, 'node')}) holds {numbers}"
@@ -284,7 +287,8 @@ def verdict(
             f"autoscaler adds up to maxNodes {pool.max_nodes}) for {numbers}"
         )
         return Verdict(fit=Fit.NEEDS_NODES, text=text, nodes_needed=need, **base)
-    holds = f"{pool.label} holds at most {pool.holds()}{_binding(rest + [pod] * peak, pool)}"
+    binding = _binding(rest + [pod] * peak, pool, resource)
+    holds = f"{pool.label} holds at most {pool.holds(resource)}{binding}"
     slow = cap.pack(rest + [pod] * least, pool)
     if slow is not None:
         text = (
@@ -298,15 +302,15 @@ def verdict(
     return Verdict(fit=Fit.CANNOT_FINISH, text=text, remedies=remedies, **base)
 
 
-def _binding(pods: Sequence[Mapping[str, int]], pool: cap.Pool) -> str:
-    """Which resources run out, when it is not (only) the GPUs."""
+def _binding(pods: Sequence[Mapping[str, int]], pool: cap.Pool, resource: str) -> str:
+    """Which resources run out, when it is not (only) the GPUs (or slices)."""
     nodes = pool.node_list()
     short = [
         name
-        for name in (cap.CPU, cap.MEMORY, cap.STORAGE, GPU_RESOURCE, cap.PODS)
+        for name in (cap.CPU, cap.MEMORY, cap.STORAGE, resource, cap.PODS)
         if sum(p.get(name, 0) for p in pods) > sum(n.allocatable.get(name, 0) for _, n in nodes)
     ]
-    if GPU_RESOURCE in short:
+    if resource in short:
         return ""
     if not short:
         return f", yet the pods do not pack onto its {_plural(len(nodes), 'node')}"

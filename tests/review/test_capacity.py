@@ -225,7 +225,7 @@ def test_a_canary_the_pool_cannot_hold_is_refused_at_rest() -> None:
     assert [str(p) for p in err.value.problems] == [
         "nodePools.l4.minNodes: pool l4 holds at most 2 x L4 on 2 node(s) of g6.xlarge: "
         "allocatable 3920m CPU, 14819Mi memory, 179Gi storage; at rest its deployments need "
-        "3 pods (chat: 3 pods x 1 L4): raise minNodes or lower their replicas"
+        "3 pods (chat: 3 pods, 1 x L4 each): raise minNodes or lower their replicas"
     ]
 
 
@@ -276,3 +276,12 @@ def test_validate_warns_of_a_next_rollout_that_cannot_finish() -> None:
         ("chat", Fit.FITS),
         ("ranker", Fit.FITS),
     ]
+
+
+def test_explain_carries_the_verdicts() -> None:
+    result = review(text([dep("chat", 2)], nodes=2), new_image())
+    shown = " ".join(report.explain_text([], color=False, capacity=result).split())
+    assert "WARNING capacity deployments.chat: cannot finish: pool l4 holds at most 2 x L4" in shown
+    data = json.loads(report.explain_json([], result))
+    assert [v["verdict"] for v in data["capacity"]] == ["cannot finish"]
+    assert "#### Capacity" in report.explain_markdown([], capacity=result)

@@ -172,7 +172,8 @@ def test_a_pool_too_small_at_rest_is_refused_naming_pool_capacity_and_demand() -
     assert [str(p) for p in err.value.problems] == [
         "nodePools.l4.maxNodes: pool l4 holds at most 2 x L4 on 2 node(s) of g6.xlarge: "
         "allocatable 3920m CPU, 14819Mi memory, 179Gi storage; at rest its deployments need "
-        "3 pods (a: 2 pods x 1 L4, b: 1 pod x 1 L4): raise maxNodes or lower their replicas"
+        "3 pods (a: 2 pods, 1 x L4 each, b: 1 pod, 1 x L4 each): raise maxNodes or lower "
+        "their replicas"
     ]
     raw["nodePools"][0]["maxNodes"] = 3
     parse_stack(raw)
@@ -194,7 +195,7 @@ def test_the_canary_track_counts_at_rest() -> None:
         "canaryImage": "registry.example.com/r:2",
     }
     parse_stack(stack([pool(2)], [dep(replicas=1, strategy=strategy)]))
-    with pytest.raises(ConfigError, match=r"need 3 pods \(ranker: 3 pods x 1 L4\)"):
+    with pytest.raises(ConfigError, match=r"need 3 pods \(ranker: 3 pods, 1 x L4 each\)"):
         parse_stack(stack([pool(2)], [dep(replicas=2, strategy=strategy)]))
 
 
