@@ -182,12 +182,19 @@ def pool_node(pool: NodePoolSpec, cluster: ClusterSpec) -> NodeShape | None:
     )
 
 
-def pod_requests(res: Resources) -> Amounts:
-    """What one pod of these resources requests (the container's requests, as
-    :mod:`servestack.manifests.workload` writes them; a unit test holds the two together)."""
+def pod_requests(dep: DeploymentSpec) -> Amounts:
+    """What one pod of ``dep`` requests: the model container's requests, as
+    :mod:`servestack.manifests.workload` writes them (ephemeral storage is
+    ``resources.storage`` plus a fetched model's emptyDir, as
+    :func:`servestack.manifests.storage.ephemeral` sums them; a unit test holds the two
+    together). A fetching init container asks less than any model container."""
+    res = dep.resources
     out = {CPU: res.cpu_millicores, MEMORY: memory_bytes(res.memory), PODS: 1}
-    if res.storage:
-        out[STORAGE] = memory_bytes(res.storage)
+    model = dep.model.storage
+    fetched = memory_bytes(model.size) if model is not None and model.uri and model.size else 0
+    storage = (memory_bytes(res.storage) if res.storage else 0) + fetched
+    if storage:
+        out[STORAGE] = storage
     out.update(replica_gpu_resources(res.gpu.type, res.gpu.count, res.gpu.mig))
     return out
 
@@ -332,7 +339,7 @@ def canary_pods(dep: DeploymentSpec) -> int:
 
 def demand(dep: DeploymentSpec, *, ceiling: bool = False) -> list[Amounts]:
     """Every pod of ``dep`` at rest: both tracks."""
-    pod = pod_requests(dep.resources)
+    pod = pod_requests(dep)
     return [pod] * (at_rest_pods(dep, ceiling=ceiling) + canary_pods(dep))
 
 
@@ -376,7 +383,7 @@ def _bound(pool: Pool) -> str:
 
 def fit_problems(dep: DeploymentSpec, pool: Pool) -> list[Problem]:
     """One replica must fit one node of its pool: CPU, memory and storage, by allocatable."""
-    pod = pod_requests(dep.resources)
+    pod = pod_requests(dep)
     gpus = replica_gpu_resources(
         dep.resources.gpu.type, dep.resources.gpu.count, dep.resources.gpu.mig
     )

@@ -251,7 +251,7 @@ def verdict(
     rest = [pod for pods in others.values() for pod in pods]
     running = cap.pack([pod for d in cap.sharing(old, gpu) for pod in cap.demand(d)], pool)
     now = max(pool.min_nodes, running if running is not None else pool.max_nodes)
-    pod = cap.pod_requests(spec.resources)
+    pod = cap.pod_requests(spec)
     peak, least, how = _peak(ts)
     need = cap.pack(rest + [pod] * peak, pool)
     each = spec.resources.gpu.count
@@ -336,7 +336,7 @@ def _remedies(
     others: Sequence[Mapping[str, int]],
     peak: int,
 ) -> tuple[str, ...]:
-    pod = cap.pod_requests(spec.resources)
+    pod = cap.pod_requests(spec)
     bound = "minNodes" if pool.provider is CloudProvider.local else "maxNodes"
     out = []
     nodes = _nodes_for([*others, *[pod] * peak], pool)
@@ -380,7 +380,7 @@ def _ceiling(
     if eff.autoscaling is None:
         return ()
     top = eff.autoscaling.max_replicas
-    pod = cap.pod_requests(spec.resources)
+    pod = cap.pod_requests(spec)
     extra = cap.canary_pods(spec)
 
     def holds(replicas: int) -> bool:

@@ -145,7 +145,9 @@ def test_max_unavailable_lets_a_full_pool_finish_slower() -> None:
 
 
 def test_an_autoscaled_pool_needs_more_nodes_and_the_ceiling_is_stated() -> None:
-    autoscaled = dep("chat", None, autoscaling={"minReplicas": 2, "maxReplicas": 6})
+    autoscaled = dep(
+        "chat", None, autoscaling={"minReplicas": 2, "maxReplicas": 6, "targetCpuUtilization": 70}
+    )
     before = text([autoscaled], nodes=0, max_nodes=4, provider="karpenter")
     (v,) = review(before, new_image()).capacity
     assert v.fit is Fit.NEEDS_NODES

@@ -109,7 +109,7 @@ def test_pod_requests_are_the_containers_requests() -> None:
         (container,) = record.manifest["spec"]["template"]["spec"]["containers"]
         rendered_requests = {
             name: (
-                capacity.pod_requests(spec.resources)[name]
+                capacity.pod_requests(spec)[name]
                 if name == capacity.CPU
                 else memory_bytes(value)
                 if name in (capacity.MEMORY, capacity.STORAGE)
@@ -117,7 +117,7 @@ def test_pod_requests_are_the_containers_requests() -> None:
             )
             for name, value in container["resources"]["requests"].items()
         }
-        model = dict(capacity.pod_requests(spec.resources))
+        model = dict(capacity.pod_requests(spec))
         assert model.pop(capacity.PODS) == 1
         assert rendered_requests == model, owner
         seen += 1
@@ -180,7 +180,11 @@ def test_a_pool_too_small_at_rest_is_refused_naming_pool_capacity_and_demand() -
 
 
 def test_an_autoscaled_deployment_counts_its_minimum_at_rest() -> None:
-    auto = dep("a", replicas=None, autoscaling={"minReplicas": 2, "maxReplicas": 8})
+    auto = dep(
+        "a",
+        replicas=None,
+        autoscaling={"minReplicas": 2, "maxReplicas": 8, "targetCpuUtilization": 70},
+    )
     parse_stack(stack([pool(2)], [auto]))
     auto["autoscaling"]["minReplicas"] = 3
     with pytest.raises(ConfigError, match=r"nodePools.l4.minNodes: pool l4 holds at most 2 x L4"):
