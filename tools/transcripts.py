@@ -142,8 +142,19 @@ RECIPES: tuple[Recipe, ...] = (
         (
             Edit(STAGING, "deployments.bert-sentiment.resources.memory", "12Gi"),
             Edit(STAGING, "deployments.bert-sentiment.replicas", 3),
-            Edit(STAGING, "nodePools.t4.maxNodes", 5),
+            Edit(STAGING, "nodePools.t4.maxNodes", 6),
             "servestack diff stacks/Pulumi.staging.yaml edited/Pulumi.staging.yaml",
+        ),
+    ),
+    Recipe(
+        "diff-cannot-finish",
+        (
+            Edit(STAGING, "nodePools.t4.maxNodes", 3),
+            Edit(STAGING, "deployments.bert-sentiment.env.LOG_LEVEL", "debug"),
+            "servestack diff stacks/Pulumi.staging.yaml edited/Pulumi.staging.yaml",
+            Edit(PROD, "nodePools.a100.maxNodes", 1),
+            Edit(PROD, "deployments.llama-chat.env.LOG_LEVEL", "debug"),
+            "servestack diff stacks/Pulumi.prod.yaml edited/Pulumi.prod.yaml",
         ),
     ),
     Recipe(

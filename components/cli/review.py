@@ -16,6 +16,7 @@ from servestack.config.errors import ConfigError
 from servestack.config.stackfile import ENV_STRING_LIMIT, plain_config_bytes
 from servestack.config.validation import load_stack_config
 from servestack.review import report
+from servestack.review.capacity import Fit, next_rollouts
 from servestack.review.diff import diff_configs
 from servestack.review.explain import explain_preview
 
@@ -105,6 +106,11 @@ def validate(
                 f"program its config in one environment variable, {size:,} bytes here, and "
                 f"Linux allows {ENV_STRING_LIMIT:,}; `servestack up` hands it over in a file"
             )
+        # Valid at rest; a rollout from here may still never finish: said before any edit.
+        for v in next_rollouts(cfg):
+            said = [f"its next rollout {v.text}"] if v.fit is Fit.CANNOT_FINISH else []
+            for line in said + list(v.notes):
+                typer.echo(f"{f}: warning: {v.path}: {line}")
     if bad:
         raise typer.Exit(ExitCode.INVALID)
 
@@ -169,13 +175,18 @@ def explain(
     stack = load_stack_config(stack_file) if stack_file is not None else None
     base = load_stack_config(base_file) if base_file is not None else None
     steps = explain_preview(data, stack, base)
+    # With both files, the rollouts' capacity verdicts (review.capacity) come along.
+    verdicts = diff_configs(base, stack) if stack is not None and base is not None else None
     if fmt is Format.json:
-        typer.echo(report.explain_json(steps))
+        typer.echo(report.explain_json(steps, verdicts))
     elif fmt is Format.markdown:
-        typer.echo(report.explain_markdown(steps), nl=False)
+        typer.echo(report.explain_markdown(steps, capacity=verdicts), nl=False)
     else:
         typer.echo(
-            report.explain_text(steps, color=console.is_terminal, width=console.width), nl=False
+            report.explain_text(
+                steps, color=console.is_terminal, width=console.width, capacity=verdicts
+            ),
+            nl=False,
         )
     if fail_on_unexpected and any(s.unexpected for s in steps):
         raise typer.Exit(ExitCode.REFUSED)

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from servestack.config import paths, reader
+from servestack.config import capacity, paths, reader
+from servestack.config.capacity import pool_machine as pool_machine
 from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem, from_validation_error
 from servestack.config.gpu import (
@@ -24,7 +25,7 @@ from servestack.config.gpu import (
     short_of,
     unit,
 )
-from servestack.config.machines import Machine, default_machine, known, machine, provider_defaults
+from servestack.config.machines import default_machine, known, machine, provider_defaults
 from servestack.config.models import (
     CloudProvider,
     ClusterSpec,
@@ -200,6 +201,9 @@ def cross_checks(stack: StackConfig) -> list[Problem]:
     for dep in stack.deployments:
         problems += deployment_checks(dep)
     problems += machine_checks(stack)
+    if not problems:
+        # Only a stack whose pools and replicas are each valid is packed.
+        problems += capacity.at_rest_checks(stack)
     provider = stack.cluster.provider
     for pool in stack.node_pools:
         info = gpu_info(pool.gpu.type) if pool.gpu.type else None
@@ -328,14 +332,6 @@ def partitioning_checks(stack: StackConfig) -> list[Problem]:
     return problems
 
 
-def pool_machine(pool: NodePoolSpec, cluster: ClusterSpec) -> Machine | None:
-    """The shape of a pool's nodes: its machine type, or the default for its GPUs."""
-    if pool.gpu.type is None:
-        return None
-    name = pool.machine_type or default_machine(cluster.provider, pool.gpu.type, pool.gpu.count)
-    return machine(name, pool.gpu.type) if name else None
-
-
 def machine_checks(stack: StackConfig) -> list[Problem]:
     """A named machine type is one of the table's, carrying the pool's GPUs."""
     problems = []
@@ -366,36 +362,11 @@ def machine_checks(stack: StackConfig) -> list[Problem]:
 def fit_checks(
     dep: DeploymentSpec, pools: list[NodePoolSpec], cluster: ClusterSpec
 ) -> list[Problem]:
-    """One replica must fit one node of some pool offering its GPU: vCPUs, memory, and its
-    GPUs or MIG slices (counted by resource name, as the scheduler counts them)."""
-    gpu = dep.resources.gpu
-    wants = replica_gpu_resources(gpu.type, gpu.count, gpu.mig)
-    shapes = [
-        (p, m)
-        for p in pools
-        if (m := pool_machine(p, cluster)) is not None
-        and p.gpu.type is not None
-        and not short_of(wants, node_gpu_resources(p.gpu.type, p.gpu.count, p.gpu.mig))
-    ]
-    if not shapes:
-        return []
-    cpu_m = dep.resources.cpu_millicores
-    mem_gib = dep.resources.memory_mib / 1024
-    if any(cpu_m <= m.vcpu * 1000 and mem_gib <= m.memory_gib for _, m in shapes):
-        return []
-    pool, shape = max(shapes, key=lambda pm: (pm[1].vcpu, pm[1].memory_gib))
-    where = f"{pool.name}'s {shape.name} ({shape.vcpu} vCPU, {shape.memory_gib} GiB)"
-    # Both when both are too large: a command's problems are reported at once.
-    cpu = Problem(
-        paths.deployment(dep.name, "resources.cpu"), f"{dep.resources.cpu} does not fit {where}"
-    )
-    memory = Problem(
-        paths.deployment(dep.name, "resources.memory"),
-        f"{dep.resources.memory} does not fit {where}",
-    )
-    if cpu_m > shape.vcpu * 1000:
-        return [cpu, memory] if mem_gib > shape.memory_gib else [cpu]
-    return [memory]
+    """One replica must fit one node of some pool offering its GPU, by what the node offers
+    pods (allocatable: CPU, memory, ephemeral storage, GPUs)."""
+    pool = capacity.pools_by_gpu(StackConfig(cluster=cluster, node_pools=tuple(pools)))
+    found = pool.get(dep.resources.gpu.type) if dep.resources.gpu.type else None
+    return capacity.fit_problems(dep, found) if found is not None else []
 
 
 def read_stack_file(path: str | Path) -> dict[str, Any]:

@@ -43,6 +43,9 @@ DESCRIPTION = f"{PREFIX}/description"
 #: A `local` pool's node: the capacity of the machine it stands for (JSON). The local
 #: cluster's kwok stage copies it into the Node's status (the provider cannot write status).
 CAPACITY = f"{PREFIX}/capacity"
+#: A `local` pool's node: what it offers pods (JSON), its capacity less the kubelet's
+#: reserves (servestack.config.capacity); the kwok stage makes it the Node's allocatable.
+ALLOCATABLE = f"{PREFIX}/allocatable"
 
 # --- the local control plane's own (`make cluster`), not the components' ---------------
 # Its tool runs without servestack installed, so it spells these keys out; the repository's

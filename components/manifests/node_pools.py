@@ -23,7 +23,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from servestack.config.gpu import GPU_RESOURCE, GpuInfo, gpu_info, node_gpu_resources
+from servestack.config import capacity
+from servestack.config.gpu import GPU_RESOURCE, GpuInfo, gpu_info
 from servestack.config.machines import default_machine
 from servestack.config.models import ClusterSpec, GpuLabels, NodePoolSpec
 from servestack.contract import labels
@@ -129,9 +130,7 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
                     ],
                 },
             },
-            "limits": {
-                GPU_RESOURCE: src(str(pool.max_nodes * pool.gpu.count), "maxNodes", "gpu.count")
-            },
+            "limits": karpenter_limits(pool, cluster),
             "disruption": {
                 "consolidationPolicy": "WhenEmpty",
                 "consolidateAfter": src(
@@ -140,6 +139,18 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
             },
         },
     }
+
+
+def karpenter_limits(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, str]:
+    """The NodePool's `limits`: `maxNodes` x the GPUs of the machine's shape (Karpenter sums
+    its nodes' capacity against them), so the cloud enforces the bound the review's
+    capacity model assumes. The requirements pin the instance type, so the GPU limit alone
+    holds the pool at `maxNodes` nodes; CPU and memory limits would bound nothing more."""
+    node = capacity.pool_node(pool, cluster)
+    assert node is not None, "validation guarantees a known machine"
+    # The instance type's GPUs, whole: what Karpenter counts, MIG partitioning or not.
+    gpus = pool.max_nodes * node.machine.gpus
+    return {GPU_RESOURCE: src(str(gpus), "maxNodes", "gpu.count")}
 
 
 def gke_node_pool_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:
@@ -199,21 +210,18 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]]:
     """`minNodes` Node objects standing for the pool's machines on the local cluster.
 
-    Each carries the pool's labels and taint and, as its capacity, the shape of the pool's
-    machine type from the machine table, so the real scheduler decides what fits.
+    Each carries the pool's labels and taint, the capacity of the pool's machine type from
+    the machine table, and as allocatable that capacity less the kubelet's reserves (the
+    capacity model's, :mod:`servestack.config.capacity`), so the real scheduler and the
+    review decide alike what fits.
     """
-    from servestack.config.validation import pool_machine
-
-    shape = pool_machine(pool, cluster)
-    assert shape is not None, "validation guarantees a known machine"
-    gpus = node_gpu_resources(info(pool).type, pool.gpu.count, pool.gpu.mig)
-    capacity = {
-        "cpu": str(shape.vcpu),
-        "memory": f"{shape.memory_gib}Gi",
-        "ephemeral-storage": f"{shape.ephemeral_gib}Gi",
-        "pods": str(shape.max_pods),
-        **{resource: str(n) for resource, n in gpus.items()},
-    }
+    node = capacity.pool_node(pool, cluster)
+    assert node is not None, "validation guarantees a known machine"
+    shape = node.machine
+    declared, offered = (
+        json.dumps({k: capacity.quantity(k, v) for k, v in amounts.items()}, sort_keys=True)
+        for amounts in (node.capacity, node.allocatable)
+    )
     return [
         {
             "apiVersion": "v1",
@@ -230,7 +238,8 @@ def local_nodes(pool: NodePoolSpec, cluster: ClusterSpec) -> list[dict[str, Any]
                 },
                 "annotations": {
                     KWOK_ANNOTATION: "fake",
-                    labels.CAPACITY: json.dumps(capacity, sort_keys=True),
+                    labels.CAPACITY: declared,
+                    labels.ALLOCATABLE: offered,
                 },
             },
             "spec": {"taints": _taints(pool, cluster)},

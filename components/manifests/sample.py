@@ -134,7 +134,7 @@ KARPENTER: dict[str, Any] = {
                 "registry.example.com/vision/resnet:2.0.0",
                 storage={"pvc": "resnet-weights"},
             ),
-            "resources": {"cpu": 4, "memory": "16Gi", "gpu": {"count": 1, "type": "L4"}},
+            "resources": {"cpu": 3, "memory": "12Gi", "gpu": {"count": 1, "type": "L4"}},
             "replicas": 2,
             "loadBalancer": {"algorithm": "ip_hash"},
             "strategy": {"type": "blue_green"},

@@ -1,12 +1,14 @@
 """The production gate inside the stack program: `pulumi preview` and `pulumi up` refuse
 every replacement or deletion that no `allowReplacements` entry covers.
 
-Two layers:
+Three layers:
 
 * Before registering anything, the program compares the config it last deployed (kept in a
   stack output, :data:`SNAPSHOT_OUTPUT`; no secret values) with the new one through the
   review's diff, the same field-effect table `servestack diff` uses, and refuses uncovered
   replacements and deletions with one line each (field path, step, the entry to write).
+* A rollout that cannot finish in its pool (the review's capacity verdict) is refused the
+  same way, naming the pool, its room, the peak and the remedies.
 * The engine is the backstop: in production the resources each deployment and node pool
   always has are registered ``protect=True``, so a replacement or deletion the table did not
   predict is refused by the engine itself. The items a covering (or still pending) entry
@@ -105,12 +107,22 @@ def check(prev: Previous, config: StackConfig) -> Verdict:
             )
         else:
             verdict.unprotected.add(allowances.owner(ch.path) or EVERY_ITEM)
+    if config.environment is Environment.production:
+        # A rollout that cannot finish: its new pods would stay Pending for ever.
+        verdict.problems += [
+            Problem(v.path, f"production refuses a rollout that {v.text}; " + _remedies(v.remedies))
+            for v in diff.cannot_finish
+        ]
     for entry in config.allow_replacements:
         if allowances.pending(entry, old, config):
             verdict.unprotected.add(allowances.owner(entry.path) or EVERY_ITEM)
     if not verdict.problems:
         verdict.problems += _still_protected(prev, old, config, verdict.unprotected)
     return verdict
+
+
+def _remedies(remedies: tuple[str, ...]) -> str:
+    return "remedies: " + "; ".join(remedies) if remedies else "raise the pool's maxNodes"
 
 
 def _step(effect: Effect, resources: tuple[str, ...]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -33,6 +33,7 @@ from servestack.contract.effects import (
 )
 from servestack.manifests.render import Rendered, render_deployment
 from servestack.review import allowances
+from servestack.review.capacity import Fit, Verdict, forecast, tracks, verdict
 
 #: The effect vocabulary under the name earlier callers know it by (one enum: Effect).
 Change = Effect
@@ -52,6 +53,8 @@ class FieldChange:
     allowance: str | None = None
     #: What the running system feels: downtime class, surge capacity, lost warm capacity.
     impact: str = ""
+    #: Not a field's edit: production's refusal of a rollout that cannot finish in its pool.
+    capacity: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -75,6 +78,12 @@ class DiffResult:
     environment: Environment = Environment.development
     #: The NEW file's `allowReplacements` entries that allow nothing here (see allowances).
     stale: list[Allowance] = field(default_factory=list)
+    #: One capacity verdict per edited deployment that starts pods (review.capacity).
+    capacity: list[Verdict] = field(default_factory=list)
+
+    @property
+    def cannot_finish(self) -> list[Verdict]:
+        return [v for v in self.capacity if v.fit is Fit.CANNOT_FINISH]
 
     @property
     def worst(self) -> Effect | None:
@@ -109,6 +118,8 @@ class DiffResult:
         }
         if self.stale:
             out["stale"] = [a.model_dump(by_alias=True, mode="json") for a in self.stale]
+        if self.capacity:
+            out["capacity"] = [v.to_json() for v in self.capacity]
         return out
 
 
@@ -163,6 +174,7 @@ class _Reads:
         self.ctx, self.name = ctx, name
         self._named: frozenset[str] | None = None
         self._same = False
+        self._builds: tuple[Rendered, Rendered] | None = None
 
     def _build(self, stack: StackConfig | None) -> Rendered:
         out = Rendered()
@@ -170,9 +182,15 @@ class _Reads:
             render_deployment(out, stack, self.name)
         return out
 
+    def builds(self) -> tuple[Rendered, Rendered]:
+        """The deployment's manifests before and after the edit (built once)."""
+        if self._builds is None:
+            self._builds = self._build(self.ctx.old_stack), self._build(self.ctx.new_stack)
+        return self._builds
+
     def _load(self) -> frozenset[str]:
         if self._named is None:
-            old, new = self._build(self.ctx.old_stack), self._build(self.ctx.new_stack)
+            old, new = self.builds()
             self._same = _manifests(old) == _manifests(new)
             self._named = frozenset(
                 f
@@ -237,6 +255,7 @@ def _named(
     kind: str,
     old_stack: StackConfig,
     new_stack: StackConfig,
+    verdicts: list[Verdict] | None = None,
 ) -> list[FieldChange]:
     olds = {item.name: item for item in old}
     old_top = _inherited(old_stack) if kind == "deployments" else None
@@ -248,6 +267,8 @@ def _named(
         o, n = olds.get(name), news.get(name)
         path = f"{kind}.{name}"
         if o is None:
+            if is_dep and verdicts is not None:
+                _capacity(EditContext(n, n, old_stack, new_stack), name, None, [], verdicts)
             changes.append(
                 FieldChange(
                     path,
@@ -286,8 +307,55 @@ def _named(
             rows = _fold(rows, before, after, n, path)
             if is_dep:
                 rows += _env_defaults(o, n, ctx, name, reads, rows)
+                if verdicts is not None:
+                    rows = _capacity(ctx, name, o, rows, verdicts, reads)
             changes += rows
     return changes
+
+
+def _capacity(
+    ctx: EditContext,
+    name: str,
+    old: DeploymentSpec | None,
+    rows: list[FieldChange],
+    verdicts: list[Verdict],
+    reads: _Reads | None = None,
+) -> list[FieldChange]:
+    """The edit's pods track by track: the restart rows' forecast, and the capacity
+    verdict of the rollout (appended to ``verdicts``)."""
+    new = ctx.new
+    assert isinstance(new, DeploymentSpec)
+    before, after = (reads or _Reads(ctx, name)).builds()
+    if old is None:
+        before = Rendered()
+    ts = tracks(before, after, old, new)
+    if ctx.old_stack is not None and ctx.new_stack is not None:
+        found = verdict(ts, new, ctx.old_stack, ctx.new_stack)
+        if found is not None:
+            verdicts.append(found)
+    told = forecast(ts, new)
+    if not told:
+        return rows
+    return [replace(r, impact=told) if r.effect is Effect.RESTART else r for r in rows]
+
+
+def _refusals(result: DiffResult) -> list[FieldChange]:
+    """Production refuses a rollout that cannot finish, like a forbidden edit."""
+    if result.environment is not Environment.production:
+        return []
+    return [
+        FieldChange(
+            v.path,
+            f"pool holds {v.room}",
+            f"peak {v.peak}",
+            Effect.FORBIDDEN,
+            f"production refuses a rollout that {v.text}",
+            (f"Deployment/{v.deployment}",),
+            impact="remedies: " + "; ".join(v.remedies) if v.remedies else "",
+            capacity=True,
+        )
+        for v in result.cannot_finish
+    ]
 
 
 #: Effects that are never folded into a block's row: each is reviewed (and allowed) alone.
@@ -463,8 +531,11 @@ def diff_configs(old: StackConfig, new: StackConfig) -> DiffResult:
     for leaf, b, a in _leaves(top_old, top_new, ""):
         result.changes.append(_classify(leaf, b, a, ctx, None))
     result.changes += _named(old.node_pools, new.node_pools, "nodePools", old, new)
-    result.changes += _named(old.deployments, new.deployments, "deployments", old, new)
+    result.changes += _named(
+        old.deployments, new.deployments, "deployments", old, new, result.capacity
+    )
     result.stale = allowances.apply(result, old, new)
+    result.changes += _refusals(result)
     return result
 
 

@@ -342,7 +342,7 @@ def explain_preview(
     if base is not None and stack is not None:
         from servestack.review.diff import diff_configs
 
-        changed = {c.path: c.effect for c in diff_configs(base, stack).changes}
+        changed = {c.path: c.effect for c in diff_configs(base, stack).changes if not c.capacity}
     ctx = _Context(
         new=render_stack(stack, deployments=set()) if stack is not None else None,
         old=render_stack(base, deployments=set()) if base is not None else None,

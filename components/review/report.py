@@ -15,9 +15,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from servestack.config.models import Environment
 from servestack.contract.effects import Effect
 from servestack.review import allowances
 from servestack.review.allowances import entry_text
+from servestack.review.capacity import Fit
 from servestack.review.diff import DiffResult, FieldChange
 from servestack.review.explain import StepExplanation
 
@@ -86,7 +88,26 @@ def diff_text(
             console.print(f"  to allow it, add to servestack:allowReplacements: {entry_text(ch)}")
     for entry in result.stale:
         console.print(f"[yellow]{allowances.stale_text(entry)}[/]")
+    for line, fit in capacity_lines(result):
+        console.print(f"[{CAPACITY_STYLE[fit]}]{line}[/]", highlight=False)
     return buf.getvalue()
+
+
+CAPACITY_STYLE = {Fit.FITS: "green", Fit.NEEDS_NODES: "cyan", Fit.CANNOT_FINISH: "bold red"}
+
+
+def capacity_lines(result: DiffResult) -> list[tuple[str, Fit]]:
+    """One line per capacity verdict, then the remedies of a rollout that cannot finish
+    (a warning outside production, where the same verdict is a refused row)."""
+    out = []
+    refused = result.environment is Environment.production
+    for v in result.capacity:
+        head = "capacity"
+        if v.fit is Fit.CANNOT_FINISH:
+            head = "REFUSED capacity" if refused else "WARNING capacity"
+        out.append((f"{head} {v.line()}", v.fit))
+        out += [(f"  remedy: {r}", v.fit) for r in v.remedies]
+    return out
 
 
 def _md_escape(text: str) -> str:
@@ -131,7 +152,7 @@ def diff_markdown(
     if result.stale:
         head += [f"> :warning: {allowances.stale_text(e)}" for e in result.stale] + [""]
     by = {e: [c for c in result.changes if c.effect is e] for e in ORDER}
-    body: list[str] = []
+    body = capacity_markdown(result)
     first = by[Effect.FORBIDDEN] + by[Effect.REPLACE] + by[Effect.DELETE]
     if first:
         body += ["#### Replacements, deletions and refused edits", ""]
@@ -150,6 +171,25 @@ def diff_markdown(
     if not result.changes:
         body.append("No config changes.")
     return _trim(head, body, limit)
+
+
+def capacity_markdown(result: DiffResult) -> list[str]:
+    """The capacity verdicts as a pull-request section (first: a refusal belongs on top)."""
+    if not result.capacity:
+        return []
+    body = ["#### Capacity", ""]
+    for v in result.capacity:
+        mark = {
+            Fit.FITS: ":white_check_mark:",
+            Fit.NEEDS_NODES: ":heavy_plus_sign:",
+            Fit.CANNOT_FINISH: ":no_entry:",
+        }[v.fit]
+        if v.fit is Fit.CANNOT_FINISH and result.environment is not Environment.production:
+            mark = ":warning:"
+        body.append(f"- {mark} `{v.path}`: {_md_escape(v.text)}")
+        body += [f"  - {_md_escape(n)}" for n in v.notes]
+        body += [f"  - remedy: {_md_escape(r)}" for r in v.remedies]
+    return body + [""]
 
 
 def _trim(head: list[str], body: list[str], limit: int) -> str:
@@ -231,7 +271,13 @@ def _sorted_steps(steps: list[StepExplanation]) -> list[StepExplanation]:
     return sorted(steps, key=key)
 
 
-def explain_text(steps: list[StepExplanation], *, color: bool = True, width: int = WIDTH) -> str:
+def explain_text(
+    steps: list[StepExplanation],
+    *,
+    color: bool = True,
+    width: int = WIDTH,
+    capacity: DiffResult | None = None,
+) -> str:
     table = Table(title="servestack explain")
     for col in ("engine", "resource", "caused by", "table says", "note"):
         table.add_column(col, overflow="fold")
@@ -250,10 +296,17 @@ def explain_text(steps: list[StepExplanation], *, color: bool = True, width: int
     console.print(explain_summary_line(steps))
     if any(s.candidates for s in steps):
         console.print("one of: the fields are candidates; --stack-file names the edited one")
+    for line, fit in capacity_lines(capacity) if capacity is not None else ():
+        console.print(f"[{CAPACITY_STYLE[fit]}]{line}[/]", highlight=False)
     return buf.getvalue()
 
 
-def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMIT) -> str:
+def explain_markdown(
+    steps: list[StepExplanation],
+    *,
+    limit: int = MARKDOWN_LIMIT,
+    capacity: DiffResult | None = None,
+) -> str:
     head = [
         "### servestack explain — planned operations by config field",
         "",
@@ -275,7 +328,7 @@ def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMI
             )
         return out
 
-    body: list[str] = []
+    body: list[str] = capacity_markdown(capacity) if capacity is not None else []
     if major:
         body += ["#### Replacements, deletions and surprises", ""] + rows(major) + [""]
     if rest:
@@ -286,7 +339,11 @@ def explain_markdown(steps: list[StepExplanation], *, limit: int = MARKDOWN_LIMI
     return _trim(head, body, limit)
 
 
-def explain_json(steps: list[StepExplanation]) -> str:
-    return json.dumps(
-        {"steps": [s.to_json() for s in steps], "summary": explain_summary(steps)}, indent=2
-    )
+def explain_json(steps: list[StepExplanation], capacity: DiffResult | None = None) -> str:
+    data: dict[str, Any] = {
+        "steps": [s.to_json() for s in steps],
+        "summary": explain_summary(steps),
+    }
+    if capacity is not None and capacity.capacity:
+        data["capacity"] = [v.to_json() for v in capacity.capacity]
+    return json.dumps(data, indent=2)

@@ -33,8 +33,8 @@ from tests import REPO, copy_program, stack_text
 
 PASSPHRASE = "cluster-tier-test-passphrase"
 #: kwok nodes per pool when a stack of the repository runs on the local cluster: enough for
-#: every replica at once. Staging's g4dn.xlarge carries one T4 and exactly the 16 GiB its
-#: bert replica requests, so each of its 3 replicas needs a node.
+#: every replica at once. Staging's g4dn.xlarge carries one T4, so each of its 3 replicas
+#: needs a node.
 STACK_NODES: dict[str, dict[str, int]] = {
     "dev": {},
     "staging": {"t4": 3},

@@ -1,9 +1,10 @@
 """MIG slices on the local cluster (provider `local`): the nodes of a pool partitioned
 `all-1g.18gb` advertise the slices the GPU operator's device plugin would (8 H200 x 7 =
 56 `nvidia.com/mig-1g.18gb`, no whole `nvidia.com/gpu`), and the real scheduler places
-one-slice replicas by them: with one node, 56 run and the 57th stays Pending with the
-scheduler's "Insufficient nvidia.com/mig-1g.18gb". The new machines' `local` nodes carry their
-table shape (vCPUs, memory, local NVMe, GPUs).
+one-slice replicas by them: with one node, 56 run, a 57th is refused offline by the capacity
+model, and the surge pod of a rollout of the 56 stays Pending with the scheduler's
+"Insufficient nvidia.com/mig-1g.18gb". The new machines' `local` nodes carry their table
+shape (vCPUs, memory, local NVMe, GPUs) as capacity, and the capacity model's allocatable.
 
 A `local` node stands for a whole machine, and every H200 machine of the table carries 8
 GPUs: a pool of one node and one GPU (7 slices) cannot be declared, so the node's 56 slices
@@ -20,6 +21,7 @@ from kubernetes import client
 from kubernetes.utils import parse_quantity
 from pulumi import automation as auto
 
+from servestack.config import capacity
 from servestack.config.gpu import GPU_RESOURCE, MIG_CONFIG_LABEL, GpuType
 from servestack.config.machines import machine
 from servestack.config.stackfile import set_value
@@ -44,6 +46,8 @@ def _stack(replicas: int) -> str:
     text = set_value(local_stack_text(STACK), "nodePools", [POOL])
     text = set_value(text, f"deployments.{DEP}.resources.cpu", 1)
     text = set_value(text, f"deployments.{DEP}.resources.memory", "4Gi")
+    strategy = {"type": "rolling", "maxSurge": 1, "maxUnavailable": 0}
+    text = set_value(text, f"deployments.{DEP}.strategy", strategy)
     return set_value(text, f"deployments.{DEP}.replicas", replicas)
 
 
@@ -62,7 +66,16 @@ def test_slices_are_node_capacity_and_the_scheduler_counts_them(
     core = client.CoreV1Api(api)
     assert objects_with_our_labels(api) == [], "the cluster is not clean before the test"
     slices = 8 * 7
+    # The 57th replica at rest is refused offline (the capacity model counts slices too);
+    # the scheduler's count is seen on the surge pod of a rollout of all 56.
     s = deploy_stack(tmp_path, local_cluster, STACK, _stack(replicas=slices + 1))
+    proc = s.servestack("validate", str(s.project / "stacks" / f"Pulumi.{STACK}.yaml"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "pool h200 holds at most 56 x H200 1g.18gb slices" in proc.stderr, proc.stderr
+    stack_file = s.project / "stacks" / f"Pulumi.{STACK}.yaml"
+    stack_file.write_text(_stack(replicas=slices))
+    s.up()
+    stack_file.write_text(set_value(_stack(replicas=slices), f"deployments.{DEP}.env.ROLLOUT", "2"))
     failure: list[BaseException] = []
 
     def up() -> None:
@@ -151,12 +164,17 @@ def test_local_nodes_of_the_new_machines_carry_their_shape(
             )[0]
             assert node.metadata.labels["node.kubernetes.io/instance-type"] == name
             # The API server writes quantities its own way (2048Gi is 2Ti): compare amounts.
-            assert {k: parse_quantity(v) for k, v in node.status.allocatable.items()} == {
+            assert {k: parse_quantity(v) for k, v in node.status.capacity.items()} == {
                 "cpu": shape.vcpu,
                 "memory": shape.memory_gib * 2**30,
                 "ephemeral-storage": shape.ephemeral_gib * 2**30,
                 "pods": shape.max_pods,
                 GPU_RESOURCE: 8,
+            }, name
+            # What it offers pods: the capacity model's allocatable (the kubelet's reserves).
+            offered = capacity.node_shape(shape).allocatable
+            assert {k: parse_quantity(v) for k, v in node.status.allocatable.items()} == {
+                k: parse_quantity(capacity.quantity(k, v)) for k, v in offered.items()
             }, name
     finally:
         s.destroy()

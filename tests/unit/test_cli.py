@@ -214,9 +214,11 @@ CASES = (
         ("resources", "prod", "bert-sentiment", "--cpu", "160", "--memory", "2048Gi"),
         INVALID,
         "{root}/stacks/Pulumi.prod.yaml: deployments.bert-sentiment.resources.cpu: 160 does not "
-        "fit a100's p4d.24xlarge (96 vCPU, 1152 GiB)\n"
+        "fit a100's p4d.24xlarge (96 vCPU, 1152 GiB; allocatable 95690m after the kubelet's "
+        "reserves)\n"
         "{root}/stacks/Pulumi.prod.yaml: deployments.bert-sentiment.resources.memory: 2Ti does "
-        "not fit a100's p4d.24xlarge (96 vCPU, 1152 GiB)",
+        "not fit a100's p4d.24xlarge (96 vCPU, 1152 GiB; allocatable 1178083Mi after the "
+        "kubelet's reserves)",
     ),
     Case(
         "resources-below-gpu-floor",

@@ -851,7 +851,7 @@ def test_every_gpu_type_offered_by_its_pool_is_accepted(gpu_type: str) -> None:
         stack_raw(
             deployment_raw(resources=res(type=gpu_type, count=1)),
             cluster=KARPENTER,
-            node_pools=[{"name": "pool", "gpu": {"type": gpu_type, "count": count}}],
+            node_pools=[{"name": "pool", "gpu": {"type": gpu_type, "count": count}, "maxNodes": 2}],
         )
     )
     assert stack.deployments[0].resources.gpu.type == gpu_type

@@ -68,7 +68,8 @@ def test_a_model_that_fits_no_node_is_refused_offline() -> None:
         parse_stack(stack(L4_POOL, cpu=16))
     assert err.value.problems[0].path == "deployments.ranker.resources.cpu"
     assert str(err.value.problems[0]) == (
-        "deployments.ranker.resources.cpu: 16 does not fit l4-pool's g6.xlarge (4 vCPU, 16 GiB)"
+        "deployments.ranker.resources.cpu: 16 does not fit l4-pool's g6.xlarge (4 vCPU, 16 GiB; "
+        "allocatable 3920m after the kubelet's reserves)"
     )
     with pytest.raises(ConfigError, match=r"resources.memory: 64Gi does not fit l4-pool's"):
         parse_stack(stack(L4_POOL, memory="64Gi"))
@@ -99,6 +100,15 @@ def test_local_pool_nodes_carry_labels_taint_and_the_machine_capacity() -> None:
         "cpu": "4",
         "memory": "16Gi",
         "ephemeral-storage": "200Gi",
+        "pods": "110",
+        "nvidia.com/gpu": "1",
+    }
+    # What a g6.xlarge offers pods on EKS: 4000m - 80m CPU; 16Gi - (11 x 110 + 255) Mi -
+    # 100 Mi memory; 200Gi - 10 % - 1Gi storage.
+    assert json.loads(meta["annotations"]["servestack.io/allocatable"]) == {
+        "cpu": "3920m",
+        "memory": "14819Mi",
+        "ephemeral-storage": "179Gi",
         "pods": "110",
         "nvidia.com/gpu": "1",
     }

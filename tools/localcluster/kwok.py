@@ -12,6 +12,9 @@ from .common import ClusterError
 #: status.capacity and status.allocatable, which the scheduler places by. The Pulumi provider
 #: cannot write a Node's status, so the shape has to travel in metadata.
 CAPACITY_ANNOTATION = "servestack.io/capacity"
+#: What such a Node offers pods (JSON): its capacity less the kubelet's reserves, which a
+#: real kubelet keeps. Without it, allocatable is the declared capacity.
+ALLOCATABLE_ANNOTATION = "servestack.io/allocatable"
 
 
 def _stock_block(key: str) -> str:
@@ -35,10 +38,13 @@ def _node_initialize_stage(stock: str) -> str:
     """kwok's stock node-initialize Stage, with capacity and allocatable taken first from the
     node's CAPACITY_ANNOTATION, then from its status (a Node created with status, as the
     bootstrap node is), then kwok's defaults."""
+    # $declared: the capacity annotation; $offered: the allocatable one, else the capacity.
     declared = (
-        '      {{ $declared := "" }}\n'
+        '      {{ $declared := "" }}{{ $offered := "" }}\n'
         "      {{ with .metadata.annotations }}"
-        f'{{{{ with index . "{CAPACITY_ANNOTATION}" }}}}{{{{ $declared = . }}}}{{{{ end }}}}'
+        f'{{{{ with index . "{CAPACITY_ANNOTATION}" }}}}'
+        "{{ $declared = . }}{{ $offered = . }}{{ end }}"
+        f'{{{{ with index . "{ALLOCATABLE_ANNOTATION}" }}}}{{{{ $offered = . }}}}{{{{ end }}}}'
         "{{ end }}\n"
     )
     out = stock
@@ -48,10 +54,11 @@ def _node_initialize_stage(stock: str) -> str:
                 f"kwok's node-initialize Stage changed shape (no unique {key} block): "
                 "update _node_initialize_stage in tools/localcluster/kwok.py"
             )
+        var = "$offered" if key == "allocatable" else "$declared"
         new = (declared if i == 0 else "") + (
             f"      {key}:\n"
-            "      {{ if $declared }}\n"
-            "      {{ YAML (fromJson $declared) 1 }}\n"
+            f"      {{{{ if {var} }}}}\n"
+            f"      {{{{ YAML (fromJson {var}) 1 }}}}\n"
             "      {{ else }}\n" + block.split("\n", 1)[1] + "      {{ end }}\n"
         )
         out = out.replace(block, new)
