@@ -28,12 +28,12 @@ def ws(tmp_path: Path) -> ops.Workspace:
     [
         (
             {"cpu": 4},
-            "deployments.bert-sentiment.resources.cpu: 4 -> 4m, below 1 core(s), the floor "
+            "deployments.bert-sentiment.resources.cpu: 3500m -> 4m, below 1 core(s), the floor "
             "for a deployment with GPUs (1 x T4)",
         ),
         (
             {"memory": 512},
-            "deployments.bert-sentiment.resources.memory: 16Gi -> 512Mi, below 1Gi, the "
+            "deployments.bert-sentiment.resources.memory: 14Gi -> 512Mi, below 1Gi, the "
             "floor for a deployment with GPUs (1 x T4)",
         ),
     ],
