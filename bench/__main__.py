@@ -166,6 +166,12 @@ def main() -> int:
         "--op-sizes", default="3,100,1000", help="one operation at these N ('' skips it)"
     )
     ap.add_argument(
+        "--fleet-plain-max",
+        type=int,
+        default=100,
+        help="a plain `pulumi up` in the fleet part up to this N (0: none)",
+    )
+    ap.add_argument(
         "--merge",
         action="store_true",
         help="keep the parts of the existing results.json this run does not measure",
@@ -194,7 +200,9 @@ def main() -> int:
         from bench.fleet import bench_fleet
 
         results["fleet_date"] = _now()
-        results.update(bench_fleet(_sizes(args.fleet_sizes), _sizes(args.op_sizes)))
+        results.update(
+            bench_fleet(_sizes(args.fleet_sizes), _sizes(args.op_sizes), args.fleet_plain_max)
+        )
     if _sizes(args.cluster_sizes):
         from bench.cluster import bench_cluster
         from tests.cluster.live import running_cluster

@@ -87,32 +87,37 @@ def writes_per_deployment(n: int) -> dict[str, float]:
 def bench_fleet(sizes: list[int], op_sizes: list[int], plain_max: int = 100) -> dict[str, Any]:
     fleet: dict[str, Any] = {}
     for n in sorted(set(sizes) | set(op_sizes)):
-        row: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            text = stack_text(stack_raw(n))
-            stacks = {"fast": text, "limit": text, "plain": text}
-            project = make_project(Path(tmp) / "project", stacks=stacks)
-            row["up_s"] = _servestack(project, "up", "fast", "--yes")
-            if n in sizes:
-                # After `pulumi stack init`, which writes the stack's encryption salt.
-                Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project).stack(
-                    project, "limit"
-                )
-                limit_text = (project / "stacks" / "Pulumi.limit.yaml").read_text()
-                handed = project / "limit-program.yaml"
-                handed.write_text(limit_text)
-                engine_file = project / "limit-engine.yaml"
-                engine_file.write_text(engine_config_text(limit_text, handed))
-                row["limit_s"] = _pulumi(
-                    project, "limit", "--config-file", str(engine_file), **SKIP
-                )[0]
-                if n <= plain_max:
-                    row["plain_s"] = _pulumi(project, "plain")[0]
-            if n in op_sizes:
-                scale = ("scale", "fast", "model-0001", "--min", "3", "--max")
-                runs = [_servestack(project, *scale, str(m), "--yes") for m in (7, 8, 7)]
-                row["operation_s"] = statistics.median(runs)
-                row["operation_runs_s"] = runs
-        fleet[str(n)] = row
-        print(f"fleet N={n}: {row}", flush=True)
+        try:
+            fleet[str(n)] = _fleet_row(n, sizes, op_sizes, plain_max)
+        except RuntimeError as exc:  # recorded, and the other sizes still measured
+            fleet[str(n)] = {"error": str(exc)[-2000:]}
+        print(f"fleet N={n}: {fleet[str(n)]}", flush=True)
     return {"fleet": fleet, "checkpoint_writes": writes_per_deployment(10)}
+
+
+def _fleet_row(n: int, sizes: list[int], op_sizes: list[int], plain_max: int) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        text = stack_text(stack_raw(n))
+        stacks = {"fast": text, "limit": text, "plain": text}
+        project = make_project(Path(tmp) / "project", stacks=stacks)
+        row["up_s"] = _servestack(project, "up", "fast", "--yes")
+        if n in sizes:
+            # After `pulumi stack init`, which writes the stack's encryption salt.
+            Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project).stack(
+                project, "limit"
+            )
+            limit_text = (project / "stacks" / "Pulumi.limit.yaml").read_text()
+            handed = project / "limit-program.yaml"
+            handed.write_text(limit_text)
+            engine_file = project / "limit-engine.yaml"
+            engine_file.write_text(engine_config_text(limit_text, handed))
+            row["limit_s"] = _pulumi(project, "limit", "--config-file", str(engine_file), **SKIP)[0]
+            if n <= plain_max:
+                row["plain_s"] = _pulumi(project, "plain")[0]
+        if n in op_sizes:
+            scale = ("scale", "fast", "model-0001", "--min", "3", "--max")
+            runs = [_servestack(project, *scale, str(m), "--yes") for m in (7, 8, 7)]
+            row["operation_s"] = statistics.median(runs)
+            row["operation_runs_s"] = runs
+    return row

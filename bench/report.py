@@ -130,7 +130,7 @@ def fleet_section(r: dict[str, Any]) -> list[str]:
         "`PULUMI_SKIP_CHECKPOINTS=true`. `plain`: a plain `pulumi up` (a checkpoint write after",
         "every step), measured up to N = 100 only: its cost grows with the square of N.",
         "`hand-written plain`: the hand-written program's plain `pulumi up`, from the render-mode",
-        "section above (same run). `operation`: `servestack scale STACK model-0001 --min 3",
+        "section above (see its date). `operation`: `servestack scale STACK model-0001 --min 3",
         "--max M --yes` on the stack `servestack up` made, median of three.",
         "",
         "| N | up s | limit s | up / limit | plain s | hand-written plain s | up / hand-written "
@@ -139,6 +139,9 @@ def fleet_section(r: dict[str, Any]) -> list[str]:
     ]
     engine = r.get("engine") or {}
     for n, row in sorted(f.items(), key=lambda kv: int(kv[0])):
+        if "error" in row:
+            lines.append(f"| {n} | failed: {row['error'][-200:]!r} | | | | | | |")
+            continue
         hand = (engine.get(n) or {}).get("handwritten", {}).get("up", {}).get("s")
         up, limit = row.get("up_s"), row.get("limit_s")
         lines.append(

@@ -45,7 +45,16 @@ def stack_raw(n: int, *, cpu: int = 2) -> dict[str, Any]:
         "environment": "production",
         "namespace": "bench",
         "cluster": {"name": "bench", "provider": "karpenter"},
-        "nodePools": [{"name": "l4", "gpu": {"type": "L4", "count": 1}, "maxNodes": 50}],
+        # 8 x L4 machines, enough of them for every pod at rest and a rollout's surge (the
+        # capacity model refuses a stack its pools cannot hold).
+        "nodePools": [
+            {
+                "name": "l4",
+                "gpu": {"type": "L4", "count": 8},
+                "machineType": "g6.48xlarge",
+                "maxNodes": 3 * n // 8 + 2,
+            }
+        ],
         "deployments": deployments,
     }
 
