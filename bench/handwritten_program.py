@@ -12,7 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from servestack.config.defaults import effective
-from servestack.config.models import CloudProvider, Environment, StackConfig, StrategyType
+from servestack.config.models import CloudProvider, Environment, StackConfig, StrategyType, Target
+from servestack.contract import labels
 from servestack.gpu_node_pool import KARPENTER_REPLACE_ON, LOCAL_NODE_REPLACE_ON
 from servestack.manifests import naming, node_pools, routing, scaling, workload
 from servestack.model_deployment import LOCKED_PATHS, PROCESSING_LABEL
@@ -39,13 +40,14 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
         replace_on_changes=[f'metadata.annotations["{CLUSTER_ANNOTATION}"]'],
     )
 
-    def pin(meta: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **meta,
-            "annotations": {**(meta.get("annotations") or {}), CLUSTER_ANNOTATION: cluster},
-        }
+    # On a cluster, every object also names its one field manager.
+    stamps = {CLUSTER_ANNOTATION: config.cluster.name}
+    if config.target is Target.cluster:
+        stamps[labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
 
-    cluster = config.cluster.name
+    def pin(meta: dict[str, Any]) -> dict[str, Any]:
+        return {**meta, "annotations": {**(meta.get("annotations") or {}), **stamps}}
+
     namespace = k8s.core.v1.Namespace(
         config.namespace,
         metadata=pin(workload.namespace(config.namespace)["metadata"]),

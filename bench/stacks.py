@@ -96,8 +96,10 @@ def cluster_stack_raw(n: int) -> dict[str, Any]:
         "name": "l4",
         "gpu": {"type": "L4", "count": shape.gpus},
         "machineType": shape.name,
-        "minNodes": 1,
-        "maxNodes": 1,
+        # Room enough to count the pods at rest (validation refuses a pool too small for
+        # them); set to what they need below.
+        "minNodes": max(1, min(1000, n)),
+        "maxNodes": max(1, min(1000, n)),
     }
     raw["nodePools"] = [pool]
     res = raw["deployments"][0]["resources"]  # every generated deployment asks the same
