@@ -83,7 +83,8 @@ def init_container(
             "image": src(image, "model.storage.fetchImage"),
             "args": [src(s.uri, "model.storage.uri"), src(s.mount_path, "model.storage.mountPath")],
             "resources": {"requests": dict(FETCH_RESOURCES), "limits": dict(FETCH_RESOURCES)},
-            "imagePullPolicy": "IfNotPresent",
+            # As the model container: a tag can move, and the fetcher must not run stale code.
+            "imagePullPolicy": "Always",
             "securityContext": security,
             "volumeMounts": [
                 *scratch,

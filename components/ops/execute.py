@@ -164,6 +164,7 @@ def execute(
                     on_event=on_event,
                     engine=engine,
                 )
+                testhook.pause("engine-done")  # tests kill here: state written, record not final
                 failure: Exception | None = None
             except Exception as exc:  # the engine's failure, whatever its kind
                 failure = exc

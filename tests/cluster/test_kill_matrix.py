@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import signal
+import uuid
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +62,7 @@ def _changed(text: str) -> str:
 
 @pytest.fixture
 def fresh(local_cluster: Path, tmp_path: Path) -> Iterator[ClusterStack]:
-    s = deploy_stack(tmp_path, local_cluster, STACK, _text(f"kill-{tmp_path.name[-8:]}"))
+    s = deploy_stack(tmp_path, local_cluster, STACK, _text(f"kill-{uuid.uuid4().hex[:8]}"))
     yield s
     s.destroy()
     wait_until_clean(api_client(local_cluster))

@@ -9,8 +9,11 @@ program, provider) at one point:
 - ``before-final-write``: every object is rendered (each resource the program registered
   has its id), the program is held before its exports, so the engine cannot have written
   its checkpoint;
-- ``around-final-write-*``: the program is let go and the kill follows after a delay, so
-  that it lands while the engine finishes and writes its checkpoint, or just after.
+- ``around-final-write``: the program is let go and the kill follows at once, while the
+  engine finishes and writes its checkpoint (the backend writes a temporary file and renames
+  it: the kill finds the old checkpoint or the new one);
+- ``after-final-write``: the engine has ended, its checkpoint written, and the operation's
+  record is not final yet (its journal is still there).
 
 Then the next `servestack up` recovers, with the same stack file or with a changed one (an
 image changed, a deployment removed). Afterwards: the checkpoint parses and holds exactly the
@@ -21,7 +24,6 @@ pending operation and no engine lock is left; `pulumi preview --expect-no-change
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,12 +102,16 @@ def reference(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> d
 
 def _kill(project: Project, point: str) -> dict[str, Any]:
     """Start `servestack up` and SIGKILL its process group at ``point``; what it left."""
-    pause = {"before-engine": "engine", "after-some": ""}.get(point, "created")
+    pause = {"before-engine": "engine", "after-some": "", "after-final-write": "engine-done"}.get(
+        point, "created"
+    )
     proc = project.start("up", STACK, pause=pause, session=True)
     rendered = project.out / STACK / "1-manifest"
     expected = 0 if point == "before-engine" else _expected_objects(project)
     if point == "before-engine":
         wait_until(ready(project.hooks, "engine"), "servestack up before the engine", proc)
+    elif point == "after-final-write":
+        wait_until(ready(project.hooks, "engine-done"), "the engine done", proc)
     elif point == "after-some":
         some = expected // 2
 
@@ -116,9 +122,8 @@ def _kill(project: Project, point: str) -> dict[str, Any]:
     else:
         wait_until(ready(project.hooks, "created"), "every resource created", proc)
         assert rendered.is_dir() and len(list(rendered.iterdir())) == expected
-        if point.startswith("around-final-write"):
+        if point == "around-final-write":
             (project.hooks / "created.go").touch()
-            time.sleep(float(point.rsplit("-", 1)[1]) / 1000)
     kill_group(proc)
     (record,) = project.operations()
     return record
@@ -138,8 +143,8 @@ POINTS = [
     "before-engine",
     "after-some",
     "before-final-write",
-    "around-final-write-0",
-    "around-final-write-400",
+    "around-final-write",
+    "after-final-write",
 ]
 
 
