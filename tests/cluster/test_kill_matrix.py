@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
