@@ -3,6 +3,7 @@ first, with the stack's lock held (the mechanics are in :mod:`servestack.ops.rec
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
@@ -41,7 +42,9 @@ def recover(ws: Workspace, stack: str) -> list[str]:
         f"(pid {journal.pid} on {journal.host}, while applying {journal.phase}): finishing it"
     ]
     say(lines[0])
-    backend = recovery.diy_backend_dir(ws.runner.env())
+    # The engine's environment over this process's: PULUMI_BACKEND_URL set by the user is
+    # only in the latter (the engine inherits it).
+    backend = recovery.diy_backend_dir({**os.environ, **ws.runner.env()})
     wait = recovery.ORPHAN_WAIT_SECONDS if ws.lock_timeout is None else ws.lock_timeout
     lines += recovery.clear_engine_leftovers(journal, backend, ws.project.name, stack, say, wait)
     lines += recovery.clear_pending_operations(
