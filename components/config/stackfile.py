@@ -275,9 +275,9 @@ def plain_config_bytes(text: str) -> int:
     """How long the `PULUMI_CONFIG` environment string is that a plain `pulumi up` of the
     stack file ``text`` hands the program: every config value as a string, objects and
     lists as JSON, in one JSON object (secrets counted as their ciphertext, about as long)."""
-    config = (_yaml().load(text) or {}).get("config") or {}
+    config = (reader.load_yaml(text) or {}).get("config") or {}
     values = {
-        str(k): v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
+        str(k): v if isinstance(v, str) else json.dumps(v, separators=(",", ":"), default=str)
         for k, v in config.items()
     }
     return len("PULUMI_CONFIG=" + json.dumps(values, separators=(",", ":")))

@@ -24,7 +24,8 @@ from servestack.manifests.naming import labels, workload_name
 
 K8S = latest_version()
 #: One pool per GPU type, on the largest EC2 machine of the table that carries it (Karpenter
-#: picks from EC2 types), so that every generated deployment fits a node.
+#: picks from EC2 types), so that every generated deployment fits a node; as many nodes as
+#: the capacity model may need for every generated deployment's pods at rest and surge.
 _LARGEST = {
     t: max((m for m in MACHINES if m.gpu is t and m.family is Family.ec2), key=lambda m: m.gpus)
     for t in GpuType
@@ -34,7 +35,7 @@ GPU_POOLS = [
         "name": t.value.lower(),
         "gpu": {"type": t.value, "count": m.gpus},
         "machineType": m.name,
-        "maxNodes": 4,
+        "maxNodes": 1000,
     }
     for t, m in _LARGEST.items()
 ]
