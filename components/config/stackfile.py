@@ -127,7 +127,28 @@ def _set_in_item(text: str, span: _Span, rest: list[str], value: Any) -> str:
     own = "\n".join([lines[0], *(line.removeprefix(pad) for line in lines[1:])])
     y = _yaml()
     root = y.load(own)
-    node = root
+    _assign(root, rest, value)
+    buf = StringIO()
+    y.dump(root, buf)
+    return text[: span.start] + _indented(buf.getvalue(), pad) + text[span.end :]
+
+
+def _set_in_document_item(text: str, span: _Span, value: Any) -> str:
+    """A whole item replaced by ``value`` (a mapping): its lines written anew."""
+    buf = StringIO()
+    _yaml().dump(value, buf)
+    return text[: span.start] + _indented(buf.getvalue(), " " * span.column) + text[span.end :]
+
+
+def _indented(dumped: str, pad: str) -> str:
+    """A dumped block set back at its item's column (its first line follows the ``- ``)."""
+    lines = dumped.rstrip("\n").split("\n")
+    return "\n".join([lines[0], *((pad + line) if line else line for line in lines[1:])])
+
+
+def _assign(node: Any, rest: list[str], value: Any) -> None:
+    """Set ``value`` at ``rest`` under ``node`` (``None`` deletes; a missing mapping on the
+    way is made; the last part may name an item of a list by its name)."""
     for part in rest[:-1]:
         try:
             node = _step(node, part)
@@ -138,28 +159,16 @@ def _set_in_item(text: str, span: _Span, rest: list[str], value: Any) -> str:
             else:
                 raise
     last = rest[-1]
-    if value is None and isinstance(node, list):
-        node.remove(_step(node, last))
+    if isinstance(node, list):  # an item of a collection, by its name
+        found = _step(node, last)
+        if value is None:
+            node.remove(found)
+        else:
+            node[node.index(found)] = value
     elif value is None:
         node.pop(last, None)
     else:
         node[last] = value
-    buf = StringIO()
-    y.dump(root, buf)
-    edited = buf.getvalue().rstrip("\n").split("\n")
-    block = "\n".join([edited[0], *((pad + line) if line else line for line in edited[1:])])
-    return text[: span.start] + block + text[span.end :]
-
-
-def _set_in_document_item(text: str, span: _Span, value: Any) -> str:
-    """A whole item replaced by ``value`` (a mapping): its lines written anew."""
-    y = _yaml()
-    buf = StringIO()
-    y.dump(value, buf)
-    pad = " " * span.column
-    lines = buf.getvalue().rstrip("\n").split("\n")
-    block = "\n".join([lines[0], *((pad + line) if line else line for line in lines[1:])])
-    return text[: span.start] + block + text[span.end :]
 
 
 def _set_in_document(text: str, path: str, value: Any) -> str:
@@ -175,27 +184,7 @@ def _set_in_document(text: str, path: str, value: Any) -> str:
         else:
             config[full] = value
     else:
-        node = config[full]
-        for part in rest[:-1]:
-            try:
-                node = _step(node, part)
-            except KeyError:
-                if isinstance(node, dict) and value is not None:
-                    node[part] = CommentedMap()
-                    node = node[part]
-                else:
-                    raise
-        last = rest[-1]
-        if isinstance(node, list):  # an item of a collection, by its name
-            found = _step(node, last)
-            if value is None:
-                node.remove(found)
-            else:
-                node[node.index(found)] = value
-        elif value is None:
-            node.pop(last, None)
-        else:
-            node[last] = value
+        _assign(config[full], rest, value)
     buf = StringIO()
     y.dump(doc, buf)
     return buf.getvalue()
