@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from servestack.config.errors import Problem
 from servestack.config.models import Environment, StackConfig
+from servestack.config.paths import FieldPath
 from servestack.contract.effects import Effect, rule_for
 from servestack.manifests.render import Key, Rendered, render_stack
 from servestack.review import allowances
@@ -134,11 +135,20 @@ def _still_protected(
     prev: Previous, old: StackConfig, new: StackConfig, unprotected: set[str]
 ) -> list[Problem]:
     """Covered edits that delete resources the last update protected: the engine would
-    refuse the deletion half-way, so refuse before anything is applied."""
-    before = render_stack(old)
-    after = set(render_stack(new).resources)
-    if old.environment is not Environment.production:
-        return []  # nothing was protected
+    refuse the deletion half-way, so refuse before anything is applied.
+
+    Only the items lifted this run can be reported, so only they are rendered (with the
+    node pools and the stack's own resources, which are cheap): a scoped operation on one
+    model of a thousand renders that model, not the thousand."""
+    if old.environment is not Environment.production or not unprotected:
+        return []  # nothing was protected, or nothing is lifted
+    names: bool | set[str] = EVERY_ITEM in unprotected or {
+        owner.item_name
+        for owner in map(FieldPath.parse, unprotected)
+        if owner.collection == "deployments" and owner.item_name is not None
+    }
+    before = render_stack(old, deployments=names)
+    after = set(render_stack(new, deployments=names).resources)
     locked = protected(before, prev.unprotected)
     gone: dict[str, list[Key]] = {}
     for key in sorted(locked - after):
