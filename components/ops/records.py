@@ -85,6 +85,9 @@ class Operation:
     #: The deployment's fields once the operation is final (after the change if it
     #: succeeded, as before it otherwise), in the platform client's units.
     fields: dict[str, Any] | None = None
+    #: A stack-wide operation (`servestack up`) that succeeded: each deployment whose release
+    #: (model version and image) it changed, with the release it runs now.
+    releases: dict[str, dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         self.status = OperationStatus(self.status)  # a str when read back from a record

@@ -5,8 +5,8 @@ A release is what a deployment's stable track runs: its model version and image
 release rolls out, not part of it; a canary in flight is not a release until it is promoted.
 
 Each succeeded operation on the deployment says the release it ran after the change (its
-record's ``fields``) and, from its planned changes of `model.version` and `model.image`, the
-release it ran before. Operations that failed, were rolled back or interrupted are not in
+record's ``fields``; for a `servestack up` of the whole stack, its ``releases``) and, from its
+planned changes of `model.version` and `model.image`, the release it ran before. Operations that failed, were rolled back or interrupted are not in
 the history: their configuration never ran to the end.
 """
 
@@ -34,7 +34,7 @@ def history(state: Path, stack: str, deployment: str) -> list[Release]:
     """The deployment's releases on ``stack``, oldest first, without consecutive repeats."""
     out: list[Release] = []
     for record in _succeeded(state, stack, deployment):
-        after = _after(record)
+        after = _after(record, deployment)
         if after is None:
             continue
         for release in (_before(record, deployment, after), after):
@@ -63,7 +63,7 @@ def _succeeded(state: Path, stack: str, deployment: str) -> list[dict[str, Any]]
         if (
             isinstance(data, dict)
             and data.get("stack") == stack
-            and data.get("deployment") == deployment
+            and (data.get("deployment") == deployment or _stack_wide(data, deployment))
             and data.get("status") == OperationStatus.succeeded.value
             and data.get("finished_at")
         ):
@@ -71,8 +71,16 @@ def _succeeded(state: Path, stack: str, deployment: str) -> list[dict[str, Any]]
     return sorted(found, key=lambda d: (str(d["finished_at"]), str(d.get("started_at"))))
 
 
-def _after(record: dict[str, Any]) -> Release | None:
+def _stack_wide(record: dict[str, Any], deployment: str) -> bool:
+    """A `servestack up` that changed the deployment's release."""
+    releases = record.get("releases")
+    return record.get("deployment") is None and isinstance(releases, dict) and deployment in releases
+
+
+def _after(record: dict[str, Any], deployment: str) -> Release | None:
     fields = record.get("fields")
+    if record.get("deployment") is None:
+        fields = (record.get("releases") or {}).get(deployment)
     if not isinstance(fields, dict) or not fields.get("model_version") or not fields.get("image"):
         return None
     return Release(str(fields["model_version"]), str(fields["image"]))

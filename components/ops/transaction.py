@@ -248,6 +248,20 @@ def _fields(p: Plan, op: Operation) -> dict[str, Any] | None:
     return describe(find_deployment(config, p.deployment), config)
 
 
+def _releases(p: Plan, op: Operation) -> dict[str, dict[str, str]] | None:
+    """For a stack-wide update that succeeded: the deployments whose model version or image
+    it changed, with what they run now (the release history reads them)."""
+    if p.deployment is not None or op.status is not OperationStatus.succeeded:
+        return None
+    before = {d.name: (d.model.version, d.model.image) for d in p.before.deployments}
+    changed = {
+        d.name: {"model_version": d.model.version, "image": d.model.image}
+        for d in p.after.deployments
+        if before.get(d.name) not in (None, (d.model.version, d.model.image))
+    }
+    return changed or None
+
+
 def run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: StackLock) -> None:
     """Apply the plan as operation ``op`` (in this thread), then release the lock."""
     try:
@@ -274,6 +288,7 @@ def run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: 
         try:
             if op.status.final:
                 op.fields = _fields(p, op)
+                op.releases = _releases(p, op)
                 records.save(ws.state, op)
         finally:
             lock.release()

@@ -336,3 +336,24 @@ def test_a_killed_worker_is_finished_by_the_next_operation(
     dep = _manifest(ws, "Deployment", "bert-sentiment")
     assert dep is not None and dep["spec"]["replicas"] == 2
     assert _container(ws, "bert-sentiment")["resources"]["limits"]["cpu"] == "3"
+
+
+def test_a_release_applied_by_servestack_up_is_the_one_rollback_goes_back_from(
+    ws: ops.Workspace,
+) -> None:
+    from servestack.config.stackfile import set_value
+    from servestack.ops import stack_up
+
+    path = ws.stack_file(STACK)
+    base = "deployments.bert-sentiment"
+    image = "registry.example.com/nlp/bert-sentiment"
+    text = set_value(path.read_text(), f"{base}.model.version", "v2.2.0")
+    path.write_text(set_value(text, f"{base}.model.image", f"{image}:2.2.0"))
+    # The whole stack file, applied as `servestack up dev --yes` does.
+    assert ops.apply(ws, stack_up.plan_up(ws, STACK, operation="up"))["status"] == "succeeded"
+    assert _container(ws, "bert-sentiment")["image"] == f"{image}:2.2.0"
+
+    back = _rollback_to_previous(ws, "bert-sentiment")
+    assert back["status"] == "succeeded"
+    assert (back["model_version"], back["image"]) == ("v2.1.0", f"{image}:2.1.0")
+    assert _container(ws, "bert-sentiment")["image"] == f"{image}:2.1.0"

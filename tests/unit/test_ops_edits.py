@@ -274,6 +274,30 @@ def test_history_reads_the_succeeded_operations_in_order(tmp_path: Path) -> None
     assert history(tmp_path, "dev", "bert-sentiment") == [V1, V2, V3]
 
 
+def test_a_whole_stack_up_that_changed_the_release_is_in_the_history(tmp_path: Path) -> None:
+    _record(tmp_path, "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V2, V1))
+    # `servestack up` of the stack: no deployment of its own; its releases name those it moved.
+    whole = {"deployment": None, "changes": _set(V3, V2)["changes"]}
+    _record(
+        tmp_path,
+        "b",
+        "2026-01-01T00:00:02+00:00",
+        "succeeded",
+        **whole,
+        releases={"bert-sentiment": {"model_version": V3.version, "image": V3.image}},
+    )
+    # One that did not change this deployment's release is not in its history.
+    _record(
+        tmp_path,
+        "c",
+        "2026-01-01T00:00:03+00:00",
+        "succeeded",
+        **{**whole, "changes": []},
+        releases={"whisper-batch": {"model_version": V1.version, "image": V1.image}},
+    )
+    assert history(tmp_path, "dev", "bert-sentiment") == [V1, V2, V3]
+
+
 def test_the_release_before_the_first_operation_is_in_the_history(tmp_path: Path) -> None:
     _record(tmp_path, "a", "2026-01-01T00:00:01+00:00", "succeeded", **_set(V2, V1))
     assert history(tmp_path, "dev", "bert-sentiment") == [V1, V2]
