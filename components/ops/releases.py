@@ -6,8 +6,9 @@ release rolls out, not part of it; a canary in flight is not a release until it 
 
 Each succeeded operation on the deployment says the release it ran after the change (its
 record's ``fields``; for a `servestack up` of the whole stack, its ``releases``) and, from its
-planned changes of `model.version` and `model.image`, the release it ran before. Operations that failed, were rolled back or interrupted are not in
-the history: their configuration never ran to the end.
+planned changes of `model.version` and `model.image`, the release it ran before. Operations
+that failed, were rolled back or interrupted are not in the history: their configuration
+never ran to the end.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def _succeeded(state: Path, stack: str, deployment: str) -> list[dict[str, Any]]
 def _stack_wide(record: dict[str, Any], deployment: str) -> bool:
     """A `servestack up` that changed the deployment's release."""
     releases = record.get("releases")
-    return record.get("deployment") is None and isinstance(releases, dict) and deployment in releases
+    whole = record.get("deployment") is None
+    return whole and isinstance(releases, dict) and deployment in releases
 
 
 def _after(record: dict[str, Any], deployment: str) -> Release | None:
