@@ -298,8 +298,20 @@ def pack(pods: Sequence[Mapping[str, int]], pool: Pool) -> int | None:
     nodes = pool.node_list()
     rooms: dict[int, dict[str, int]] = {}
     order = sorted(pods, key=lambda p: (sum(_extended(p).values()), p.get(CPU, 0)), reverse=True)
+    # Rooms only shrink: a node that could not take a pod cannot take the next pod of the
+    # same shape either, so a run of equal pods (a deployment's replicas) resumes where the
+    # last one landed instead of trying every open node again.
+    shape: tuple[tuple[str, int], ...] | None = None
+    tried: list[int] = []
     for pod in order:
-        at = next((i for i, room in rooms.items() if fits(pod, room)), None)
+        if (key := tuple(sorted(pod.items()))) != shape:
+            shape, tried = key, list(reversed(rooms))  # the first opened is tried first
+        at = None
+        while tried:
+            if fits(pod, rooms[tried[-1]]):
+                at = tried[-1]
+                break
+            tried.pop()
         if at is None:
             at = next(
                 (
@@ -312,6 +324,7 @@ def pack(pods: Sequence[Mapping[str, int]], pool: Pool) -> int | None:
             if at is None:
                 return None
             rooms[at] = dict(nodes[at][1].allocatable)
+            tried = [at]
         for name, amount in pod.items():
             rooms[at][name] -= amount
     return len(rooms)
