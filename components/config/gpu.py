@@ -78,13 +78,24 @@ class GpuInfo:
     """What one GPU type compiles into."""
 
     type: GpuType
+    #: GPU memory as NVIDIA names it (GB, the figure of the whole-GPU MIG profile, `7g.<n>gb`).
+    #: EC2's table gives the same GPUs in GiB: 16 (T4, V100), 22 (A10G, L4), 44 (L40S), 40 and 80
+    #: (A100), 80 (H100), 141 (H200), 179 (B200).
     memory_gib: int
     #: Values of the `nvidia.com/gpu.product` label GPU feature discovery sets on nodes with
-    #: this GPU (nvidia-smi's product name, spaces as '-'): one per board (SXM, PCIe).
+    #: this GPU: one per board (SXM, PCIe). GFD labels NVML's product name with the characters
+    #: outside `[A-Za-z0-9-_. ]` dropped and runs of blanks as one '-' (NVIDIA/k8s-device-plugin,
+    #: internal/lm/resource.go, `sanitise`); under the MIG "mixed" strategy the label keeps the
+    #: whole GPU's name. The values below are those names as GFD-labelled nodes in public
+    #: cluster configurations carry them (the H200's measured, issue 21).
     product_labels: tuple[str, ...]
-    #: GKE `guest_accelerator.type`; None where GKE offers no such GPU.
+    #: GKE `guest_accelerator.type`; None where GKE offers no such GPU. The A100, A100-80GB,
+    #: H100, H200 and B200 names are those of GKE's device plugin
+    #: (GoogleCloudPlatform/container-engine-accelerators, pkg/gpu/nvidia/mig/mig.go).
     gke_accelerator: str | None
-    #: Value of Karpenter's `karpenter.k8s.aws/instance-gpu-name` requirement.
+    #: Value of Karpenter's `karpenter.k8s.aws/instance-gpu-name` requirement, as Karpenter's
+    #: generated "Instance Types" reference lists it per EC2 type
+    #: (https://karpenter.sh/docs/reference/instance-types/; v100 from its v1.0 edition).
     karpenter_gpu_name: str
     #: MIG instance profiles; empty for a GPU without MIG.
     mig: tuple[MigProfile, ...] = ()
@@ -133,7 +144,8 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-PCIE-40GB"),
             "nvidia-tesla-a100",
             "a100",
-            # MIG user guide, "Supported MIG Profiles", A100-SXM4-40GB table.
+            # MIG user guide, "Supported MIG Profiles", A100-SXM4-40GB table; GKE's device
+            # plugin (mig.go) has the same counts for nvidia-tesla-a100.
             _mig(
                 ("1g.5gb", 7),
                 ("1g.5gb+me", 1),
@@ -151,8 +163,10 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             "nvidia-a100-80gb",
             # EC2 names both A100s `a100`; the pool's instance-type requirement tells them apart.
             "a100",
-            # MIG user guide, "Supported MIG Profiles", A100: the 40 GB table's instance counts
-            # under the A100-SXM4-80GB names it gives (1g.10gb ... 7g.80gb).
+            # MIG user guide, "Supported MIG Profiles", A100: "For A100-SXM4-80GB, the profile
+            # names will change according to the memory proportion" (1g.10gb, 1g.10gb+me,
+            # 1g.20gb, 2g.20gb, 3g.40gb, 4g.40gb, 7g.80gb), with the 40 GB table's instance
+            # counts; GKE's mig.go gives nvidia-a100-80gb the same counts.
             _mig(
                 ("1g.10gb", 7),
                 ("1g.10gb+me", 1),
@@ -183,7 +197,8 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe"),
             "nvidia-h100-80gb",
             "h100",
-            # MIG user guide, "Supported MIG Profiles", H100 MIG profiles (H100-SXM5-80GB).
+            # MIG user guide, "Supported MIG Profiles", H100 MIG profiles (H100-SXM5-80GB);
+            # GKE's mig.go agrees for nvidia-h100-80gb.
             _mig(
                 ("1g.10gb", 7),
                 ("1g.10gb+me", 1),
@@ -202,8 +217,8 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             ("NVIDIA-H200",),
             "nvidia-h200-141gb",
             "h200",
-            # Measured on that H200 with `nvidia-smi mig -lgip` (servestack issue 21); the MIG
-            # user guide's H200 table has the same names and counts.
+            # Measured on that H200 with `nvidia-smi mig -lgip` (servestack issue 21); GKE's
+            # mig.go has the same names and counts for nvidia-h200-141gb.
             _mig(
                 ("1g.18gb", 7),
                 ("1g.18gb+me", 1),
@@ -221,7 +236,8 @@ GPU_TABLE: dict[GpuType, GpuInfo] = {
             ("NVIDIA-B200",),
             "nvidia-b200",
             "b200",
-            # MIG user guide, "Supported MIG Profiles", B200 MIG profiles.
+            # MIG user guide, "Supported MIG Profiles", B200 MIG profiles; GKE's mig.go has the
+            # same names and counts for nvidia-b200.
             _mig(
                 ("1g.23gb", 7),
                 ("1g.23gb+me", 1),

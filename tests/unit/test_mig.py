@@ -182,9 +182,9 @@ def test_every_mig_gpu_has_seven_one_slice_instances_and_a_whole_gpu_profile() -
 @pytest.mark.parametrize(
     ("name", "gpu", "vcpu", "memory", "ephemeral"),
     [
-        ("p5.48xlarge", GpuType.H100, 192, 2048, 28610),
-        ("p5e.48xlarge", GpuType.H200, 192, 2048, 28610),
-        ("p6-b200.48xlarge", GpuType.B200, 192, 2048, 28610),
+        ("p5.48xlarge", GpuType.H100, 192, 2048, 28312),
+        ("p5e.48xlarge", GpuType.H200, 192, 2048, 28312),
+        ("p6-b200.48xlarge", GpuType.B200, 192, 2048, 28312),
         ("p4de.24xlarge", GpuType.A100_80GB, 96, 1152, 7450),
         ("a3-ultragpu-8g", GpuType.H200, 224, 2952, 12000),
         ("a4-highgpu-8g", GpuType.B200, 224, 3968, 12000),
