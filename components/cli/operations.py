@@ -101,7 +101,7 @@ def run(
     ws: ops.Workspace,
     stack: str,
     deployment: str | None,
-    edits: ops.Edits | Callable[[str], ops.Edits],
+    edits: ops.Edits | Callable[[str], ops.Edits | ops.Steps],
     *,
     yes: bool,
     wait: bool = True,
@@ -390,18 +390,26 @@ def promote(
     window: Annotated[
         str, typer.Option("--window", help="how far back --check looks (e.g. 5m)")
     ] = "5m",
+    shift: Annotated[
+        bool,
+        typer.Option(
+            "--shift",
+            help="no re-roll: the canary takes all traffic and grows to the stable count, "
+            "then the old stable track goes (two updates; both tracks full in between)",
+        ),
+    ] = False,
 ) -> None:
-    """Make the canary the stable version and remove the canary track."""
+    """Make the canary the stable version and remove the canary track (with --shift: the
+    canary's own pods become the stable track)."""
     if check:
         _check_canary(stack, deployment, prometheus, window)
-    run(
-        ctx,
-        workspace(lock_timeout, no_queue),
-        stack,
-        deployment,
-        lambda text: ops.promote_edits(text, deployment),
-        yes=yes,
-    )
+
+    def edits(text: str) -> ops.Edits | ops.Steps:
+        if shift:
+            return ops.shift_steps(text, deployment)
+        return ops.promote_edits(text, deployment)
+
+    run(ctx, workspace(lock_timeout, no_queue), stack, deployment, edits, yes=yes)
 
 
 @app.command()

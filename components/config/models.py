@@ -84,6 +84,20 @@ class StrategyType(StrEnum):
     canary = "canary"
 
 
+class Slot(StrEnum):
+    """Which of a deployment's two Deployments runs its stable track (``stableSlot``).
+
+    ``main`` is the Deployment named after the deployment (pods labelled
+    ``servestack.io/track: stable``), ``canary`` the one named ``<name>-canary`` (pods labelled
+    ``servestack.io/track: canary``). A label names the slot, not the role: after
+    ``promote --shift`` the ``canary`` slot serves the stable track with its pods unchanged,
+    and the next canary runs in the ``main`` slot.
+    """
+
+    main = "main"
+    canary = "canary"
+
+
 class QueueKind(StrEnum):
     rabbitmq = "rabbitmq"
     kafka = "kafka"
@@ -612,13 +626,14 @@ class Strategy(Spec):
     max_surge: int | str | None = None
     #: rolling only: pods that may be unavailable during a rollout.
     max_unavailable: int | str | None = None
-    #: canary only: share of traffic (percent) sent to the canary.
-    weight: Annotated[int, Field(ge=1, le=99)] | None = None
+    #: canary only: share of traffic (percent) sent to the canary; 100 while
+    #: `promote --shift` moves all of it (the stable track stays, warm).
+    weight: Annotated[int, Field(ge=1, le=100)] | None = None
     #: canary only: model version and image of the canary track.
     canary_version: str | None = None
     canary_image: str | None = None
     #: canary only: replicas of the canary track.
-    canary_replicas: Annotated[int, Field(ge=1, le=100)] | None = None
+    canary_replicas: Annotated[int, Field(ge=1, le=1000)] | None = None
 
     @model_validator(mode="after")
     def _params_for_type(self) -> Self:
@@ -839,6 +854,9 @@ class DeploymentSpec(Spec):
     autoscaling: Autoscaling | None = None
     load_balancer: LoadBalancerSpec | None = None
     strategy: Strategy = Strategy()
+    #: The Deployment that runs the stable track (see :class:`Slot`); `promote --shift`
+    #: moves it to the canary's.
+    stable_slot: Slot = Slot.main
     queue: Queue | None = None
     port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     #: Default per environment (servestack.config.defaults): on in production, else off.
@@ -889,6 +907,11 @@ class DeploymentSpec(Spec):
             raise _problem(
                 f"secretEnv {', '.join(clash)} also set in env: a value is either "
                 "plain (env) or secret (secretEnv), not both"
+            )
+        if self.stable_slot is Slot.canary and self.strategy.type is StrategyType.blue_green:
+            raise _problem(
+                "stableSlot canary is only for strategy rolling or canary: blue-green keys "
+                "the stable Deployment by version (stableSlot main)"
             )
         if (
             self.strategy.type is StrategyType.canary

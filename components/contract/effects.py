@@ -125,7 +125,68 @@ def _strategy(item: Any) -> StrategyType | None:
     return item.strategy.type if isinstance(item, DeploymentSpec) else None
 
 
+def shifted(old: Any, new: Any) -> bool:
+    """Whether the edit is `promote --shift`'s: the stable track moves to the slot of the
+    canary (``stableSlot``), whose version and image it keeps, so its pods stay."""
+    if not isinstance(old, DeploymentSpec) or not isinstance(new, DeploymentSpec):
+        return False
+    s = old.strategy
+    return (
+        s.type is StrategyType.canary
+        and new.stable_slot is not old.stable_slot
+        and (new.model.version, new.model.image) == (s.canary_version, s.canary_image)
+    )
+
+
+#: Why a shift's rows change no pod (see :func:`shifted`).
+SHIFTED = "promote --shift: the canary's pods (this version) become the stable track as they are"
+
+
+def _shift_effect(ctx: EditContext) -> Outcome | None:
+    if shifted(ctx.old, ctx.new):
+        return Outcome(Effect.IN_PLACE, SHIFTED)
+    return None
+
+
+def _slot_effect(ctx: EditContext) -> Outcome | None:
+    found = _shift_effect(ctx)
+    if found is not None:
+        return found
+    old, new = ctx.old, ctx.new
+    if (
+        isinstance(old, DeploymentSpec)
+        and isinstance(new, DeploymentSpec)
+        and old.strategy.type is StrategyType.canary
+        and new.strategy.type is not StrategyType.canary
+    ):
+        return Outcome(
+            Effect.RESTART,
+            "the canary's Deployment takes the stable track and rolls to its version; the "
+            "old stable Deployment goes",
+        )
+    return None
+
+
+def _canary_track_effect(ctx: EditContext) -> Outcome | None:
+    """The canary's version or image goes with a shift: its pods now serve as stable."""
+    new = ctx.new
+    if shifted(ctx.old, new) and new.strategy.type is not StrategyType.canary:
+        return Outcome(Effect.IN_PLACE, SHIFTED)
+    return None
+
+
+def _weight_effect(ctx: EditContext) -> Outcome | None:
+    if shifted(ctx.old, ctx.new):
+        return Outcome(
+            Effect.IN_PLACE,
+            "promote --shift: the canary takes 100% of the traffic first, then the routes go",
+        )
+    return None
+
+
 def _version_effect(ctx: EditContext) -> Outcome | None:
+    if shifted(ctx.old, ctx.new):
+        return Outcome(Effect.IN_PLACE, SHIFTED)
     if StrategyType.blue_green in (_strategy(ctx.old), _strategy(ctx.new)):
         return Outcome(
             Effect.REPLACE,
@@ -138,6 +199,11 @@ def _version_effect(ctx: EditContext) -> Outcome | None:
 
 
 def _strategy_type_effect(ctx: EditContext) -> Outcome | None:
+    if shifted(ctx.old, ctx.new):
+        return Outcome(
+            Effect.IN_PLACE,
+            "promote --shift: the routes go; the canary's Deployment stays, as the stable one",
+        )
     if StrategyType.blue_green not in (_strategy(ctx.old), _strategy(ctx.new)):
         return Outcome(
             Effect.IN_PLACE,
@@ -555,6 +621,7 @@ _RULES: tuple[Rule, ...] = (
         Effect.RESTART,
         "a new image rolls the pods",
         ("Deployment",),
+        override=_shift_effect,
     ),
     Rule(
         "deployments.<name>.model.storage.pvc",
@@ -799,6 +866,15 @@ _RULES: tuple[Rule, ...] = (
         override=_strategy_type_effect,
     ),
     Rule(
+        "deployments.<name>.stableSlot",
+        Effect.REPLACE,
+        "the stable track moves to the other Deployment (<name> or <name>-canary): it starts "
+        "all its pods, then the old one is deleted",
+        ("Deployment", "DestinationRule", "HorizontalPodAutoscaler"),
+        impact=SWITCHED,
+        override=_slot_effect,
+    ),
+    Rule(
         "deployments.<name>.strategy.maxSurge",
         Effect.IN_PLACE,
         "rollout parameters, outside the pod template",
@@ -815,18 +891,21 @@ _RULES: tuple[Rule, ...] = (
         Effect.IN_PLACE,
         "route weights change in place",
         ("VirtualService",),
+        override=_weight_effect,
     ),
     Rule(
         "deployments.<name>.strategy.canaryVersion",
         Effect.RESTART,
         "the canary track's pods roll",
         ("Deployment",),
+        override=_canary_track_effect,
     ),
     Rule(
         "deployments.<name>.strategy.canaryImage",
         Effect.RESTART,
         "the canary track's pods roll",
         ("Deployment",),
+        override=_canary_track_effect,
     ),
     Rule(
         "deployments.<name>.strategy.canaryReplicas",

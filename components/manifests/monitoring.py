@@ -66,10 +66,13 @@ class Queries:
     namespace: str
     name: str
     mon: Monitoring
+    #: The ``track`` label (the pods' slot) of the stable track and of the canary's.
+    slots: tuple[str, str] = (naming.STABLE, naming.CANARY)
 
     @classmethod
     def of(cls, spec: DeploymentSpec, mon: Monitoring) -> Queries:
-        return cls(spec.namespace, spec.name, mon)
+        slots = (naming.deployment_slot(spec, naming.STABLE), naming.deployment_slot(spec, naming.CANARY))
+        return cls(spec.namespace, spec.name, mon, slots)
 
     # -- selectors ------------------------------------------------------------------------
     def selector(self, *extra: str) -> str:
@@ -300,7 +303,7 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
     if mon.alerts.replicas_unavailable.enabled:
         workloads = [naming.workload_name(spec)]
         if spec.strategy.type is StrategyType.canary:
-            workloads.append(naming.child_name(spec.name, naming.CANARY))
+            workloads.append(naming.deployment_name(spec, naming.CANARY))
         sel = f"namespace={_q(spec.namespace)},deployment=~{_q('|'.join(workloads))}"
         expr = (
             f"sum by (namespace, deployment) (kube_deployment_status_replicas_available{{{sel}}})"
@@ -360,10 +363,11 @@ def canary_worse_expr(q: Queries) -> str:
     """Canary error ratio above stable's plus its margin, or its p99 above stable's plus its
     margin (the promotion gate applies the same two tests)."""
     p99 = Queries.quantile_record(0.99)
-    canary_err = f"max without ({TRACK_LABEL}) ({q.recorded(ERRORS, naming.CANARY)})"
-    stable_err = f"max without ({TRACK_LABEL}) ({q.recorded(ERRORS, naming.STABLE)})"
-    canary_p99 = f"max without ({TRACK_LABEL}) ({q.recorded(p99, naming.CANARY)})"
-    stable_p99 = f"max without ({TRACK_LABEL}) ({q.recorded(p99, naming.STABLE)})"
+    stable, canary = q.slots
+    canary_err = f"max without ({TRACK_LABEL}) ({q.recorded(ERRORS, canary)})"
+    stable_err = f"max without ({TRACK_LABEL}) ({q.recorded(ERRORS, stable)})"
+    canary_p99 = f"max without ({TRACK_LABEL}) ({q.recorded(p99, canary)})"
+    stable_p99 = f"max without ({TRACK_LABEL}) ({q.recorded(p99, stable)})"
     return (
         f"({canary_err} > {stable_err} + {_num(q.canary_error_margin)})"
         f" or ({canary_p99} > {stable_p99} + {_num(q.canary_latency_margin_seconds)})"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from servestack.config.models import DeploymentSpec, StrategyType
+from servestack.config.models import DeploymentSpec, Slot, StrategyType
 from servestack.contract import labels as keys
 from servestack.manifests.provenance import opt, src
 
@@ -71,15 +71,45 @@ def version_slug(version: str) -> str:
     return f"{slug}--{digest}"
 
 
-def workload_name(spec: DeploymentSpec) -> str:
-    """Name of the stable Deployment.
+def slot(spec: DeploymentSpec, track: str) -> str:
+    """The slot that runs ``track`` (:data:`STABLE` or :data:`CANARY`): the value of its
+    pods' track label, which its Deployment's selector holds. The stable track runs in
+    slot ``stableSlot`` (``main`` is :data:`STABLE`), a canary in the other one.
+
+    A Deployment's slot label never changes (it is in its name): ``stableSlot`` decides
+    which Deployment a track is, and is recorded in the names (:func:`workload_fields`)."""
+    return _slot(spec, track)
+
+
+def deployment_slot(spec: DeploymentSpec, track: str) -> str:
+    """:func:`slot` (for names and queries)."""
+    return _slot(spec, track)
+
+
+def _slot(spec: DeploymentSpec, track: str) -> str:
+    swapped = spec.stable_slot is Slot.canary
+    if track == STABLE:
+        return CANARY if swapped else STABLE
+    return STABLE if swapped else CANARY
+
+
+def deployment_name(spec: DeploymentSpec, track: str) -> str:
+    """Name of the Deployment of ``track``: ``<name>`` for slot stable (by version under
+    blue-green), ``<name>-canary`` for slot canary, whichever track runs there.
 
     Blue-green keys the Deployment by model version, so a new version is a new Deployment
     created next to the old one: traffic switches when it is ready, then the old one goes.
     """
+    if _slot(spec, track) == CANARY:
+        return child_name(spec.name, CANARY)
     if spec.strategy.type is StrategyType.blue_green:
         return child_name(spec.name, version_slug(spec.model.version))
     return spec.name
+
+
+def workload_name(spec: DeploymentSpec) -> str:
+    """Name of the stable Deployment."""
+    return deployment_name(spec, STABLE)
 
 
 def child_names(spec: DeploymentSpec) -> set[str]:
@@ -99,7 +129,8 @@ def labels(spec: DeploymentSpec) -> dict[str, str]:
 
 
 def selector(spec: DeploymentSpec, track: str | None = None) -> dict[str, str]:
-    """Pod selector. With a track it is a Deployment's (immutable) selector.
+    """Pod selector. With a track it is a Deployment's (immutable) selector: the track's
+    slot (:func:`slot`).
 
     Only fields whose edit already means a new Deployment go in: the name, the track and,
     for blue-green (whose Deployment is keyed by version), the version. Anything else here
@@ -107,7 +138,7 @@ def selector(spec: DeploymentSpec, track: str | None = None) -> dict[str, str]:
     """
     sel = {keys.NAME: src(spec.name, "name")}
     if track is not None:
-        sel[TRACK_LABEL] = track
+        sel[TRACK_LABEL] = slot(spec, track)
     if spec.strategy.type is StrategyType.blue_green and track != CANARY:
         sel[VERSION_LABEL] = src(
             version_slug(spec.model.version), "model.version", when=["strategy.type"]
@@ -122,4 +153,4 @@ def workload_fields(spec: DeploymentSpec) -> tuple[str, ...]:
     """
     if spec.strategy.type is StrategyType.blue_green:
         return ("name", "strategy.type", "model.version")
-    return ("name", "strategy.type")
+    return ("name", "strategy.type", "stableSlot")

@@ -11,6 +11,7 @@ Mapping of `loadBalancer` settings to the data plane that reads them:
 | healthCheck.path/interval    | Pod readinessProbe (who gets traffic) and DestinationRule     |
 | healthCheck.failureThreshold | outlierDetection (passive ejection of failing endpoints)     |
 | strategy canary weight       | VirtualService route weights over subsets stable / canary    |
+| stableSlot                   | which pods (track label) each subset selects                 |
 
 Prerequisite: Istio (or any mesh that reads networking.istio.io/v1) in the cluster. With
 `loadBalancer.enabled: false` only the Service is created and kube-proxy spreads traffic.
@@ -92,7 +93,7 @@ def destination_rule(spec: DeploymentSpec, lb: LoadBalancerSpec) -> Manifest:
     if spec.strategy.type is StrategyType.canary:
         body["subsets"] = opt(
             [
-                {"name": track, "labels": {naming.TRACK_LABEL: track}}
+                {"name": track, "labels": {naming.TRACK_LABEL: src(naming.slot(spec, track), "stableSlot")}}
                 for track in (naming.STABLE, naming.CANARY)
             ],
             "strategy.type",

@@ -344,7 +344,8 @@ def deployment(
     origin: Origins | None = None,
     gpu_marks: gpu_scheduling.GpuMarks = GpuLabels.servestack,
 ) -> Manifest:
-    """The Deployment of one track (stable, or the canary).
+    """The Deployment of one track (stable, or the canary), in the track's slot
+    (:func:`naming.slot`): a track's pod template is the same in either slot.
 
     ``origin`` says which fields the effective settings came from (for provenance only).
     """
@@ -353,7 +354,7 @@ def deployment(
     o = origin or NO_ORIGINS
     version = strategy.canary_version if canary and strategy.canary_version else spec.model.version
     image = strategy.canary_image if canary and strategy.canary_image else spec.model.image
-    name = naming.child_name(spec.name, naming.CANARY) if canary else naming.workload_name(spec)
+    name = naming.deployment_name(spec, track)
     annotations = (
         {labels.DESCRIPTION: opt(spec.description, "description")} if spec.description else {}
     )
@@ -373,10 +374,13 @@ def deployment(
         ),
     }
     if canary:
+        # Present while the Deployment is the canary's (it goes when the Deployment becomes
+        # the stable track under an autoscaler: promote --shift).
         body["replicas"] = src(
             (strategy.canary_replicas or 1) if spec.active else 0,
             *(("strategy.canaryReplicas",) if spec.active else ()),
             via=["active"],
+            when=["strategy.type"],
         )
     elif not eff.autoscaled:
         # With an autoscaler the HPA owns the replica count; writing it here would fight it.
@@ -386,10 +390,10 @@ def deployment(
     if strategy.type is StrategyType.blue_green or canary:
         # A blue-green Deployment is new per version; the canary track is small: both
         # start all their pods at once.
-        body["strategy"] = {
-            "type": "RollingUpdate",
-            "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0},
-        }
+        body["strategy"] = src(
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}},
+            "strategy.type",
+        )
     else:
         body["strategy"] = {
             "type": "RollingUpdate",
@@ -403,7 +407,7 @@ def deployment(
     meta = metadata(
         spec,
         name,
-        name_from=("name", "strategy.type") if canary else naming.workload_fields(spec),
+        name_from=("name", "strategy.type", "stableSlot") if canary else naming.workload_fields(spec),
     )
     if annotations:
         meta["annotations"] = annotations

@@ -11,10 +11,11 @@ from typing import Any
 
 from servestack.config import paths
 from servestack.config.errors import ConfigError, Problem
-from servestack.config.models import StrategyType
+from servestack.config.capacity import at_rest_pods
+from servestack.config.models import Slot, StrategyType
 from servestack.config.quantities import format_cpu, format_memory
 from servestack.config.stackfile import get_value
-from servestack.config.validation import read_stack_text
+from servestack.config.validation import parse_stack, read_stack_text
 from servestack.ops.describe import no_such_deployment
 from servestack.ops.releases import Release, previous
 
@@ -113,6 +114,9 @@ def set_model_edits(
             f"{base}.model.image": image,
             f"{base}.strategy": {"type": strategy.value},
         }
+        if strategy is StrategyType.blue_green and _get(text, f"{base}.stableSlot") is not None:
+            # Blue-green keys the stable Deployment by version: the slot is main's again.
+            edits[f"{base}.stableSlot"] = None
     return NotedEdits(edits, notes) if notes else edits
 
 
@@ -161,6 +165,46 @@ def promote_edits(text: str, deployment: str) -> Edits:
         f"{base}.model.image": strategy["canaryImage"],
         f"{base}.strategy": {"type": "rolling"},
     }
+
+
+def shift_steps(text: str, deployment: str) -> list[Edits]:
+    """`promote --shift`: the canary's Deployment becomes the stable track without a
+    restart, in two updates (each a valid stack file; see docs/operations.md):
+
+    1. the canary takes all the traffic (``weight: 100``) and grows to the stable track's
+       pods at rest (``canaryReplicas``: replicas, or minReplicas under an autoscaler);
+    2. the stable track moves to the canary's slot (``stableSlot``) with the canary's
+       version and image, the strategy is rolling again: the old stable Deployment and the
+       routes go, the canary's pods stay as they are.
+
+    Returns the two edit sets; the second is meant for the text the first produced.
+
+    Raises:
+        ConfigError: the deployment runs no canary (one line, at its strategy).
+    """
+    base = paths.deployment(deployment)
+    strategy = _canary(text, deployment, "no canary to promote with --shift")
+    spec = next(d for d in parse_stack(read_stack_text(text)).deployments if d.name == deployment)
+    pods = max(at_rest_pods(spec), 1)
+    first: Edits = {f"{base}.strategy.weight": 100, f"{base}.strategy.canaryReplicas": pods}
+    slot = Slot.main if spec.stable_slot is Slot.canary else Slot.canary
+    second = NotedEdits(
+        {
+            f"{base}.model.version": strategy["canaryVersion"],
+            f"{base}.model.image": strategy["canaryImage"],
+            f"{base}.strategy": {"type": "rolling"},
+            # The default (main) is left out of the file.
+            f"{base}.stableSlot": slot.value if slot is Slot.canary else None,
+        },
+        [
+            f"{base}: two updates: first the canary takes 100% of the traffic and grows to "
+            f"{pods} pod{'s' if pods != 1 else ''}, then the old stable track goes "
+            f"(stableSlot {slot.value})"
+        ],
+    )
+    if first == {k: _get(text, k) for k in first}:
+        return [second]  # the first update already ran (an interrupted shift, run again)
+    return [first, second]
 
 
 def rollback_edits(text: str, deployment: str) -> Edits:

@@ -126,8 +126,15 @@ def execute(
     *,
     scoped: bool = True,
     on_event: Callable[[Any], None] | None = None,
-) -> None:
+    then_text: str | None = None,
+) -> bool:
     """Write ``target_text`` to the stack file and run `pulumi up`; roll back on failure.
+    Returns whether ``target_text`` was applied.
+
+    ``then_text``: the stack file the operation applies next, in an update of its own (an
+    operation in steps). Applied, ``target_text`` is the last good config, the operation
+    stays running and its journal stays, naming ``then_text``: whoever finds it after a
+    kill applies both (:mod:`servestack.ops.interrupted`).
 
     A first SIGINT is left to the engine, which got it too (Ctrl-C signals the whole
     process group) and stops cleanly; the operation then ends ``interrupted`` and keeps its
@@ -137,13 +144,14 @@ def execute(
     path = ws.stack_file(stack)
     last_good = ws.state / "last-good" / f"{stack}.yaml"
     journal = recovery.Journal.start(op.id, stack, before_text, target_text)
+    journal.then_text = then_text
     target = parse_text(target_text, str(path))
     engine = engine_for(ws, stack, op.id, config=target)
     names: frozenset[str] | None = None
     op.status, op.phase = OperationStatus.running, journal.phase
     records.save(ws.state, op)
     recovery.write_journal(ws.state, journal)
-    final = False
+    final = applied = False
     try:
         write_atomic(path, target_text)
         testhook.pause("stack-written")
@@ -174,17 +182,23 @@ def execute(
                 "stopped by SIGINT; the engine stopped cleanly. The stack file holds the new "
                 f"config; the next operation on stack {stack} finishes the change"
             )
-            return
+            return False
         if failure is None:
-            op.status = OperationStatus.succeeded
             write_atomic(last_good, target_text)
+            applied = True
+            if then_text is not None:
+                op.stages = [*(op.stages or []), op.result or {}]
+                journal.phase = "applied"
+                recovery.write_journal(ws.state, journal)
+                return True
+            op.status = OperationStatus.succeeded
             final = True
-            return
+            return True
         op.error = engine_error(failure)
         failed = ws.state / "failed" / f"{stack}-{op.id}.yaml"
         write_atomic(failed, target_text)
         good = last_good.read_text(encoding="utf-8") if last_good.exists() else before_text
-        journal.phase, journal.target_text = "rollback", good
+        journal.phase, journal.target_text, journal.then_text = "rollback", good, None
         # Back to the good config: the same deployments when it is the one this started from.
         names = names if good == before_text else None
         journal.scope = sorted(names) if names else None
@@ -204,6 +218,7 @@ def execute(
         succeeded = op.rollback["status"] == OperationStatus.succeeded
         op.status = OperationStatus.rolled_back if succeeded else OperationStatus.failed
         final = True
+        return False
     except KeyboardInterrupt:  # a second Ctrl-C: stop now; the next operation cleans up
         op.status = OperationStatus.interrupted
         op.error = "stopped at once by a second SIGINT; the next operation cleans up"

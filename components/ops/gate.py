@@ -140,9 +140,10 @@ def figures(q: mon_rules.Queries, query: Query, window: str) -> dict[str, Figure
     rates = query(q.request_rate(window))
     errors = query(q.error_ratio(window))
     p99 = query(q.quantile(0.99, window))
+    # The series' track label is the pods' slot (naming.slot): keyed by role here.
     return {
-        track: Figures(rates.get(track), errors.get(track), p99.get(track))
-        for track in (naming.STABLE, naming.CANARY)
+        track: Figures(rates.get(slot), errors.get(slot), p99.get(slot))
+        for track, slot in zip((naming.STABLE, naming.CANARY), q.slots, strict=True)
     }
 
 

@@ -67,7 +67,15 @@ def recover(ws: Workspace, stack: str) -> list[str]:
         cleanup=lines,
     )
     records.save(ws.state, fix)
-    execute(ws, fix, journal.before_text, journal.target_text, None, scoped=bool(journal.scope))
+    scoped = bool(journal.scope)
+    then = journal.then_text
+    if journal.phase == "applied" and then is not None:
+        # Killed between two updates of an operation in steps: the first is applied.
+        lines.append("its first update was applied: applying its next one")
+        execute(ws, fix, journal.target_text, then, None, scoped=scoped)
+    elif execute(ws, fix, journal.before_text, journal.target_text, None, scoped=scoped, then_text=then):
+        if then is not None:
+            execute(ws, fix, journal.target_text, then, None, scoped=scoped)
     line = f"finished interrupted operation {journal.operation}: {fix.status} (operation {fix.id})"
     say(line)
     lines.append(line)
@@ -111,6 +119,13 @@ def _converge(
     )
     say(line)
     done = [line]
+    if journal.then_text is not None:
+        line = (
+            "its next update is not applied: the edited stack file decides what runs "
+            "(run the operation again)"
+        )
+        say(line)
+        done.append(line)
     names = frozenset(journal.scope) if journal.scope else None
     fix = Operation(
         id=uuid.uuid4().hex[:12],

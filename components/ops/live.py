@@ -127,7 +127,7 @@ class LiveState:
 def workload_names(spec: DeploymentSpec) -> list[str]:
     names = [naming.workload_name(spec)]
     if spec.strategy.type is StrategyType.canary:
-        names.append(naming.child_name(spec.name, naming.CANARY))
+        names.append(naming.deployment_name(spec, naming.CANARY))
     return names
 
 

@@ -41,6 +41,7 @@ from servestack.ops.edits import (
     rollback_edits,
     rollback_to_previous_edits,
     set_model_edits,
+    shift_steps,
 )
 from servestack.ops.engine_errors import engine_error
 from servestack.ops.floors import below_floor
@@ -48,7 +49,7 @@ from servestack.ops.interrupted import recover
 from servestack.ops.records import FINAL, Operation, OperationStatus
 from servestack.ops.releases import Release
 from servestack.ops.releases import history as release_history
-from servestack.ops.transaction import OperationRefused, Plan, apply, plan
+from servestack.ops.transaction import OperationRefused, Plan, Steps, apply, plan
 from servestack.ops.workspace import Progress, Workspace
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "Plan",
     "Progress",
     "Release",
+    "Steps",
     "StrategyType",
     "Workspace",
     "apply",
@@ -77,6 +79,7 @@ __all__ = [
     "rollback_edits",
     "rollback_to_previous_edits",
     "set_model_edits",
+    "shift_steps",
     "status",
     "update_model_deployment",
 ]

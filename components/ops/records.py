@@ -60,6 +60,9 @@ class Operation:
     finished_at: str | None = None
     changes: list[dict[str, Any]] = field(default_factory=list)
     result: dict[str, Any] | None = None
+    #: An operation in several updates: the engine's resource changes of each update
+    #: before the last (whose are ``result``).
+    stages: list[dict[str, Any]] | None = None
     error: str | None = None
     rollback: dict[str, Any] | None = None
     #: The process that runs it: a record left ``running`` by a dead pid is ``interrupted``.

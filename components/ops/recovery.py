@@ -79,6 +79,9 @@ class Journal:
     target_text: str
     #: The deployments the update was scoped to (:mod:`servestack.ops.scope`); None: all.
     scope: list[str] | None = None
+    #: The stack file the operation applies next, by an update of its own, once
+    #: ``target_text`` is applied (phase ``applied``): an operation in steps.
+    then_text: str | None = None
 
     @classmethod
     def start(cls, operation: str, stack: str, before_text: str, target_text: str) -> Journal:

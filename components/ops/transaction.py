@@ -25,8 +25,12 @@ from servestack.ops.lock import StackLock
 from servestack.ops.records import Operation, OperationStatus
 from servestack.ops.workspace import Progress, Workspace
 from servestack.review import allowances
-from servestack.review.diff import Change, DiffResult, FieldChange
-from servestack.review.predict import parse_text, predict
+from servestack.review.diff import Change, DiffResult, FieldChange, diff_configs
+from servestack.review.predict import Prediction, parse_text, predict
+
+#: Edits applied in several updates, one after the other (``promote --shift``): each set is
+#: meant for the text the previous one produced, and each result is a valid stack file.
+Steps = list[Edits]
 
 
 class OperationRefused(Exception):
@@ -58,6 +62,11 @@ class Plan:
     scoped: bool = True
     #: Told every engine event of the update (the progress of `servestack up`).
     on_event: Callable[[Any], None] | None = None
+    #: Stack files applied, each by an update of its own, before ``after_text`` (an
+    #: operation in several steps; ``diff`` is the whole change's).
+    steps: list[str] = field(default_factory=list)
+    #: Each update's own prediction, the last one's included (several steps only).
+    stages: list[Prediction] = field(default_factory=list)
 
     @property
     def needs_confirmation(self) -> list[FieldChange]:
@@ -73,7 +82,7 @@ class Plan:
 def plan(
     ws: Workspace,
     stack: str,
-    edits: Edits | Callable[[str], Edits],
+    edits: Edits | Callable[[str], Edits | Steps],
     deployment: str | None = None,
     *,
     operation: str = "edit",
@@ -106,7 +115,10 @@ def plan(
 
 
 def _plan(
-    ws: Workspace, stack: str, edits: Edits | Callable[[str], Edits], deployment: str | None
+    ws: Workspace,
+    stack: str,
+    edits: Edits | Callable[[str], Edits | Steps],
+    deployment: str | None,
 ) -> Plan:
     path = ws.stack_file(stack)
     before_text = reader.read_text(path)
@@ -120,7 +132,18 @@ def _plan(
         except KeyError as exc:
             where = paths.deployment(deployment) if deployment else ""
             raise ConfigError([Problem(where, f"not found: {exc.args[0]}")], str(path)) from None
-    found = predict(before_text, edits, source=str(path), before=before)
+    stages: list[Prediction] = []
+    if isinstance(edits, list):
+        # Several updates: each step's prediction, then the whole change's for the review.
+        text, config = before_text, before
+        for step in edits:
+            stages.append(predict(text, step, source=str(path), before=config))
+            text, config = stages[-1].text, stages[-1].after
+        notes = [n for step in edits for n in notes_of(step)]
+        found = Prediction(before_text, text, before, config, diff_configs(before, config))
+    else:
+        notes = notes_of(edits)
+        found = predict(before_text, edits, source=str(path), before=before)
     diff = found.diff
     forbidden = [c for c in diff.changes if c.effect is Change.FORBIDDEN]
     if forbidden:
@@ -135,7 +158,16 @@ def _plan(
             diff,
         )
     return Plan(
-        stack, deployment, before_text, found.text, before, found.after, diff, notes=notes_of(edits)
+        stack,
+        deployment,
+        before_text,
+        found.text,
+        before,
+        found.after,
+        diff,
+        notes=notes,
+        steps=[s.text for s in stages[:-1]],
+        stages=stages,
     )
 
 
@@ -217,6 +249,7 @@ def _handed(p: Plan) -> dict[str, Any]:
         "before_text": p.before_text,
         "after_text": p.after_text,
         "notes": p.notes,
+        "steps": p.steps,
     }
 
 
@@ -278,7 +311,25 @@ def run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: 
             execute(ws, op, p.before_text, armed, progress, scoped=p.scoped)
             if op.status is not OperationStatus.succeeded:
                 return
-        execute(ws, op, p.before_text, p.after_text, progress, scoped=p.scoped, on_event=p.on_event)
+        texts = [*p.steps, p.after_text]
+        prev = p.before_text
+        for i, text in enumerate(texts):
+            # Each update's journal names the next one: a kill between them is finished
+            # by the next operation on the stack (servestack.ops.interrupted).
+            later = texts[i + 1] if i + 1 < len(texts) else None
+            applied = execute(
+                ws,
+                op,
+                prev,
+                text,
+                progress,
+                scoped=p.scoped,
+                on_event=p.on_event,
+                then_text=later,
+            )
+            if not applied:
+                return
+            prev = text
         if used and op.status is OperationStatus.succeeded:
             # An entry allows one edit: once applied, it goes from the stack file.
             done = allowances.without(p.after_text, used)

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         after,
         diff_configs(before, after),
         notes=saved["notes"],
+        steps=saved.get("steps") or [],
     )
     op.adopt()
     print(f"{now()} operation {op.id}: pid {op.pid}, stack {op.stack}", flush=True)

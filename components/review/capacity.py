@@ -51,10 +51,12 @@ class Track:
     rolls: bool
     max_surge: int = 0
     max_unavailable: int = 0
+    #: The canary's Deployment, which takes the stable track (``promote --shift``).
+    promoted: bool = False
 
     @property
     def word(self) -> str:
-        return "the canary" if self.canary else "the stable track"
+        return "the canary" if self.canary or self.promoted else "the stable track"
 
 
 def _resolve(value: Any, pods: int, *, round_up: bool) -> int:
@@ -82,7 +84,8 @@ def tracks(
 ) -> list[Track]:
     """The model's Deployments before and after an edit."""
     before, after = _deployments(old), _deployments(new)
-    canary = naming.child_name(new_spec.name, naming.CANARY)
+    was_canary = _canary_name(old_spec)
+    canary = _canary_name(new_spec)
     out = []
     for name in [*before, *(n for n in after if n not in before)]:
         b, a = before.get(name), after.get(name)
@@ -99,8 +102,17 @@ def tracks(
             and bool(pods_a)
             and b["spec"]["template"] != a["spec"]["template"]
         )
-        out.append(Track(name == canary, pods_b, pods_a, rolls, surge, unavailable))
+        is_canary = name == canary or (a is None and name == was_canary)
+        promoted = a is not None and b is not None and name == was_canary and name != canary
+        out.append(Track(is_canary, pods_b, pods_a, rolls, surge, unavailable, promoted))
     return out
+
+
+def _canary_name(spec: DeploymentSpec | None) -> str | None:
+    """The name of the canary track's Deployment (None: no canary)."""
+    if spec is None or spec.strategy.type is not StrategyType.canary:
+        return None
+    return naming.deployment_name(spec, naming.CANARY)
 
 
 def _plural(n: int, word: str) -> str:
@@ -134,16 +146,24 @@ def forecast(ts: list[Track], spec: DeploymentSpec) -> str:
         elif t.after is None and t.before:
             if t.canary:
                 goes.append(f"removes the canary track ({_plural(t.before, 'pod')})")
+            elif any(o.promoted for o in ts):
+                goes.append(f"then removes the old stable track ({_plural(t.before, 'pod')})")
             elif added:
                 goes.append(f"the old colour's {_plural(t.before, 'pod')} go after the switch")
             else:
                 goes.append(f"removes {_plural(t.before, 'pod')}")
+        elif t.promoted:
+            grows = f"scales the canary {t.before} -> {t.after} pods" if t.before != t.after else ""
+            what = "its pods take the stable track unchanged"
+            rolls.append(f"{grows}; {what}" if grows else what)
         elif t.before is not None and t.after is not None and t.before != t.after:
             rolls.append(f"scales {t.word} {t.before} -> {t.after} pods")
     parts = starts + rolls + goes
     if not parts:
         return ""
-    stable_touched = any(not t.canary and (t.rolls or t.before != t.after) for t in ts)
+    stable_touched = any(
+        not t.canary and (t.rolls or t.promoted or t.before != t.after) for t in ts
+    )
     if not stable_touched and any(not t.canary for t in ts):
         parts.append("stable pods untouched")
     return "; ".join(parts)
@@ -203,7 +223,9 @@ def _peak(ts: list[Track]) -> tuple[int, int, str]:
     lets it stop an old pod first), and tracks take turns: the least is the pods they keep
     plus the largest single step. A new Deployment (canary track, blue-green colour) needs
     all its pods beside the old colour, which stays until the switch."""
-    changing = any(t.rolls or (t.before is None and t.after) for t in ts)
+    # A removed Deployment goes last (the engine deletes after every update, and a
+    # shift's second update removes it): it stays while the others grow.
+    changing = any(t.rolls or (t.after or 0) > (t.before or 0) for t in ts)
     kept = surge = step = 0
     words = []
     for t in ts:
@@ -221,10 +243,11 @@ def _peak(ts: list[Track]) -> tuple[int, int, str]:
             stays = (t.before or 0) if changing else 0
             kept += stays
             if stays:
-                words.append(f"{stays} of the old colour")
+                old = "the old stable track" if any(o.promoted for o in ts) else "the old colour"
+                words.append(f"{stays} of {old}")
         elif after:
             kept += after
-            if t.canary:
+            if t.canary or t.promoted:
                 words.append(_plural(after, "canary pod"))
             elif t.before is None:
                 words.append(f"{after} of the new colour")

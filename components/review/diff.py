@@ -336,7 +336,13 @@ def _capacity(
     told = forecast(ts, new)
     if not told:
         return rows
-    return [replace(r, impact=told) if r.effect is Effect.RESTART else r for r in rows]
+    # A shift restarts nothing: its forecast goes on the row that moves the stable track.
+    return [
+        replace(r, impact=told)
+        if r.effect is Effect.RESTART or r.path.endswith(".stableSlot")
+        else r
+        for r in rows
+    ]
 
 
 def _refusals(result: DiffResult) -> list[FieldChange]:

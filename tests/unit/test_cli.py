@@ -286,7 +286,7 @@ CASES = (
         + ("--weight", "150"),
         INVALID,
         "{root}/stacks/Pulumi.dev.yaml: deployments.bert-sentiment.strategy.weight: 150 is not "
-        "allowed: input should be less than or equal to 99",
+        "allowed: input should be less than or equal to 100",
     ),
     Case(
         "set-model-strategy",

@@ -277,7 +277,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
         [
             "deployments.bert: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
             "description, model, processing, resources, replicas, active, autoscaling, "
-            "loadBalancer, strategy, queue, port, monitoring, env, secretEnv, tags, "
+            "loadBalancer, strategy, stableSlot, queue, port, monitoring, env, secretEnv, tags, "
             "imagePullSecrets, command, args, priorityClassName, topologySpread, affinity, "
             "environment, namespace)"
         ],
@@ -412,12 +412,25 @@ RULES: list[tuple[str, Any, list[str]]] = [
         ],
     ),
     (
-        "canary-weight-100",
-        dep(strategy={**CANARY, "weight": 100}),
+        "canary-weight-101",
+        dep(strategy={**CANARY, "weight": 101}),
         [
-            "deployments.bert.strategy.weight: 100 is not allowed: input should be less than or "
-            "equal to 99"
+            "deployments.bert.strategy.weight: 101 is not allowed: input should be less than or "
+            "equal to 100"
         ],
+    ),
+    (
+        "stable-slot-canary-with-blue-green",
+        dep(stableSlot="canary", strategy={"type": "blue_green"}),
+        [
+            "deployments.bert: stableSlot canary is only for strategy rolling or canary: "
+            "blue-green keys the stable Deployment by version (stableSlot main)"
+        ],
+    ),
+    (
+        "stable-slot-unknown",
+        dep(stableSlot="blue"),
+        ["deployments.bert.stableSlot: 'blue' is not allowed; allowed: 'main' or 'canary'"],
     ),
     (
         "weight-on-rolling",

@@ -92,8 +92,8 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
     # 67 before the 24 fields of the monitoring block, 2 of MIG, 14 of pod settings and
     # queue workers, 5 of model storage; cluster.nodeClass's three (one before) and
     # nodePools.<name>.consolidateAfterSeconds; the cluster's GPU labels (gpuLabels,
-    # customGpuLabels' three).
-    assert len(LEAVES) == len(set(LEAVES)) == 121
+    # customGpuLabels' three); stableSlot (promote --shift).
+    assert len(LEAVES) == len(set(LEAVES)) == 122
 
 
 @pytest.mark.parametrize("path", LEAVES)

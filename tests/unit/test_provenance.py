@@ -59,10 +59,15 @@ class Edit:
     #: Edits validation requires with this one (path -> value), and why.
     also: dict[str, Any] = field(default_factory=dict)
     why: str = ""
+    #: Tells apart two edits of one path to one value (with other ``also``).
+    tag: str = ""
+    #: Resources whose marks naming the field may stay as they are: promote --shift keeps
+    #: the canary's Deployment, whose name names stableSlot, as the stable track.
+    keeps: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
-        return f"{self.sample}:{self.path}={self.value!r}"
+        return f"{self.sample}:{self.path}={self.value!r}{self.tag}"
 
 
 def _pair(path: str, value: Any, why: str, **also: Any) -> dict[str, Any]:
@@ -376,6 +381,32 @@ EDITS: tuple[Edit, ...] = (
     ),
     Edit(
         "deployments.<name>.strategy.canaryReplicas", "deployments.chat.strategy.canaryReplicas", 3
+    ),
+    # The stable track moved alone: a new Deployment, the old one goes (a replacement) ...
+    Edit("deployments.<name>.stableSlot", "deployments.ranker.stableSlot", "canary"),
+    # ... or promote --shift's second update: the canary's Deployment serves as stable.
+    Edit(
+        "deployments.<name>.stableSlot",
+        "deployments.chat.stableSlot",
+        "canary",
+        also={
+            **ROLLING,
+            "deployments.chat.strategy.type": "rolling",
+            "deployments.chat.model.version": "v3.1.0",
+            "deployments.chat.model.image": "registry.example.com/llm/chat:3.1.0",
+        },
+        why="the shift: the canary's version and image become the stable track's",
+        tag="(shift)",
+        keeps=("chat-canary",),
+    ),
+    # ... and the stable track moved to the canary's slot while no canary runs.
+    Edit(
+        "deployments.<name>.stableSlot",
+        "deployments.chat.stableSlot",
+        "canary",
+        also={**ROLLING, "deployments.chat.strategy.type": "rolling"},
+        why="the canary goes, its Deployment takes the stable track's version",
+        tag="(no shift)",
     ),
     # --- deployments: async workers and config -----------------------------------------------
     Edit("deployments.<name>.queue.kind", "deployments.whisper.queue.kind", "redis"),
@@ -728,7 +759,8 @@ def test_the_record_names_only_what_the_field_changes(
         out = outcomes[e.id]
         recorded |= marked(out)
         changed |= {(k, p) for k, p, _ in out.changed}
-    never = recorded - _touched(recorded, changed)
+    kept = {name for e in edits for name in e.keeps}
+    never = {m for m in recorded - _touched(recorded, changed) if m[0].name not in kept}
     assert sorted(f"{k.type}/{k.name} {prop_text(p) or '(resource)'}" for k, p, _ in never) == []
 
 
