@@ -14,6 +14,7 @@ import yaml
 from servestack.config.errors import ConfigError
 from servestack.engine import Engine, make_project
 from servestack.ops import operations as ops
+from servestack.review.explain import explain_preview, overall_effect
 from servestack.testhook import DIR_ENV, ENV
 from tests import REPO
 from tests.engine.conftest import PASSPHRASE
@@ -357,3 +358,78 @@ def test_a_release_applied_by_servestack_up_is_the_one_rollback_goes_back_from(
     assert back["status"] == "succeeded"
     assert (back["model_version"], back["image"]) == ("v2.1.0", f"{image}:2.1.0")
     assert _container(ws, "bert-sentiment")["image"] == f"{image}:2.1.0"
+
+
+def _canary(ws: ops.Workspace, version: str) -> None:
+    text = ws.stack_file(STACK).read_text()
+    edits = ops.set_model_edits(
+        text, "bert-sentiment", version=version, image=None, strategy=ops.StrategyType.canary
+    )
+    assert ops.apply(ws, ops.plan(ws, STACK, edits, "bert-sentiment"))["status"] == "succeeded"
+
+
+def _shift(text: str) -> ops.Steps:
+    return ops.shift_steps(text, "bert-sentiment")
+
+
+def test_promote_shift_each_update_is_what_the_review_predicts(ws: ops.Workspace) -> None:
+    """The two updates of `promote --shift`, previewed by the real engine one after the
+    other: each is in place as predicted, the canary's pod template never changes, the old
+    stable Deployment goes; a later canary runs in the other slot and shifts back."""
+    ops.update_model_deployment(STACK, "bert-sentiment", replicas=3, workspace=ws)
+    _canary(ws, "v2.2.0")
+    template = _manifest(ws, "Deployment", "bert-sentiment-canary")["spec"]["template"]
+    p = ops.plan(ws, STACK, _shift, "bert-sentiment")
+    p.release()
+    assert [c.effect.value for c in p.diff.changes] == ["in-place"] * len(p.diff.changes)
+    assert len(p.stages) == 2 and p.steps == [p.stages[0].text]
+    for stage in p.stages:
+        ws.stack_file(STACK).write_text(stage.text)
+        preview = ws.engine.preview_json(ws.project_dir, STACK)
+        assert preview["_exitCode"] == 0, preview["_stderr"]
+        steps = explain_preview(preview, stage.after, stage.before)
+        observed = overall_effect(steps)
+        assert observed is not None and observed.value == stage.effect.value == "in-place", [
+            f"{s.op} {s.kind}/{s.name} {s.properties}" for s in steps
+        ]
+        assert {s.predicted.value for s in steps if s.predicted is not None} <= {"in-place"}
+        ws.engine.stack(ws.project_dir, STACK).up(on_output=lambda _: None)
+        promoted = _manifest(ws, "Deployment", "bert-sentiment-canary")
+        assert promoted is not None and promoted["spec"]["template"] == template
+        assert promoted["spec"]["replicas"] == 3
+    routes = _manifest(ws, "VirtualService", "bert-sentiment-routes")
+    assert routes is None and _manifest(ws, "Deployment", "bert-sentiment") is None
+    assert "stableSlot: canary" in ws.stack_file(STACK).read_text()
+
+    # A later canary runs in the main slot; the operation shifts back in its two updates.
+    _canary(ws, "v2.3.0")
+    assert _container(ws, "bert-sentiment")["image"].endswith(":2.3.0")
+    template = _manifest(ws, "Deployment", "bert-sentiment")["spec"]["template"]
+    lb = _manifest(ws, "DestinationRule", "bert-sentiment-lb")
+    assert [s["labels"]["servestack.io/track"] for s in lb["spec"]["subsets"]] == [
+        "canary",
+        "stable",
+    ]
+    result = ops.apply(ws, ops.plan(ws, STACK, _shift, "bert-sentiment"))
+    assert result["status"] == "succeeded" and result["model_version"] == "v2.3.0"
+    record = ops.get_operation(result["operation_id"], ws)
+    assert len(record["stages"]) == 1 and record["result"]
+    assert _manifest(ws, "Deployment", "bert-sentiment")["spec"]["template"] == template
+    assert _manifest(ws, "Deployment", "bert-sentiment-canary") is None
+    assert "stableSlot" not in ws.stack_file(STACK).read_text()
+    assert not (ws.state / "inflight" / f"{STACK}.json").exists()
+
+
+def test_promote_shift_without_a_canary_is_one_line_and_applies_nothing(
+    ws: ops.Workspace,
+) -> None:
+    before = ws.stack_file(STACK).read_text()
+    with pytest.raises(ConfigError) as info:
+        ops.plan(ws, STACK, _shift, "bert-sentiment")
+    assert (
+        str(info.value)
+        .splitlines()[-1]
+        .endswith("deployments.bert-sentiment.strategy: no canary to promote with --shift")
+    )
+    assert ws.stack_file(STACK).read_text() == before
+    assert not list((ws.state / "operations").glob("*.json"))
