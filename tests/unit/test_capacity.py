@@ -223,3 +223,38 @@ def test_packing_is_exact_for_one_shape_and_counts_every_resource() -> None:
     big = {**one, capacity.CPU: 20_000}
     assert capacity.pack([big] * 4, p) == 2
     assert capacity.pack([big] * 5, p) is None
+
+
+def _shifted(text: str) -> Any:
+    """The whole change of `promote --shift` on prod's bert-sentiment, as the review sees it."""
+    from servestack.ops.edits import shift_steps
+    from servestack.review.diff import diff_configs
+    from servestack.review.predict import parse_text, predict
+
+    after = text
+    for step in shift_steps(text, "bert-sentiment"):
+        after = predict(after, step).text
+    return diff_configs(parse_text(text, "prod"), parse_text(after, "prod"))
+
+
+def test_promote_shift_needs_both_tracks_full_and_production_refuses_what_cannot_fit() -> None:
+    from servestack.config.stackfile import set_value
+    from servestack.review.capacity import Fit
+    from tests import REPO
+
+    prod = (REPO / "stacks" / "Pulumi.prod.yaml").read_text()
+    found = _shifted(prod)
+    (v,) = found.capacity
+    # prod's bert-sentiment rests at minReplicas 2: 2 old stable + 2 canary pods at the peak.
+    assert v.peak_pods == 4 and "2 of the old stable track + 2 canary pods" in v.text
+    assert v.fit is not Fit.CANNOT_FINISH and not found.blocking(fail_on_replace=False)
+
+    # Too big for the pool: the first update's stack file (both tracks full) does not fit at
+    # rest, so the shift is refused before any update, in one line naming the pool.
+    big = set_value(prod, "deployments.bert-sentiment.autoscaling.minReplicas", 15)
+    big = set_value(big, "deployments.bert-sentiment.autoscaling.maxReplicas", 15)
+    with pytest.raises(ConfigError) as info:
+        _shifted(big)
+    assert str(info.value).count("\n") == 0
+    assert "nodePools.a100.maxNodes: pool a100 holds at most 32 x A100" in str(info.value)
+    assert "bert-sentiment: 30 pods" in str(info.value)

@@ -302,6 +302,12 @@ CASES = (
         "deployments.llama-chat.strategy: no canary to promote",
     ),
     Case(
+        "promote-shift-no-canary",
+        ("promote", "dev", "bert-sentiment", "--shift"),
+        INVALID,
+        "deployments.bert-sentiment.strategy: no canary to promote with --shift",
+    ),
+    Case(
         "rollback-no-canary",
         ("rollback", "dev", "bert-sentiment"),
         INVALID,

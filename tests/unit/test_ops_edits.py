@@ -16,9 +16,11 @@ from servestack.engine import make_project
 from servestack.ops.edits import (
     NotedEdits,
     delete_edits,
+    notes_of,
     rollback_edits,
     rollback_to_previous_edits,
     set_model_edits,
+    shift_steps,
 )
 from servestack.ops.releases import Release, history, previous
 from tests import REPO
@@ -317,3 +319,58 @@ def test_rollback_to_previous_reads_the_projects_history_and_shows_the_review(
     assert f"note: {BASE}: back to {V2}, the release before {V3}\n" in res.output
     assert "v2.3.0 -> v2.2.0" in res.output.replace("\u2192", "->")
     assert (project / "stacks" / "Pulumi.dev.yaml").read_text() == text
+
+
+def _with_canary(text: str = DEV, replicas: int = 3) -> str:
+    text = set_value(text, f"{BASE}.replicas", replicas)
+    return set_value(
+        text,
+        f"{BASE}.strategy",
+        {
+            "type": "canary",
+            "weight": 10,
+            "canaryVersion": "v2.2.0",
+            "canaryImage": f"{REPO_IMAGE}:2.2.0",
+        },
+    )
+
+
+def test_shift_grows_the_canary_then_moves_the_stable_track_to_its_slot() -> None:
+    first, second = shift_steps(_with_canary(), "bert-sentiment")
+    assert first == {f"{BASE}.strategy.weight": 100, f"{BASE}.strategy.canaryReplicas": 3}
+    assert dict(second) == {
+        f"{BASE}.model.version": "v2.2.0",
+        f"{BASE}.model.image": f"{REPO_IMAGE}:2.2.0",
+        f"{BASE}.strategy": {"type": "rolling"},
+        f"{BASE}.stableSlot": "canary",
+    }
+    assert "two updates" in notes_of(second)[0]
+
+
+def test_shift_back_to_the_main_slot_leaves_the_default_out() -> None:
+    text = set_value(_with_canary(), f"{BASE}.stableSlot", "canary")
+    *_, second = shift_steps(text, "bert-sentiment")
+    assert second[f"{BASE}.stableSlot"] is None
+
+
+def test_a_shift_whose_first_update_ran_has_one_step_left() -> None:
+    text = set_value(_with_canary(), f"{BASE}.strategy.weight", 100)
+    text = set_value(text, f"{BASE}.strategy.canaryReplicas", 3)
+    steps = shift_steps(text, "bert-sentiment")
+    assert len(steps) == 1 and f"{BASE}.stableSlot" in steps[0]
+
+
+def test_shift_without_a_canary_names_the_strategy() -> None:
+    with pytest.raises(ConfigError) as info:
+        shift_steps(DEV, "bert-sentiment")
+    assert [str(p) for p in info.value.problems] == [
+        f"{BASE}.strategy: no canary to promote with --shift"
+    ]
+
+
+def test_blue_green_from_the_canary_slot_puts_the_stable_track_back_in_main() -> None:
+    text = set_value(DEV, f"{BASE}.stableSlot", "canary")
+    edits = set_model_edits(
+        text, "bert-sentiment", version="v2.3.0", image=None, strategy=StrategyType.blue_green
+    )
+    assert edits[f"{BASE}.stableSlot"] is None
