@@ -93,7 +93,10 @@ def destination_rule(spec: DeploymentSpec, lb: LoadBalancerSpec) -> Manifest:
     if spec.strategy.type is StrategyType.canary:
         body["subsets"] = opt(
             [
-                {"name": track, "labels": {naming.TRACK_LABEL: src(naming.slot(spec, track), "stableSlot")}}
+                {
+                    "name": track,
+                    "labels": {naming.TRACK_LABEL: src(naming.slot(spec, track), "stableSlot")},
+                }
                 for track in (naming.STABLE, naming.CANARY)
             ],
             "strategy.type",

@@ -407,7 +407,9 @@ def deployment(
     meta = metadata(
         spec,
         name,
-        name_from=("name", "strategy.type", "stableSlot") if canary else naming.workload_fields(spec),
+        name_from=("name", "strategy.type", "stableSlot")
+        if canary
+        else naming.workload_fields(spec),
     )
     if annotations:
         meta["annotations"] = annotations

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from servestack.config import paths
-from servestack.config.errors import ConfigError, Problem
 from servestack.config.capacity import at_rest_pods
+from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import Slot, StrategyType
 from servestack.config.quantities import format_cpu, format_memory
 from servestack.config.stackfile import get_value

@@ -151,7 +151,7 @@ def execute(
     op.status, op.phase = OperationStatus.running, journal.phase
     records.save(ws.state, op)
     recovery.write_journal(ws.state, journal)
-    final = applied = False
+    final = False
     try:
         write_atomic(path, target_text)
         testhook.pause("stack-written")
@@ -185,7 +185,6 @@ def execute(
             return False
         if failure is None:
             write_atomic(last_good, target_text)
-            applied = True
             if then_text is not None:
                 op.stages = [*(op.stages or []), op.result or {}]
                 journal.phase = "applied"

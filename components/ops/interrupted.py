@@ -73,8 +73,11 @@ def recover(ws: Workspace, stack: str) -> list[str]:
         # Killed between two updates of an operation in steps: the first is applied.
         lines.append("its first update was applied: applying its next one")
         execute(ws, fix, journal.target_text, then, None, scoped=scoped)
-    elif execute(ws, fix, journal.before_text, journal.target_text, None, scoped=scoped, then_text=then):
-        if then is not None:
+    else:
+        first = execute(
+            ws, fix, journal.before_text, journal.target_text, None, scoped=scoped, then_text=then
+        )
+        if first and then is not None:
             execute(ws, fix, journal.target_text, then, None, scoped=scoped)
     line = f"finished interrupted operation {journal.operation}: {fix.status} (operation {fix.id})"
     say(line)

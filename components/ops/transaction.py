@@ -126,24 +126,27 @@ def _plan(
     if deployment is not None:
         # Before the edits: they would say "cannot edit: no item named ..." instead.
         find_deployment(before, deployment)
+    made: Edits | Steps
     if callable(edits):
         try:
-            edits = edits(before_text)
+            made = edits(before_text)
         except KeyError as exc:
             where = paths.deployment(deployment) if deployment else ""
             raise ConfigError([Problem(where, f"not found: {exc.args[0]}")], str(path)) from None
+    else:
+        made = edits
     stages: list[Prediction] = []
-    if isinstance(edits, list):
+    if isinstance(made, list):
         # Several updates: each step's prediction, then the whole change's for the review.
         text, config = before_text, before
-        for step in edits:
+        for step in made:
             stages.append(predict(text, step, source=str(path), before=config))
             text, config = stages[-1].text, stages[-1].after
-        notes = [n for step in edits for n in notes_of(step)]
+        notes = [n for step in made for n in notes_of(step)]
         found = Prediction(before_text, text, before, config, diff_configs(before, config))
     else:
-        notes = notes_of(edits)
-        found = predict(before_text, edits, source=str(path), before=before)
+        notes = notes_of(made)
+        found = predict(before_text, made, source=str(path), before=before)
     diff = found.diff
     forbidden = [c for c in diff.changes if c.effect is Change.FORBIDDEN]
     if forbidden:
