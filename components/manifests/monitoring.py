@@ -72,8 +72,8 @@ class Queries:
     @classmethod
     def of(cls, spec: DeploymentSpec, mon: Monitoring) -> Queries:
         slots = (
-            naming.deployment_slot(spec, naming.STABLE),
-            naming.deployment_slot(spec, naming.CANARY),
+            naming.slot(spec, naming.STABLE),
+            naming.slot(spec, naming.CANARY),
         )
         return cls(spec.namespace, spec.name, mon, slots)
 

@@ -78,15 +78,6 @@ def slot(spec: DeploymentSpec, track: str) -> str:
 
     A Deployment's slot label never changes (it is in its name): ``stableSlot`` decides
     which Deployment a track is, and is recorded in the names (:func:`workload_fields`)."""
-    return _slot(spec, track)
-
-
-def deployment_slot(spec: DeploymentSpec, track: str) -> str:
-    """:func:`slot` (for names and queries)."""
-    return _slot(spec, track)
-
-
-def _slot(spec: DeploymentSpec, track: str) -> str:
     swapped = spec.stable_slot is Slot.canary
     if track == STABLE:
         return CANARY if swapped else STABLE
@@ -100,7 +91,7 @@ def deployment_name(spec: DeploymentSpec, track: str) -> str:
     Blue-green keys the Deployment by model version, so a new version is a new Deployment
     created next to the old one: traffic switches when it is ready, then the old one goes.
     """
-    if _slot(spec, track) == CANARY:
+    if slot(spec, track) == CANARY:
         return child_name(spec.name, CANARY)
     if spec.strategy.type is StrategyType.blue_green:
         return child_name(spec.name, version_slug(spec.model.version))
