@@ -30,9 +30,15 @@ def scope(deployed: Any, target: StackConfig) -> frozenset[str] | None:
     """The deployments whose components an update from ``deployed`` (the stack output
     :data:`~servestack.program.production.SNAPSHOT_OUTPUT`) to ``target`` touches, or None
     when it has to be a full run (see the module docstring)."""
-    if not isinstance(deployed, Mapping) or not isinstance(deployed.get("config"), Mapping):
+    if not isinstance(deployed, Mapping):
         return None
-    old = dict(deployed["config"])
+    # Read through the model, so that a field a newer servestack added (with its default)
+    # is not a difference in every deployment: the first update after an upgrade stays
+    # scoped.
+    last = production.previous(deployed).config
+    if last is None:
+        return None
+    old = production.snapshot(last, ())["config"]
     new = production.snapshot(target, ())["config"]
     old_items = _by_name(old.pop("deployments", None))
     new_items = _by_name(new.pop("deployments", None))

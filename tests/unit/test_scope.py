@@ -57,6 +57,15 @@ def test_a_change_inside_one_deployment_scopes_to_it(path: str, value: Any) -> N
     assert scope(_deployed(DEV), new) == {"bert-sentiment"}
 
 
+def test_a_field_an_older_servestack_did_not_know_is_no_difference() -> None:
+    # The output an older servestack left: no `stableSlot`, whose default is `main`.
+    old = _deployed(DEV)
+    for item in old["config"]["deployments"]:
+        del item["stableSlot"]
+    new = _stack(set_value(DEV, "deployments.bert-sentiment.replicas", 3))
+    assert scope(old, new) == {"bert-sentiment"}
+
+
 def test_a_removed_deployment_is_in_scope() -> None:
     # Its components are targeted: the engine deletes what the program no longer registers.
     gone = apply_edits(DEV, delete_edits(DEV, "whisper-batch"))
