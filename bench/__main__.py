@@ -10,14 +10,18 @@ and bench/RESULTS.md.
    Fleet scale (bench/fleet.py): `servestack up` and one operation at N up to 1,000,
    against the engine's limit without intermediate checkpoints.
 3. Real engine on the local cluster (`target: cluster`, provider `local`): `pulumi up` of
-   both programs until every Deployment is Ready (bench/cluster.py). The cluster is started
-   with tools/cluster.py when it is not running, and stopped again afterwards.
+   both programs until every Deployment is Ready (bench/cluster.py); and `servestack up`
+   against the same program with `PULUMI_SKIP_CHECKPOINTS=true` (the engine's limit). The
+   cluster is started with tools/cluster.py when it is not running, and stopped again
+   afterwards.
 4. Review tool: `servestack diff` of 1,000-deployment stack files; `explain` of a
    10,000-step preview.
 
 `--merge` keeps the parts of the existing results.json that this run does not measure:
 `python -m bench --merge --sizes "" --engine-sizes ""` re-measures only the cluster part
-(`--sizes ""` skips the mocks and the review tool). The cluster part records its own date.
+(`--sizes ""` skips the mocks and the review tool). The cluster parts record their own date:
+`python -m bench --merge --sizes "" --engine-sizes "" --fleet-sizes "" --op-sizes ""
+--cluster-sizes "" --cluster-fleet-sizes 10` measures only the cluster fleet at N = 10.
 """
 
 from __future__ import annotations
@@ -163,6 +167,11 @@ def main() -> int:
         "--fleet-sizes", default="10,100,1000", help="servestack up, render mode ('' skips it)"
     )
     ap.add_argument(
+        "--cluster-fleet-sizes",
+        default="10,100",
+        help="servestack up against the engine's limit, local cluster mode ('' skips it)",
+    )
+    ap.add_argument(
         "--op-sizes", default="3,100,1000", help="one operation at these N ('' skips it)"
     )
     ap.add_argument(
@@ -203,15 +212,25 @@ def main() -> int:
         results.update(
             bench_fleet(_sizes(args.fleet_sizes), _sizes(args.op_sizes), args.fleet_plain_max)
         )
-    if _sizes(args.cluster_sizes):
-        from bench.cluster import bench_cluster
+    if _sizes(args.cluster_sizes) or _sizes(args.cluster_fleet_sizes):
+        from bench.cluster import bench_cluster, bench_cluster_fleet
         from tests.cluster.live import running_cluster
 
-        results["cluster_date"] = _now()
         with running_cluster() as info:
-            results.update(bench_cluster(_sizes(args.cluster_sizes), info.kubeconfig, args.repeats))
-        # Measured by a later run than the rest of the file, or by the same one.
-        results["cluster_merged"] = merged
+            if _sizes(args.cluster_sizes):
+                results["cluster_date"] = _now()
+                results.update(
+                    bench_cluster(_sizes(args.cluster_sizes), info.kubeconfig, args.repeats)
+                )
+                # Measured by a later run than the rest of the file, or by the same one.
+                results["cluster_merged"] = merged
+            if _sizes(args.cluster_fleet_sizes):
+                results["cluster_fleet_date"] = _now()
+                results.update(
+                    bench_cluster_fleet(
+                        _sizes(args.cluster_fleet_sizes), info.kubeconfig, args.repeats
+                    )
+                )
     if not merged:
         results["bench_wall_s"] = round(time.perf_counter() - wall_started)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")

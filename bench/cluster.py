@@ -16,7 +16,9 @@ that tree and not counted.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -28,6 +30,7 @@ from kubernetes import client
 from bench.engine import HERE, measure, median_run, stack_text
 from bench.stacks import cluster_stack_raw, pods_at_rest
 from servestack.config.models import StrategyType
+from servestack.config.stackfile import engine_config_text
 from servestack.config.validation import parse_stack
 from servestack.contract import labels
 from servestack.engine import Engine, make_project
@@ -42,6 +45,10 @@ from tests.cluster.live import (
 
 PASSPHRASE = "bench"
 VARIANTS = ("components", "handwritten")
+#: The fleet part: `servestack up` (the fast path) against the same program by `pulumi up`
+#: with no checkpoint between steps (the engine's limit).
+FLEET_VARIANTS = ("up", "limit")
+SKIP = {"PULUMI_SKIP_CHECKPOINTS": "true"}
 #: Destroying 100 deployments leaves pods and the namespace terminating for a while.
 CLEAN_TIMEOUT_S = 600
 
@@ -170,3 +177,104 @@ def bench_cluster(sizes: list[int], kubeconfig: Path, repeats: int = 3) -> dict[
         )
     out["cluster_wall_s"] = round(time.perf_counter() - started)
     return out
+
+
+def _fleet_one(
+    api: client.ApiClient,
+    kubeconfig: Path,
+    project: Path,
+    state: Path,
+    stack: str,
+    variant: str,
+    config: Any,
+) -> float:
+    """Seconds of one fresh apply of ``stack`` on a clean cluster, by `servestack up`
+    (``up``) or by `pulumi up` with ``PULUMI_SKIP_CHECKPOINTS=true`` and the config in a
+    file, as servestack hands it over (``limit``); every Deployment Ready afterwards. The
+    stack is destroyed and the cluster waited clean, whatever happened."""
+    pools = [p.name for p in config.node_pools]
+    left = objects_with_our_labels(api) + [f"Node {n}" for n in _pool_nodes(api, pools)]
+    if left:
+        raise RuntimeError(f"the cluster is not clean before a bench run: {left[:10]}")
+    engine = Engine(
+        state,
+        passphrase=PASSPHRASE,
+        backend_url=f"file://{state / 'backend'}",
+        cluster=True,
+        extra_env={"KUBECONFIG": str(kubeconfig)},
+    )
+    s = ClusterStack(engine, project, stack)
+    try:
+        if variant == "up":
+            started = time.perf_counter()
+            proc = subprocess.run(
+                s.servestack_command("up", stack, "--yes"),
+                env=s.servestack_env(),
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                check=False,
+            )
+            seconds = round(time.perf_counter() - started, 2)
+            if proc.returncode != 0:
+                raise RuntimeError(f"servestack up failed:\n{(proc.stdout + proc.stderr)[-3000:]}")
+        else:
+            engine.stack(project, stack)  # `pulumi stack init`, not timed (servestack's is)
+            text = (project / "stacks" / f"Pulumi.{stack}.yaml").read_text(encoding="utf-8")
+            handed = state / f"{stack}-program.yaml"
+            handed.write_text(text, encoding="utf-8")
+            engine_file = state / f"{stack}-engine.yaml"
+            engine_file.write_text(engine_config_text(text, handed), encoding="utf-8")
+            limit = dataclasses.replace(engine, extra_env={**engine.extra_env, **SKIP})
+            args = ("up", "--yes", "--skip-preview", "--stack", stack)
+            seconds = measure(limit, project, *args, "--config-file", str(engine_file))["s"]
+        workloads = sum(1 + (d.strategy.type is StrategyType.canary) for d in config.deployments)
+        deps = wait_for(
+            f"every Deployment in {config.namespace} Ready",
+            lambda: deployments_ready(api, config.namespace),
+            timeout=300,
+        )
+        if len(deps) != workloads:
+            raise RuntimeError(f"{len(deps)} Deployments, expected {workloads}")
+    finally:
+        s.destroy()
+        _wait_clean(api, pools)
+    return seconds
+
+
+def bench_cluster_fleet(sizes: list[int], kubeconfig: Path, repeats: int = 3) -> dict[str, Any]:
+    """`servestack up` of a fresh stack on the local cluster against the engine's limit
+    (the same program, `PULUMI_SKIP_CHECKPOINTS=true`), taking turns (ABBA); `repeats` runs
+    each for N <= 10 (median), one for larger N."""
+    api = api_client(kubeconfig)
+    started = time.perf_counter()
+    out: dict[str, Any] = {}
+    for n in sizes:
+        raw = cluster_stack_raw(n)
+        config = parse_stack(raw)
+        text = stack_text(raw)
+        reps = repeats if n <= 10 else 1
+        runs: dict[str, list[float]] = {v: [] for v in FLEET_VARIANTS}
+        with tempfile.TemporaryDirectory() as tmp:
+            names = [f"{v}-{i}" for v in FLEET_VARIANTS for i in range(reps)]
+            project = make_project(Path(tmp) / "project", stacks=dict.fromkeys(names, text))
+            for i in range(reps):
+                for v in FLEET_VARIANTS if i % 2 == 0 else FLEET_VARIANTS[::-1]:
+                    state = Path(tmp) / "state"
+                    state.mkdir(exist_ok=True)
+                    runs[v].append(
+                        _fleet_one(api, kubeconfig, project, state, f"{v}-{i}", v, config)
+                    )
+        up, limit = (sorted(runs[v])[len(runs[v]) // 2] for v in FLEET_VARIANTS)
+        out[str(n)] = {
+            "up_s": up,
+            "limit_s": limit,
+            "ratio": round(up / limit, 3),
+            "repeats": reps,
+            "up_runs_s": runs["up"],
+            "limit_runs_s": runs["limit"],
+            "nodes": sum(p.min_nodes for p in config.node_pools),
+            "pods_at_rest": pods_at_rest(config),
+        }
+        print(f"cluster fleet N={n}: {out[str(n)]}", flush=True)
+    return {"cluster_fleet": out, "cluster_fleet_wall_s": round(time.perf_counter() - started)}

@@ -19,6 +19,8 @@ EXPLAIN_TARGET_S = 1.0
 FLEET_UP_TARGET = 2.0
 FLEET_GROWTH_TARGET = 1.5
 FLEET_OP_TARGET = 2.0
+#: `servestack up` on the local cluster against the engine's limit, every N measured.
+CLUSTER_FLEET_TARGET = 1.5
 
 
 def marginal(per_deployment_ms: dict[str, float]) -> dict[str, float]:
@@ -77,6 +79,12 @@ def targets(r: dict[str, Any]) -> list[str]:
             f"{_verdict(growth_d <= GROWTH_TARGET)} |"
         )
     rows += fleet_targets(r.get("fleet") or {})
+    for n, row in sorted((r.get("cluster_fleet") or {}).items(), key=lambda kv: int(kv[0])):
+        rows.append(
+            f"| `servestack up` on the local cluster, N={n}, within {CLUSTER_FLEET_TARGET}x of "
+            f"the engine's limit | {row['ratio']}x | "
+            f"{_verdict(row['ratio'] <= CLUSTER_FLEET_TARGET)} |"
+        )
     rows.append(
         f"| diff of 1,000 deployments < {DIFF_TARGET_S} s | {r['diff_1000_s']} s | "
         f"{_verdict(r['diff_1000_s'] < DIFF_TARGET_S)} |"
@@ -205,6 +213,33 @@ def cluster_section(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def cluster_fleet_section(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "",
+        "## Fleet scale on the local cluster: `servestack up` against the engine's limit",
+        "",
+        f"Measured {r['cluster_fleet_date']} ({round(r['cluster_fleet_wall_s'] / 60)} minutes),",
+        "bench/cluster.py. The same stacks and cluster as the section above. `up`: a fresh",
+        "`servestack up STACK --yes` (the fast path: one checkpoint write, under servestack's",
+        "journal; its own `stack init`, config reading and review table included). `limit`:",
+        "the same program on a fresh stack by `pulumi up` with `PULUMI_SKIP_CHECKPOINTS=true`,",
+        "its config in a file as servestack hands it over (`stack init` not timed). Both end",
+        "when the provider has awaited every Deployment Ready. `runs`: fresh stacks per",
+        "variant, taking turns (ABBA), the median shown; the cluster is cleaned between runs.",
+        "",
+        "| N | runs | kwok nodes | pods at rest | up s | limit s | up / limit | up runs s "
+        "| limit runs s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for n, row in sorted(r["cluster_fleet"].items(), key=lambda kv: int(kv[0])):
+        lines.append(
+            f"| {n} | {row['repeats']} | {row['nodes']} | {row['pods_at_rest']} | "
+            f"{row['up_s']} | {row['limit_s']} | {row['ratio']} | {row['up_runs_s']} | "
+            f"{row['limit_runs_s']} |"
+        )
+    return lines
+
+
 def render(r: dict[str, Any]) -> str:
     lines = [
         "# Benchmark results",
@@ -271,6 +306,8 @@ def render(r: dict[str, Any]) -> str:
         lines += fleet_section(r)
     if r.get("cluster_ratio"):
         lines += cluster_section(r)
+    if r.get("cluster_fleet"):
+        lines += cluster_fleet_section(r)
     lines += [
         "",
         "## Review tool",

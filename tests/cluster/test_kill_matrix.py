@@ -6,7 +6,12 @@ Two stacks side by side, each in its own namespace with its own pool (its own kw
 run `servestack up` at once; each process group (CLI, engine, language host, program,
 provider) is SIGKILLed at one point:
 
-- ``after-some``: some of the stack's objects exist on the server, the rest not yet;
+- ``after-some``: k of the stack's N objects exist on the server, the rest not yet. The
+  engine creates objects as fast as it can and most at once, so the point is held: an
+  admission policy refuses one deployment's pods (:class:`Hold`), its Deployment never
+  becomes Ready and what the program makes depend on it (Service, HorizontalPodAutoscaler,
+  DestinationRule) is never created; the kill comes once everything else exists, and the
+  hold is lifted before the recovery;
 - ``before-final-write``: every object exists and the program is held before its exports,
   so the engine has written no checkpoint.
 
