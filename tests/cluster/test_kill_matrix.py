@@ -307,12 +307,18 @@ def _teardown(api: client.ApiClient, made: list[Case]) -> None:
     away with the test's directory): whatever a failed case left (a lock, a pending
     operation) cannot keep its objects, and its pods, for the next test. Nodes last: kwok
     finishes the deletion of the pods bound to them."""
-    for c in made:
-        if c.proc is not None and c.proc.poll() is None:
-            os.killpg(c.proc.pid, signal.SIGKILL)
-            c.proc.communicate(timeout=120)
-        if c.hold is not None:
-            c.hold.release()
+    try:
+        for c in made:
+            if c.proc is not None and c.proc.poll() is None:
+                os.killpg(c.proc.pid, signal.SIGKILL)
+                c.proc.communicate(timeout=120)
+            if c.hold is not None:
+                c.hold.release()
+    finally:
+        _delete_on_server(api, made)
+
+
+def _delete_on_server(api: client.ApiClient, made: list[Case]) -> None:
     core = client.CoreV1Api(api)
 
     def namespaces() -> list[str]:
