@@ -16,7 +16,8 @@ from typing import Any
 
 from servestack import testhook
 from servestack.config import reader
-from servestack.config.models import StackConfig
+from servestack.config.models import CloudProvider, StackConfig
+from servestack.manifests import node_pools
 from servestack.manifests.render import render_stack
 from servestack.ops.execute import deployed, engine_for
 from servestack.ops.interrupted import recover
@@ -71,33 +72,59 @@ def review(ws: Workspace, stack: str) -> Plan:
     return Plan(stack, None, text, text, before or after, after, diff, notes=notes, scoped=False)
 
 
+#: Steps whose outputs event is not a registered resource finishing: the old half of a
+#: replacement (its URN is the new half's) and discards.
+_NOT_FINISHING = frozenset({"delete-replaced", "discard", "discard-replaced"})
+
+
 @dataclass
 class Progress:
-    """Resources the engine has finished, out of those the program registers; told to
-    ``on_change`` as each one finishes."""
+    """Resources the engine has finished, out of those the program registers, and those it
+    deleted (the program no longer has them); told to ``on_change`` as each one finishes."""
 
     total: int
     on_change: Callable[[str], None] = lambda _text: None
-    done: int = 0
+    finished: set[str] = field(default_factory=set)
+    deleted: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
 
     def event(self, event: dict[str, Any]) -> None:
-        """An engine event (`--event-log` JSON): a resource's outputs mean it is finished."""
-        if "resOutputsEvent" in event:
-            self.done += 1
-            self.on_change(self.text())
+        """An engine event (`--event-log` JSON): a resource's outputs mean its step is done.
+        Counted by URN: a replacement's steps share one."""
+        outputs = event.get("resOutputsEvent")
+        if not isinstance(outputs, dict):
+            return
+        meta = outputs.get("metadata") or {}
+        urn, op = str(meta.get("urn")), meta.get("op")
+        if op == "delete":
+            self.deleted.add(urn)
+        elif op not in _NOT_FINISHING:
+            self.finished.add(urn)
+        self.on_change(self.text())
 
     def text(self) -> str:
         elapsed = time.monotonic() - self.started
-        return f"{self.done}/{self.total} resources, {elapsed:.0f}s"
+        gone = f", {len(self.deleted)} deleted" if self.deleted else ""
+        return f"{len(self.finished)}/{self.total} resources{gone}, {elapsed:.0f}s"
 
 
 def resource_count(config: StackConfig, stack: str) -> int:
     """How many resources the program registers for ``config``: every resource and
-    component the renderer knows of (the same builders), the stack and the builtin provider."""
+    component the renderer knows of (the same builders), each pool's component and, with
+    provider `local`, its Nodes (the renderer has neither), the stack and the builtin
+    provider."""
     rendered = render_stack(config, stack)
     components = {c for c in rendered.components.values() if c is not None}
-    return len(rendered.resources) + len(components) + len(rendered.stand_ins) + _ENGINE_RESOURCES
+    pools = sum(f"nodePools.{p.name}" not in components for p in config.node_pools)
+    if config.cluster.provider is CloudProvider.local:
+        pools += sum(len(node_pools.local_nodes(p, config.cluster)) for p in config.node_pools)
+    return (
+        len(rendered.resources)
+        + len(components)
+        + len(rendered.stand_ins)
+        + pools
+        + _ENGINE_RESOURCES
+    )
 
 
 def engine_preview(ws: Workspace, stack: str, on_output: Callable[[str], None]) -> dict[str, int]:

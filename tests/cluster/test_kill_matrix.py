@@ -31,6 +31,7 @@ these pods wait for.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -389,6 +390,8 @@ def test_killed_ups_are_recovered_on_the_cluster(cases: list[Case], local_cluste
         assert "was interrupted" in out, out
         assert "applying the interrupted change's config once more first" in out, out
         assert "409" not in out and "conflict" not in out.lower(), out
+        # The progress line's total (from the builders) is what the engine finished.
+        assert re.search(r"\b(\d+)/\1 resources, \d+ deleted, ", out), out
         want = sorted(_program(c.config()))
         assert not [o for o in want if REMOVED in o]
         assert _in_state(c.stack) == want, f"{c.point}: the state is not the program's set"
