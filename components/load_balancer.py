@@ -1,4 +1,5 @@
-"""`LoadBalancer`: the Service of a model and the mesh resources that balance its traffic."""
+"""`LoadBalancer`: the Service of a model, the mesh resources that balance its traffic, and
+the Gateway API route that brings external traffic in."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from servestack.manifests import naming, routing
 
 
 class LoadBalancer(pulumi.ComponentResource):
-    """Service (always) plus Istio DestinationRule/VirtualService when balancing is enabled.
+    """Service (always) plus Istio DestinationRule/VirtualService when balancing is enabled,
+    and with a ``route``, a Service per track and the Gateway API HTTPRoute.
 
     Args:
         name: the deployment's name; the Service carries it, so clients' DNS never changes.
@@ -39,7 +41,15 @@ class LoadBalancer(pulumi.ComponentResource):
         # Known names rather than outputs of the children: the same values, no apply chain.
         outputs: dict[str, Any] = {"service": svc["metadata"]["name"]}
         for manifest in mesh:
-            self._custom(manifest, child)
+            if manifest["kind"] == "Service":  # a track's Service (an HTTPRoute backend)
+                k8s.core.v1.Service(
+                    manifest["metadata"]["name"],
+                    metadata=manifest["metadata"],
+                    spec=manifest["spec"],
+                    opts=child,
+                )
+            else:
+                self._custom(manifest, child)
         self.endpoint = pulumi.Output.from_input(routing.endpoint(spec))
         outputs["endpoint"] = self.endpoint
         self.register_outputs(outputs)

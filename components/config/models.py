@@ -842,6 +842,118 @@ class Affinity(Spec):
 
 _COMMAND_ITEM = Annotated[str, Field(min_length=1, max_length=4096)]
 
+#: The Gateway API's hostname (RFC 1123, lower case, an optional leading `*.` label).
+_HOSTNAME_RE = re.compile(
+    r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
+#: The characters the Gateway API admits in a PathPrefix value (and %-escapes).
+_ROUTE_PATH_RE = re.compile(r"^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})+$")
+#: At most this many hostnames per HTTPRoute (the Gateway API's limit).
+MAX_HOSTNAMES = 16
+
+
+def _hostname(value: str) -> str:
+    if _IPV4_RE.match(value) or (":" in value and set(value) <= set("0123456789abcdef:.")):
+        raise _problem(
+            f"{value[:60]!r} is an address, not a hostname: an HTTPRoute matches the Host header "
+            "by DNS name (e.g. api.example.com or *.example.com)"
+        )
+    if len(value) > 253 or not _HOSTNAME_RE.match(value):
+        raise _problem(
+            f"{value[:60]!r} is not a hostname: lower-case DNS labels of letters, digits and "
+            "'-' joined by '.', at most 253 characters, optionally starting with '*.' "
+            "(e.g. api.example.com or *.example.com); no scheme, port or path"
+        )
+    return value
+
+
+def _hostname_list(value: object) -> object:
+    if isinstance(value, str):
+        raise _problem(f"{value[:60]!r} is one hostname: write a list ([{value[:60]}])")
+    return value
+
+
+def _gateway_ref(value: object) -> object:
+    if isinstance(value, str):
+        raise _problem(
+            f"{value[:60]!r} is not allowed: write {{name: {value[:60]}}}, with namespace: "
+            "when the Gateway is in another namespace than the deployment"
+        )
+    return value
+
+
+def _namespace_name(value: str) -> str:
+    if len(value) > 63 or not DNS_LABEL_RE.match(value):
+        raise _problem(
+            f"{value[:70]!r} is not a namespace name (a DNS-1123 label: at most 63 lower-case "
+            "letters, digits and '-', starting and ending with a letter or digit)"
+        )
+    return value
+
+
+def _hostnames(value: tuple[str, ...]) -> tuple[str, ...]:
+    dup = sorted({v for v in value if value.count(v) > 1})
+    if dup:
+        raise _problem(f"{', '.join(dup)} listed more than once")
+    return value
+
+
+def _route_path(value: str) -> str:
+    bad = [
+        why
+        for why, hit in (
+            ("start with '/'", not value.startswith("/")),
+            ("contain no '//'", "//" in value),
+            (
+                "contain no '/./' or '/../' and not end in '/.' or '/..'",
+                "/./" in value or "/../" in value or value.endswith(("/.", "/..")),
+            ),
+            ("contain no '#' and no encoded '/' (%2F)", "#" in value or "%2f" in value.lower()),
+            (
+                "use only letters, digits, %-escapes and -/._~!$&'()*+,;=:@ (no spaces, "
+                "quotes, '?' or braces)",
+                not _ROUTE_PATH_RE.match(value),
+            ),
+        )
+        if hit
+    ]
+    if bad or len(value) > 1024:
+        rule = bad[0] if bad else "be at most 1024 characters"
+        raise _problem(f"{value[:60]!r} is not a path prefix: it must {rule} (e.g. /v1/chat)")
+    return value
+
+
+Hostname = Annotated[str, AfterValidator(_hostname)]
+RoutePath = Annotated[str, AfterValidator(_route_path)]
+
+
+class GatewayRef(Spec):
+    """The Gateway an HTTPRoute attaches to. It is the platform's: servestack never creates
+    it, and its listeners must admit routes from the deployment's namespace."""
+
+    name: Annotated[str, AfterValidator(_subdomain)]
+    #: Default: the deployment's namespace.
+    namespace: Annotated[str, AfterValidator(_namespace_name)] | None = None
+
+
+class Route(Spec):
+    """External traffic through the Gateway API: one HTTPRoute per deployment, attached to
+    a named Gateway, whose backends are the stable (and canary) track Services weighted as
+    the canary says."""
+
+    gateway: Annotated[GatewayRef, BeforeValidator(_gateway_ref)]
+    #: Host headers the route matches (none: every host the Gateway's listener serves;
+    #: refused in production).
+    hostnames: Annotated[
+        tuple[Hostname, ...],
+        Field(max_length=MAX_HOSTNAMES),
+        BeforeValidator(_hostname_list),
+        AfterValidator(_hostnames),
+    ] = ()
+    #: Path prefix the route matches.
+    path: RoutePath = "/"
+
 
 class DeploymentSpec(Spec):
     name: Name
@@ -875,6 +987,8 @@ class DeploymentSpec(Spec):
     priority_class_name: Annotated[str, AfterValidator(_subdomain)] | None = None
     topology_spread: TopologySpread = TopologySpread()
     affinity: Affinity = Affinity()
+    #: External traffic: an HTTPRoute attached to an existing Gateway.
+    route: Route | None = None
     #: Filled from the stack's `servestack:environment` when the deployment is part of a stack.
     environment: Environment = Environment.development
     #: Filled from the stack's `servestack:namespace`; the same default as the stack's.
@@ -899,6 +1013,11 @@ class DeploymentSpec(Spec):
                 raise _problem(
                     "autoscaling.targetGpuUtilization is not supported for processing "
                     "async: KEDA scales workers on queue depth, CPU and memory"
+                )
+            if self.route is not None:
+                raise _problem(
+                    "route is only for processing sync: async workers take work from "
+                    "their queue, not from a Gateway"
                 )
         elif self.queue is not None:
             raise _problem("queue is only for processing async")

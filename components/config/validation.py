@@ -31,6 +31,7 @@ from servestack.config.models import (
     ClusterSpec,
     CustomGpuLabels,
     DeploymentSpec,
+    Environment,
     GpuLabels,
     NodePoolSpec,
     StackConfig,
@@ -133,9 +134,23 @@ def scaling_checks(dep: DeploymentSpec) -> list[Problem]:
     return []
 
 
+def route_checks(dep: DeploymentSpec) -> list[Problem]:
+    """A production route names the hosts it serves: without hostnames an HTTPRoute takes
+    every host its Gateway's listener serves, which in production is rarely meant."""
+    if dep.route is None or dep.route.hostnames or dep.environment is not Environment.production:
+        return []
+    return [
+        Problem(
+            paths.deployment(dep.name, "route.hostnames"),
+            "none given: production needs at least one hostname (e.g. api.example.com), or "
+            "the route takes every host the Gateway serves",
+        )
+    ]
+
+
 def deployment_checks(dep: DeploymentSpec) -> list[Problem]:
     """Rules of one deployment that need its per-environment defaults."""
-    scaling = scaling_checks(dep)
+    scaling = scaling_checks(dep) + route_checks(dep)
     if scaling:
         return scaling
     eff = effective(dep)

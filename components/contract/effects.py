@@ -208,7 +208,8 @@ def _strategy_type_effect(ctx: EditContext) -> Outcome | None:
         return Outcome(
             Effect.IN_PLACE,
             "rolling <-> canary keeps the stable Deployment; the canary "
-            "Deployment and its routes are created or deleted",
+            "Deployment and its routes are created or deleted (an HTTPRoute's weights "
+            "change in place)",
         )
     return None
 
@@ -338,6 +339,7 @@ _ALL = (
     "ScaledObject",
     "DestinationRule",
     "VirtualService",
+    "HTTPRoute",
     "ServiceMonitor",
     "PodMonitor",
     "PrometheusRule",
@@ -850,6 +852,32 @@ _RULES: tuple[Rule, ...] = (
         ("Deployment", "DestinationRule"),
     ),
     Rule(
+        "deployments.<name>.route.gateway.name",
+        Effect.IN_PLACE,
+        "the HTTPRoute's parentRef and the Gateway pods the NetworkPolicy admits change in "
+        "place; added or removed, the route and its track Services are created or deleted",
+        ("HTTPRoute", "Service", "NetworkPolicy"),
+    ),
+    Rule(
+        "deployments.<name>.route.gateway.namespace",
+        Effect.IN_PLACE,
+        "the parentRef's namespace is a field of the HTTPRoute's spec (the route itself stays "
+        "in the deployment's namespace): updated in place, with the admitted Gateway pods",
+        ("HTTPRoute", "NetworkPolicy"),
+    ),
+    Rule(
+        "deployments.<name>.route.hostnames",
+        Effect.IN_PLACE,
+        "the HTTPRoute's hostnames change in place",
+        ("HTTPRoute",),
+    ),
+    Rule(
+        "deployments.<name>.route.path",
+        Effect.IN_PLACE,
+        "the HTTPRoute's path prefix match changes in place",
+        ("HTTPRoute",),
+    ),
+    Rule(
         "deployments.<name>.port",
         Effect.RESTART,
         "the container port is in the pod template",
@@ -861,7 +889,14 @@ _RULES: tuple[Rule, ...] = (
         Effect.REPLACE,
         "blue-green keys the Deployment by "
         "version, so switching to or from it replaces the Deployment",
-        ("Deployment", "Service", "DestinationRule", "VirtualService", "PrometheusRule"),
+        (
+            "Deployment",
+            "Service",
+            "DestinationRule",
+            "VirtualService",
+            "HTTPRoute",
+            "PrometheusRule",
+        ),
         impact=SWITCHED,
         override=_strategy_type_effect,
     ),
@@ -889,8 +924,8 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "deployments.<name>.strategy.weight",
         Effect.IN_PLACE,
-        "route weights change in place",
-        ("VirtualService",),
+        "route weights (the mesh's and the HTTPRoute's) change in place",
+        ("VirtualService", "HTTPRoute"),
         override=_weight_effect,
     ),
     Rule(

@@ -13,6 +13,8 @@ NAME = "app.kubernetes.io/name"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "servestack"
 NAMESPACE_NAME = "kubernetes.io/metadata.name"
+#: The label the Gateway API asks implementations to put on a Gateway's own pods (GEP-1762).
+GATEWAY_NAME = "gateway.networking.k8s.io/gateway-name"
 INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
 EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"
 

@@ -15,7 +15,7 @@ from servestack.contract import labels
 from servestack.manifests import monitoring, naming, routing, scaling, workload
 from servestack.manifests.gpu_scheduling import GpuMarks
 from servestack.manifests.origins import NO_ORIGINS, Origins, origins
-from servestack.manifests.provenance import is_recording, src
+from servestack.manifests.provenance import is_recording, plain, src
 from servestack.manifests.scaling import ScalerTarget
 from servestack.manifests.workload import Manifest
 
@@ -135,8 +135,14 @@ def manifests(spec: DeploymentSpec, gpu_marks: GpuMarks = GpuLabels.servestack) 
         service, *mesh = routing.manifests(spec, p.load_balancer)
         out.append(exists(service, "name", "processing"))
         for extra in mesh:
-            when = ["name", "processing", "loadBalancer.enabled"]
-            if extra["kind"] == "VirtualService":
+            if extra["apiVersion"] == routing.ISTIO_API:
+                when = ["name", "processing", "loadBalancer.enabled"]
+            else:  # the HTTPRoute and its track Services
+                when = ["name", "processing", "route.gateway.name"]
+            canary = extra["kind"] == "Service" and plain(extra["metadata"]["name"]) == (
+                naming.child_name(spec.name, naming.CANARY)
+            )
+            if extra["kind"] == "VirtualService" or canary:
                 when.append("strategy.type")
             out.append(exists(extra, *when))
     out += p.monitoring

@@ -28,6 +28,8 @@ TRACK_LABEL = keys.TRACK
 VERSION_LABEL = keys.MODEL_VERSION
 GATEWAY_RULE = "lb"
 ROUTES = "routes"
+#: The Gateway API HTTPRoute (external traffic).
+HTTP_ROUTE = "route"
 BUDGET = "pdb"
 INGRESS_POLICY = "ingress"
 SECRET_ENV = "env"
@@ -41,6 +43,8 @@ NAMESPACE = "namespace"
 SUFFIXES = (
     None,
     CANARY,
+    STABLE,
+    HTTP_ROUTE,
     GATEWAY_RULE,
     ROUTES,
     BUDGET,

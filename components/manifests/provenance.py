@@ -62,6 +62,13 @@ def opt(value: T, *fields: str, via: Iterable[str] = ()) -> T:
     return src(value, *fields, via=via, when=fields)
 
 
+def plain(value: Any) -> Any:
+    """``value`` under any markers (to read a name while recording)."""
+    while isinstance(value, From):
+        value = value.value
+    return value
+
+
 def is_recording() -> bool:
     return _RECORDING.get()
 

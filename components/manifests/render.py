@@ -147,7 +147,8 @@ def render_deployment(out: Rendered, config: StackConfig, name: str) -> None:
             out.add(key, built, scope, f"deployments.{dep.name}", config.cluster.name)
             inner = _INNER_COMPONENTS.get(_peek(m["kind"]))
             if inner is not None:
-                out.stand_ins[Key(inner, dep.name)] = key
+                # The first Service is the deployment's own (track Services come later).
+                out.stand_ins.setdefault(Key(inner, dep.name), key)
 
 
 #: The kind of the child that an inner component exists with (see model.plan: the

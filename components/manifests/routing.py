@@ -12,19 +12,29 @@ Mapping of `loadBalancer` settings to the data plane that reads them:
 | healthCheck.failureThreshold | outlierDetection (passive ejection of failing endpoints)     |
 | strategy canary weight       | VirtualService route weights over subsets stable / canary    |
 | stableSlot                   | which pods (track label) each subset selects                 |
+| route (external traffic)     | HTTPRoute on the named Gateway; backends: one Service per    |
+|                              | track (`<name>-stable`, `<name>-canary`), canary-weighted    |
 
 Prerequisite: Istio (or any mesh that reads networking.istio.io/v1) in the cluster. With
 `loadBalancer.enabled: false` only the Service is created and kube-proxy spreads traffic.
+A `route` needs the Gateway API CRDs and an existing Gateway (servestack never creates it).
 """
 
 from __future__ import annotations
 
-from servestack.config.models import Algorithm, DeploymentSpec, LoadBalancerSpec, StrategyType
+from servestack.config.models import (
+    Algorithm,
+    DeploymentSpec,
+    LoadBalancerSpec,
+    Route,
+    StrategyType,
+)
 from servestack.manifests import naming
 from servestack.manifests.provenance import opt, src
 from servestack.manifests.workload import Manifest, metadata
 
 ISTIO_API = "networking.istio.io/v1"
+GATEWAY_API = "gateway.networking.k8s.io/v1"
 AFFINITY_COOKIE = "servestack-affinity"
 SERVICE_PORT = 80
 
@@ -136,11 +146,90 @@ def virtual_service(spec: DeploymentSpec) -> Manifest:
     }
 
 
+def tracks(spec: DeploymentSpec) -> tuple[str, ...]:
+    """The tracks that serve traffic: stable, and the canary while one runs."""
+    if spec.strategy.type is StrategyType.canary:
+        return (naming.STABLE, naming.CANARY)
+    return (naming.STABLE,)
+
+
+def track_service(spec: DeploymentSpec, track: str) -> Manifest:
+    """A Service that selects one track's pods (an HTTPRoute backend weighs tracks by
+    Service; the mesh weighs them by subset of the one Service instead)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(spec, naming.child_name(spec.name, track)),
+        "spec": {
+            "type": "ClusterIP",
+            # The track's slot (``stableSlot``), as the DestinationRule's subsets select it.
+            "selector": {
+                **naming.selector(spec, track),
+                naming.TRACK_LABEL: src(naming.slot(spec, track), "stableSlot"),
+            },
+            "ports": [
+                {"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}
+            ],
+        },
+    }
+
+
+def http_route(spec: DeploymentSpec, route: Route) -> Manifest:
+    """The HTTPRoute: attached to the named Gateway, one rule matching the path prefix,
+    backends weighted like the mesh's routes (100 - weight to stable, weight to canary)."""
+    weight = spec.strategy.weight or 0
+    parent: Manifest = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "name": src(route.gateway.name, "route.gateway.name"),
+    }
+    if route.gateway.namespace is not None:
+        parent["namespace"] = opt(route.gateway.namespace, "route.gateway.namespace")
+    # Without a canary the stable track takes all (weight is canary-only config).
+    weighted = "strategy.weight" if spec.strategy.type is StrategyType.canary else "strategy.type"
+    weights = {naming.STABLE: 100 - weight, naming.CANARY: weight}
+    backends = [
+        {
+            "group": "",
+            "kind": "Service",
+            "name": naming.child_name(spec.name, track),
+            "port": SERVICE_PORT,
+            "weight": src(weights[track], weighted),
+        }
+        for track in tracks(spec)
+    ]
+    if len(backends) > 1:
+        backends[1] = opt(backends[1], "strategy.type")
+    body: Manifest = {
+        "parentRefs": [parent],
+        "rules": [
+            {
+                "matches": [
+                    {"path": {"type": "PathPrefix", "value": src(route.path, "route.path")}}
+                ],
+                "backendRefs": backends,
+            }
+        ],
+    }
+    if route.hostnames:
+        body["hostnames"] = opt(list(route.hostnames), "route.hostnames")
+    return {
+        "apiVersion": GATEWAY_API,
+        "kind": "HTTPRoute",
+        "metadata": metadata(spec, naming.child_name(spec.name, naming.HTTP_ROUTE)),
+        "spec": body,
+    }
+
+
 def manifests(spec: DeploymentSpec, lb: LoadBalancerSpec) -> list[Manifest]:
-    """What a LoadBalancer creates: the Service, and with balancing on, the mesh routes."""
+    """What a LoadBalancer creates: the Service, and with balancing on, the mesh routes;
+    with a ``route``, a Service per track and the HTTPRoute."""
     out = [{"apiVersion": "v1", "kind": "Service", **service(spec)}]
     if lb.enabled:
         out.append(destination_rule(spec, lb))
         if spec.strategy.type is StrategyType.canary:
             out.append(virtual_service(spec))
+    if spec.route is not None:
+        out += [track_service(spec, track) for track in tracks(spec)]
+        out.append(http_route(spec, spec.route))
     return out

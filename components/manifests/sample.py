@@ -106,6 +106,11 @@ KARPENTER: dict[str, Any] = {
                 "canaryReplicas": 2,
             },
             "port": 9000,
+            "route": {
+                "gateway": {"name": "public", "namespace": "gateways"},
+                "hostnames": ["chat.example.com"],
+                "path": "/v1",
+            },
             "env": {"LOG_LEVEL": "info"},
             "secretEnv": ["API_TOKEN"],
             "tags": {"team": "llm"},

@@ -429,11 +429,32 @@ GATEWAY_NAMESPACE = "istio-system"
 GATEWAY_LABELS = {"istio": "ingressgateway"}
 
 
+def _gateway_peer(spec: DeploymentSpec) -> list[Manifest]:
+    """With a ``route``: the pods of its Gateway, by the label the Gateway API has
+    implementations put on them (``gateway.networking.k8s.io/gateway-name``)."""
+    if spec.route is None:
+        return []
+    gateway = spec.route.gateway
+    namespace = (
+        src(spec.namespace, "namespace")
+        if gateway.namespace is None
+        else src(gateway.namespace, "route.gateway.namespace")
+    )
+    peer = {
+        "namespaceSelector": {"matchLabels": {labels.NAMESPACE_NAME: namespace}},
+        "podSelector": {
+            "matchLabels": {labels.GATEWAY_NAME: src(gateway.name, "route.gateway.name")}
+        },
+    }
+    return [opt(peer, "route.gateway.name")]
+
+
 def network_policy(spec: DeploymentSpec) -> Manifest:
     """Admit traffic to the model port only from the load-balancer path.
 
     Sync models accept the mesh ingress gateway and pods of their own namespace (mesh
-    clients, whose sidecars the DestinationRule balances); async workers accept nothing:
+    clients, whose sidecars the DestinationRule balances), and with a ``route`` the pods of
+    its Gateway; async workers accept nothing:
     they pull work from their queue.
     """
     ingress: list[Manifest] = []
@@ -449,6 +470,7 @@ def network_policy(spec: DeploymentSpec) -> Manifest:
                             "podSelector": {"matchLabels": dict(GATEWAY_LABELS)},
                         },
                         {"podSelector": {}},
+                        *_gateway_peer(spec),
                     ],
                     "ports": [{"port": src(spec.port, "port"), "protocol": "TCP"}],
                 },

@@ -531,6 +531,117 @@ def test_canary_subsets_and_route_weights(weight: int) -> None:
     }
 
 
+ROUTE = {
+    "gateway": {"name": "public", "namespace": "gateways"},
+    "hostnames": ["api.example.com", "*.api.example.org"],
+    "path": "/v1",
+}
+
+
+def service_of(track: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"bert-{track}", "namespace": "models", "labels": LABELS},
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {"app.kubernetes.io/name": "bert", "servestack.io/track": track},
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def backend(track: str, weight: int) -> dict[str, Any]:
+    return {"group": "", "kind": "Service", "name": f"bert-{track}", "port": 80, "weight": weight}
+
+
+@pytest.mark.parametrize("weight", [1, 10, 99])
+def test_http_route_weights_follow_the_canary(weight: int) -> None:
+    spec, eff = with_effective(strategy={**CANARY, "weight": weight}, route=ROUTE)
+    assert eff.load_balancer is not None
+    *_, stable, canary, route = routing.manifests(spec, eff.load_balancer)
+    assert (stable, canary) == (service_of("stable"), service_of("canary"))
+    assert route == {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "bert-route", "namespace": "models", "labels": LABELS},
+        "spec": {
+            "parentRefs": [
+                {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": "public",
+                    "namespace": "gateways",
+                }
+            ],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+                    "backendRefs": [backend("stable", 100 - weight), backend("canary", weight)],
+                }
+            ],
+            "hostnames": ["api.example.com", "*.api.example.org"],
+        },
+    }
+
+
+def test_http_route_without_a_canary_sends_all_to_the_stable_service() -> None:
+    spec, eff = with_effective(route={"gateway": {"name": "public"}})
+    assert eff.load_balancer is not None
+    kinds = [(m["kind"], m["metadata"]["name"]) for m in routing.manifests(spec, eff.load_balancer)]
+    assert kinds == [
+        ("Service", "bert"),
+        ("DestinationRule", "bert-lb"),
+        ("Service", "bert-stable"),
+        ("HTTPRoute", "bert-route"),
+    ]
+    route = routing.manifests(spec, eff.load_balancer)[-1]["spec"]
+    # The Gateway in the route's own namespace; no hostnames: every host the listener serves.
+    assert route["parentRefs"] == [
+        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}
+    ]
+    assert "hostnames" not in route
+    assert route["rules"][0]["backendRefs"] == [backend("stable", 100)]
+    assert route["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+
+
+def test_blue_green_stable_service_selects_the_live_version() -> None:
+    spec, eff = with_effective(strategy={"type": "blue_green"}, route={"gateway": {"name": "gw"}})
+    assert routing.track_service(spec, "stable")["spec"]["selector"] == {
+        "app.kubernetes.io/name": "bert",
+        "servestack.io/track": "stable",
+        "servestack.io/model-version": "v2-1-0",
+    }
+
+
+def test_no_route_no_track_services() -> None:
+    spec, eff = with_effective(strategy=CANARY)
+    assert eff.load_balancer is not None
+    assert [m["kind"] for m in routing.manifests(spec, eff.load_balancer)] == [
+        "Service",
+        "DestinationRule",
+        "VirtualService",
+    ]
+
+
+def test_the_network_policy_admits_the_gateway_pods() -> None:
+    from servestack.manifests.workload import network_policy
+
+    def peers(**route: Any) -> list[Any]:
+        spec = deployment(**route)
+        return network_policy(spec)["spec"]["ingress"][0]["from"]
+
+    assert len(peers()) == 2
+    assert peers(route=ROUTE)[2] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "gateways"}},
+        "podSelector": {"matchLabels": {"gateway.networking.k8s.io/gateway-name": "public"}},
+    }
+    # A Gateway in the deployment's own namespace.
+    assert peers(route={"gateway": {"name": "gw"}})[2]["namespaceSelector"] == {
+        "matchLabels": {"kubernetes.io/metadata.name": "models"}
+    }
+
+
 def test_no_subsets_without_canary() -> None:
     spec, eff = with_effective()
     assert eff.load_balancer is not None

@@ -32,6 +32,7 @@ DNS = (
 )
 CANARY = {"type": "canary", "weight": 10, "canaryVersion": "v2", "canaryImage": "reg.io/b:2"}
 QUEUE = {"kind": "kafka", "name": "jobs", "connectionSecret": "kafka-conn"}
+ROUTE = {"gateway": {"name": "public"}, "hostnames": ["api.example.com"]}
 A100_POOL = {"name": "a100", "gpu": {"type": "A100", "count": 8}}
 KARPENTER = {"name": "prod-eu-1", "provider": "karpenter"}
 GKE = {"name": "c", "provider": "gke", "location": "l"}
@@ -58,6 +59,106 @@ def pool_stack(cluster: dict[str, Any], **pool: Any) -> dict[str, Any]:
 
 # (id, raw stack, exact lines of the error)
 RULES: list[tuple[str, Any, list[str]]] = [
+    # --- external traffic: the Gateway API route (issue 23) ---------------------------------
+    (
+        "route-without-hostname-in-production",
+        dep(route={"gateway": {"name": "public"}}),
+        [
+            "deployments.bert.route.hostnames: none given: production needs at least one "
+            "hostname (e.g. api.example.com), or the route takes every host the Gateway serves"
+        ],
+    ),
+    (
+        "route-hostname-ip",
+        dep(route={**ROUTE, "hostnames": ["10.0.0.1"]}),
+        [
+            "deployments.bert.route.hostnames.0: '10.0.0.1' is an address, not a hostname: an "
+            "HTTPRoute matches the Host header by DNS name (e.g. api.example.com or "
+            "*.example.com)"
+        ],
+    ),
+    (
+        "route-hostname-url",
+        dep(route={**ROUTE, "hostnames": ["https://api.example.com:443"]}),
+        [
+            "deployments.bert.route.hostnames.0: 'https://api.example.com:443' is not a "
+            "hostname: lower-case DNS labels of letters, digits and '-' joined by '.', at most "
+            "253 characters, optionally starting with '*.' (e.g. api.example.com or "
+            "*.example.com); no scheme, port or path"
+        ],
+    ),
+    (
+        "route-hostname-wildcard-inside",
+        dep(route={**ROUTE, "hostnames": ["api.*.example.com"]}),
+        [
+            "deployments.bert.route.hostnames.0: 'api.*.example.com' is not a hostname: "
+            "lower-case DNS labels of letters, digits and '-' joined by '.', at most 253 "
+            "characters, optionally starting with '*.' (e.g. api.example.com or "
+            "*.example.com); no scheme, port or path"
+        ],
+    ),
+    (
+        "route-hostnames-not-a-list",
+        dep(route={**ROUTE, "hostnames": "api.example.com"}),
+        [
+            "deployments.bert.route.hostnames: 'api.example.com' is one hostname: write a list "
+            "([api.example.com])"
+        ],
+    ),
+    (
+        "route-hostname-twice",
+        dep(route={**ROUTE, "hostnames": ["a.example.com", "a.example.com"]}),
+        ["deployments.bert.route.hostnames: a.example.com listed more than once"],
+    ),
+    (
+        "route-path-relative",
+        dep(route={**ROUTE, "path": "v1"}),
+        [
+            "deployments.bert.route.path: 'v1' is not a path prefix: it must start with '/' (e.g. /v1/chat)"
+        ],
+    ),
+    (
+        "route-path-dot-segment",
+        dep(route={**ROUTE, "path": "/v1/../admin"}),
+        [
+            "deployments.bert.route.path: '/v1/../admin' is not a path prefix: it must contain "
+            "no '/./' or '/../' and not end in '/.' or '/..' (e.g. /v1/chat)"
+        ],
+    ),
+    (
+        "route-path-query",
+        dep(route={**ROUTE, "path": "/v1?stream=true"}),
+        [
+            "deployments.bert.route.path: '/v1?stream=true' is not a path prefix: it must use "
+            "only letters, digits, %-escapes and -/._~!$&'()*+,;=:@ (no spaces, quotes, '?' or "
+            "braces) (e.g. /v1/chat)"
+        ],
+    ),
+    (
+        "route-gateway-as-a-string",
+        dep(route={**ROUTE, "gateway": "public"}),
+        [
+            "deployments.bert.route.gateway: 'public' is not allowed: write {name: public}, with "
+            "namespace: when the Gateway is in another namespace than the deployment"
+        ],
+    ),
+    (
+        "route-gateway-namespace",
+        dep(route={**ROUTE, "gateway": {"name": "public", "namespace": "Edge"}}),
+        [
+            "deployments.bert.route.gateway.namespace: 'Edge' is not a namespace name (a "
+            "DNS-1123 label: at most 63 lower-case letters, digits and '-', starting and "
+            "ending with a letter or digit)"
+        ],
+    ),
+    (
+        "route-on-a-queue-worker",
+        dep(processing="async", queue=QUEUE, route=ROUTE),
+        [
+            "deployments.bert: route is only for processing sync: async workers take work from "
+            "their queue, not from a Gateway"
+        ],
+    ),
     # --- pod settings, image pull Secrets and queue workers (issue 23) ----------------------
     (
         "pull-secret-content-inline",
@@ -278,7 +379,7 @@ RULES: list[tuple[str, Any, list[str]]] = [
             "deployments.bert: unknown key 'resoures'; did you mean 'resources'? (allowed: name, "
             "description, model, processing, resources, replicas, active, autoscaling, "
             "loadBalancer, strategy, stableSlot, queue, port, monitoring, env, secretEnv, tags, "
-            "imagePullSecrets, command, args, priorityClassName, topologySpread, affinity, "
+            "imagePullSecrets, command, args, priorityClassName, topologySpread, affinity, route, "
             "environment, namespace)"
         ],
     ),

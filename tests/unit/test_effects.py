@@ -92,8 +92,9 @@ def test_walker_sees_nested_models_in_tuples_and_optionals() -> None:
     # 67 before the 24 fields of the monitoring block, 2 of MIG, 14 of pod settings and
     # queue workers, 5 of model storage; cluster.nodeClass's three (one before) and
     # nodePools.<name>.consolidateAfterSeconds; the cluster's GPU labels (gpuLabels,
-    # customGpuLabels' three); stableSlot (promote --shift).
-    assert len(LEAVES) == len(set(LEAVES)) == 122
+    # customGpuLabels' three); stableSlot (promote --shift); the route's four (gateway name
+    # and namespace, hostnames, path).
+    assert len(LEAVES) == len(set(LEAVES)) == 126
 
 
 @pytest.mark.parametrize("path", LEAVES)
@@ -208,7 +209,21 @@ def test_map_keys_resolve_to_the_map_rule() -> None:
                 "Deployment:spec.template.spec.containers[*].resources.requests.cpu",
             },
         ),
-        ("deployments.<name>.strategy.weight", {"VirtualService:spec.http[*].route[*].weight"}),
+        (
+            "deployments.<name>.strategy.weight",
+            {
+                "VirtualService:spec.http[*].route[*].weight",
+                "HTTPRoute:spec.rules[*].backendRefs[*].weight",
+            },
+        ),
+        (
+            "deployments.<name>.route.gateway.namespace",
+            {
+                "HTTPRoute:spec.parentRefs[*].namespace",
+                "NetworkPolicy:spec.ingress[*].from[*].namespaceSelector.matchLabels"
+                '["kubernetes.io/metadata.name"]',
+            },
+        ),
         (
             "deployments.<name>.queue.targetDepth",
             {

@@ -333,6 +333,30 @@ EDITS: tuple[Edit, ...] = (
         6,
     ),
     Edit("deployments.<name>.port", "deployments.ranker.port", 9090),
+    Edit("deployments.<name>.route.gateway.name", "deployments.chat.route.gateway.name", "edge"),
+    Edit("deployments.<name>.route.gateway.name", "deployments.chat.route", REMOVE),
+    Edit(
+        "deployments.<name>.route.gateway.name",
+        "deployments.ranker.route",
+        {"gateway": {"name": "public"}},
+    ),
+    Edit(
+        "deployments.<name>.route.gateway.namespace",
+        "deployments.chat.route.gateway.namespace",
+        "edge",
+    ),
+    Edit(
+        "deployments.<name>.route.gateway.namespace",
+        "deployments.chat.route.gateway.namespace",
+        REMOVE,
+    ),
+    Edit(
+        "deployments.<name>.route.hostnames",
+        "deployments.chat.route.hostnames",
+        ["chat.example.com", "*.chat.example.org"],
+    ),
+    Edit("deployments.<name>.route.hostnames", "deployments.chat.route.hostnames", REMOVE),
+    Edit("deployments.<name>.route.path", "deployments.chat.route.path", "/v2/chat"),
     # --- deployments: rollout strategy --------------------------------------------------------
     Edit(
         "deployments.<name>.strategy.type",
