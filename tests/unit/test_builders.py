@@ -606,7 +606,7 @@ def test_http_route_without_a_canary_sends_all_to_the_stable_service() -> None:
 
 
 def test_blue_green_stable_service_selects_the_live_version() -> None:
-    spec, eff = with_effective(strategy={"type": "blue_green"}, route={"gateway": {"name": "gw"}})
+    spec = deployment(strategy={"type": "blue_green"}, route={"gateway": {"name": "gw"}})
     assert routing.track_service(spec, "stable")["spec"]["selector"] == {
         "app.kubernetes.io/name": "bert",
         "servestack.io/track": "stable",
