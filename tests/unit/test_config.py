@@ -114,7 +114,8 @@ RULES: list[tuple[str, Any, list[str]]] = [
         "route-path-relative",
         dep(route={**ROUTE, "path": "v1"}),
         [
-            "deployments.bert.route.path: 'v1' is not a path prefix: it must start with '/' (e.g. /v1/chat)"
+            "deployments.bert.route.path: 'v1' is not a path prefix: it must start with '/' "
+            "(e.g. /v1/chat)"
         ],
     ),
     (
