@@ -184,8 +184,15 @@ EDITS: tuple[Edit, ...] = (
         "restart",
         "ModelDeployment",
     ),
-    # LoadBalancer
+    # LoadBalancer (the weight moves the mesh's routes and the Gateway API HTTPRoute's)
     Edit("prod", "deployments.bert-sentiment.strategy.weight", 25, "in-place", "LoadBalancer"),
+    Edit(
+        "prod",
+        "deployments.bert-sentiment.route.hostnames",
+        ["sentiment.example.com", "sentiment.example.eu"],
+        "in-place",
+        "LoadBalancer",
+    ),
     Edit(
         "prod",
         "deployments.bert-sentiment.loadBalancer.algorithm",

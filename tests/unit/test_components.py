@@ -37,6 +37,7 @@ SM = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
 PM = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 PR = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CM = "kubernetes:core/v1:ConfigMap"
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 Tree = set[tuple[str, str, str | None]]
 
@@ -58,6 +59,7 @@ def model(
     workloads: tuple[str, ...] | None = None,
     routes: bool = False,
     monitoring: bool = False,
+    gateway: bool = False,
 ) -> Tree:
     """The resources of one ModelDeployment, each with its parent."""
     md = of(MD, name)
@@ -71,6 +73,11 @@ def model(
         out |= {(LB, name, md), (SVC, name, of(LB, name)), (DR, f"{name}-lb", of(LB, name))}
     if routes:
         out.add((VS, f"{name}-routes", of(LB, name)))
+    if gateway:
+        lb_of = of(LB, name)
+        out |= {(HTTP_ROUTE, f"{name}-route", lb_of), (SVC, f"{name}-stable", lb_of)}
+        if routes:
+            out.add((SVC, f"{name}-canary", lb_of))
     if monitoring:
         out |= {
             (SM if lb else PM, name, md),
@@ -108,6 +115,7 @@ EXPECTED: dict[str, Tree] = {
             routes=True,
             workloads=("bert-sentiment", "bert-sentiment-canary"),
             monitoring=True,
+            gateway=True,
         ),
         *model(
             "llama-chat",
@@ -226,6 +234,27 @@ def test_prod_key_inputs(recorded: dict[str, Recorder]) -> None:
     ) == ("llama-chat-v3-0-1", 2, 6)
     routes = rec.one(VS, "bert-sentiment-routes").inputs["spec"]["http"][0]["route"]
     assert [r["weight"] for r in routes] == [90, 10]
+    # The Gateway API route is weighted as the mesh's, over one Service per track.
+    http = rec.one(HTTP_ROUTE, "bert-sentiment-route").inputs
+    assert http["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert http["spec"]["parentRefs"] == [
+        {
+            "group": "gateway.networking.k8s.io",
+            "kind": "Gateway",
+            "name": "public",
+            "namespace": "gateways",
+        }
+    ]
+    assert http["spec"]["hostnames"] == ["sentiment.example.com"]
+    (rule,) = http["spec"]["rules"]
+    assert [(b["name"], b["weight"]) for b in rule["backendRefs"]] == [
+        ("bert-sentiment-stable", 90),
+        ("bert-sentiment-canary", 10),
+    ]
+    assert rec.one(SVC, "bert-sentiment-canary").inputs["spec"]["selector"] == {
+        "app.kubernetes.io/name": "bert-sentiment",
+        "servestack.io/track": "canary",
+    }
     assert rec.one(SVC, "llama-chat").inputs["spec"]["selector"] == {
         "app.kubernetes.io/name": "llama-chat",
         "servestack.io/model-version": "v3-0-1",
