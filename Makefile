@@ -69,6 +69,7 @@ test-engine: venv engine prometheus $(CHECKOV)
 
 cluster-build:
 	bash tools/build-cluster.sh
+	bash tools/build-gateway-api.sh
 
 cluster: cluster-build
 	$(PYTHON) tools/cluster.py up

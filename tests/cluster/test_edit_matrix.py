@@ -24,6 +24,11 @@ every field but `status`), never by resourceVersion: controllers write status al
 The snapshot, the classes and "the engine wrote nothing" are :mod:`harness.live`'s, which
 the demo and test_edits use too.
 
+After every `up`, each HTTPRoute (a deployment's `route`) is on the server as the builders
+make it from the stack file: its backends and their weights, hostnames, Gateway and path
+(:func:`routes_as_built`); after a route or canary weight edit it is no longer the one
+before. The local cluster has no Gateway controller, so route status is not checked.
+
 ``SERVESTACK_MATRIX_EDITS=sharedMemory,priorityClassName`` applies only the edits whose id
 contains one of those words (a new row checked live without the whole matrix); unset, all.
 A PriorityClass an edit names is created for the test (no model may name a missing one:
@@ -34,8 +39,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -45,6 +52,7 @@ from harness.live import engine_writes, in_state, kinds_reached, observed, settl
 from servestack.config.stackfile import set_value
 from servestack.config.validation import parse_stack, read_stack_text
 from servestack.contract.effects import Effect
+from servestack.manifests import routing
 from servestack.program.guards import refusal_problems
 from tests.cluster.live import (
     STACK_NODES,
@@ -94,6 +102,46 @@ def priority_classes(api: client.ApiClient, edits: list[Edit]) -> Iterator[None]
             scheduling.delete_priority_class(name)
 
 
+#: Edits that change an HTTPRoute of the matrix's stacks (its fields, the canary weight).
+ROUTE_EDITS = re.compile(r"\.(route\.[a-zA-Z.]+|strategy\.weight)$")
+
+
+def routes_as_built(api: client.ApiClient, text: str) -> list[str]:
+    """Where the HTTPRoutes on the server differ from those the builders make of the stack
+    file (the backends with their weights, hostnames, Gateway, path): empty when each was
+    accepted as built. The local cluster has no Gateway controller: nothing reports on
+    them, so their status is not looked at."""
+    config = parse_stack(read_stack_text(text))
+    custom = client.CustomObjectsApi(api)
+    wrong = []
+    for dep in config.deployments:
+        if dep.route is None:
+            continue
+        built = routing.http_route(dep, dep.route)
+        name = built["metadata"]["name"]
+        live = custom.get_namespaced_custom_object(
+            "gateway.networking.k8s.io", "v1", dep.namespace, "httproutes", name
+        )
+        seen, want = (_route_view(r["spec"]) for r in (live, built))
+        if seen != want:
+            wrong.append(f"HTTPRoute {name}: server {seen}, built {want}")
+    return wrong
+
+
+def _route_view(spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "parents": [(p["name"], p.get("namespace")) for p in spec["parentRefs"]],
+        "hostnames": spec.get("hostnames", []),
+        "rules": [
+            (
+                [m["path"]["value"] for m in rule["matches"]],
+                [(b["name"], b["port"], b["weight"]) for b in rule["backendRefs"]],
+            )
+            for rule in spec["rules"]
+        ],
+    }
+
+
 STACKS = sorted({e.stack for e in EDITS})
 #: Staging's T4 nodes are full with its 3 replicas: the matrix scales resnet-vision to 3
 #: and rolls both models (a surge pod each), so it needs 3 more (and maxNodes to allow them).
@@ -131,7 +179,9 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
         s.up()
         namespace = parse_stack(read_stack_text(text)).namespace
         wait_for(f"{stack} settled", lambda: settled(api, namespace), timeout=180)
+        assert routes_as_built(api, text) == []
         for edit in edits:
+            old_text = text
             before = snapshot(api, in_state(api, s.resources()))
             expected, reached, edited = table_says(text, edit, {b.kind for b in before.values()})
             stack_file.write_text(edited, encoding="utf-8")
@@ -158,6 +208,11 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
                 wait_for(f"{stack} settled", lambda ns=ns: settled(api, ns), timeout=180)
                 after = snapshot(api, in_state(api, s.resources()))
                 seen = str(observed(before, after, reached))
+                # An HTTPRoute edit (the canary weight's too) is on the server as built.
+                routes = routes_as_built(api, text)
+                if ROUTE_EDITS.search(edit.path) and not routes_as_built(api, old_text):
+                    routes.append("the HTTPRoute on the server is still the one before the edit")
+                seen += f"; {routes}" if routes else ""
             rows.append((edit.id, expected, seen))
             print(f"{edit.id}: table {expected}, server {seen}")
         wrong = [r for r in rows if r[1] != r[2]]

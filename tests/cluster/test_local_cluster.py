@@ -24,7 +24,7 @@ pytestmark = pytest.mark.cluster
 
 T = TypeVar("T")
 
-# Upstream CRDs staged by tools/build-cluster.sh, by API group.
+# Upstream CRDs staged by tools/build-cluster.sh and tools/build-gateway-api.sh, by API group.
 EXPECTED_CRDS_PER_GROUP = {
     # istio.io/api v1.31.4
     "extensions.istio.io": 2,
@@ -39,6 +39,8 @@ EXPECTED_CRDS_PER_GROUP = {
     "autoscaling.x-k8s.io": 1,
     # github.com/prometheus-operator/prometheus-operator v0.85.0
     "monitoring.coreos.com": 10,
+    # sigs.k8s.io/gateway-api v1.6.3, standard channel (tools/build-gateway-api.sh)
+    "gateway.networking.k8s.io": 10,
 }
 POD_CIDR = ipaddress.ip_network("198.19.0.0/17")
 
@@ -137,7 +139,7 @@ def test_upstream_crds_established(api: client.ApiClient, cluster_module: Any) -
     karpenter = cluster_module.KARPENTER in cluster_module.status()["components"]
     assert per_group.pop("karpenter.kwok.sh", 0) in ((1,) if karpenter else (0, 1))
     assert dict(per_group) == EXPECTED_CRDS_PER_GROUP
-    assert sum(per_group.values()) == sum(EXPECTED_CRDS_PER_GROUP.values()) == 35
+    assert sum(per_group.values()) == sum(EXPECTED_CRDS_PER_GROUP.values()) == 45
     not_established = [
         c.metadata.name
         for c in crds

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .api import _admin_context, _health, _insecure_loopback_ctx, request
-from .binaries import ensure_binaries
+from .binaries import ensure_binaries, gateway_api_crds
 from .certs import _ensure_certs
 from .common import COMPONENTS, HOST, ClusterInfo, _log
 from .components import _argv, _child_env
@@ -47,6 +47,7 @@ def up(
     beside the control plane (or restarted, if it runs with other instance types)."""
     root = Path(root or repo_root()).resolve()
     entry = ensure_binaries(root)
+    gateway_api_crds(root)  # staged (seconds) before anything starts
     with _locked(root) as rd:
         pids_file, ports_file = rd / "pids.json", rd / "ports.json"
         state = _read_json(pids_file)
@@ -91,6 +92,7 @@ def _start(
 ) -> ClusterInfo:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
+    gateway_crds = gateway_api_crds(root)
     _ensure_certs(rd / "certs")
     timings["certs"] = time.monotonic() - t0
     ports = _pick_ports(_read_json(ports_file))
@@ -137,7 +139,7 @@ def _start(
             spawn(name)
         info = _info(root, state)
         _write_kubeconfig(rd / "kubeconfig", server, certs, "admin")
-        names = _apply_crds(info, entry / "crds")
+        names = _apply_crds(info, entry / "crds") + _apply_crds(info, gateway_crds)
         timings["crds_applied"] = time.monotonic() - t0
         _ensure_bootstrap_node(info)
         insecure = _insecure_loopback_ctx()
