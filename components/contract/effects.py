@@ -205,11 +205,12 @@ def _strategy_type_effect(ctx: EditContext) -> Outcome | None:
             "promote --shift: the routes go; the canary's Deployment stays, as the stable one",
         )
     if StrategyType.blue_green not in (_strategy(ctx.old), _strategy(ctx.new)):
+        routed = any(getattr(item, "route", None) is not None for item in (ctx.old, ctx.new))
         return Outcome(
             Effect.IN_PLACE,
             "rolling <-> canary keeps the stable Deployment; the canary "
-            "Deployment and its routes are created or deleted (an HTTPRoute's weights "
-            "change in place)",
+            "Deployment and its routes are created or deleted"
+            + (" (the HTTPRoute's weights change in place)" if routed else ""),
         )
     return None
 

@@ -48,6 +48,8 @@ CUSTOM = {
     "NodePool": "karpenter.sh/v1",
     "ServiceMonitor": "monitoring.coreos.com/v1",
     "PrometheusRule": "monitoring.coreos.com/v1",
+    # The Gateway API's (validated against its CRD by the live API server: tests/cluster).
+    "HTTPRoute": "gateway.networking.k8s.io/v1",
 }
 #: CRDs no stack in stacks/ renders (async workers' scrape config is the dev stack's, where
 #: monitoring is off).
