@@ -605,6 +605,20 @@ def test_http_route_without_a_canary_sends_all_to_the_stable_service() -> None:
     assert route["rules"][0]["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
 
 
+def test_promote_shift_moves_the_http_route_with_the_tracks() -> None:
+    """promote --shift: the canary takes all (weight 100), then serves as the stable track
+    from its own slot; the stable Service follows it there (its selector, not its name)."""
+    spec, eff = with_effective(strategy={**CANARY, "weight": 100}, route=ROUTE)
+    assert eff.load_balancer is not None
+    route = routing.manifests(spec, eff.load_balancer)[-1]["spec"]
+    assert route["rules"][0]["backendRefs"] == [backend("stable", 0), backend("canary", 100)]
+    shifted = deployment(stableSlot="canary", route=ROUTE)
+    assert routing.track_service(shifted, "stable")["spec"]["selector"] == {
+        "app.kubernetes.io/name": "bert",
+        "servestack.io/track": "canary",
+    }
+
+
 def test_blue_green_stable_service_selects_the_live_version() -> None:
     spec = deployment(strategy={"type": "blue_green"}, route={"gateway": {"name": "gw"}})
     assert routing.track_service(spec, "stable")["spec"]["selector"] == {
