@@ -19,6 +19,8 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from harness import poll
+from servestack.config.validation import parse_deployment
+from servestack.manifests import routing
 
 pytestmark = pytest.mark.cluster
 
@@ -241,6 +243,34 @@ def test_virtualservice_schema_is_enforced(api: client.ApiClient, namespace: str
     # The same object with a list is accepted.
     created = custom.create_namespaced_custom_object(*args, vs(["model.example.com"]))
     assert created["spec"]["hosts"] == ["model.example.com"]
+
+
+def test_http_route_is_validated_by_the_gateway_api_crd(
+    api: client.ApiClient, namespace: str
+) -> None:
+    """The Gateway API's own rules run in the API server (CEL): a path prefix servestack's
+    config refuses is refused there too; the one the builders make is accepted (dry run)."""
+    spec = parse_deployment(
+        {
+            "name": "model",
+            "namespace": namespace,
+            "model": {"id": "m", "version": "v1", "type": "llm", "image": "r.example.com/m:1"},
+            "resources": {"cpu": 1, "memory": "1Gi"},
+            "route": {"gateway": {"name": "public"}, "hostnames": ["model.example.com"]},
+        }
+    )
+    assert spec.route is not None
+    route = routing.http_route(spec, spec.route)
+    custom = client.CustomObjectsApi(api)
+    args = ("gateway.networking.k8s.io", "v1", namespace, "httproutes")
+    bad = {**route, "spec": {**route["spec"], "rules": [dict(route["spec"]["rules"][0])]}}
+    bad["spec"]["rules"][0]["matches"] = [{"path": {"type": "PathPrefix", "value": "/a/../b"}}]
+    with pytest.raises(ApiException) as err:
+        custom.create_namespaced_custom_object(*args, bad, dry_run="All")
+    assert err.value.status == 422
+    assert "must not contain '/../'" in err.value.body
+    created = custom.create_namespaced_custom_object(*args, route, dry_run="All")
+    assert created["spec"]["rules"][0]["backendRefs"] == route["spec"]["rules"][0]["backendRefs"]
 
 
 def test_server_side_dry_run(api: client.ApiClient, namespace: str) -> None:
