@@ -80,9 +80,10 @@ cluster-down:
 test-cluster: venv engine cluster-build karpenter
 	$(BIN)/pytest -q -m cluster tests/cluster
 
-# One pytest run over every tier, so its closing line counts them all.
+# One pytest run over every tier, so its closing line counts them all; two workers: the
+# cluster tier (mostly waiting on the control plane) on one, the other tiers share both.
 test: venv lint engine prometheus cluster-build karpenter $(CHECKOV)
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q -n 2 --dist loadgroup tests
 
 demo: venv engine cluster-build
 	$(BIN)/python -m demo

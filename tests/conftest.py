@@ -24,8 +24,17 @@ if ENGINE_BIN.exists():
 #: In the environment of every process the session starts (set before any test runs, so
 #: the children, grandchildren and plugins of every tier inherit it).
 SESSION_ENV = "SERVESTACK_TEST_SESSION"
-SESSION = uuid.uuid4().hex
-os.environ[SESSION_ENV] = SESSION
+#: The pid of the pytest run that set SESSION_ENV: an xdist worker (`make test` runs `-n 2`)
+#: is its child, and keeps its session, so that the run's processes are one set, checked
+#: once, by that run (see pytest_sessionfinish). A pytest a test starts is a session of its
+#: own.
+SESSION_PID_ENV = "SERVESTACK_TEST_SESSION_PID"
+if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(SESSION_PID_ENV) == str(os.getppid()):
+    SESSION = os.environ[SESSION_ENV]
+else:
+    SESSION = uuid.uuid4().hex
+    os.environ[SESSION_ENV] = SESSION
+    os.environ[SESSION_PID_ENV] = str(os.getpid())
 #: How long processes get to go away after the last test before they count as left over.
 LEFTOVER_GRACE_SECONDS = 15.0
 #: Variables through which a shell could hand the suite a backend or an account.
@@ -77,7 +86,11 @@ def session_leftovers(grace: float = LEFTOVER_GRACE_SECONDS) -> list[Leftover]:
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """A process the tests started that is still running fails the session (it is named,
-    then ended so that it does not outlive the run as well)."""
+    then ended so that it does not outlive the run as well). Under pytest-xdist the run
+    that started the workers checks, once they have ended: a worker would count the other
+    worker's live processes."""
+    if hasattr(session.config, "workerinput"):
+        return  # an xdist worker
     left = session_leftovers()
     if not left:
         return
@@ -93,6 +106,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     for line in ended:
         write(f"  {line}")
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`), the cluster tier runs on one worker: one
+    local control plane per run, its tests in their order, while the other worker takes
+    the rest."""
+    cluster = REPO / "tests" / "cluster"
+    for item in items:
+        if item.path.is_relative_to(cluster):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
 
 
 @pytest.fixture(autouse=True)
