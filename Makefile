@@ -83,7 +83,7 @@ test-cluster: venv engine cluster-build karpenter
 # One pytest run over every tier, so its closing line counts them all; two workers: the
 # cluster tier (mostly waiting on the control plane) on one, the other tiers share both.
 test: venv lint engine prometheus cluster-build karpenter $(CHECKOV)
-	$(BIN)/pytest -q -n 2 --dist loadgroup tests
+	$(BIN)/pytest -q -n 2 tests
 
 demo: venv engine cluster-build
 	$(BIN)/python -m demo

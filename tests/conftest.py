@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,17 +25,8 @@ if ENGINE_BIN.exists():
 #: In the environment of every process the session starts (set before any test runs, so
 #: the children, grandchildren and plugins of every tier inherit it).
 SESSION_ENV = "SERVESTACK_TEST_SESSION"
-#: The pid of the pytest run that set SESSION_ENV: an xdist worker (`make test` runs `-n 2`)
-#: is its child, and keeps its session, so that the run's processes are one set, checked
-#: once, by that run (see pytest_sessionfinish). A pytest a test starts is a session of its
-#: own.
-SESSION_PID_ENV = "SERVESTACK_TEST_SESSION_PID"
-if os.environ.get("PYTEST_XDIST_WORKER") and os.environ.get(SESSION_PID_ENV) == str(os.getppid()):
-    SESSION = os.environ[SESSION_ENV]
-else:
-    SESSION = uuid.uuid4().hex
-    os.environ[SESSION_ENV] = SESSION
-    os.environ[SESSION_PID_ENV] = str(os.getpid())
+SESSION = uuid.uuid4().hex
+os.environ[SESSION_ENV] = SESSION
 #: How long processes get to go away after the last test before they count as left over.
 LEFTOVER_GRACE_SECONDS = 15.0
 #: Variables through which a shell could hand the suite a backend or an account.
@@ -108,14 +100,44 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (`--dist loadgroup`), the cluster tier runs on one worker: one
-    local control plane per run, its tests in their order, while the other worker takes
-    the rest."""
-    cluster = REPO / "tests" / "cluster"
-    for item in items:
-        if item.path.is_relative_to(cluster):
-            item.add_marker(pytest.mark.xdist_group("cluster"))
+#: The tier whose tests share one local control plane (tests/cluster/conftest.py).
+CLUSTER_TIER = "tests/cluster/"
+
+
+class _Workers:
+    """How `make test` runs on pytest-xdist (`-n 2`).
+
+    - The cluster tier runs on one worker, in its order, with its one local control plane
+      (its run dir is the checkout's `.cluster/`), while the other tiers are spread over
+      both workers test by test: the cluster tier mostly waits on the control plane.
+    - The workers keep the session of the run that started them: the run's processes are
+      one set, checked once, by that run, after its workers have ended (see
+      pytest_sessionfinish). A pytest a test starts is a session of its own.
+    """
+
+    @staticmethod
+    def pytest_configure_node(node: Any) -> None:
+        node.workerinput[SESSION_ENV] = SESSION
+
+    @staticmethod
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ClusterTierOnOneWorker(LoadScopeScheduling):  # type: ignore[misc]
+            def _split_scope(self, nodeid: str) -> str:
+                return CLUSTER_TIER if nodeid.startswith(CLUSTER_TIER) else nodeid
+
+        return ClusterTierOnOneWorker(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global SESSION
+    handed = getattr(config, "workerinput", {}).get(SESSION_ENV)
+    if handed:
+        SESSION = os.environ[SESSION_ENV] = handed
+    elif config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_Workers())
 
 
 @pytest.fixture(autouse=True)
