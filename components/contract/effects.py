@@ -164,6 +164,19 @@ def _slot_effect(ctx: EditContext) -> Outcome | None:
             "the canary's Deployment takes the stable track and rolls to its version; the "
             "old stable Deployment goes",
         )
+    if (
+        isinstance(old, DeploymentSpec)
+        and isinstance(new, DeploymentSpec)
+        and old.strategy.type is StrategyType.canary
+        and new.strategy.type is StrategyType.canary
+    ):
+        # Both Deployments stay (their names and selectors are the slots'): each one's pods
+        # roll to the other track's version, and the routes' subsets swap.
+        return Outcome(
+            Effect.RESTART,
+            "during a canary the two tracks swap Deployments: each one's pods roll to the "
+            "other track's version",
+        )
     return None
 
 

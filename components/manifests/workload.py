@@ -74,10 +74,12 @@ def _resources(spec: DeploymentSpec) -> Manifest:
     return {"requests": requests, "limits": limits}
 
 
-def _env(spec: DeploymentSpec, version: str, version_from: str) -> list[Manifest]:
+def _env(
+    spec: DeploymentSpec, version: str, version_from: str, slot_via: tuple[str, ...] = ()
+) -> list[Manifest]:
     env: list[Manifest] = [
         {"name": "MODEL_ID", "value": src(spec.model.id, "model.id")},
-        {"name": "MODEL_VERSION", "value": src(version, version_from)},
+        {"name": "MODEL_VERSION", "value": src(version, version_from, via=slot_via)},
         {"name": "MODEL_TYPE", "value": src(spec.model.type.value, "model.type")},
         {"name": "PORT", "value": src(str(spec.port), "port")},
     ]
@@ -222,15 +224,17 @@ def pod_template(
     image: str,
     version_from: str = "model.version",
     image_from: str = "model.image",
+    slot_via: tuple[str, ...] = (),
     gpu_marks: gpu_scheduling.GpuMarks = GpuLabels.servestack,
 ) -> Manifest:
     """The pod template; ``version_from``/``image_from`` name the fields the version and
-    image come from (the canary track's differ); ``gpu_marks`` are the cluster's GPU node
+    image come from (the canary track's differ), ``slot_via`` the fields that choose which
+    track's they are (the Deployment's slot); ``gpu_marks`` are the cluster's GPU node
     labels and taint."""
     res = spec.resources
     pod_labels = {
         **naming.selector(spec, track),
-        naming.VERSION_LABEL: src(naming.version_slug(version), version_from),
+        naming.VERSION_LABEL: src(naming.version_slug(version), version_from, via=slot_via),
     }
     annotations: dict[str, str] = {}
     if res.bandwidth_mbps:
@@ -240,9 +244,9 @@ def pod_template(
         annotations[labels.EGRESS_BANDWIDTH] = opt(bandwidth, "resources.bandwidthMbps")
     container: Manifest = {
         "name": "model",
-        "image": src(image, image_from),
+        "image": src(image, image_from, via=slot_via),
         "ports": [{"name": "http", "containerPort": src(spec.port, "port"), "protocol": "TCP"}],
-        "env": _env(spec, version, version_from),
+        "env": _env(spec, version, version_from, slot_via),
         "resources": _resources(spec),
         **_probes(spec, eff),
         # Always: the registry is asked on every start, so revoked credentials and moved
@@ -355,6 +359,9 @@ def deployment(
     version = strategy.canary_version if canary and strategy.canary_version else spec.model.version
     image = strategy.canary_image if canary and strategy.canary_image else spec.model.image
     name = naming.deployment_name(spec, track)
+    # stableSlot chooses which track this Deployment (a slot) runs: flipped on its own
+    # during a canary, each Deployment takes the other track's version, image and rollout.
+    slot_via = ("stableSlot",) if strategy.type is StrategyType.canary else ()
     annotations = (
         {labels.DESCRIPTION: opt(spec.description, "description")} if spec.description else {}
     )
@@ -370,6 +377,7 @@ def deployment(
             image=image,
             version_from="strategy.canaryVersion" if canary else "model.version",
             image_from="strategy.canaryImage" if canary else "model.image",
+            slot_via=slot_via,
             gpu_marks=gpu_marks,
         ),
     }
@@ -379,13 +387,13 @@ def deployment(
         body["replicas"] = src(
             (strategy.canary_replicas or 1) if spec.active else 0,
             *(("strategy.canaryReplicas",) if spec.active else ()),
-            via=["active"],
+            via=["active", *slot_via],
             when=["strategy.type"],
         )
     elif not eff.autoscaled:
         # With an autoscaler the HPA owns the replica count; writing it here would fight it.
         body["replicas"] = src(
-            eff.replicas, *o.replicas.fields, via=o.replicas.via, when=o.autoscaled
+            eff.replicas, *o.replicas.fields, via=(*o.replicas.via, *slot_via), when=o.autoscaled
         )
     if strategy.type is StrategyType.blue_green or canary:
         # A blue-green Deployment is new per version; the canary track is small: both
@@ -393,14 +401,19 @@ def deployment(
         body["strategy"] = src(
             {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "100%", "maxUnavailable": 0}},
             "strategy.type",
+            via=slot_via,
         )
     else:
         body["strategy"] = {
             "type": "RollingUpdate",
             "rollingUpdate": {
-                "maxSurge": src(eff.max_surge, *o.max_surge.fields, via=o.max_surge.via),
+                "maxSurge": src(
+                    eff.max_surge, *o.max_surge.fields, via=(*o.max_surge.via, *slot_via)
+                ),
                 "maxUnavailable": src(
-                    eff.max_unavailable, *o.max_unavailable.fields, via=o.max_unavailable.via
+                    eff.max_unavailable,
+                    *o.max_unavailable.fields,
+                    via=(*o.max_unavailable.via, *slot_via),
                 ),
             },
         }

@@ -74,6 +74,12 @@ EDITS: tuple[Edit, ...] = (
         "restart",
         "ModelDeployment",
     ),
+    # stableSlot on its own (promote --shift flips it with the version, the image and the
+    # strategy: tests/engine/test_ops.py). Without a canary the stable track moves to the
+    # other Deployment: a new one, then the old one goes. During a canary the two tracks
+    # swap Deployments: each one's pods roll to the other track's version.
+    Edit("dev", "deployments.bert-sentiment.stableSlot", "canary", "replace", "ModelDeployment"),
+    Edit("prod", "deployments.bert-sentiment.stableSlot", "canary", "restart", "ModelDeployment"),
     # No change: replicas of an autoscaled deployment is the autoscaler's (an HPA here)
     Edit("prod", "deployments.bert-sentiment.replicas", 3, "no change", "ModelDeployment"),
     # Autoscaler
