@@ -6,7 +6,9 @@ template with the new requests), `set-model --strategy canary` (a canary Deploym
 new image, and the mesh routes splitting traffic by the weight), `promote` (the canary's
 image on the stable Deployment, the canary gone), a second canary then `rollback` (the
 canary gone, the stable image kept), `scale --no-wait` followed by `operation ID` (the
-replica count), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
+replica count), a third canary then `promote --shift` (the canary's pods take the stable
+track as they are: same pods, same ReplicaSet, grown to the stable count; the old stable
+Deployment gone), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
 `delete` (the worker's objects gone from the server and its entry from the stack file).
 """
 
@@ -147,6 +149,56 @@ def test_scale_no_wait_then_operation(dev: Dev) -> None:
     assert dev.apps.read_namespaced_deployment(DEP, NS).status.ready_replicas == 2
 
 
+def _pods(dev: Dev, name: str) -> dict[str, str]:
+    """The pods of Deployment ``name``: UID -> pod-template-hash."""
+    selector = dev.apps.read_namespaced_deployment(name, NS).spec.selector.match_labels
+    labels = ",".join(f"{k}={v}" for k, v in selector.items())
+    pods = client.CoreV1Api(dev.apps.api_client).list_namespaced_pod(NS, label_selector=labels)
+    return {
+        p.metadata.uid: p.metadata.labels["pod-template-hash"]
+        for p in pods.items
+        if p.metadata.deletion_timestamp is None
+    }
+
+
+def _replica_sets(dev: Dev, name: str) -> list[str]:
+    """The UIDs of the ReplicaSets Deployment ``name`` owns."""
+    owned = dev.apps.list_namespaced_replica_set(NS).items
+    return sorted(
+        rs.metadata.uid
+        for rs in owned
+        if any(o.kind == "Deployment" and o.name == name for o in rs.metadata.owner_references or [])
+    )
+
+
+def test_canary_then_promote_shift(dev: Dev) -> None:
+    """After `scale --replicas 2`: the canary (1 pod) takes the stable track in place."""
+    dev.run("set-model", STACK, DEP, "--version", "v2.4.0", "--strategy", "canary")
+    dev.ready()
+    canary = dev.apps.read_namespaced_deployment(CANARY, NS)
+    pods, sets = _pods(dev, CANARY), _replica_sets(dev, CANARY)
+    assert len(pods) == 1 and len(sets) == 1, (pods, sets)
+
+    dev.run("promote", STACK, DEP, "--shift", "--yes")
+    wait_for(f"{DEP} gone", lambda: not dev.exists("apps/v1", "Deployment", DEP) or None)
+    dev.ready()
+    promoted = dev.apps.read_namespaced_deployment(CANARY, NS)
+    assert promoted.metadata.uid == canary.metadata.uid
+    assert promoted.spec.template == canary.spec.template
+    assert (promoted.spec.replicas, promoted.status.ready_replicas) == (2, 2)
+    # No new ReplicaSet: the pods from before are still there, and the one the shift added
+    # has their pod-template-hash.
+    assert _replica_sets(dev, CANARY) == sets
+    after = _pods(dev, CANARY)
+    assert len(after) == 2 and pods.items() <= after.items(), (pods, after)
+    assert set(after.values()) == set(pods.values())
+    assert dev.image(CANARY) == IMAGE.format("2.4.0")
+    assert not dev.exists("networking.istio.io/v1", "VirtualService", f"{DEP}-routes")
+    spec = next(d for d in dev.config().deployments if d.name == DEP)
+    assert (spec.model.version, spec.strategy.type.value) == ("v2.4.0", "rolling")
+    assert spec.stable_slot.value == "canary"
+
+
 def test_scale_the_workers_bounds(dev: Dev) -> None:
     dev.run("scale", STACK, WORKER, "--min", "2", "--max", "4")
     so = dev.dyn.resources.get(api_version="keda.sh/v1alpha1", kind="ScaledObject")
@@ -159,4 +211,4 @@ def test_delete(dev: Dev) -> None:
     wait_for(f"{WORKER} gone", lambda: not dev.exists("apps/v1", "Deployment", WORKER) or None)
     assert not dev.exists("keda.sh/v1alpha1", "ScaledObject", WORKER)
     assert [d.name for d in dev.config().deployments] == [DEP]
-    assert dev.exists("apps/v1", "Deployment", DEP)
+    assert dev.exists("apps/v1", "Deployment", CANARY)  # the stable track, since the shift
