@@ -189,6 +189,7 @@ def execute(
                 op.stages = [*(op.stages or []), op.result or {}]
                 journal.phase = "applied"
                 recovery.write_journal(ws.state, journal)
+                testhook.pause("step-applied")  # tests kill here: between two updates
                 return True
             op.status = OperationStatus.succeeded
             final = True

@@ -20,6 +20,10 @@ image changed, a deployment removed). Afterwards: the checkpoint parses and hold
 resources a plain `pulumi up` (default checkpoints) of the final config holds; the rendered
 directory holds exactly that run's files, byte for byte (no orphan, no truncated YAML); no
 pending operation and no engine lock is left; `pulumi preview --expect-no-changes` passes.
+
+`promote --shift` applies two updates. Killed between them (its first update applied), the
+next `servestack up` applies the second: the rendered files, the state and the stack file
+are those an uninterrupted shift leaves.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from servestack.engine import Engine, make_project
 from servestack.ops import recovery
 from servestack.ops.edits import delete_edits
 from servestack.review.predict import apply_edits
+from tests import REPO
 from tests.engine.conftest import PASSPHRASE
 from tests.engine.test_reliability import Project, kill_group, ready, wait_until
 
@@ -196,3 +201,96 @@ def test_the_stack_lock_holds_on_the_fast_path(engine_ready: Path, tmp_path: Pat
     assert code == 0, out
     scaled = project.manifest("HorizontalPodAutoscaler", "model-0001")
     assert scaled["spec"]["maxReplicas"] == 9
+
+
+# promote --shift: two updates, the second named by the first's journal (then_text).
+
+SHIFTED = "bert-sentiment"
+
+
+def _canary_text() -> str:
+    """The repository's dev stack with bert-sentiment at 2 pods and a canary of 1."""
+    text = (REPO / "stacks" / f"Pulumi.{STACK}.yaml").read_text()
+    base = f"deployments.{SHIFTED}"
+    text = set_value(text, f"{base}.replicas", 2)
+    canary = {
+        "type": "canary",
+        "weight": 10,
+        "canaryVersion": "v2.2.0",
+        "canaryImage": "registry.example.com/nlp/bert-sentiment:2.2.0",
+    }
+    return set_value(text, f"{base}.strategy", canary)
+
+
+def _deployed(root: Path) -> Project:
+    project = _project(root, _canary_text())
+    project.engine.stack(project.root, STACK).up(on_output=lambda _: None)
+    return project
+
+
+@pytest.fixture(scope="module")
+def shifted(engine_ready: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What an uninterrupted `servestack promote dev bert-sentiment --shift` leaves."""
+    project = _deployed(tmp_path_factory.mktemp("shift-reference"))
+    code, out = project.run("promote", STACK, SHIFTED, "--shift")
+    assert code == 0, out
+    return {
+        "files": _files(project.out / STACK),
+        "resources": _resources(project),
+        "text": _config(project.stack_file.read_text()),
+    }
+
+
+def _config(text: str) -> str:
+    """The stack file without the salt `pulumi stack init` gives each project its own."""
+    return "".join(line for line in text.splitlines(True) if not line.startswith("encryptionsalt:"))
+
+
+@pytest.mark.parametrize(
+    ("point", "first"),
+    [
+        # The first update's journal is marked applied; the second's is not written yet.
+        ("step-applied", "applied"),
+        # The first update's engine is done, its journal not marked applied yet.
+        ("engine-done", "apply"),
+    ],
+)
+def test_a_shift_killed_between_its_updates_is_finished_by_the_next(
+    point: str, first: str, shifted: dict[str, Any], tmp_path: Path
+) -> None:
+    project = _deployed(tmp_path)
+    proc = project.start("promote", STACK, SHIFTED, "--shift", pause=point, session=True)
+    wait_until(ready(project.hooks, point), f"promote --shift at {point}", proc)
+    kill_group(proc)
+    journal = recovery.read_journal(project.root / ".servestack", STACK)
+    assert journal is not None and journal.phase == first
+    assert journal.then_text is not None and _config(journal.then_text) == shifted["text"]
+    # The first update is what is deployed: both tracks at 2 pods, the canary at 100%.
+    canary = project.manifest("Deployment", f"{SHIFTED}-canary")
+    assert canary["spec"]["replicas"] == 2
+    assert project.manifest("Deployment", SHIFTED)["spec"]["replicas"] == 2
+    (killed,) = project.operations()
+
+    code, out = project.run("up", STACK)
+    assert code == 0, out
+    assert f"operation {killed['id']} on stack {STACK} was interrupted" in out
+    assert _config(project.stack_file.read_text()) == shifted["text"]
+    assert _resources(project) == shifted["resources"]
+    files = _files(project.out / STACK)
+    assert sorted(files) == sorted(shifted["files"]), "orphaned or missing rendered files"
+    assert files == shifted["files"]
+    # The canary's pod template is the one it had before the shift.
+    promoted = project.manifest("Deployment", f"{SHIFTED}-canary")
+    assert promoted["spec"]["template"] == canary["spec"]["template"]
+    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
+    assert recovery.read_journal(project.root / ".servestack", STACK) is None
+    proc2 = project.engine.cli(
+        project.root, "preview", "--expect-no-changes", "-s", STACK, check=False
+    )
+    assert proc2.returncode == 0, proc2.stdout + proc2.stderr
+    record = next(r for r in project.operations() if r["id"] == killed["id"])
+    assert record["status"] == "interrupted"
+    assert record["recovered_by"]["status"] == "succeeded", record
+    # Marked applied, the first update is not applied again.
+    applied_once = "its first update was applied: applying its next one"
+    assert (applied_once in record["recovered_by"]["cleanup"]) == (first == "applied"), record
