@@ -163,11 +163,11 @@ def _pods(dev: Dev, name: str) -> dict[str, str]:
 
 def _replica_sets(dev: Dev, name: str) -> list[str]:
     """The UIDs of the ReplicaSets Deployment ``name`` owns."""
-    owned = dev.apps.list_namespaced_replica_set(NS).items
     return sorted(
         rs.metadata.uid
-        for rs in owned
-        if any(o.kind == "Deployment" and o.name == name for o in rs.metadata.owner_references or [])
+        for rs in dev.apps.list_namespaced_replica_set(NS).items
+        for o in rs.metadata.owner_references or []
+        if (o.kind, o.name) == ("Deployment", name)
     )
 
 
