@@ -347,7 +347,8 @@ def rule_groups(spec: DeploymentSpec, mon: Monitoring) -> list[Manifest]:
                 _alert(
                     "ModelCanaryWorseThanStable",
                     expr,
-                    (*ns, *f("slo.errorRatePercent", "slo.latencyP99Ms")),
+                    # stableSlot: which slot's series are the stable track's.
+                    (*ns, *f("slo.errorRatePercent", "slo.latencyP99Ms"), "stableSlot"),
                     "canaryWorse",
                     mon,
                     f,

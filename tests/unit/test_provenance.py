@@ -423,6 +423,13 @@ EDITS: tuple[Edit, ...] = (
         tag="(shift)",
         keeps=("chat-canary",),
     ),
+    # ... or, during a canary, the two tracks swap Deployments (each one's pods roll).
+    Edit(
+        "deployments.<name>.stableSlot",
+        "deployments.chat.stableSlot",
+        "canary",
+        tag="(swap)",
+    ),
     # ... and the stable track moved to the canary's slot while no canary runs.
     Edit(
         "deployments.<name>.stableSlot",
