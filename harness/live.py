@@ -279,5 +279,24 @@ def settled(api: ApiClient, namespace: str, selector: str = "") -> bool | None:
         return None
     if not all(WorkloadState.counts(d).rolled_out for d in deps):
         return None
+    if not _autoscalers_settled(api, namespace, deps):
+        return None
     pods: list[Any] = core.list_namespaced_pod(namespace, label_selector=selector).items
     return not any(p.metadata.deletion_timestamp for p in pods) or None
+
+
+def _autoscalers_settled(api: ApiClient, namespace: str, deps: list[Any]) -> bool:
+    """No HorizontalPodAutoscaler has a rescale to make without metrics: its Deployment's
+    replicas are within its bounds (or 0: the HPA is off). An edit that hands a Deployment
+    to an HPA (stableSlot during a canary) leaves it at its old count until the HPA's next
+    sync; the next edit's observation must not see that sync."""
+    from kubernetes import client
+
+    hpas = client.AutoscalingV2Api(api).list_namespaced_horizontal_pod_autoscaler(namespace)
+    replicas = {d.metadata.name: d.spec.replicas for d in deps}
+    for hpa in hpas.items:
+        ref = hpa.spec.scale_target_ref
+        n = replicas.get(ref.name) if ref.kind == "Deployment" else None
+        if n and not (hpa.spec.min_replicas or 1) <= n <= hpa.spec.max_replicas:
+            return False
+    return True
