@@ -242,17 +242,24 @@ def test_promote_shift_needs_both_tracks_full_and_production_refuses_what_cannot
     from servestack.review.capacity import Fit
     from tests import REPO
 
-    prod = (REPO / "stacks" / "Pulumi.prod.yaml").read_text()
+    autoscaled = (REPO / "stacks" / "Pulumi.prod.yaml").read_text()
+    # An autoscaled deployment is refused, in one line at its autoscaling (the hand-over of
+    # the replica count to the autoscaler would lose pods).
+    with pytest.raises(ConfigError) as refused:
+        _shifted(autoscaled)
+    assert str(refused.value).count("\n") == 0
+    assert str(refused.value).startswith("deployments.bert-sentiment.autoscaling: promote --shift")
+    prod = set_value(autoscaled, "deployments.bert-sentiment.autoscaling", {"enabled": False})
+    prod = set_value(prod, "deployments.bert-sentiment.replicas", 2)
     found = _shifted(prod)
     (v,) = found.capacity
-    # prod's bert-sentiment rests at minReplicas 2: 2 old stable + 2 canary pods at the peak.
+    # 2 replicas: 2 old stable + 2 canary pods at the peak.
     assert v.peak_pods == 4 and "2 of the old stable track + 2 canary pods" in v.text
     assert v.fit is not Fit.CANNOT_FINISH and not found.blocking(fail_on_replace=False)
 
     # Too big for the pool: the first update's stack file (both tracks full) does not fit at
     # rest, so the shift is refused before any update, in one line naming the pool.
-    big = set_value(prod, "deployments.bert-sentiment.autoscaling.minReplicas", 15)
-    big = set_value(big, "deployments.bert-sentiment.autoscaling.maxReplicas", 15)
+    big = set_value(prod, "deployments.bert-sentiment.replicas", 15)
     with pytest.raises(ConfigError) as info:
         _shifted(big)
     assert str(info.value).count("\n") == 0
