@@ -83,9 +83,16 @@ FIT_ERROR = (
 )
 AT_REST_ERROR = "nodePools.t4.minNodes: pool t4 holds at most 1 x T4 on 1 node(s) of g4dn.xlarge"
 NODEPOOL_LABEL = "karpenter.sh/nodepool"
-#: Karpenter's event on a pod no NodePool may launch a node for (sigs.k8s.io/karpenter
-#: pkg/controllers/provisioning/scheduling/scheduler.go).
-KARPENTER_LIMITED = "all available instance types exceed limits for nodepool"
+#: Karpenter's word on a pod its NodePool's limits leave no node for (sigs.k8s.io/karpenter
+#: pkg/controllers/provisioning/scheduling/scheduler.go): the `nodes` limit (`maxNodes`) is
+#: checked first, then the resource limits.
+KARPENTER_LIMITED = "node limits have been exhausted for nodepool"
+KARPENTER_LIMITS = (KARPENTER_LIMITED, "all available instance types exceed limits for nodepool")
+
+
+def limited(pool: str, said: list[str]) -> bool:
+    """Whether Karpenter said that ``pool``'s limits stop it."""
+    return any(f"{why} (NodePool={pool})" in m for m in said for why in KARPENTER_LIMITS)
 
 
 def on_t4(replicas: int, cpu: int = 2, nodes: int = 1, **strategy: Any) -> str:
@@ -248,17 +255,15 @@ def _stuck_rollout(provider: CloudProvider, kubeconfig: Path, tmp: Path, out: St
         out.pending = pod.metadata.name
         (out.reason,) = [c.message for c in pod.status.conditions if c.type == "PodScheduled"]
         if provider is KARPENTER:
-            out.karpenter = wait_for(
-                f"{ns}: Karpenter's word on the surge pod",
-                lambda: [
-                    e.message
-                    for e in core.list_namespaced_event(
-                        ns, field_selector=f"involvedObject.name={pod.metadata.name}"
-                    ).items
-                    if _from_karpenter(e)
-                ],
-                60,
-            )
+
+            def said() -> list[str] | None:
+                events = core.list_namespaced_event(
+                    ns, field_selector=f"involvedObject.name={pod.metadata.name}"
+                ).items
+                found = [e.message for e in events if _from_karpenter(e)]
+                return found if limited(pool, found) else None
+
+            out.karpenter = wait_for(f"{ns}: Karpenter's word on the surge pod", said, 60)
         proc = s.servestack("status", STACK, DEP)
         out.status, out.status_code = proc.stdout, proc.returncode
         out.nodes_stuck = _ready_pool_nodes(core, pool)
@@ -422,6 +427,9 @@ def cases(provider: CloudProvider) -> list[Case]:
         case("cpu-short", 1, [model("a", 3, cpu="12")], IMAGE, Fit.CANNOT_FINISH, "g4dn.12xlarge"),
         # Four pods of a quarter of the allocatable CPU fill the node exactly.
         case("cpu-exact", 1, [model("a", 3, cpu=edge)], IMAGE, Fit.FITS, "g4dn.12xlarge"),
+        # Two 20-CPU pods fill a node's CPU with half its GPUs free: two nodes hold four,
+        # the surge pod needs a third (on Karpenter, one its GPU limit alone would allow).
+        case("cpu-bound", 2, [model("a", 4, cpu="20")], IMAGE, Fit.CANNOT_FINISH, "g4dn.12xlarge"),
         case(
             "ceiling",
             2,
@@ -643,8 +651,7 @@ class Matrix:
         event may come after the scheduler's); `local` has no autoscaler."""
         if case.provider is LOCAL:
             return True
-        limited = f"{KARPENTER_LIMITED} (NodePool={o.pool})"
-        return any(limited in m for m in self._karpenter_said(o.namespace))
+        return limited(o.pool, self._karpenter_said(o.namespace))
 
     def _stuck(self, o: Outcome) -> None:
         """The case is over: what its Pending pods are told."""
@@ -844,8 +851,8 @@ def test_a_rollout_that_cannot_finish_is_said_refused_and_stays_pending(
     # The pool never grew: two nodes; on Karpenter its NodePool's limits stopped it.
     assert s.nodes_stuck == 2
     if provider is KARPENTER:
-        assert any(f"{KARPENTER_LIMITED} (NodePool={pool})" in m for m in s.karpenter), s.karpenter
-        assert KARPENTER_LIMITED in s.status, s.status
+        assert limited(pool, s.karpenter), s.karpenter
+        assert limited(pool, s.status.splitlines()), s.status
     # pulumi up gave up (the development rollout bound), the pod still Pending.
     assert s.up_finished, "pulumi up still running"
     assert isinstance(s.up_error, auto.CommandError), s.up_error
@@ -888,8 +895,7 @@ def test_the_verdict_is_what_the_scheduler_does(live: Live, case: Case) -> None:
         # The pool grew to its bound and no further.
         assert o.nodes_most == v.nodes_max
         if case.provider is KARPENTER:
-            limited = f"{KARPENTER_LIMITED} (NodePool={o.pool})"
-            assert any(limited in m for m in o.karpenter), o.karpenter
+            assert limited(o.pool, o.karpenter), o.karpenter
         return
     assert o.rolled_out, f"not rolled out after {ROLLOUT_SECONDS} s: {o.stuck}"
     # Fits as is: no node added; needs nodes: Karpenter adds exactly those.
@@ -903,8 +909,7 @@ def test_the_verdict_is_what_the_scheduler_does(live: Live, case: Case) -> None:
         assert o.stuck and all("Insufficient" in s for s in o.stuck), o.stuck
         assert o.nodes_most == v.nodes_max
         if case.provider is KARPENTER:
-            limited = f"{KARPENTER_LIMITED} (NodePool={o.pool})"
-            assert any(limited in m for m in o.karpenter), o.karpenter
+            assert limited(o.pool, o.karpenter), o.karpenter
     # Available replicas of the rolling track never fell below what its strategy allows;
     # the remedy's case, below what the verdict of the case it remedies stated.
     old_a, new_a = case.old.deployments[0], case.new.deployments[0]
