@@ -15,6 +15,12 @@ field-effect table said the edit would do:
 What the server shows, its classes and "the engine wrote nothing" are
 :mod:`harness.live`'s, as in the cluster tier.
 
+Then one capacity verdict: bert-sentiment runs on a pool of two T4 nodes, and a blue-green
+switch of its two replicas needs four. `servestack diff` says beforehand that this rollout
+cannot finish, with the pool's room, the peak and the remedies (development warns;
+production refuses the same edit); the first remedy (more nodes) is applied with the same
+edit, and the switch finishes on the nodes it added. Nothing waits for a Pending pod.
+
 A stop and a start close it: 0 pods with the Service kept, then the pods back with the same
 pod template. The demo fails (exit code 1) when the server disagrees with the table. It
 destroys its stack at the end and stops the cluster if it started it
@@ -24,6 +30,7 @@ destroys its stack at the end and stops the cluster if it started it
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -87,8 +94,21 @@ def _set_model(version: str, strategy: StrategyType) -> Callable[[str], Edits]:
     )
 
 
-#: In this order, each fits the local cluster's one 8-CPU system node (dev has no GPU pool):
-#: two replicas of 2 CPUs plus a surge pod, or a blue-green pair of one replica each.
+#: bert-sentiment's pool: two T4 nodes (kwok Nodes with a g4dn.xlarge's allocatable). In this
+#: order, each edit below fits them: one replica and its surge pod, a blue-green pair of one
+#: replica each, then two replicas. The capacity step's switch of two replicas does not.
+POOL = "t4"
+GPU_POOL = {
+    "name": POOL,
+    "gpu": {"type": "T4", "count": 1},
+    "machineType": "g4dn.xlarge",
+    "minNodes": 2,
+    "maxNodes": 4,
+}
+#: The capacity step's edit: a blue-green switch to this version (both colours at once).
+CAPACITY_VERSION = "v2.4.0"
+RAISE_RE = re.compile(rf"remedy: raise nodePools\.{POOL}\.minNodes to (\d+)")
+
 EDITS = [
     Edit(
         "restart",
@@ -201,6 +221,9 @@ class Demo:
     def __init__(self, console: Console, root: Path, kubeconfig: Path) -> None:
         self.console = console
         text = on_local_cluster((REPO / "stacks" / f"Pulumi.{STACK}.yaml").read_text("utf-8"))
+        text = set_value(text, "nodePools", [GPU_POOL])
+        gpu = {"count": 1, "type": "T4"}
+        text = set_value(text, f"deployments.{DEPLOYMENT}.resources.gpu", gpu)
         self.project = make_project(root / ".servestack" / "demo-cluster", stacks={STACK: text})
         self.ws = Workspace(project_dir=self.project)
         backend = f"file://{self.ws.project.engine_state / 'backend'}"
@@ -217,14 +240,23 @@ class Demo:
     def stack_text(self) -> str:
         return self.ws.stack_file(STACK).read_text(encoding="utf-8")
 
-    def servestack(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """The `servestack` command, as a user runs it in the project."""
+    def servestack(
+        self, *args: str, quiet: tuple[int, ...] = (), width: int = 200
+    ) -> subprocess.CompletedProcess[str]:
+        """The `servestack` command, as a user runs it in the project (its output shown when
+        it exits with a code not in ``quiet``), on a terminal ``width`` columns wide."""
         cmd = [sys.executable, "-m", "servestack", "-C", str(self.project), *args]
         self.console.print(f"     [bold]$ servestack {escape(' '.join(args))}[/bold]")
         proc = subprocess.run(
-            cmd, env={**os.environ, **self.env}, capture_output=True, text=True, check=False
+            cmd,
+            # Relative file arguments name files of the project (`stacks/...`).
+            cwd=self.project,
+            env={**os.environ, **self.env, "COLUMNS": str(width)},
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        if proc.returncode != 0:
+        if proc.returncode not in (0, *quiet):
             self.console.print(escape(proc.stdout + proc.stderr), markup=False)
         return proc
 
@@ -308,6 +340,77 @@ class Demo:
         wrote = engine_writes(before, after)
         return ("refused, the engine wrote " + ", ".join(wrote) if wrote else REFUSED), said
 
+    def capacity(self) -> None:
+        """A rollout that cannot finish: the review's verdict beforehand, then its first
+        remedy applied with the same edit."""
+        text = self.stack_text()
+        edited = text
+        fields = set_model_edits(
+            text,
+            DEPLOYMENT,
+            version=CAPACITY_VERSION,
+            image=None,
+            strategy=StrategyType.blue_green,
+        )
+        for key, value in fields.items():
+            edited = set_value(edited, key, value)
+        files = {
+            name: self.project / "stacks" / f"capacity-{name}.yaml"
+            for name in ("now", "edited", "prod-now", "prod-edited")
+        }
+        files["now"].write_text(text, encoding="utf-8")
+        files["edited"].write_text(edited, encoding="utf-8")
+        files["prod-now"].write_text(set_value(text, "environment", "production"), "utf-8")
+        prod = set_value(edited, "environment", "production")
+        files["prod-edited"].write_text(prod, encoding="utf-8")
+        rel = {k: str(v.relative_to(self.project)) for k, v in files.items()}
+
+        self.console.print(
+            f"     set-model --version {CAPACITY_VERSION} --strategy blue_green, reviewed first:"
+        )
+        # Wide enough that no verdict's line wraps: the lines are picked out below.
+        proc = self.servestack("diff", rel["now"], rel["edited"], width=1000)
+        said = [
+            line
+            for line in proc.stdout.splitlines()
+            if line.startswith(("WARNING capacity", "  remedy:"))
+        ]
+        for line in said:
+            self.console.print(f"       {escape(line)}", highlight=False)
+        if proc.returncode != 0 or not said or "cannot finish" not in said[0]:
+            self.failures.append("capacity: development did not warn that it cannot finish")
+            return
+        proc = self.servestack("diff", rel["prod-now"], rel["prod-edited"], quiet=(2,), width=1000)
+        blocked = [line for line in proc.stdout.splitlines() if line.startswith("BLOCKED")]
+        for line in blocked:
+            self.console.print(f"       {escape(line)} (exit {proc.returncode})", highlight=False)
+        if proc.returncode != 2 or not blocked:
+            self.failures.append("capacity: production did not refuse the same edit")
+        raise_to = next((m for line in said if (m := RAISE_RE.search(line))), None)
+        if raise_to is None:
+            self.failures.append("capacity: no remedy raising the pool's nodes")
+            return
+        nodes = int(raise_to.group(1))
+        self.console.print(
+            f"     the first remedy with the same edit: nodePools.{POOL}.minNodes {nodes}, "
+            "pulumi up:"
+        )
+        self.ws.stack_file(STACK).write_text(
+            set_value(edited, f"nodePools.{POOL}.minNodes", nodes), encoding="utf-8"
+        )
+        self.up()
+        pool = self.live.core.list_node(label_selector=f"{labels.NODE_POOL}={POOL}").items
+        seen = self.live.seen()
+        live = self.live.apps.read_namespaced_deployment(seen.deployment.name, self.live.ns)
+        (model,) = [c for c in live.spec.template.spec.containers if c.name == "model"]
+        version = next((e.value for e in model.env or [] if e.name == "MODEL_VERSION"), None)
+        self.console.print(
+            f"       the switch finished: {len(pool)} {POOL} nodes, "
+            f"{seen.deployment.name} {len(seen.deployment.pods)} pods Ready, version {version}"
+        )
+        if len(pool) != nodes or version != CAPACITY_VERSION:
+            self.failures.append("capacity: the remedy did not finish the switch")
+
     def stop_start(self) -> None:
         before = self.live.seen()
         if self.servestack("stop", STACK, DEPLOYMENT).returncode != 0:
@@ -349,7 +452,7 @@ def run(console: Console, root: Path) -> int:
     started = time.monotonic()
     info = tool.up(REPO)
     console.print(
-        f"4/7  local cluster: {'already running' if info.already_running else 'started'} "
+        f"4/8  local cluster: {'already running' if info.already_running else 'started'} "
         f"in {time.monotonic() - started:.0f}s ({info.server}); "
         f'`eval "$(python3 tools/cluster.py env)"` points kubectl and pulumi at it'
     )
@@ -365,14 +468,14 @@ def run(console: Console, root: Path) -> int:
 
 def _steps(console: Console, demo: Demo, keep: bool) -> int:
     console.print(
-        f"5/7  pulumi up {STACK} with target: cluster, cluster.provider: local "
+        f"5/8  pulumi up {STACK} with target: cluster, cluster.provider: local "
         "(pods on kwok nodes; no container runs):"
     )
     if demo.live.leftovers():
         console.print("     a previous demo's stack is still up: destroying it first")
         demo.destroy()
     demo.up()
-    console.print("\n6/7  one edit of each effect class, applied and observed on the server:\n")
+    console.print("\n6/8  one edit of each effect class, applied and observed on the server:\n")
     table = Table(show_lines=True)
     for col in ("command", "table says", "the server shows"):
         table.add_column(col, overflow="fold")
@@ -380,7 +483,11 @@ def _steps(console: Console, demo: Demo, keep: bool) -> int:
         command, said, seen = demo.edit(edit)
         table.add_row(escape(command), said, seen)
     console.print(table)
-    console.print("\n7/7  stop and start:")
+    console.print(f"\n7/8  capacity: a rollout that cannot finish in pool {POOL}, and its remedy:")
+    began = time.monotonic()
+    demo.capacity()
+    console.print(f"     (the capacity step took {time.monotonic() - began:.0f}s)")
+    console.print("\n8/8  stop and start:")
     demo.stop_start()
     if keep:
         console.print("     SERVESTACK_DEMO_KEEP=1: the stack and the cluster stay up")

@@ -15,6 +15,13 @@ providers' published ones, by the catalogue the machine comes from:
   6 % of the next 112 GiB and 2 % above 128 GiB (255 MiB below 1 GiB), plus the 100 MiB
   eviction threshold; ephemeral storage ``min(50 %, 6 GiB + 35 %, 100 GiB)`` of the boot
   disk plus the 10 % eviction threshold.
+* Karpenter's kwok cloud provider (the local cluster's Karpenter, node class
+  ``LOCAL_NODE_CLASS``): every instance type carries one fixed overhead, kube-reserved
+  100m CPU and 10Mi memory, hard-coded in sigs.k8s.io/karpenter v1.14.1
+  ``kwok/cloudprovider/helpers.go`` (``newInstanceType``), with no eviction threshold and no
+  storage reserve. Its nodes advertise the instance type's resources less that; the
+  instance types are the machine table's (:mod:`servestack.manifests.instance_types`).
+  On EKS the same NodePool gets the EC2 reserves above.
 
 The `local` pools' Node objects advertise exactly these allocatable amounts
 (:func:`servestack.manifests.node_pools.local_nodes`), so this model and the live scheduler
@@ -41,6 +48,7 @@ from servestack.config.gpu import (
 )
 from servestack.config.machines import Family, Machine, default_machine, machine
 from servestack.config.models import (
+    LOCAL_NODE_CLASS,
     CloudProvider,
     ClusterSpec,
     DeploymentSpec,
@@ -60,6 +68,9 @@ Amounts = dict[str, int]
 EVICTION_MEMORY = 100 * MIB
 #: kubelet `evictionHard nodefs.available` on both providers (percent of the disk).
 EVICTION_NODEFS_PERCENT = 10
+#: What Karpenter's kwok provider keeps from every instance type (its kube-reserved; see the
+#: module's docstring), by resource.
+KWOK_OVERHEAD: Mapping[str, int] = {CPU: 100, MEMORY: 10 * MIB}
 
 
 def cpu_reserve_millicores(vcpu: int) -> int:
@@ -116,10 +127,16 @@ class NodeShape:
 
 
 def node_shape(
-    shape: Machine, *, disk_gib: int | None = None, gpus: Mapping[str, int] | None = None
+    shape: Machine,
+    *,
+    disk_gib: int | None = None,
+    gpus: Mapping[str, int] | None = None,
+    overhead: Mapping[str, int] | None = None,
 ) -> NodeShape:
     """A node of machine ``shape`` (with a boot disk of ``disk_gib`` where the pool sets one),
-    offering ``gpus`` (by resource name: whole GPUs unless its GPUs are partitioned)."""
+    offering ``gpus`` (by resource name: whole GPUs unless its GPUs are partitioned). With
+    ``overhead``, the node keeps exactly that (a provider's fixed reserve, as Karpenter's kwok
+    provider) instead of the published kubelet reserves."""
     disk = (disk_gib or shape.ephemeral_gib) * GIB
     memory = shape.memory_gib * GIB
     capacity = {
@@ -129,6 +146,9 @@ def node_shape(
         PODS: shape.max_pods,
         **(gpus if gpus is not None else {GPU_RESOURCE: shape.gpus}),
     }
+    if overhead is not None:
+        kept = {name: amount - overhead.get(name, 0) for name, amount in capacity.items()}
+        return NodeShape(shape, capacity, kept)
     kube = gke_memory_reserve(memory) if shape.family is Family.gce else None
     reserved_memory = (kube if kube is not None else eks_memory_reserve(shape.max_pods)) + (
         EVICTION_MEMORY
@@ -179,6 +199,16 @@ def pool_node(pool: NodePoolSpec, cluster: ClusterSpec) -> NodeShape | None:
         shape,
         disk_gib=pool.disk_size_gb if creates_disk else None,
         gpus=node_gpu_resources(pool.gpu.type, pool.gpu.count, pool.gpu.mig),
+        overhead=KWOK_OVERHEAD if kwok_provisioned(cluster) else None,
+    )
+
+
+def kwok_provisioned(cluster: ClusterSpec) -> bool:
+    """Karpenter pools launched by its kwok provider (the local cluster's node class)."""
+    ref = cluster.node_class
+    return cluster.provider is CloudProvider.karpenter and (ref.group, ref.kind) == (
+        LOCAL_NODE_CLASS.group,
+        LOCAL_NODE_CLASS.kind,
     )
 
 

@@ -142,15 +142,24 @@ def karpenter_node_pool(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, A
 
 
 def karpenter_limits(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, str]:
-    """The NodePool's `limits`: `maxNodes` x the GPUs of the machine's shape (Karpenter sums
-    its nodes' capacity against them), so the cloud enforces the bound the review's
-    capacity model assumes. The requirements pin the instance type, so the GPU limit alone
-    holds the pool at `maxNodes` nodes; CPU and memory limits would bound nothing more."""
+    """The NodePool's `limits`: `maxNodes` nodes, and `maxNodes` x the GPUs of the machine's
+    shape, so the cloud enforces the bound the review's capacity model assumes.
+
+    Karpenter sums its nodes' capacity against a resource limit, and launches no node that
+    would cross it. The GPU limit alone is not enough where a node's capacity is counted as
+    what its pods asked for (Karpenter's kwok provider does so): a pool of 4-GPU machines
+    whose pods fill the CPU with GPUs left over then gets a node past `maxNodes` (seen on the
+    local cluster: tests/cluster/test_capacity.py, `cpu-bound`). Karpenter's `nodes` limit
+    counts nodes whatever their capacity says.
+    """
     node = capacity.pool_node(pool, cluster)
     assert node is not None, "validation guarantees a known machine"
     # The instance type's GPUs, whole: what Karpenter counts, MIG partitioning or not.
     gpus = pool.max_nodes * node.machine.gpus
-    return {GPU_RESOURCE: src(str(gpus), "maxNodes", "gpu.count")}
+    return {
+        "nodes": src(str(pool.max_nodes), "maxNodes"),
+        GPU_RESOURCE: src(str(gpus), "maxNodes", "gpu.count"),
+    }
 
 
 def gke_node_pool_args(pool: NodePoolSpec, cluster: ClusterSpec) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """`make demo` end to end (`python -m demo`): render mode, then the dev stack on
 the local cluster with one edit of each effect class checked on the live objects by the demo
-itself (it exits 1 when the server disagrees with the field-effect table), a stop and a
-start, and a destroy that leaves the cluster clean. State and manifests go to a temporary
+itself (it exits 1 when the server disagrees with the field-effect table), one capacity
+verdict (a blue-green switch that cannot finish in its pool: warned in development with the
+numbers, refused in production, then finished with the remedy), a stop and a start, and a
+destroy that leaves the cluster clean. State and manifests go to a temporary
 directory (SERVESTACK_DEMO_DIR), not the checkout."""
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def test_demo_runs_on_the_local_cluster(local_cluster: Path, tmp_path: Path) -> 
         check=False,
     )
     out = proc.stdout
+    flat = " ".join(out.split())
     assert proc.returncode == 0, out + proc.stderr
     # Part 1 rendered manifests into the demo's directory.
     assert list((tmp_path / "out" / "dev").rglob("*.yaml")), "no manifests rendered"
@@ -50,6 +53,16 @@ def test_demo_runs_on_the_local_cluster(local_cluster: Path, tmp_path: Path) -> 
     ):
         assert f"$ servestack {command}" in out, command
     assert "refused, nothing changed" in out
+    # The capacity verdict: its numbers beforehand, production's refusal, the remedy applied.
+    verdict = (
+        "cannot finish: pool t4 holds at most 2 x T4; this rollout needs 4 x T4 at its peak "
+        "(2 of the old colour + 2 of the new colour)"
+    )
+    assert f"WARNING capacity deployments.bert-sentiment: {verdict}" in flat, flat
+    assert "remedy: raise nodePools.t4.minNodes to 4" in flat
+    refused = f"production refuses a rollout that {verdict}"
+    assert f"BLOCKED deployments.bert-sentiment: forbidden ({refused})" in flat
+    assert "the switch finished: 4 t4 nodes" in flat
     assert "same as before the stop" in out
     assert "disagrees" not in out
     assert objects_with_our_labels(api) == []

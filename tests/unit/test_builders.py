@@ -875,7 +875,7 @@ def test_karpenter_node_pool() -> None:
                     ],
                 },
             },
-            "limits": {"nvidia.com/gpu": "32"},
+            "limits": {"nodes": "4", "nvidia.com/gpu": "32"},
             "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m"},
         },
     }

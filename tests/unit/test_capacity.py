@@ -12,12 +12,15 @@ from servestack.config import capacity
 from servestack.config.errors import ConfigError
 from servestack.config.gpu import GPU_RESOURCE
 from servestack.config.machines import MACHINES, Family, machine
-from servestack.config.quantities import memory_bytes
+from servestack.config.models import LOCAL_NODE_CLASS
+from servestack.config.quantities import cpu_millicores, memory_bytes
 from servestack.config.validation import parse_stack
+from servestack.manifests.instance_types import karpenter_machines, kwok_instance_types
 from servestack.manifests.render import render_stack
 from servestack.manifests.sample import sample_stack
 
 MIB, GIB = 1024**2, 1024**3
+LOCAL_CLASS = LOCAL_NODE_CLASS.model_dump(by_alias=True)
 
 
 def stack(
@@ -85,6 +88,30 @@ def test_a_node_offers_pods_its_capacity_less_the_reserves() -> None:
     gke = capacity.node_shape(g2)
     # min(50 %, 6 GiB + 35 %, 100 GiB) of the 200 GiB disk, plus the 10 % eviction threshold.
     assert gke.allocatable[capacity.STORAGE] == 200 * GIB - 20 * GIB - 76 * GIB
+
+
+def test_karpenters_kwok_nodes_offer_the_instance_type_less_its_fixed_overhead() -> None:
+    """On the local cluster's Karpenter (the kwok node class) a pool's node offers what the
+    kwok provider advertises: the generated instance type's resources less 100m CPU and 10Mi
+    memory; the same pool with AWS's node class keeps the EKS reserves."""
+    types = {t["name"]: t["resources"] for t in kwok_instance_types()}
+    for m in karpenter_machines():
+        one = pool(0, gpu=m.gpu.value, count=m.gpus, machineType=m.name, maxNodes=1)
+        spec = stack([one], [], "karpenter")
+        kwok = parse_stack({**spec, "cluster": {**spec["cluster"], "nodeClass": LOCAL_CLASS}})
+        (node,) = [capacity.pool_node(p, kwok.cluster) for p in kwok.node_pools]
+        assert node is not None
+        offered = types[m.name]
+        assert node.allocatable == {
+            capacity.CPU: cpu_millicores(offered["cpu"]) - 100,
+            capacity.MEMORY: memory_bytes(offered["memory"]) - 10 * MIB,
+            capacity.STORAGE: memory_bytes(offered["ephemeral-storage"]),
+            capacity.PODS: int(offered["pods"]),
+            GPU_RESOURCE: int(offered[GPU_RESOURCE]),
+        }, m.name
+        eks = parse_stack(spec)
+        (aws,) = [capacity.pool_node(p, eks.cluster) for p in eks.node_pools]
+        assert aws == capacity.node_shape(m), m.name
 
 
 def test_every_machine_leaves_room_for_pods() -> None:

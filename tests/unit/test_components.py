@@ -259,7 +259,8 @@ def test_prod_key_inputs(recorded: dict[str, Recorder]) -> None:
         "app.kubernetes.io/name": "llama-chat",
         "servestack.io/model-version": "v3-0-1",
     }
-    assert rec.one(NODEPOOL, "a100").inputs["spec"]["limits"] == {"nvidia.com/gpu": "32"}
+    limits = rec.one(NODEPOOL, "a100").inputs["spec"]["limits"]
+    assert limits == {"nodes": "4", "nvidia.com/gpu": "32"}
     # The processing label pins the Deployment (a change replaces it, per the effect table).
     assert (
         rec.one(DEP, "bert-sentiment").inputs["metadata"]["labels"]["servestack.io/processing"]
