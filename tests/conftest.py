@@ -133,6 +133,10 @@ class _Workers:
 
 def pytest_configure(config: pytest.Config) -> None:
     global SESSION
+    if hasattr(config, "workerinput"):
+        # xdist's workers get COLUMNS=80 (they have no terminal); the CLI reads COLUMNS as
+        # the user's width. The suite runs the CLI as a pipe would: without it.
+        os.environ.pop("COLUMNS", None)
     handed = getattr(config, "workerinput", {}).get(SESSION_ENV)
     if handed:
         SESSION = os.environ[SESSION_ENV] = handed
