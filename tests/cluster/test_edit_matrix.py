@@ -32,7 +32,10 @@ before. The local cluster has no Gateway controller, so route status is not chec
 ``SERVESTACK_MATRIX_EDITS=sharedMemory,priorityClassName`` applies only the edits whose id
 contains one of those words (a new row checked live without the whole matrix); unset, all.
 A PriorityClass an edit names is created for the test (no model may name a missing one:
-the API server refuses its pods).
+the API server refuses its pods). So are the PersistentVolumeClaims the stack file and its
+edits name (``model.storage.pvc``: the scheduler holds a pod whose claim is missing or
+unbound), each bound to a hostPath PersistentVolume of its own: they are made as soon as the
+stack's first `up` has made its namespace (kwok fakes the pods: nothing is mounted).
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +105,99 @@ def priority_classes(api: client.ApiClient, edits: list[Edit]) -> Iterator[None]
     finally:
         for name in names:
             scheduling.delete_priority_class(name)
+
+
+def claim_names(text: str, edits: list[Edit]) -> list[str]:
+    """The PersistentVolumeClaims the stack file's models and the edits name."""
+    config = parse_stack(read_stack_text(text))
+    names = {d.model.storage.pvc for d in config.deployments if d.model.storage is not None}
+    names |= {str(e.value) for e in edits if e.path.endswith(".model.storage.pvc")}
+    return sorted(n for n in names if n is not None)
+
+
+@contextlib.contextmanager
+def claims(api: client.ApiClient, namespace: str, names: list[str]) -> Iterator[Callable[[], None]]:
+    """The claims ``names``, each bound to a PersistentVolume (hostPath, no storage class),
+    made by a thread as soon as the namespace exists (the stack's first `up` makes it: the
+    claims must be there before the scheduler can place the pods). Leaving stops the
+    thread, then deletes the claims and the volumes (before the stack's `destroy`). Yields
+    the check that they were made and are bound (once the first `up` is done)."""
+    if not names:
+        yield lambda: None
+        return
+    core = client.CoreV1Api(api)
+    volumes = {name: f"{namespace}-{name}" for name in names}
+    failed: list[BaseException] = []
+    stop = threading.Event()
+
+    def make() -> None:
+        try:
+            while not stop.is_set():
+                if any(n.metadata.name == namespace for n in core.list_namespace().items):
+                    break
+                time.sleep(0.2)
+            else:
+                return
+            for name, volume in volumes.items():
+                # Bound both ways (claimRef, volumeName): the binder only confirms it.
+                core.create_persistent_volume(
+                    client.V1PersistentVolume(
+                        metadata=client.V1ObjectMeta(name=volume),
+                        spec=client.V1PersistentVolumeSpec(
+                            capacity={"storage": "1Gi"},
+                            access_modes=["ReadOnlyMany"],
+                            storage_class_name="",
+                            persistent_volume_reclaim_policy="Retain",
+                            host_path=client.V1HostPathVolumeSource(path=f"/weights/{name}"),
+                            claim_ref=client.V1ObjectReference(
+                                kind="PersistentVolumeClaim", namespace=namespace, name=name
+                            ),
+                        ),
+                    )
+                )
+                core.create_namespaced_persistent_volume_claim(
+                    namespace,
+                    client.V1PersistentVolumeClaim(
+                        metadata=client.V1ObjectMeta(name=name),
+                        spec=client.V1PersistentVolumeClaimSpec(
+                            access_modes=["ReadOnlyMany"],
+                            storage_class_name="",
+                            volume_name=volume,
+                            resources=client.V1VolumeResourceRequirements(
+                                requests={"storage": "1Gi"}
+                            ),
+                        ),
+                    ),
+                )
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            failed.append(exc)
+
+    def made() -> None:
+        thread.join(timeout=60)
+        assert not failed, failed
+        phases = {
+            c: core.read_namespaced_persistent_volume_claim(c, namespace).status.phase
+            for c in names
+        }
+        assert set(phases.values()) == {"Bound"}, phases
+
+    thread = threading.Thread(target=make, daemon=True)
+    thread.start()
+    try:
+        yield made
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        for name in names:
+            # Gone at once, without the protection finalizer's wait for the pods: the
+            # namespace's deletion then waits on none of them (measured: 5.5 s less).
+            with contextlib.suppress(client.ApiException):
+                patch = {"metadata": {"finalizers": None}}
+                core.patch_namespaced_persistent_volume_claim(name, namespace, patch)
+                core.delete_namespaced_persistent_volume_claim(name, namespace)
+        for volume in volumes.values():
+            with contextlib.suppress(client.ApiException):
+                core.delete_persistent_volume(volume)
 
 
 #: Edits that change an HTTPRoute of the matrix's stacks (its fields, the canary weight).
@@ -176,8 +274,10 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
     cleanup = contextlib.ExitStack()
     try:
         cleanup.enter_context(priority_classes(api, edits))
-        s.up()
         namespace = parse_stack(read_stack_text(text)).namespace
+        made = cleanup.enter_context(claims(api, namespace, claim_names(text, edits)))
+        s.up()
+        made()
         wait_for(f"{stack} settled", lambda: settled(api, namespace), timeout=180)
         assert routes_as_built(api, text) == []
         for edit in edits:
@@ -220,6 +320,8 @@ def test_every_matrix_edit_does_on_the_server_what_the_table_says(
         if len(edits) == len([e for e in EDITS if e.stack == stack]):
             assert {r[1] for r in rows} >= {"in-place"}, rows
     finally:
-        s.destroy()
-        cleanup.close()
+        try:
+            cleanup.close()
+        finally:
+            s.destroy()
     wait_until_clean(api)

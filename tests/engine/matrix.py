@@ -180,6 +180,14 @@ EDITS: tuple[Edit, ...] = (
     Edit(
         "dev", "deployments.bert-sentiment.model.storage.size", "8Gi", "restart", "ModelDeployment"
     ),
+    # ... and a claim switched for another: a new volume of the pod template, never a replacement
+    Edit(
+        "existing",
+        "deployments.chat.model.storage.pvc",
+        "chat-weights-v2",
+        "restart",
+        "ModelDeployment",
+    ),
     # Queue workers: scale to zero above an activation threshold; the Secret's key
     Edit("dev", "deployments.whisper-batch.autoscaling.minReplicas", 0, "in-place", "Autoscaler"),
     Edit("dev", "deployments.whisper-batch.queue.activationDepth", 10, "in-place", "Autoscaler"),
