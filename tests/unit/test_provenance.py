@@ -46,6 +46,8 @@ from servestack.program.guards import forbidden_edits, identity
 from servestack.review.diff import diff_configs
 
 MON = "deployments.<name>.monitoring"
+
+
 class _Remove:
     """Remove the key (a value that cannot be written as YAML null means "leave it out").
     Named in test ids: every xdist worker must collect the same ids (an object()'s repr
