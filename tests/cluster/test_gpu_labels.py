@@ -45,6 +45,9 @@ EXPECTED = {
 
 def _stack(mode: str) -> str:
     text = set_value(local_stack_text(STACK), "cluster.gpuLabels", mode)
+    # The model's weights claim is the edit matrix's case (it makes the claim): here the pod
+    # only has to be placed.
+    text = set_value(text, f"deployments.{DEP}.model.storage", None)
     text = set_value(text, "cluster.customGpuLabels", CUSTOM if mode == "custom" else None)
     pool = {"name": "h100", "gpu": {"type": "H100", "count": 8}, "minNodes": 1}
     return set_value(text, "nodePools", [pool])
