@@ -129,3 +129,29 @@ def test_status_without_cluster(cluster_module: ModuleType, tmp_path: Path) -> N
     assert st["running"] is False
     assert st["components"]["etcd"]["alive"] is False
     assert cluster_module.main(["--root", str(tmp_path), "env"]) == 0
+
+
+def test_a_missing_cache_entry_is_built_by_its_script(
+    cluster_module: ModuleType, tmp_path: Path
+) -> None:
+    import sys
+
+    binaries = sys.modules["localcluster.binaries"]
+    (tmp_path / "tools").mkdir()
+    entry = tmp_path / "cache" / "entry"
+    build = f"mkdir -p {entry}/bin && touch {entry}/.complete {entry}/bin/thing && "
+    build += f"ln -sfn {entry}/bin {tmp_path}/.thing-bin"
+    (tmp_path / "tools" / "build-thing.sh").write_text(build)
+
+    def has(link: Path, _entry: Path) -> bool:
+        return (link / "thing").is_file()
+
+    assert binaries.cache_entry(tmp_path, ".thing-bin", "build-thing.sh", has) == entry
+    # Complete: the script is not run again (it would fail now).
+    (tmp_path / "tools" / "build-thing.sh").write_text("exit 1")
+    assert binaries.cache_entry(tmp_path, ".thing-bin", "build-thing.sh", has) == entry
+    # A script that leaves the entry incomplete is an error naming it.
+    (entry / ".complete").unlink()
+    (tmp_path / "tools" / "build-thing.sh").write_text("true")
+    with pytest.raises(cluster_module.ClusterError, match=r"build-thing\.sh did not produce"):
+        binaries.cache_entry(tmp_path, ".thing-bin", "build-thing.sh", has)

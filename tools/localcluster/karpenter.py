@@ -19,11 +19,11 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from .api import _health, request
+from .binaries import cache_entry
 from .common import HOST, ClusterError, ClusterInfo, _log
 from .components import _child_env
 from .crds import FIELD_MANAGER, _crds_established
@@ -44,29 +44,15 @@ NODE_CLASS = {
 
 
 def karpenter_entry(root: Path) -> Path:
-    """The cache entry of tools/build-karpenter.sh (bin/karpenter, crds/), built when
-    .karpenter-bin is missing or incomplete."""
-    link = Path(root).resolve() / ".karpenter-bin"
+    """The cache entry of tools/build-karpenter.sh (bin/karpenter, crds/)."""
 
-    def ok() -> bool:
-        entry = link.resolve().parent
+    def has(link: Path, entry: Path) -> bool:
         return (
-            link.is_dir()
-            and (entry / ".complete").is_file()
-            and os.access(link / KARPENTER, os.X_OK)
+            os.access(link / KARPENTER, os.X_OK)
             and (entry / "crds" / NODE_CLASS_CRD_FILE).is_file()
         )
 
-    if not ok():
-        _log(".karpenter-bin missing: running tools/build-karpenter.sh (cold: ~3 min)")
-        subprocess.run(
-            ["bash", str(Path(root) / "tools" / "build-karpenter.sh")],
-            check=True,
-            stdout=sys.stderr,
-        )
-        if not ok():
-            raise ClusterError("tools/build-karpenter.sh did not produce .karpenter-bin")
-    return link.resolve().parent
+    return cache_entry(root, ".karpenter-bin", "build-karpenter.sh", has, cold="~3 min")
 
 
 def generate_instance_types(root: Path, out: Path) -> Path:
