@@ -69,6 +69,23 @@ def _wait_clean(api: client.ApiClient, pools: list[str]) -> None:
     )
 
 
+def _engine_on_clean_cluster(
+    api: client.ApiClient, kubeconfig: Path, state: Path, pools: list[str]
+) -> Engine:
+    """The engine of one bench run, once the cluster holds nothing of an earlier one; its own
+    file backend, whatever `pulumi login` the machine has."""
+    left = objects_with_our_labels(api) + [f"Node {n}" for n in _pool_nodes(api, pools)]
+    if left:
+        raise RuntimeError(f"the cluster is not clean before a bench run: {left[:10]}")
+    return Engine(
+        state,
+        passphrase=PASSPHRASE,
+        backend_url=f"file://{state / 'backend'}",
+        cluster=True,
+        extra_env={"KUBECONFIG": str(kubeconfig)},
+    )
+
+
 def _one_up(
     api: client.ApiClient,
     kubeconfig: Path,
@@ -81,17 +98,7 @@ def _one_up(
 ) -> dict[str, Any]:
     """`pulumi up` of a fresh stack on a clean cluster; the stack is destroyed afterwards
     and the cluster waited clean, whatever happened."""
-    left = objects_with_our_labels(api) + [f"Node {n}" for n in _pool_nodes(api, pools)]
-    if left:
-        raise RuntimeError(f"the cluster is not clean before a bench run: {left[:10]}")
-    engine = Engine(
-        state,
-        passphrase=PASSPHRASE,
-        # Its own file backend, whatever `pulumi login` the machine has.
-        backend_url=f"file://{state / 'backend'}",
-        cluster=True,
-        extra_env={"KUBECONFIG": str(kubeconfig)},
-    )
+    engine = _engine_on_clean_cluster(api, kubeconfig, state, pools)
     engine.stack(project, stack)
     s = ClusterStack(engine, project, stack)
     try:
@@ -193,16 +200,7 @@ def _fleet_one(
     file, as servestack hands it over (``limit``); every Deployment Ready afterwards. The
     stack is destroyed and the cluster waited clean, whatever happened."""
     pools = [p.name for p in config.node_pools]
-    left = objects_with_our_labels(api) + [f"Node {n}" for n in _pool_nodes(api, pools)]
-    if left:
-        raise RuntimeError(f"the cluster is not clean before a bench run: {left[:10]}")
-    engine = Engine(
-        state,
-        passphrase=PASSPHRASE,
-        backend_url=f"file://{state / 'backend'}",
-        cluster=True,
-        extra_env={"KUBECONFIG": str(kubeconfig)},
-    )
+    engine = _engine_on_clean_cluster(api, kubeconfig, state, pools)
     s = ClusterStack(engine, project, stack)
     try:
         if variant == "up":
