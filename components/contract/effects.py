@@ -570,7 +570,7 @@ _RULES: tuple[Rule, ...] = (
     Rule(
         "nodePools.<name>.maxNodes",
         Effect.IN_PLACE,
-        "autoscaler bounds (Karpenter: the GPU limit) change in place",
+        "autoscaler bounds (Karpenter: the NodePool's GPU and node limits) change in place",
         ("NodePool",),
         override=_local_bounds,
     ),
