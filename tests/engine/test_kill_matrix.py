@@ -144,6 +144,22 @@ def _expected_objects(project: Project) -> int:
     return sum(1 for k in rendered.resources if k.type.startswith("kubernetes:"))
 
 
+def _settled(project: Project, killed: dict[str, Any]) -> dict[str, Any]:
+    """After the recovery: no engine lock and no journal left, `preview --expect-no-changes`
+    passes, and the killed operation is reported interrupted, finished by the recovery (its
+    record, returned)."""
+    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
+    assert recovery.read_journal(project.root / ".servestack", STACK) is None
+    proc = project.engine.cli(
+        project.root, "preview", "--expect-no-changes", "-s", STACK, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record: dict[str, Any] = next(r for r in project.operations() if r["id"] == killed["id"])
+    assert record["status"] == "interrupted"
+    assert record["recovered_by"]["status"] == "succeeded", record
+    return record
+
+
 POINTS = [
     "before-engine",
     "after-some",
@@ -173,16 +189,7 @@ def test_a_killed_up_is_recovered_by_the_next(
     files = _files(project.out / STACK)
     assert sorted(files) == sorted(ref["files"]), "orphaned or missing rendered files"
     assert files == ref["files"], "a rendered file differs (truncated?)"
-    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
-    assert recovery.read_journal(project.root / ".servestack", STACK) is None
-    proc = project.engine.cli(
-        project.root, "preview", "--expect-no-changes", "-s", STACK, check=False
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # The killed operation is reported as such, finished by the recovery.
-    record = next(r for r in project.operations() if r["id"] == killed["id"])
-    assert record["status"] == "interrupted"
-    assert record["recovered_by"]["status"] == "succeeded", record
+    _settled(project, killed)
 
 
 def test_the_stack_lock_holds_on_the_fast_path(engine_ready: Path, tmp_path: Path) -> None:
@@ -282,15 +289,7 @@ def test_a_shift_killed_between_its_updates_is_finished_by_the_next(
     # The canary's pod template is the one it had before the shift.
     promoted = project.manifest("Deployment", f"{SHIFTED}-canary")
     assert promoted["spec"]["template"] == canary["spec"]["template"]
-    assert recovery.engine_lock_files(project.backend, "servestack", STACK) == []
-    assert recovery.read_journal(project.root / ".servestack", STACK) is None
-    proc2 = project.engine.cli(
-        project.root, "preview", "--expect-no-changes", "-s", STACK, check=False
-    )
-    assert proc2.returncode == 0, proc2.stdout + proc2.stderr
-    record = next(r for r in project.operations() if r["id"] == killed["id"])
-    assert record["status"] == "interrupted"
-    assert record["recovered_by"]["status"] == "succeeded", record
+    record = _settled(project, killed)
     # Marked applied, the first update is not applied again.
     applied_once = "its first update was applied: applying its next one"
     assert (applied_once in record["recovered_by"]["cleanup"]) == (first == "applied"), record
