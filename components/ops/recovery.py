@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import threading
@@ -226,28 +227,50 @@ def processes_marked(name: str, value: str) -> list[Leftover]:
     ]
 
 
-def _signal(pid: int, marker: bytes, sig: int) -> bool:
-    """Send ``sig`` to ``pid`` if it still carries ``marker``. The pidfd pins the process
-    between the check and the signal, so a pid reused meanwhile is not signalled."""
-    try:
-        fd: int | None = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return False
-    except OSError:  # a kernel without pidfds: the check and the signal, back to back
-        fd = None
-    try:
-        if not _carries(pid, marker):
+class _Target:
+    """One process to end, pinned by a pidfd when the kernel has them: the pidfd names that
+    process and no other, so a pid reused after it exits is neither signalled nor mistaken
+    for it, and it turns readable only once the process has exited (its environment goes
+    unreadable earlier, while it is still tearing down)."""
+
+    def __init__(self, pid: int, marker: bytes) -> None:
+        self.pid, self.marker = pid, marker
+        try:
+            self.fd: int | None = os.pidfd_open(pid)
+        except ProcessLookupError:
+            self.fd = -1  # gone already
+        except OSError:  # a kernel without pidfds: the environment check alone
+            self.fd = None
+        if self.fd is not None and self.fd >= 0 and not _carries(pid, marker):
+            self.close()  # not (or no longer) ours
+            self.fd = -1
+
+    def signal(self, sig: int) -> bool:
+        """Send ``sig`` if the process is still the marked one; whether it was sent."""
+        if self.fd == -1:
             return False
-        if fd is None:
-            os.kill(pid, sig)
-        else:
-            signal.pidfd_send_signal(fd, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    finally:
-        if fd is not None:
-            os.close(fd)
+        try:
+            if self.fd is None:
+                if not _carries(self.pid, self.marker):
+                    return False
+                os.kill(self.pid, sig)
+            else:
+                signal.pidfd_send_signal(self.fd, sig)
+            return True
+        except ProcessLookupError:
+            return False
+
+    def running(self) -> bool:
+        if self.fd == -1:
+            return False
+        if self.fd is None:
+            return _carries(self.pid, self.marker)
+        ready, _, _ = select.select([self.fd], [], [], 0)
+        return not ready
+
+    def close(self) -> None:
+        if self.fd is not None and self.fd >= 0:
+            os.close(self.fd)
 
 
 def end_processes(
@@ -260,33 +283,39 @@ def end_processes(
 ) -> list[str]:
     """End every process whose environment holds ``name=value`` (of those, only the pids in
     ``only`` when given): SIGTERM, then SIGKILL for those still there after ``grace``
-    seconds. Returns (and says) one line per process."""
+    seconds. A process counts as ended once it has exited, not when it starts to. Returns
+    (and says) one line per process."""
     marker = f"{name}={value}".encode()
     found = [p for p in processes_marked(name, value) if only is None or p.pid in only]
-    sent = {p.pid: p for p in found if _signal(p.pid, marker, signal.SIGTERM)}
-    how = dict.fromkeys(sent, "SIGTERM")
-    deadline = time.monotonic() + grace
-    while True:
-        alive = [pid for pid in sent if _carries(pid, marker)]
-        if not alive:
-            break
-        if time.monotonic() > deadline:
-            if any(how[pid] == "SIGKILL" for pid in alive):
-                break  # not gone even after SIGKILL (uninterruptible sleep): reported below
-            for pid in alive:
-                if _signal(pid, marker, signal.SIGKILL):
-                    how[pid] = "SIGKILL"
-            deadline = time.monotonic() + grace
-        time.sleep(0.05)
-    lines = []
-    for pid, proc in sent.items():
-        if _carries(pid, marker):
-            line = f"could not end pid {pid} ({proc.cmdline}), left running by {why}"
-        else:
-            line = f"ended pid {pid} ({proc.cmdline}) with {how[pid]}, left running by {why}"
-        say(line)
-        lines.append(line)
-    return lines
+    targets = {p.pid: _Target(p.pid, marker) for p in found}
+    try:
+        sent = {p.pid: p for p in found if targets[p.pid].signal(signal.SIGTERM)}
+        how = dict.fromkeys(sent, "SIGTERM")
+        deadline = time.monotonic() + grace
+        while True:
+            alive = [pid for pid in sent if targets[pid].running()]
+            if not alive:
+                break
+            if time.monotonic() > deadline:
+                if any(how[pid] == "SIGKILL" for pid in alive):
+                    break  # not gone even after SIGKILL (uninterruptible sleep): reported below
+                for pid in alive:
+                    if targets[pid].signal(signal.SIGKILL):
+                        how[pid] = "SIGKILL"
+                deadline = time.monotonic() + grace
+            time.sleep(0.05)
+        lines = []
+        for pid, proc in sent.items():
+            if targets[pid].running():
+                line = f"could not end pid {pid} ({proc.cmdline}), left running by {why}"
+            else:
+                line = f"ended pid {pid} ({proc.cmdline}) with {how[pid]}, left running by {why}"
+            say(line)
+            lines.append(line)
+        return lines
+    finally:
+        for target in targets.values():
+            target.close()
 
 
 def end_engine_processes(journal: Journal, say: Say) -> list[str]:
