@@ -122,6 +122,12 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
                             depends_on=[*base, account],
                             replace_on_changes=LOCKED_PATHS,
                             custom_timeouts=timeouts,
+                            # The autoscaler's Deployment: its count is the autoscaler's.
+                            ignore_changes=(
+                                [workload.AUTOSCALER_OWNS]
+                                if eff.autoscaling is not None and track == naming.STABLE
+                                else None
+                            ),
                         ),
                     ),
                 )

@@ -106,7 +106,11 @@ class ModelDeployment(pulumi.ComponentResource):
             )
             deps.append(secret)
 
-        workloads = [self._deployment(m, child, deps) for m in p.workloads]
+        scaled = p.scaler.deployment if p.scaler is not None else None
+        workloads = [
+            self._deployment(m, child, deps, scaled=m["metadata"]["name"] == scaled)
+            for m in p.workloads
+        ]
         self.deployment = workloads[0]
 
         policy = p.network_policy
@@ -146,13 +150,22 @@ class ModelDeployment(pulumi.ComponentResource):
         manifest: dict[str, Any],
         opts: pulumi.ResourceOptions,
         deps: list[pulumi.Resource],
+        *,
+        scaled: bool,
     ) -> k8s.apps.v1.Deployment:
+        """``scaled``: the autoscaler's Deployment, whose replica count is the autoscaler's
+        (see :data:`~servestack.manifests.workload.AUTOSCALER_OWNS`)."""
         return k8s.apps.v1.Deployment(
             manifest["metadata"]["name"],
             metadata=manifest["metadata"],
             spec=manifest["spec"],
             opts=pulumi.ResourceOptions.merge(
-                opts, pulumi.ResourceOptions(depends_on=deps, replace_on_changes=LOCKED_PATHS)
+                opts,
+                pulumi.ResourceOptions(
+                    depends_on=deps,
+                    replace_on_changes=LOCKED_PATHS,
+                    ignore_changes=[workload.AUTOSCALER_OWNS] if scaled else None,
+                ),
             ),
         )
 

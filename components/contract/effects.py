@@ -805,15 +805,23 @@ _RULES: tuple[Rule, ...] = (
         "autoscaler; start restores them. The Service and config stay: never a replacement",
         ("Deployment", "HorizontalPodAutoscaler", "ScaledObject", "PodDisruptionBudget"),
     ),
+    Rule(
+        "deployments.<name>.autoscaling.enabled",
+        Effect.IN_PLACE,
+        "the autoscaler is created or removed. Created, it takes over the Deployment's live "
+        "count; removed, the Deployment gets replicas. No pod restarts",
+        # The disruption budget exists from 2 pods at rest on: minReplicas or replicas.
+        ("HorizontalPodAutoscaler", "ScaledObject", "Deployment", "PodDisruptionBudget"),
+    ),
     *(
         Rule(
             f"deployments.<name>.autoscaling.{key}",
             Effect.IN_PLACE,
             "autoscaler settings change in place",
-            ("HorizontalPodAutoscaler", "ScaledObject", "Deployment"),
+            # The Deployment's count is the autoscaler's: written when it is created only.
+            ("HorizontalPodAutoscaler", "ScaledObject"),
         )
         for key, target in (
-            ("enabled", "*"),
             ("minReplicas", "minReplica*"),
             ("maxReplicas", "maxReplica*"),
             ("targetCpuUtilization", "metrics"),

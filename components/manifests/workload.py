@@ -13,8 +13,18 @@ from servestack.config.gpu import gpu_info, slice_resource
 from servestack.config.models import DeploymentSpec, GpuLabels, Processing, Spread, StrategyType
 from servestack.contract import labels
 from servestack.manifests import gpu_scheduling, naming, storage
-from servestack.manifests.origins import NO_ORIGINS, Origins
+from servestack.manifests.origins import NO_ORIGINS, Origins, Source
 from servestack.manifests.provenance import opt, src
+
+#: The field of the Deployment an autoscaler scales that the autoscaler owns. The component
+#: registers it under ``ignoreChanges``, so it is written when the Deployment is created (the
+#: autoscaler's floor) and never again: on an update the Kubernetes provider applies the live
+#: count in its place (or leaves the field out when only the autoscaler's manager owns it).
+#: Leaving it out of the manifest instead would make server-side apply remove it whenever
+#: servestack's manager owned it alone (a Deployment becoming autoscaled, or the canary's
+#: Deployment taking the stable track under `promote --shift`): the API server resets it to
+#: 1 and the Deployment controller ends every pod but one before the autoscaler acts.
+AUTOSCALER_OWNS = "spec.replicas"
 
 Manifest = dict[str, Any]
 
@@ -391,9 +401,17 @@ def deployment(
             when=["strategy.type"],
         )
     elif not eff.autoscaled:
-        # With an autoscaler the HPA owns the replica count; writing it here would fight it.
         body["replicas"] = src(
-            eff.replicas, *o.replicas.fields, via=(*o.replicas.via, *slot_via), when=o.autoscaled
+            eff.replicas, *o.replicas.fields, via=(*o.replicas.via, *o.autoscaled, *slot_via)
+        )
+    else:
+        # The autoscaler owns the count (see AUTOSCALER_OWNS): written once, its floor, when
+        # the Deployment is created; after that the provider keeps the live count.
+        floor = o.bounds.get("min_replicas", Source())
+        body["replicas"] = src(
+            eff.autoscaling.min_replicas if eff.autoscaling else 0,
+            *floor.fields,
+            via=(*floor.via, *o.autoscaled, *slot_via),
         )
     if strategy.type is StrategyType.blue_green or canary:
         # A blue-green Deployment is new per version; the canary track is small: both

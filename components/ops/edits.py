@@ -11,7 +11,6 @@ from typing import Any
 
 from servestack.config import paths
 from servestack.config.capacity import at_rest_pods
-from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError, Problem
 from servestack.config.models import Slot, StrategyType
 from servestack.config.quantities import format_cpu, format_memory
@@ -186,21 +185,6 @@ def shift_steps(text: str, deployment: str) -> list[Edits]:
     base = paths.deployment(deployment)
     strategy = _canary(text, deployment, "no canary to promote with --shift")
     spec = next(d for d in parse_stack(read_stack_text(text)).deployments if d.name == deployment)
-    if effective(spec).autoscaling is not None:
-        # The second update hands the promoted Deployment's replica count to the autoscaler:
-        # server-side apply drops `replicas`, the API server resets it to 1 before the
-        # autoscaler acts, and promoted pods are killed (seen live). Refused until the
-        # hand-over keeps the count.
-        raise ConfigError(
-            [
-                Problem(
-                    f"{base}.autoscaling",
-                    "promote --shift does not yet hand an autoscaled deployment's replicas "
-                    "to its autoscaler without losing pods; use promote (it rolls the stable "
-                    "track to the canary's version)",
-                )
-            ]
-        )
     pods = max(at_rest_pods(spec), 1)
     first: Edits = {f"{base}.strategy.weight": 100, f"{base}.strategy.canaryReplicas": pods}
     slot = Slot.main if spec.stable_slot is Slot.canary else Slot.canary

@@ -6,9 +6,10 @@ template with the new requests), `set-model --strategy canary` (a canary Deploym
 new image, and the mesh routes splitting traffic by the weight), `promote` (the canary's
 image on the stable Deployment, the canary gone), a second canary then `rollback` (the
 canary gone, the stable image kept), `scale --no-wait` followed by `operation ID` (the
-replica count), a third canary then `promote --shift` (the canary's pods take the stable
-track as they are: same pods, same ReplicaSet, grown to the stable count; the old stable
-Deployment gone), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
+replica count), an autoscaler added by a plain `pulumi up` (the count and the pods stay), a
+third canary then `promote --shift` (the canary's pods take the stable track as they are:
+same pods, same ReplicaSet, grown to the autoscaler's floor, never scaled down; the old
+stable Deployment gone), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
 `delete` (the worker's objects gone from the server and its entry from the stack file).
 """
 
@@ -24,6 +25,7 @@ import pytest
 from kubernetes import client, dynamic
 from kubernetes.client.rest import ApiException
 
+from servestack.config.stackfile import edit_file
 from servestack.config.validation import load_stack_config
 from tests.cluster.live import (
     ClusterStack,
@@ -171,13 +173,50 @@ def _replica_sets(dev: Dev, name: str) -> list[str]:
     )
 
 
+def _scaled_down(dev: Dev, name: str) -> list[str]:
+    """The Deployment controller's "Scaled down replica set" events of Deployment ``name``."""
+    events = client.CoreV1Api(dev.apps.api_client).list_namespaced_event(
+        NS, field_selector=f"involvedObject.kind=Deployment,involvedObject.name={name}"
+    )
+    return sorted(
+        f"{e.metadata.uid} {e.message}"
+        for e in events.items
+        if e.reason == "ScalingReplicaSet" and "Scaled down" in (e.message or "")
+    )
+
+
+def _hpa_target(dev: Dev) -> str:
+    hpa = client.AutoscalingV2Api(dev.apps.api_client).read_namespaced_horizontal_pod_autoscaler(
+        DEP, NS
+    )
+    return str(hpa.spec.scale_target_ref.name)
+
+
+def test_a_fixed_deployment_given_an_autoscaler_keeps_its_pods(dev: Dev) -> None:
+    """`replicas: 2` to an autoscaler with floor 2, by a plain `pulumi up`: the count stays
+    (docs/operations.md, "The autoscaler's replica count"); no pod goes."""
+    pods, down = _pods(dev, DEP), _scaled_down(dev, DEP)
+    assert len(pods) == 2, pods
+    path = dev.s.project / "stacks" / f"Pulumi.{STACK}.yaml"
+    bounds = {"minReplicas": 2, "maxReplicas": 4, "targetCpuUtilization": 70}
+    edit_file(path, {f"deployments.{DEP}.autoscaling": bounds})
+    dev.s.up()
+    dev.ready()
+    assert _hpa_target(dev) == DEP
+    assert dev.apps.read_namespaced_deployment(DEP, NS).spec.replicas == 2
+    assert _pods(dev, DEP) == pods
+    assert _scaled_down(dev, DEP) == down
+
+
 def test_canary_then_promote_shift(dev: Dev) -> None:
-    """After `scale --replicas 2`: the canary (1 pod) takes the stable track in place."""
+    """Under the autoscaler of the test above: the canary (1 pod) takes the stable track in
+    place, and grows to the autoscaler's floor (2) without a pod lost."""
     dev.run("set-model", STACK, DEP, "--version", "v2.4.0", "--strategy", "canary")
     dev.ready()
     canary = dev.apps.read_namespaced_deployment(CANARY, NS)
     pods, sets = _pods(dev, CANARY), _replica_sets(dev, CANARY)
     assert len(pods) == 1 and len(sets) == 1, (pods, sets)
+    down = _scaled_down(dev, CANARY)
 
     dev.run("promote", STACK, DEP, "--shift", "--yes")
     wait_for(f"{DEP} gone", lambda: not dev.exists("apps/v1", "Deployment", DEP) or None)
@@ -192,6 +231,9 @@ def test_canary_then_promote_shift(dev: Dev) -> None:
     after = _pods(dev, CANARY)
     assert len(after) == 2 and pods.items() <= after.items(), (pods, after)
     assert set(after.values()) == set(pods.values())
+    # The count went 1 -> 2 and never down: the autoscaler took it over as it was.
+    assert _scaled_down(dev, CANARY) == down
+    assert _hpa_target(dev) == CANARY
     assert dev.image(CANARY) == IMAGE.format("2.4.0")
     assert not dev.exists("networking.istio.io/v1", "VirtualService", f"{DEP}-routes")
     spec = next(d for d in dev.config().deployments if d.name == DEP)

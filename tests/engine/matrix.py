@@ -86,6 +86,17 @@ EDITS: tuple[Edit, ...] = (
     Edit(
         "prod", "deployments.bert-sentiment.autoscaling.maxReplicas", 12, "in-place", "Autoscaler"
     ),
+    # An autoscaler given to a fixed deployment (after its replicas: 3 above) and taken from
+    # an autoscaled one: the Deployment keeps its live count, then gets replicas back
+    # (docs/operations.md, "The autoscaler's replica count").
+    Edit(
+        "staging",
+        "deployments.resnet-vision.autoscaling",
+        {"minReplicas": 1, "maxReplicas": 3, "targetCpuUtilization": 70},
+        "in-place",
+        "Autoscaler",
+    ),
+    Edit("prod", "deployments.bert-sentiment.autoscaling.enabled", False, "in-place", "Autoscaler"),
     Edit(
         "prod",
         "deployments.llama-chat.autoscaling.targetGpuUtilization",

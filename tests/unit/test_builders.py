@@ -275,7 +275,7 @@ def test_metadata_labels_tags_and_description() -> None:
     [
         ({"environment": "development"}, 1),
         ({"environment": "staging"}, 2),
-        ({"environment": "production"}, None),
+        ({"environment": "production"}, 2),  # the autoscaler's floor (production: 2)
         ({"environment": "production", "autoscaling": {"enabled": False}}, 2),
         ({"environment": "development", "replicas": 4}, 4),
         (
@@ -283,16 +283,16 @@ def test_metadata_labels_tags_and_description() -> None:
                 "environment": "development",
                 "autoscaling": {"maxReplicas": 5, "targetCpuUtilization": 70},
             },
-            None,
+            1,
         ),
-        ({"environment": "development", "processing": "async", "queue": QUEUE}, None),
+        ({"environment": "development", "processing": "async", "queue": QUEUE}, 1),
         ({"environment": "production", "active": False}, 0),
         ({"environment": "staging", "replicas": 3, "active": False}, 0),
     ],
 )
-def test_replicas_are_omitted_when_autoscaled(
-    overrides: dict[str, Any], replicas: int | None
-) -> None:
+def test_replicas_or_the_autoscalers_floor(overrides: dict[str, Any], replicas: int | None) -> None:
+    """A fixed count, or under an autoscaler its floor: what the Deployment is created with
+    (the component registers it under ignoreChanges: tests/engine/test_autoscaler_owns.py)."""
     spec, eff = with_effective(**overrides)
     assert deployment_manifest(spec, eff)["spec"].get("replicas") == replicas
 

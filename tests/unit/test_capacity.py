@@ -270,12 +270,9 @@ def test_promote_shift_needs_both_tracks_full_and_production_refuses_what_cannot
     from tests import REPO
 
     autoscaled = (REPO / "stacks" / "Pulumi.prod.yaml").read_text()
-    # An autoscaled deployment is refused, in one line at its autoscaling (the hand-over of
-    # the replica count to the autoscaler would lose pods).
-    with pytest.raises(ConfigError) as refused:
-        _shifted(autoscaled)
-    assert str(refused.value).count("\n") == 0
-    assert str(refused.value).startswith("deployments.bert-sentiment.autoscaling: promote --shift")
+    # Under its autoscaler (minReplicas 2): the canary grows to the floor, both tracks full.
+    (v,) = _shifted(autoscaled).capacity
+    assert v.peak_pods == 4 and "2 of the old stable track + 2 canary pods" in v.text
     prod = set_value(autoscaled, "deployments.bert-sentiment.autoscaling", {"enabled": False})
     prod = set_value(prod, "deployments.bert-sentiment.replicas", 2)
     found = _shifted(prod)

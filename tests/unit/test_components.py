@@ -14,8 +14,15 @@ import pytest
 from servestack import ConfigError, GpuNodePool, ModelDeployment, parse_stack
 from servestack.config.validation import read_stack_file
 from servestack.program.stack import build, main, stack_config
-from tests.mocks import Recorder, run_program
-from tests.unit.specs import STACKS, deployment, deployment_raw, run_stack, stack_raw
+from tests.mocks import Recorder, RecordingMonitor, run_program
+from tests.unit.specs import (
+    STACKS,
+    deployment,
+    deployment_raw,
+    run_stack,
+    stack_raw,
+)
+from tests.unit.specs import stack_config as stack_file_config
 
 PROVIDER = "pulumi:providers:kubernetes"
 NS = "kubernetes:core/v1:Namespace"
@@ -131,7 +138,9 @@ EXPECTED: dict[str, Tree] = {
 WORKLOADS = {
     "dev": {
         "bert-sentiment": (1, "registry.example.com/nlp/bert-sentiment:2.1.0"),
-        "whisper-batch": (None, "registry.example.com/speech/whisper-worker:1.3.0"),
+        # Under an autoscaler: its floor, written when the Deployment is created (and never
+        # again: test_the_autoscalers_deployment_ignores_its_count).
+        "whisper-batch": (1, "registry.example.com/speech/whisper-worker:1.3.0"),
     },
     "staging": {
         "bert-sentiment": (2, "registry.example.com/nlp/bert-sentiment:2.1.0"),
@@ -139,7 +148,7 @@ WORKLOADS = {
     },
     "prod": {
         "bert-sentiment": (
-            None,
+            2,
             "registry.example.com/nlp/bert-sentiment:2.1.0@sha256:6fedc3015693be31c4bf8b5277f824c3a3140ed95e918fc4f4a4a95caa8c193c",
         ),
         "bert-sentiment-canary": (
@@ -147,7 +156,7 @@ WORKLOADS = {
             "registry.example.com/nlp/bert-sentiment:2.2.0@sha256:fd8c855a052ae88b15d74223f79ba807d8c10c7aaa5e4174f8874bb2a97a6f1c",
         ),
         "llama-chat-v3-0-1": (
-            None,
+            2,
             "registry.example.com/llm/llama-chat:3.0.1@sha256:14ba8079e1b86c81c20c3b76c5e38954d88b71288e3caa76cdc098b3d8a173ff",
         ),
     },
@@ -176,6 +185,36 @@ def test_deployment_replicas_and_images(recorded: dict[str, Recorder], stack: st
         (container,) = r.inputs["spec"]["template"]["spec"]["containers"]
         found[r.name] = (r.inputs["spec"].get("replicas"), container["image"])
     assert found == WORKLOADS[stack]
+
+
+@pytest.mark.parametrize("stack", EXPECTED)
+def test_the_autoscalers_deployment_ignores_its_count(stack: str) -> None:
+    """Exactly the Deployment each autoscaler scales is registered with `spec.replicas`
+    under ignoreChanges: the canary's and fixed ones apply their count on every update."""
+    config = stack_file_config(stack)
+    rec = run_program(lambda: build(config, stack), stack=stack, monitor=RecordingMonitor)
+    assert isinstance(rec.monitor, RecordingMonitor)
+    ignoring = {
+        urn.rsplit("::", 1)[1]: list(req.ignoreChanges)
+        for urn, req in rec.monitor.requests
+        if req.type == DEP
+    }
+    scaled = {r.inputs["spec"]["scaleTargetRef"]["name"] for r in recorded_scalers(rec)}
+    assert bool(scaled) == (stack != "staging"), scaled  # staging runs fixed counts only
+    assert ignoring == {n: ["spec.replicas"] if n in scaled else [] for n in ignoring}
+
+
+def recorded_scalers(rec: Recorder) -> list[Any]:
+    """The HPAs and KEDA ScaledObjects a run registered."""
+    return [
+        r
+        for r in rec.resources
+        if r.type
+        in (
+            "kubernetes:autoscaling/v2:HorizontalPodAutoscaler",
+            "kubernetes:keda.sh/v1alpha1:ScaledObject",
+        )
+    ]
 
 
 CLUSTERS = {"dev": "dev-local", "staging": "staging-eu-1", "prod": "prod-eu-1"}

@@ -105,6 +105,21 @@ ROLLING = {
 EDITS: tuple[Edit, ...] = (
     # --- stack ------------------------------------------------------------------------------
     Edit("environment", "environment", "production"),
+    # vision's fixed count (2) is production's floor: with a floor of its own, it moves.
+    Edit(
+        "environment",
+        "environment",
+        "production",
+        also={
+            "deployments.vision.autoscaling": {
+                "minReplicas": 1,
+                "maxReplicas": 2,
+                "targetCpuUtilization": 70,
+            }
+        },
+        why="vision's fixed count is production's floor (2) unless it sets its own",
+        tag=" vision's floor 1",
+    ),
     Edit("environment", "environment", "development"),
     Edit("target", "target", "cluster"),
     Edit("imagePullSecrets", "imagePullSecrets", ["regcred", "mirror"]),
@@ -237,6 +252,24 @@ EDITS: tuple[Edit, ...] = (
         },
         why="processing async needs a queue and no loadBalancer",
     ),
+    # A Deployment under an autoscaler is created at its floor: a queue worker's is its own
+    # count (the edit above leaves ranker's, 3, as it was).
+    Edit(
+        "deployments.<name>.processing",
+        "deployments.ranker.processing",
+        "async",
+        also={
+            "deployments.ranker.queue": {
+                "kind": "kafka",
+                "name": "rank",
+                "connectionSecret": "kafka-conn",
+            },
+            "deployments.ranker.loadBalancer": REMOVE,
+            "deployments.ranker.replicas": 1,
+        },
+        why="processing async needs a queue and no loadBalancer; another count",
+        tag=" at 1",
+    ),
     Edit("deployments.<name>.environment", "deployments.chat.environment", "production"),
     Edit("deployments.<name>.environment", "deployments.chat.environment", "development"),
     Edit("deployments.<name>.namespace", "deployments.ranker.namespace", "search"),
@@ -258,6 +291,15 @@ EDITS: tuple[Edit, ...] = (
     Edit("deployments.<name>.active", "deployments.idle.active", True),
     Edit("deployments.<name>.active", "deployments.whisper.active", False),
     Edit("deployments.<name>.autoscaling.enabled", "deployments.chat.autoscaling.enabled", False),
+    # chat's floor (2) is the environment's count: with a count of its own, it moves.
+    Edit(
+        "deployments.<name>.autoscaling.enabled",
+        "deployments.chat.autoscaling.enabled",
+        False,
+        also={"deployments.chat.replicas": 3},
+        why="chat's floor is the count the environment gives (2) unless it sets its own",
+        tag=" at 3",
+    ),
     Edit(
         "deployments.<name>.autoscaling.enabled", "deployments.whisper.autoscaling.enabled", False
     ),
