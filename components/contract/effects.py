@@ -819,15 +819,16 @@ _RULES: tuple[Rule, ...] = (
             Effect.IN_PLACE,
             "autoscaler settings change in place",
             # The Deployment's count is the autoscaler's: written when it is created only.
-            ("HorizontalPodAutoscaler", "ScaledObject"),
+            # The floor crossing 1 <-> 2 creates or deletes the disruption budget.
+            ("HorizontalPodAutoscaler", "ScaledObject", *budget),
         )
-        for key, target in (
-            ("minReplicas", "minReplica*"),
-            ("maxReplicas", "maxReplica*"),
-            ("targetCpuUtilization", "metrics"),
-            ("targetMemoryUtilization", "metrics"),
-            ("targetGpuUtilization", "metrics"),
-            ("scaleDownStabilizationSeconds", "behavior"),
+        for key, budget in (
+            ("minReplicas", ("PodDisruptionBudget",)),
+            ("maxReplicas", ()),
+            ("targetCpuUtilization", ()),
+            ("targetMemoryUtilization", ()),
+            ("targetGpuUtilization", ()),
+            ("scaleDownStabilizationSeconds", ()),
         )
     ),
     # --- deployments: traffic ----------------------------------------------------------------
