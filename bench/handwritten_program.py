@@ -40,12 +40,13 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
         replace_on_changes=[f'metadata.annotations["{CLUSTER_ANNOTATION}"]'],
     )
 
-    # On a cluster, every object also names its one field manager.
-    stamps = {CLUSTER_ANNOTATION: config.cluster.name}
-    if config.target is Target.cluster:
-        stamps[labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
+    # On a cluster, every object also names its one field manager (a Deployment also forces).
+    applied = config.target is Target.cluster
 
-    def pin(meta: dict[str, Any]) -> dict[str, Any]:
+    def pin(meta: dict[str, Any], type_token: str = "") -> dict[str, Any]:
+        stamps = {CLUSTER_ANNOTATION: config.cluster.name}
+        if applied:
+            stamps.update(labels.applied_annotations(type_token))
         return {**meta, "annotations": {**(meta.get("annotations") or {}), **stamps}}
 
     namespace = k8s.core.v1.Namespace(
@@ -114,7 +115,7 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
             workloads.append(
                 k8s.apps.v1.Deployment(
                     d["metadata"]["name"],
-                    metadata=pin(d["metadata"]),
+                    metadata=pin(d["metadata"], labels.DEPLOYMENT_TYPE),
                     spec=d["spec"],
                     opts=pulumi.ResourceOptions.merge(
                         opts,

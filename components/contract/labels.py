@@ -38,6 +38,28 @@ FIELD_MANAGER_ANNOTATION = "pulumi.com/patchFieldManager"
 #: update whose checkpoint was never written) would have two managers, and a changed value
 #: a 409 conflict between them.
 FIELD_MANAGER = MANAGER
+#: The Kubernetes provider's annotation that lets an object's apply take a field another
+#: manager owns, instead of failing with a 409 conflict.
+PATCH_FORCE_ANNOTATION = "pulumi.com/patchForce"
+#: The Pulumi type of a Kubernetes Deployment.
+DEPLOYMENT_TYPE = "kubernetes:apps/v1:Deployment"
+
+
+def applied_annotations(type_token: str) -> dict[str, str]:
+    """The annotations an object servestack applies to a cluster carries for the provider
+    (render mode: none), by its Pulumi type (``kubernetes:apps/v1:Deployment``).
+
+    A Deployment's also forces its apply: an autoscaler's controller owns ``spec.replicas``
+    once it has changed the count (kube-controller-manager, through the scale subresource),
+    so a Deployment leaving its autoscaler (``active: false``, ``autoscaling`` removed or
+    disabled) would meet a 409 conflict applying its own count (measured on the local
+    cluster). servestack is the one manager of every field it declares.
+    """
+    found = {FIELD_MANAGER_ANNOTATION: FIELD_MANAGER}
+    if type_token == DEPLOYMENT_TYPE:
+        found[PATCH_FORCE_ANNOTATION] = "true"
+    return found
+
 
 # --- servestack annotations -------------------------------------------------------------
 CLUSTER = f"{PREFIX}/cluster"

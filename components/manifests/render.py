@@ -76,11 +76,12 @@ class Rendered:
                 frozenset({"cluster.name"}), frozenset(), None
             )
             if self.applied:
-                meta["annotations"][labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
                 # There because of `target: cluster` (render mode has no field manager).
-                marks[("metadata", "annotations", labels.FIELD_MANAGER_ANNOTATION)] = Mark(
-                    frozenset({"target"}), frozenset(), frozenset({"target"})
-                )
+                for name, value in labels.applied_annotations(key.type).items():
+                    meta["annotations"][name] = value
+                    marks[("metadata", "annotations", name)] = Mark(
+                        frozenset({"target"}), frozenset(), frozenset({"target"})
+                    )
         self.resources[key] = Record(manifest, marks)
         self.components[key] = component
 

@@ -6,6 +6,7 @@ registered; a bad config ends the run with one line per problem and no traceback
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -17,13 +18,14 @@ import pulumi_kubernetes as k8s
 
 from servestack import testhook
 from servestack.config import reader
+from servestack.config.defaults import effective
 from servestack.config.errors import ConfigError
 from servestack.config.models import Environment, StackConfig, Target
 from servestack.config.stackfile import CONFIG_FILE_KEY, has_secure
 from servestack.config.validation import NAMESPACE, SECRET_NAMES, SECRETS_KEY, parse_stack
 from servestack.contract import labels
 from servestack.gpu_node_pool import GpuNodePool
-from servestack.manifests import model, workload
+from servestack.manifests import model, naming, workload
 from servestack.manifests.render import render_stack
 from servestack.model_deployment import ModelDeployment
 from servestack.program import production
@@ -145,16 +147,17 @@ def pin_to_cluster(cluster: str, *, applied: bool = False) -> Any:
     replaces it when that name changes: moving a stack to another cluster recreates its
     resources there (the engine alone would keep them, since a new provider with equal
     inputs plans no change). ``applied`` (a cluster, not render mode): the object also names
-    its field manager (:data:`servestack.contract.labels.FIELD_MANAGER`)."""
+    its field manager and the provider's other settings
+    (:func:`servestack.contract.labels.applied_annotations`)."""
     path = f'metadata.annotations["{CLUSTER_ANNOTATION}"]'
-    stamps = {CLUSTER_ANNOTATION: cluster}
-    if applied:
-        stamps[labels.FIELD_MANAGER_ANNOTATION] = labels.FIELD_MANAGER
 
     def transform(args: pulumi.ResourceTransformationArgs) -> Any:
         meta = args.props.get("metadata")
         if not args.type_.startswith("kubernetes:") or not isinstance(meta, dict):
             return None
+        stamps = {CLUSTER_ANNOTATION: cluster}
+        if applied:
+            stamps.update(labels.applied_annotations(args.type_))
         annotations = {**(meta.get("annotations") or {}), **stamps}
         props = {**args.props, "metadata": {**meta, "annotations": annotations}}
         opts = pulumi.ResourceOptions.merge(
@@ -173,7 +176,7 @@ ROLLOUT_TIMEOUT_SECONDS = {
     Environment.staging: 180,
     Environment.production: 600,
 }
-_AWAITED = ("kubernetes:apps/v1:Deployment",)
+_AWAITED = (labels.DEPLOYMENT_TYPE,)
 
 
 def rollout_timeouts(config: StackConfig) -> pulumi.CustomTimeouts | None:
@@ -349,6 +352,37 @@ def _created_hook() -> Callable[[], None]:
     return hold
 
 
+def restarted(last: StackConfig | None, config: StackConfig) -> frozenset[str]:
+    """The autoscaler's Deployments of the deployments ``config`` starts (``active: false``
+    in the ``last`` deployed config): stopped at 0, their count must be written again."""
+    if last is None:
+        return frozenset()
+    stopped = {d.name for d in last.deployments if not d.active}
+    return frozenset(
+        naming.workload_name(d)
+        for d in config.deployments
+        if d.name in stopped and d.active and effective(d).autoscaling is not None
+    )
+
+
+def write_the_floor(deployments: frozenset[str]) -> Any:
+    """A transformation: these Deployments write their count (the autoscaler's floor) in
+    this update. A stopped Deployment has 0 replicas, and an autoscaler does nothing with a
+    Deployment at 0 (the HorizontalPodAutoscaler takes it as autoscaling turned off): the
+    live count that ignoreChanges would keep (see
+    :data:`~servestack.manifests.workload.AUTOSCALER_OWNS`) would keep it stopped."""
+
+    def transform(args: pulumi.ResourceTransformationArgs) -> Any:
+        ignored = list(args.opts.ignore_changes or []) if args.opts else []
+        if args.type_ != labels.DEPLOYMENT_TYPE or args.name not in deployments or not ignored:
+            return None
+        opts = copy.copy(args.opts)
+        opts.ignore_changes = [p for p in ignored if p != workload.AUTOSCALER_OWNS] or None
+        return pulumi.ResourceTransformationResult(args.props, opts)
+
+    return transform
+
+
 def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     """The stack program: validate the config, refuse forbidden edits, build, export.
 
@@ -388,6 +422,9 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
         mine = [key for key, item in rendered.components.items() if item is not None]
         keys = production.protected(rendered, verdict.unprotected)
         pulumi.runtime.register_stack_transformation(production.protect(keys, mine))
+    started = restarted(prev.config, config)
+    if started:
+        pulumi.runtime.register_stack_transformation(write_the_floor(started))
     created = _created_hook()
     outputs = builder(config, stack)
     created()

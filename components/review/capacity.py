@@ -29,10 +29,11 @@ from servestack.config import paths
 from servestack.config.defaults import effective
 from servestack.config.gpu import GPU_RESOURCE
 from servestack.config.models import CloudProvider, DeploymentSpec, StackConfig, StrategyType
+from servestack.contract import labels
 from servestack.manifests import naming
 from servestack.manifests.render import Rendered
 
-DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+DEPLOYMENT = labels.DEPLOYMENT_TYPE
 
 
 class Fit(StrEnum):

@@ -9,7 +9,8 @@ canary gone, the stable image kept), `scale --no-wait` followed by `operation ID
 replica count), an autoscaler added by a plain `pulumi up` (the count and the pods stay), a
 third canary then `promote --shift` (the canary's pods take the stable track as they are:
 same pods, same ReplicaSet, grown to the autoscaler's floor, never scaled down; the old
-stable Deployment gone), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
+stable Deployment gone), `stop` and `start` once the autoscaler owns the count (0, then the
+floor), `scale --min/--max` of the worker (its KEDA ScaledObject's bounds) and
 `delete` (the worker's objects gone from the server and its entry from the stack file).
 """
 
@@ -239,6 +240,34 @@ def test_canary_then_promote_shift(dev: Dev) -> None:
     spec = next(d for d in dev.config().deployments if d.name == DEP)
     assert (spec.model.version, spec.strategy.type.value) == ("v2.4.0", "rolling")
     assert spec.stable_slot.value == "canary"
+
+
+def test_stop_and_start_after_the_autoscaler_scaled(dev: Dev) -> None:
+    """The autoscaler moves the count as its controller does (kube-controller-manager,
+    through the scale subresource; the local cluster has no metrics for it to act on), so
+    that it owns `spec.replicas`. `stop` must still take the count to 0 (a 409 conflict
+    without the Deployment's forced apply), and `start` must bring it back to the floor (an
+    autoscaler leaves a Deployment at 0 alone)."""
+    dev.apps.patch_namespaced_deployment_scale(
+        CANARY, NS, {"spec": {"replicas": 3}}, field_manager="kube-controller-manager"
+    )
+    dev.ready()
+    owners = [
+        (m.manager, m.subresource)
+        for m in dev.apps.read_namespaced_deployment(CANARY, NS).metadata.managed_fields
+        if "f:replicas" in ((m.fields_v1 or {}).get("f:spec") or {})
+    ]
+    assert owners == [("kube-controller-manager", "scale")], owners
+
+    dev.run("stop", STACK, DEP, "--yes")
+    assert dev.apps.read_namespaced_deployment(CANARY, NS).spec.replicas == 0
+    assert not dev.exists("autoscaling/v2", "HorizontalPodAutoscaler", DEP)
+
+    dev.run("start", STACK, DEP, "--yes")
+    dev.ready()
+    started = dev.apps.read_namespaced_deployment(CANARY, NS)
+    assert (started.spec.replicas, started.status.ready_replicas) == (2, 2)
+    assert _hpa_target(dev) == CANARY
 
 
 def test_scale_the_workers_bounds(dev: Dev) -> None:
