@@ -28,9 +28,10 @@ from servestack.program import production
 
 def scope(deployed: Any, target: StackConfig) -> frozenset[str] | None:
     """The deployments whose components an update from ``deployed`` (the stack output
-    :data:`~servestack.program.production.SNAPSHOT_OUTPUT`) to ``target`` touches, or None
-    when it has to be a full run (see the module docstring)."""
-    if not isinstance(deployed, Mapping):
+    :data:`~servestack.program.production.SNAPSHOT_OUTPUT`, as exported or decoded) to
+    ``target`` touches, or None when it has to be a full run (see the module docstring)."""
+    deployed = production.read_output(deployed)
+    if deployed is None:
         return None
     # Read through the model, so that a field a newer servestack added (with its default)
     # is not a difference in every deployment: the first update after an upgrade stays

@@ -55,6 +55,11 @@ def scope() -> frozenset[str] | None:
 def stack_config() -> dict[str, Any]:
     """Every `servestack:*` key of the running stack, prefix removed, secrets decrypted.
 
+    When the engine read the stack file, that file is read through the bounded reader
+    first (:func:`check_stack_file`); when servestack handed the config over in a file (its
+    own runs), the engine never read the stack file, and that copy is read through the
+    bounded reader instead: a stack of a thousand deployments is parsed once, not twice.
+
     Pulumi hands every value over as a string; objects and lists arrive as JSON, decoded
     within the stack-file reader's limits (:func:`servestack.config.reader.decode_engine_config`).
 
@@ -71,6 +76,9 @@ def stack_config() -> dict[str, Any]:
         if full_key.startswith(prefix)
     }
     handed = values.pop(CONFIG_FILE_KEY, None)
+    if handed is None:
+        # The engine read the stack file itself: it must pass the bounded reader too.
+        check_stack_file(pulumi.get_stack())
     decoded = reader.decode_engine_config(values, source=f"stack {pulumi.get_stack()}")
     if handed is None:
         return decoded
@@ -391,7 +399,6 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     """
     stack = pulumi.get_stack()
     try:
-        check_stack_file(stack)
         raw = stack_config()
     except ConfigError as err:
         raise pulumi.RunError(f"invalid servestack config:\n{err}") from None
@@ -428,7 +435,7 @@ def main(builder: Callable[[StackConfig, str], dict[str, Any]] = build) -> None:
     created = _created_hook()
     outputs = builder(config, stack)
     created()
-    outputs[production.SNAPSHOT_OUTPUT] = production.snapshot(config, verdict.unprotected)
+    outputs[production.SNAPSHOT_OUTPUT] = production.snapshot_output(config, verdict.unprotected)
     testhook.pause("program")  # tests stop here to signal a running update
     for key, value in outputs.items():
         pulumi.export(key, value)

@@ -120,3 +120,23 @@ def test_targets_are_the_components_urns() -> None:
         "urn:pulumi:prod::serving::servestack:index:ModelDeployment::a",
         "urn:pulumi:prod::serving::servestack:index:ModelDeployment::b",
     ]
+
+
+def test_the_exported_output_is_one_json_string_read_like_the_map_it_replaced() -> None:
+    # The program exports the snapshot as a string (cheap for the SDK and the engine at
+    # 1,000 deployments); a stack an older servestack updated still holds the map.
+    exported = production.snapshot_output(_stack(DEV), ("deployments.whisper-batch",))
+    assert isinstance(exported, str)
+    mapped = _deployed(DEV, ("deployments.whisper-batch",))
+    assert production.read_output(exported) == mapped
+    new = _stack(set_value(DEV, "deployments.bert-sentiment.replicas", 3))
+    assert scope(exported, new) == scope(mapped, new) == {"bert-sentiment", "whisper-batch"}
+    assert production.previous(exported) == production.previous(mapped)
+    assert production.previous(exported).config is not None
+
+
+@pytest.mark.parametrize("output", ["not json", "[1, 2]", "", 3])
+def test_an_unreadable_exported_output_is_a_full_run(output: Any) -> None:
+    assert production.read_output(output) is None
+    assert scope(output, _stack(DEV)) is None
+    assert production.previous(output).config is None
