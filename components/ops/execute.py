@@ -72,10 +72,13 @@ def deployed(engine: Engine, ws: Workspace, stack: str) -> tuple[bool, Any]:
     return True, outputs.get(SNAPSHOT_OUTPUT) if isinstance(outputs, dict) else None
 
 
-def ensure_stack(engine: Engine, ws: Workspace, stack: str) -> Any:
+def ensure_stack(
+    engine: Engine, ws: Workspace, stack: str, known: tuple[bool, Any] | None = None
+) -> Any:
     """The stack's ``deployedConfig`` output (None: none yet); the stack is created (as
-    `pulumi stack init` does, passphrase secrets) when it does not exist."""
-    exists, found = deployed(engine, ws, stack)
+    `pulumi stack init` does, passphrase secrets) when it does not exist. ``known``: what
+    :func:`deployed` said with the stack's lock held since (not read again)."""
+    exists, found = known if known is not None else deployed(engine, ws, stack)
     if not exists:
         engine.cli(ws.project_dir, "stack", "init", stack, "--secrets-provider", "passphrase")
     return found
@@ -127,6 +130,7 @@ def execute(
     scoped: bool = True,
     on_event: Callable[[Any], None] | None = None,
     then_text: str | None = None,
+    known: tuple[bool, Any] | None = None,
 ) -> bool:
     """Write ``target_text`` to the stack file and run `pulumi up`; roll back on failure.
     Returns whether ``target_text`` was applied.
@@ -135,6 +139,9 @@ def execute(
     operation in steps). Applied, ``target_text`` is the last good config, the operation
     stays running and its journal stays, naming ``then_text``: whoever finds it after a
     kill applies both (:mod:`servestack.ops.interrupted`).
+
+    ``known``: the stack's existence and ``deployedConfig`` output as the plan read them,
+    with the stack's lock held since and nothing applied (see :func:`ensure_stack`).
 
     A first SIGINT is left to the engine, which got it too (Ctrl-C signals the whole
     process group) and stops cleanly; the operation then ends ``interrupted`` and keeps its
@@ -157,7 +164,7 @@ def execute(
         testhook.pause("stack-written")
         with recovery.GracefulInterrupt(ws.say or progress) as interrupt:
             try:
-                found = ensure_stack(engine, ws, stack)
+                found = ensure_stack(engine, ws, stack, known=known)
                 names = scope(found, target) if scoped else None
                 if names:
                     journal.scope = sorted(names)

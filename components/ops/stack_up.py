@@ -33,12 +33,6 @@ from servestack.review.predict import parse_text
 _ENGINE_RESOURCES = 2
 
 
-def deployed_config(ws: Workspace, stack: str, operation: str = "review") -> StackConfig | None:
-    """The config the stack's last update deployed (None: none yet, or unreadable)."""
-    _, found = deployed(engine_for(ws, stack, operation), ws, stack)
-    return production.previous(found).config
-
-
 def plan_up(ws: Workspace, stack: str, *, operation: str) -> Plan:
     """Lock the stack, finish an interrupted operation, and review the stack file against
     what is deployed. The plan holds the lock (see :func:`servestack.ops.transaction.plan`)."""
@@ -60,7 +54,9 @@ def review(ws: Workspace, stack: str) -> Plan:
     path = ws.stack_file(stack)
     text = reader.read_text(path)
     after = parse_text(text, str(path))
-    before = deployed_config(ws, stack)
+    # Read once: the update reuses it (Plan.deployed), under the lock this review ran with.
+    known = deployed(engine_for(ws, stack, "review"), ws, stack)
+    before = production.previous(known[1]).config
     notes = []
     if before is None:
         notes.append(f"stack {stack} has no deployed config yet: its first update creates it all")
@@ -69,7 +65,18 @@ def review(ws: Workspace, stack: str) -> Plan:
         diff = diff_configs(before, after)
     # The text the last update applied is not kept, only its config: an allowance's two-step
     # deletion (servestack.ops.transaction.run) starts from the stack file as it is.
-    return Plan(stack, None, text, text, before or after, after, diff, notes=notes, scoped=False)
+    return Plan(
+        stack,
+        None,
+        text,
+        text,
+        before or after,
+        after,
+        diff,
+        notes=notes,
+        scoped=False,
+        deployed=known,
+    )
 
 
 #: Steps whose outputs event is not a registered resource finishing: the old half of a

@@ -67,6 +67,10 @@ class Plan:
     steps: list[str] = field(default_factory=list)
     #: Each update's own prediction, the last one's included (several steps only).
     stages: list[Prediction] = field(default_factory=list)
+    #: Whether the stack exists and its ``deployedConfig`` output, when the plan read them
+    #: with its lock held (:func:`servestack.ops.execute.deployed`): the first update uses
+    #: them instead of reading the whole checkpoint again. None: not read.
+    deployed: tuple[bool, Any] | None = None
 
     @property
     def needs_confirmation(self) -> list[FieldChange]:
@@ -311,9 +315,10 @@ def run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: 
                 "allowReplacements",
                 get_value(p.after_text, "allowReplacements"),
             )
-            execute(ws, op, p.before_text, armed, progress, scoped=p.scoped)
+            execute(ws, op, p.before_text, armed, progress, scoped=p.scoped, known=p.deployed)
             if op.status is not OperationStatus.succeeded:
                 return
+            p.deployed = None  # that update changed it
         texts = [*p.steps, p.after_text]
         prev = p.before_text
         for i, text in enumerate(texts):
@@ -329,7 +334,9 @@ def run(ws: Workspace, p: Plan, op: Operation, progress: Progress | None, lock: 
                 scoped=p.scoped,
                 on_event=p.on_event,
                 then_text=later,
+                known=p.deployed,
             )
+            p.deployed = None  # the next update's is this one's
             if not applied:
                 return
             prev = text
