@@ -209,9 +209,13 @@ def main() -> int:
         from bench.fleet import bench_fleet
 
         results["fleet_date"] = _now()
+        kept = results.get("fleet") or {}
         results.update(
             bench_fleet(_sizes(args.fleet_sizes), _sizes(args.op_sizes), args.fleet_plain_max)
         )
+        if merged:
+            # A size this run did not measure keeps its row (with the date it was measured).
+            results["fleet"] = {**kept, **results["fleet"]}
     if _sizes(args.cluster_sizes) or _sizes(args.cluster_fleet_sizes):
         from bench.cluster import bench_cluster, bench_cluster_fleet
         from tests.cluster.live import running_cluster

@@ -12,7 +12,13 @@ project's local file backend).
 - ``plain``: the same program by a plain `pulumi up` (a checkpoint write after every step),
   up to ``plain_max`` deployments: its cost grows with the square of N (4 h at 1,000);
 - ``operation``: `servestack scale STACK model-0001 --min 3 --max M --yes` on the stack
-  `servestack up` made, three times (M alternating), median;
+  `servestack up` made, three times (M alternating), median, wall and CPU seconds (the
+  whole process tree: the CLI, the engine, the program, the provider);
+- ``floor``: the engine's own cost of that operation at that N, measured right after it on
+  the same stack (bench/floor.py): the same targeted `pulumi up` on the fast path, by a
+  program that registers only what the scoped update registers and reads and exports
+  nothing, three times; and ``export``: `pulumi stack export` (load the checkpoint and
+  serialize it once), three times. What the operation costs over the floor is servestack's;
 - ``writes``: checkpoint writes per deployment of a fresh update, counted from the engine's
   log (`-v=7` logs each as "Saved stack"), with and without intermediate checkpoints.
 """
@@ -20,18 +26,26 @@ project's local file backend).
 from __future__ import annotations
 
 import os
+import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench.engine import stack_text
+from bench.floor import NAME
 from bench.stacks import stack_raw
 from servestack.config.stackfile import engine_config_text
 from servestack.engine import Engine, make_project
+from servestack.manifests import naming
+
+#: The checkout (the floor's program imports `bench` from it).
+REPO = Path(__file__).resolve().parent.parent
 
 PASSPHRASE = "bench"
 SKIP = {"PULUMI_SKIP_CHECKPOINTS": "true"}
@@ -49,14 +63,24 @@ def _env(project: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Run ``argv``: wall seconds, CPU seconds of its process tree (those it waited for),
+    and its stderr."""
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=7200)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         tail = proc.stdout[-3000:] + proc.stderr[-3000:]
         raise RuntimeError(f"{' '.join(argv[:6])} failed:\n{tail}")
-    return round(seconds, 2), proc.stderr
+    used = after.ru_utime - cpu.ru_utime + after.ru_stime - cpu.ru_stime
+    return round(seconds, 2), round(used, 2), proc.stderr
+
+
+def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
+    seconds, _, err = _run(argv, cwd, env)
+    return seconds, err
 
 
 def _pulumi(project: Path, stack: str, *args: str, **env: str) -> tuple[float, str]:
@@ -67,8 +91,65 @@ def _pulumi(project: Path, stack: str, *args: str, **env: str) -> tuple[float, s
 
 
 def _servestack(project: Path, *args: str) -> float:
+    return _servestack_cpu(project, *args)[0]
+
+
+def _servestack_cpu(project: Path, *args: str) -> tuple[float, float]:
     argv = [sys.executable, "-m", "servestack", "-C", str(project), *args]
-    return _timed(argv, project, _env(project, COLUMNS="200"))[0]
+    seconds, cpu, _ = _run(argv, project, _env(project, COLUMNS="200"))
+    return seconds, cpu
+
+
+#: The floor's Pulumi program (bench/floor.py), in a project directory of its own.
+FLOOR_PROGRAM = '''"""The engine's floor of one operation (bench/floor.py)."""
+
+from bench.floor import main
+
+main()
+'''
+
+
+def engine_floor(project: Path, stack: str, n: int, repeats: int = 3) -> dict[str, Any]:
+    """The engine's own cost of an operation on one deployment of ``stack`` (``n``
+    deployments; see bench/floor.py), and of loading and serializing its checkpoint once
+    (`pulumi stack export`); medians. It leaves the stack without its outputs: measure it
+    after the operations."""
+    engine = Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project)
+    pulumi = str(engine.bin_dir / "pulumi")
+    env = {**_env(project), **engine.env()}
+    floor = project.parent / "floor"
+    floor.mkdir(exist_ok=True)
+    (floor / "Pulumi.yaml").write_text((project / "Pulumi.yaml").read_text())
+    (floor / "__main__.py").write_text(FLOOR_PROGRAM)
+    # The stack's encryption salt alone: the floor reads no config.
+    salt = re.search(
+        r"^encryptionsalt: .*$", (project / "stacks" / f"Pulumi.{stack}.yaml").read_text(), re.M
+    )
+    (floor / "engine.yaml").write_text(f"{salt.group(0) if salt else ''}\n")
+    urn = f"urn:pulumi:{stack}::{engine_project(project)}::{naming.MODEL_DEPLOYMENT}::{NAME}"
+    up = [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--suppress-outputs"]
+    up += ["--stack", stack, "--config-file", str(floor / "engine.yaml")]
+    up += [f"--target={urn}", "--target-dependents"]
+    export = [pulumi, "stack", "export", "--stack", stack, "--non-interactive"]
+    export += ["--file", str(floor / "export.json")]
+    runs, exports = [], []
+    for top in range(9, 9 + repeats):  # one update step each time
+        run_env = {**env, **SKIP, "PYTHONPATH": str(REPO)}
+        run_env.update(BENCH_FLOOR_N=str(n), BENCH_FLOOR_MAX=str(top))
+        runs.append(_run(up, floor, run_env)[:2])
+        exports.append(_run(export, project, env)[0])
+    return {
+        "floor_s": round(statistics.median(w for w, _ in runs), 2),
+        "floor_cpu_s": round(statistics.median(c for _, c in runs), 2),
+        "floor_runs_s": [w for w, _ in runs],
+        "export_s": round(statistics.median(exports), 2),
+    }
+
+
+def engine_project(project: Path) -> str:
+    """The Pulumi project name in ``project``'s Pulumi.yaml."""
+    found = re.search(r"^name: *(\S+)", (project / "Pulumi.yaml").read_text(), re.M)
+    return found.group(1) if found else "servestack"
 
 
 def writes_per_deployment(n: int) -> dict[str, float]:
@@ -87,10 +168,12 @@ def writes_per_deployment(n: int) -> dict[str, float]:
 def bench_fleet(sizes: list[int], op_sizes: list[int], plain_max: int = 100) -> dict[str, Any]:
     fleet: dict[str, Any] = {}
     for n in sorted(set(sizes) | set(op_sizes)):
+        started = datetime.now(UTC).isoformat(timespec="seconds")
         try:
             fleet[str(n)] = _fleet_row(n, sizes, op_sizes, plain_max)
         except RuntimeError as exc:  # recorded, and the other sizes still measured
             fleet[str(n)] = {"error": str(exc)[-2000:]}
+        fleet[str(n)]["date"] = started
         print(f"fleet N={n}: {fleet[str(n)]}", flush=True)
     return {"fleet": fleet, "checkpoint_writes": writes_per_deployment(10)}
 
@@ -116,8 +199,10 @@ def _fleet_row(n: int, sizes: list[int], op_sizes: list[int], plain_max: int) ->
             if n <= plain_max:
                 row["plain_s"] = _pulumi(project, "plain")[0]
         if n in op_sizes:
-            scale = ("scale", "fast", "model-0001", "--min", "3", "--max")
-            runs = [_servestack(project, *scale, str(m), "--yes") for m in (7, 8, 7)]
-            row["operation_s"] = statistics.median(runs)
-            row["operation_runs_s"] = runs
+            scale = ("scale", "fast", NAME, "--min", "3", "--max")
+            runs = [_servestack_cpu(project, *scale, str(m), "--yes") for m in (7, 8, 7)]
+            row["operation_s"] = statistics.median(w for w, _ in runs)
+            row["operation_cpu_s"] = round(statistics.median(c for _, c in runs), 2)
+            row["operation_runs_s"] = [w for w, _ in runs]
+            row.update(engine_floor(project, "fast", n))
     return row
