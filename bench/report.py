@@ -109,9 +109,12 @@ def fleet_targets(f: dict[str, Any]) -> list[str]:
     big = f.get("1000") or {}
     if "up_s" in big and "up_s" in row:
         growth = round((big["up_s"] / 1000) / (row["up_s"] / 100), 2)
+        # Rows a --merge kept measure N=100 and N=1000 in runs apart: say so.
+        apart = str(big.get("date", ""))[:10] != str(row.get("date", ""))[:10]
         rows.append(
             f"| `servestack up`: cost per deployment at N=1000 within {FLEET_GROWTH_TARGET}x "
-            f"of N=100 | {growth}x ({big['up_s']} s in all) | "
+            f"of N=100 | {growth}x ({big['up_s']} s in all"
+            f"{'; the two sizes measured by different runs' if apart else ''}) | "
             f"{_verdict(growth <= FLEET_GROWTH_TARGET)} |"
         )
     small = f.get("3") or {}
