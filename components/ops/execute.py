@@ -44,6 +44,10 @@ from servestack.review.predict import parse_text
 FINAL_CHECKPOINT_ONLY = {"PULUMI_SKIP_CHECKPOINTS": "true"}
 
 
+#: How the engine refuses a targeted update whose provider changed since the last update.
+PROVIDER_MOVED = "change of providers mixed with --target"
+
+
 def engine_for(
     ws: Workspace,
     stack: str,
@@ -104,6 +108,7 @@ def up(
     copy of ``text``, whatever its size.
     """
     engine = engine or engine_for(ws, stack, operation, config=parse_text(text, stack))
+    whole = engine
     args: list[str] = []
     if names:
         engine = dataclasses.replace(
@@ -117,7 +122,18 @@ def up(
     write_atomic(engine_file, engine_config_text(text, handed.resolve()))
     args += ["--config-file", str(engine_file.resolve())]
     testhook.pause("engine")  # tests kill here: before the engine's first step
-    return engine.update(ws.project_dir, stack, *args, on_output=progress, on_event=on_event)
+    try:
+        return engine.update(ws.project_dir, stack, *args, on_output=progress, on_event=on_event)
+    except Exception as exc:
+        if not names or PROVIDER_MOVED not in str(exc):
+            raise
+    # The stack's provider changed since its last update (its render directory, say): the
+    # engine moves every resource to it, which only a whole update may do. What the refused
+    # update applied before it stopped, a whole update applies again (fixed names, one field
+    # manager: it converges).
+    if progress is not None:
+        progress(f"stack {stack}: its provider changed since the last update: updating all of it")
+    return up(ws, stack, progress, operation, text=text, on_event=on_event, engine=whole)
 
 
 def execute(

@@ -125,6 +125,31 @@ def test_stop_then_start_restores_manifests_byte_for_byte(ws: ops.Workspace) -> 
     assert _snapshot(ws) == original
 
 
+def test_an_operation_after_the_provider_moved_updates_the_whole_stack(
+    ws: ops.Workspace, tmp_path: Path
+) -> None:
+    """Rendered to another directory since the last update (the provider's input): the
+    engine refuses the scoped update ("a change of providers mixed with --target"), and
+    the operation runs a whole one instead of failing and rolling back, scoped, into the
+    same refusal."""
+    moved = tmp_path / "moved"
+    engine = Engine(
+        ws.engine.state_dir,
+        passphrase=PASSPHRASE,
+        extra_env={"SERVESTACK_RENDER_ROOT": str(moved)},
+    )
+    there = ops.Workspace(ws.project_dir, engine)
+    result = ops.update_model_deployment(STACK, "bert-sentiment", replicas=2, workspace=there)
+    assert result["status"] == "succeeded", result
+    (dep,) = [
+        doc
+        for f in (moved / STACK).rglob("*.yaml")
+        for doc in yaml.safe_load_all(f.read_text())
+        if doc and (doc["kind"], doc["metadata"]["name"]) == ("Deployment", "bert-sentiment")
+    ]
+    assert dep["spec"]["replicas"] == 2
+
+
 def test_scale_canary_promote_rollback_delete(ws: ops.Workspace) -> None:
     scaled = ops.update_model_deployment(STACK, "bert-sentiment", replicas=3, workspace=ws)
     assert _manifest(ws, "Deployment", "bert-sentiment")["spec"]["replicas"] == 3
