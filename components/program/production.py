@@ -37,6 +37,7 @@ from servestack.config.models import Environment, StackConfig
 from servestack.config.paths import FieldPath
 from servestack.contract.effects import Effect, rule_for
 from servestack.manifests.render import Key, Rendered, render_stack
+from servestack.program.options import amended
 from servestack.review import allowances
 from servestack.review.diff import diff_configs
 
@@ -237,7 +238,8 @@ def protect(keys: set[Key], components: Iterable[Key]) -> Any:
         key = Key(args.type_, args.name)
         if key not in mine:
             return None
-        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(protect=key in keys))
-        return pulumi.ResourceTransformationResult(args.props, opts)
+        return pulumi.ResourceTransformationResult(
+            args.props, amended(args.opts, protect=key in keys)
+        )
 
     return transform

@@ -35,6 +35,7 @@ from servestack.program.guards import (
     identity,
     refusal_text,
 )
+from servestack.program.options import amended
 
 RENDER_ROOT = "out"
 #: Set by servestack's operations: the deployments this run registers (comma-separated).
@@ -168,9 +169,7 @@ def pin_to_cluster(cluster: str, *, applied: bool = False) -> Any:
             stamps.update(labels.applied_annotations(args.type_))
         annotations = {**(meta.get("annotations") or {}), **stamps}
         props = {**args.props, "metadata": {**meta, "annotations": annotations}}
-        opts = pulumi.ResourceOptions.merge(
-            args.opts, pulumi.ResourceOptions(replace_on_changes=[path], delete_before_replace=True)
-        )
+        opts = amended(args.opts, replace_on_changes=[path], delete_before_replace=True)
         return pulumi.ResourceTransformationResult(props, opts)
 
     return transform
@@ -203,10 +202,9 @@ def bound_rollouts(timeouts: pulumi.CustomTimeouts) -> Any:
     def transform(args: pulumi.ResourceTransformationArgs) -> Any:
         if args.type_ not in _AWAITED:
             return None
-        opts = pulumi.ResourceOptions.merge(
-            args.opts, pulumi.ResourceOptions(custom_timeouts=timeouts)
+        return pulumi.ResourceTransformationResult(
+            args.props, amended(args.opts, custom_timeouts=timeouts)
         )
-        return pulumi.ResourceTransformationResult(args.props, opts)
 
     return transform
 
