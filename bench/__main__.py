@@ -72,9 +72,12 @@ def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
     """Each run in a fresh process, as a stack program runs. Components and hand-written
     take turns, the order swapped every repeat (ABBA), so drift and warm caches hit both
     alike. Headline figures use the collector settings the servestack entry point applies
-    (:mod:`servestack.program.process`); the same runs with CPython's defaults show what they do."""
+    (:mod:`servestack.program.process`); the same runs with CPython's defaults show what they do.
+    ``overhead_floor_ratio``: the hand-written program plus the components' empty layers
+    against the hand-written program (what the layers cost in the SDK by themselves)."""
     out: dict[str, Any] = {
         "overhead_ratio": {},
+        "overhead_floor_ratio": {},
         "per_deployment_ms": {},
         "overhead_ratio_default_gc": {},
         "per_deployment_ms_default_gc": {},
@@ -86,7 +89,10 @@ def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
         runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for i in range(repeats):
             for gc_mode in ("program", "default"):
-                for variant in variants if i % 2 == 0 else variants[::-1]:
+                # With the program's settings, also the floor: the hand-written program
+                # plus the components' empty layers (bench.handwritten_program).
+                turn = variants + ["layers"] if gc_mode == "program" else variants
+                for variant in turn if i % 2 == 0 else turn[::-1]:
                     runs.setdefault((variant, gc_mode), []).append(_mock_run(variant, n, gc_mode))
         med = {k: statistics.median(r["s"] for r in v) for k, v in runs.items()}
         key = str(n)
@@ -94,6 +100,9 @@ def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
             c, h = med[("components", gc_mode)], med[("handwritten", gc_mode)]
             out[f"overhead_ratio{suffix}"][key] = round(c / h, 3)
             out[f"per_deployment_ms{suffix}"][key] = round(1000 * c / n, 2)
+        out["overhead_floor_ratio"][key] = round(
+            med[("layers", "program")] / med[("handwritten", "program")], 3
+        )
         out["mocks_peak_rss_mib"][key] = {
             f"{v}{'' if g == 'program' else '_default_gc'}": round(
                 statistics.median(r["peak_rss_mib"] for r in rs)
@@ -102,7 +111,8 @@ def bench_mocks(sizes: list[int], repeats: int) -> dict[str, Any]:
         }
         out["resources"][key] = {v: runs[(v, "program")][0]["resources"] for v in variants}
         print(
-            f"mocks N={n}: ratio {out['overhead_ratio'][key]}, "
+            f"mocks N={n}: ratio {out['overhead_ratio'][key]} (floor "
+            f"{out['overhead_floor_ratio'][key]}), "
             f"{out['per_deployment_ms'][key]} ms/deployment; default GC: ratio "
             f"{out['overhead_ratio_default_gc'][key]}, "
             f"{out['per_deployment_ms_default_gc'][key]} ms/deployment",

@@ -183,6 +183,50 @@ def handwritten(config: StackConfig, stack: str) -> dict[str, Any]:
     return stack_outputs(config, stack, endpoints, pool_labels)
 
 
+def handwritten_with_layers(config: StackConfig, stack: str) -> dict[str, Any]:
+    """The hand-written program plus the components' own registrations and nothing else:
+    per deployment an empty ModelDeployment with an empty Autoscaler and LoadBalancer under
+    it, per pool an empty GpuNodePool, each registering the outputs the component registers.
+    Its ratio to the hand-written program is what the layers cost by themselves in the
+    Pulumi SDK, whatever the components do around them: a floor of the overhead ratio while
+    the components' URNs stay what they are (a floor: these layers carry no provider and no
+    dependencies, which the real ones resolve)."""
+    outputs = handwritten(config, stack)
+    for pool in config.node_pools:
+        layer = pulumi.ComponentResource(naming.GPU_NODE_POOL, pool.name)
+        layer.register_outputs(
+            {
+                "labels": node_pools.node_labels(pool, config.cluster),
+                "taints": [node_pools.taint(pool, config.cluster)],
+                "backend": config.cluster.provider.value,
+            }
+        )
+    for spec in config.deployments:
+        eff = effective(spec)
+        md = pulumi.ComponentResource(naming.MODEL_DEPLOYMENT, spec.name)
+        under = pulumi.ResourceOptions(parent=md)
+        endpoint = None
+        if eff.autoscaling:
+            scaler = pulumi.ComponentResource(naming.AUTOSCALER, spec.name, opts=under)
+            bounds = eff.autoscaling
+            scaler.register_outputs(
+                {"minReplicas": bounds.min_replicas, "maxReplicas": bounds.max_replicas}
+            )
+        if eff.load_balancer:
+            lb = pulumi.ComponentResource(naming.LOAD_BALANCER, spec.name, opts=under)
+            endpoint = pulumi.Output.from_input(routing.endpoint(spec))
+            lb.register_outputs({"service": spec.name, "endpoint": endpoint})
+        md.register_outputs(
+            {
+                "deployment": naming.workload_name(spec),
+                "endpoint": endpoint,
+                "active": spec.active,
+                "modelVersion": spec.model.version,
+            }
+        )
+    return outputs
+
+
 if __name__ == "__main__":
     # The servestack entry point's work around the resources (collector settings, config
     # validation, the forbidden-edit guard, exports), with this builder instead.

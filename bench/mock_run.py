@@ -1,6 +1,6 @@
 """One measurement of the mocks benchmark, in its own process (as a stack program runs).
 
-`python -m bench.mock_run --variant components|handwritten --n N --gc program|default
+`python -m bench.mock_run --variant components|handwritten|layers --n N --gc program|default
 [--profile FILE]` prints one JSON line: seconds for the program under mocks and the
 process's peak RSS.
 Imports and first-call costs are paid before the clock starts, on a two-deployment stack.
@@ -15,14 +15,16 @@ import resource
 import sys
 import time
 
-from bench.handwritten_program import handwritten
+from bench.handwritten_program import handwritten, handwritten_with_layers
 from bench.stacks import stack_raw
 from servestack.config.validation import parse_stack
 from servestack.program.process import tune_gc
 from servestack.program.stack import build
 from tests.mocks import run_program
 
-PROGRAMS = {"components": build, "handwritten": handwritten}
+#: `layers`: the hand-written program plus the components' empty ComponentResources (the
+#: floor of the overhead ratio, see :func:`bench.handwritten_program.handwritten_with_layers`).
+PROGRAMS = {"components": build, "handwritten": handwritten, "layers": handwritten_with_layers}
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bench.handwritten_program import handwritten
+from bench.handwritten_program import handwritten, handwritten_with_layers
 from bench.stacks import cluster_stack_raw, stack_raw
 from servestack.config.models import StackConfig
 from servestack.config.validation import parse_stack
@@ -147,3 +147,18 @@ def test_same_options_and_effective_dependencies(mode: str) -> None:
     assert deployment["customTimeouts"] == DEPLOYMENT_TIMEOUTS[mode]
     assert comp["kubernetes:core/v1:Service::model-0000"]["customTimeouts"] == ["", "", ""]
     assert comp["kubernetes:core/v1:Namespace::bench"]["protect"] is True
+
+
+def _layers(rec: Recorder) -> Counter[tuple[str, str, str | None]]:
+    return Counter((r.type, r.name, r.parent) for r in rec.resources if r.type in COMPONENT_TYPES)
+
+
+def test_layers_are_the_components_registrations_alone(mode: str) -> None:
+    """The floor variant (`--variant layers`) registers the hand-written resources and the
+    components' own registrations: the same types, names and parents as the components
+    program, and nothing else."""
+    config = CONFIGS[mode]
+    comp, layers, hand = (_run(p, config) for p in (build, handwritten_with_layers, handwritten))
+    assert _inputs(layers) == _inputs(hand)
+    assert _layers(layers) == _layers(comp)
+    assert sum(_layers(comp).values()) == 3 * len(config.deployments) + len(config.node_pools)
