@@ -31,7 +31,9 @@ bytes, pods and GPUs (by their resource name) as counts.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -324,8 +326,35 @@ def pack(pods: Sequence[Mapping[str, int]], pool: Pool) -> int | None:
     order (the scheduler places one pod at a time; first-fit decreasing is at most a node
     or two off the optimum, and exact for pods of one shape). A pod opens the first unused
     node that offers what it asks (pools of one GPU type may offer different MIG slices).
-    None: they never fit."""
-    nodes = pool.node_list()
+    None: they never fit.
+
+    Pods of one shape are placed one after the other (in the order each shape first
+    appears), so the answer depends only on the pool and how many pods of each shape there
+    are: it is remembered. A review of an edit to every deployment of a large stack packs
+    the same pool with the same pods once per deployment."""
+    counts = Counter(map(id, pods))  # a deployment's pods are one object, repeated
+    first = dict(zip(map(id, pods), pods, strict=True))
+    shapes: dict[_Shape, int] = {}
+    for key, n in counts.items():
+        shape = tuple(sorted(first[key].items()))
+        shapes[shape] = shapes.get(shape, 0) + n
+    nodes = tuple(
+        (pool.ceiling(p), tuple(sorted(shape.allocatable.items())))
+        for p, shape in zip(pool.pools, pool.nodes, strict=True)
+    )
+    return _pack(tuple(shapes.items()), nodes)
+
+
+_Shape = tuple[tuple[str, int], ...]
+
+
+@functools.lru_cache(maxsize=1024)
+def _pack(
+    shapes: tuple[tuple[_Shape, int], ...], pools: tuple[tuple[int, _Shape], ...]
+) -> int | None:
+    """:func:`pack` of ``count`` pods of each shape onto ``count`` nodes of each shape."""
+    pods = [dict(shape) for shape, count in shapes for _ in range(count)]
+    nodes = [dict(shape) for count, shape in pools for _ in range(count)]
     rooms: dict[int, dict[str, int]] = {}
     order = sorted(pods, key=lambda p: (sum(_extended(p).values()), p.get(CPU, 0)), reverse=True)
     # Rooms only shrink: a node that could not take a pod cannot take the next pod of the
@@ -344,16 +373,12 @@ def pack(pods: Sequence[Mapping[str, int]], pool: Pool) -> int | None:
             tried.pop()
         if at is None:
             at = next(
-                (
-                    i
-                    for i, (_, node) in enumerate(nodes)
-                    if i not in rooms and fits(pod, node.allocatable)
-                ),
+                (i for i, node in enumerate(nodes) if i not in rooms and fits(pod, node)),
                 None,
             )
             if at is None:
                 return None
-            rooms[at] = dict(nodes[at][1].allocatable)
+            rooms[at] = dict(nodes[at])
             tried = [at]
         for name, amount in pod.items():
             rooms[at][name] -= amount
