@@ -191,6 +191,11 @@ def main() -> int:
         help="a plain `pulumi up` in the fleet part up to this N (0: none)",
     )
     ap.add_argument(
+        "--review",
+        action="store_true",
+        help="measure the review tool (diff, explain) even when the mocks part is skipped",
+    )
+    ap.add_argument(
         "--merge",
         action="store_true",
         help="keep the parts of the existing results.json this run does not measure",
@@ -210,6 +215,8 @@ def main() -> int:
         }
         results["date"] = _now()
         results.update(bench_mocks(_sizes(args.sizes), args.repeats))
+    if _sizes(args.sizes) or not merged or args.review:
+        results["review_date"] = _now()
         results.update(bench_review())
     if _sizes(args.engine_sizes):
         from bench.engine import bench_engine
@@ -240,11 +247,15 @@ def main() -> int:
                 results["cluster_merged"] = merged
             if _sizes(args.cluster_fleet_sizes):
                 results["cluster_fleet_date"] = _now()
-                results.update(
-                    bench_cluster_fleet(
-                        _sizes(args.cluster_fleet_sizes), info.kubeconfig, args.repeats
-                    )
+                kept = results.get("cluster_fleet") or {}
+                found = bench_cluster_fleet(
+                    _sizes(args.cluster_fleet_sizes), info.kubeconfig, args.repeats
                 )
+                for row in found["cluster_fleet"].values():
+                    row["date"] = results["cluster_fleet_date"]
+                # Rows of sizes this run does not measure stay, with the date of theirs.
+                found["cluster_fleet"] = {**kept, **found["cluster_fleet"]}
+                results.update(found)
     if not merged:
         results["bench_wall_s"] = round(time.perf_counter() - wall_started)
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")

@@ -258,7 +258,8 @@ def cluster_fleet_section(r: dict[str, Any]) -> list[str]:
         "",
         "## Fleet scale on the local cluster: `servestack up` against the engine's limit",
         "",
-        f"Measured {r['cluster_fleet_date']} ({round(r['cluster_fleet_wall_s'] / 60)} minutes),",
+        f"Last measured {r['cluster_fleet_date']} ({round(r['cluster_fleet_wall_s'] / 60)} "
+        "minutes; each row's date in its last column),",
         "bench/cluster.py. The same stacks and cluster as the section above. `up`: a fresh",
         "`servestack up STACK --yes` (the fast path: one checkpoint write, under servestack's",
         "journal; its own `stack init`, config reading and review table included). `limit`:",
@@ -268,14 +269,14 @@ def cluster_fleet_section(r: dict[str, Any]) -> list[str]:
         "variant, taking turns (ABBA), the median shown; the cluster is cleaned between runs.",
         "",
         "| N | runs | kwok nodes | pods at rest | up s | limit s | up / limit | up runs s "
-        "| limit runs s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| limit runs s | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, row in sorted(r["cluster_fleet"].items(), key=lambda kv: int(kv[0])):
         lines.append(
             f"| {n} | {row['repeats']} | {row['nodes']} | {row['pods_at_rest']} | "
             f"{row['up_s']} | {row['limit_s']} | {row['ratio']} | {row['up_runs_s']} | "
-            f"{row['limit_runs_s']} |"
+            f"{row['limit_runs_s']} | {row.get('date', r['cluster_fleet_date'])} |"
         )
     return lines
 
@@ -355,6 +356,7 @@ def render(r: dict[str, Any]) -> str:
         "",
         "## Review tool",
         "",
+        f"Measured {r.get('review_date', r['date'])}. "
         f"`servestack diff` of two 1,000-deployment stacks: {r['diff_1000_s']} s; "
         f"`servestack explain` of a 10,000-step preview: {r['explain_10000_s']} s.",
         "",

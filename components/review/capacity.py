@@ -27,14 +27,8 @@ from typing import Any
 from servestack.config import capacity as cap
 from servestack.config import paths
 from servestack.config.defaults import effective
-from servestack.config.gpu import GPU_RESOURCE
-from servestack.config.models import (
-    CloudProvider,
-    DeploymentSpec,
-    GpuType,
-    StackConfig,
-    StrategyType,
-)
+from servestack.config.gpu import GPU_RESOURCE, GpuType
+from servestack.config.models import CloudProvider, DeploymentSpec, StackConfig, StrategyType
 from servestack.contract import labels
 from servestack.manifests import naming
 from servestack.manifests.render import Rendered
