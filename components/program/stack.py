@@ -6,7 +6,6 @@ registered; a bad config ends the run with one line per problem and no traceback
 
 from __future__ import annotations
 
-import copy
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -382,9 +381,10 @@ def write_the_floor(deployments: frozenset[str]) -> Any:
         ignored = list(args.opts.ignore_changes or []) if args.opts else []
         if args.type_ != labels.DEPLOYMENT_TYPE or args.name not in deployments or not ignored:
             return None
-        opts = copy.copy(args.opts)
-        opts.ignore_changes = [p for p in ignored if p != workload.AUTOSCALER_OWNS] or None
-        return pulumi.ResourceTransformationResult(args.props, opts)
+        kept = [p for p in ignored if p != workload.AUTOSCALER_OWNS] or None
+        return pulumi.ResourceTransformationResult(
+            args.props, amended(args.opts, ignore_changes=kept)
+        )
 
     return transform
 

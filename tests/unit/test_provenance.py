@@ -101,6 +101,11 @@ ROLLING = {
     "deployments.chat.strategy.canaryImage": REMOVE,
     "deployments.chat.strategy.canaryReplicas": REMOVE,
 }
+#: What ranker needs to become a queue worker: a queue, and no load balancer.
+ASYNC_RANKER = {
+    "deployments.ranker.queue": {"kind": "kafka", "name": "rank", "connectionSecret": "kafka-conn"},
+    "deployments.ranker.loadBalancer": REMOVE,
+}
 
 EDITS: tuple[Edit, ...] = (
     # --- stack ------------------------------------------------------------------------------
@@ -242,14 +247,7 @@ EDITS: tuple[Edit, ...] = (
         "deployments.<name>.processing",
         "deployments.ranker.processing",
         "async",
-        also={
-            "deployments.ranker.queue": {
-                "kind": "kafka",
-                "name": "rank",
-                "connectionSecret": "kafka-conn",
-            },
-            "deployments.ranker.loadBalancer": REMOVE,
-        },
+        also=ASYNC_RANKER,
         why="processing async needs a queue and no loadBalancer",
     ),
     # A Deployment under an autoscaler is created at its floor: a queue worker's is its own
@@ -258,15 +256,7 @@ EDITS: tuple[Edit, ...] = (
         "deployments.<name>.processing",
         "deployments.ranker.processing",
         "async",
-        also={
-            "deployments.ranker.queue": {
-                "kind": "kafka",
-                "name": "rank",
-                "connectionSecret": "kafka-conn",
-            },
-            "deployments.ranker.loadBalancer": REMOVE,
-            "deployments.ranker.replicas": 1,
-        },
+        also={**ASYNC_RANKER, "deployments.ranker.replicas": 1},
         why="processing async needs a queue and no loadBalancer; another count",
         tag=" at 1",
     ),
