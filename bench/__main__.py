@@ -16,6 +16,9 @@ and bench/RESULTS.md.
    afterwards.
 4. Review tool: `servestack diff` of 1,000-deployment stack files; `explain` of a
    10,000-step preview.
+5. Instructions (bench/instructions.py): the mocks programs counted by valgrind's
+   callgrind, which the machine's load does not move; run with the mocks part, or alone with
+   `--instructions-n N`.
 
 `--merge` keeps the parts of the existing results.json that this run does not measure:
 `python -m bench --merge --sizes "" --engine-sizes ""` re-measures only the cluster part
@@ -196,6 +199,11 @@ def main() -> int:
         help="measure the review tool (diff, explain) even when the mocks part is skipped",
     )
     ap.add_argument(
+        "--instructions-n",
+        type=int,
+        help="count instructions at this N (default: 30 when the mocks part runs; 0 skips it)",
+    )
+    ap.add_argument(
         "--merge",
         action="store_true",
         help="keep the parts of the existing results.json this run does not measure",
@@ -218,6 +226,13 @@ def main() -> int:
     if _sizes(args.sizes) or not merged or args.review:
         results["review_date"] = _now()
         results.update(bench_review())
+    mocks_ran = bool(_sizes(args.sizes)) or not merged
+    instructions_n = args.instructions_n if args.instructions_n is not None else 30 * mocks_ran
+    if instructions_n:
+        from bench.instructions import bench_instructions
+
+        results["instructions_date"] = _now()
+        results.update(bench_instructions(instructions_n))
     if _sizes(args.engine_sizes):
         from bench.engine import bench_engine
 

@@ -52,6 +52,7 @@ def targets(r: dict[str, Any]) -> list[str]:
                 "| (not a target) the floor of that ratio: hand-written plus the components' "
                 f"empty layers (mocks), every N | max {max(floor.values())} | - |"
             )
+    rows += instruction_targets(r.get("instructions") or {})
     if r.get("engine_ratio"):
         for op in ("up", "preview", "up_skip_checkpoints"):
             worst = max(v[op] for v in r["engine_ratio"].values())
@@ -100,6 +101,50 @@ def targets(r: dict[str, Any]) -> list[str]:
         f"{_verdict(r['explain_10000_s'] < EXPLAIN_TARGET_S)} |"
     )
     return ["| target | measured | |", "|---|---|---|", *rows]
+
+
+def instruction_targets(i: dict[str, Any]) -> list[str]:
+    """The overhead counted in instructions, and how much of it the empty layers are."""
+    if not i:
+        return []
+    if "not_measured" in i:
+        return [
+            f"| overhead ratio <= {OVERHEAD_TARGET} in instructions | not measured "
+            f"({i['not_measured']}) | - |"
+        ]
+    comp, layers = i["ratio"]["components"], i["ratio"]["layers"]
+    share = round(100 * (layers - 1) / (comp - 1)) if comp > 1 else "-"
+    return [
+        f"| overhead ratio <= {OVERHEAD_TARGET} (mocks, counted in instructions), N={i['n']} "
+        f"| {comp} | {_verdict(comp <= OVERHEAD_TARGET)} |",
+        f"| (not a target) the floor in instructions: hand-written plus the components' empty "
+        f"layers | {layers} ({share} % of the components' extra instructions) | - |",
+    ]
+
+
+def instruction_section(r: dict[str, Any]) -> list[str]:
+    i = r["instructions"]
+    lines = [
+        "",
+        "## Instructions (callgrind)",
+        "",
+        f"Measured {r.get('instructions_date', r['date'])} (bench/instructions.py). "
+        "Instructions of `python -m bench.mock_run --variant V --n N` less those of the same "
+        "command with `--n 0`, divided by N, `PYTHONHASHSEED=0`: the machine's load does not "
+        "move them.",
+        "",
+    ]
+    if "not_measured" in i:
+        return [*lines, f"Not measured: {i['not_measured']}."]
+    return [
+        *lines,
+        f"| program, N = {i['n']} | instructions per deployment (M) | against hand-written |",
+        "|---|---|---|",
+        *(
+            f"| `{v}` | {i['per_deployment_m'][v]} | {i['ratio'][v]} |"
+            for v in ("handwritten", "layers", "components")
+        ),
+    ]
 
 
 def fleet_targets(f: dict[str, Any]) -> list[str]:
@@ -282,10 +327,12 @@ def cluster_fleet_section(r: dict[str, Any]) -> list[str]:
 
 
 def render(r: dict[str, Any]) -> str:
+    m = r["machine"]
     lines = [
         "# Benchmark results",
         "",
-        f"Machine: {r['machine']}; date: {r['date']}. Produced by `make bench` "
+        f"Machine: Python {m['python']}, {m['platform']}, {m['cpus']} CPUs; date: "
+        f"{r['date']}. Produced by `make bench` "
         f"({round(r.get('bench_wall_s', 0) / 60)} minutes).",
         "",
         "All ratios are components / hand-written, measured pair by pair in the same run. The",
@@ -346,6 +393,8 @@ def render(r: dict[str, Any]) -> str:
                     f"{c[op]['s']} ({c[op]['peak_mib']}) | "
                     f"{h[op]['s']} ({h[op]['peak_mib']}) | {ratio[op]} |"
                 )
+    if r.get("instructions"):
+        lines += instruction_section(r)
     if r.get("fleet"):
         lines += fleet_section(r)
     if r.get("cluster_ratio"):
