@@ -330,28 +330,59 @@ def pack(pods: Sequence[Mapping[str, int]], pool: Pool) -> int | None:
 
     Pods of one shape are placed one after the other (in the order each shape first
     appears), so the answer depends only on the pool and how many pods of each shape there
-    are: it is remembered. A review of an edit to every deployment of a large stack packs
-    the same pool with the same pods once per deployment."""
+    are (:func:`shapes_of`): it is remembered. A review of an edit to every deployment of a
+    large stack packs the same pool with the same pods once per deployment."""
+    return pack_shapes(shapes_of(pods), pool)
+
+
+#: A pod's requests as a key: ``(("cpu", 4000), ("memory", ...), ...)``.
+Shape = tuple[tuple[str, int], ...]
+#: Pods by shape, each shape once, in the order it first appears among the pods.
+Shapes = tuple[tuple[Shape, int], ...]
+
+
+def shape_of(pod: Mapping[str, int]) -> Shape:
+    return tuple(sorted(pod.items()))
+
+
+def shapes_of(pods: Sequence[Mapping[str, int]]) -> Shapes:
+    """How many pods of each shape, in the order each shape first appears."""
     counts = Counter(map(id, pods))  # a deployment's pods are one object, repeated
     first = dict(zip(map(id, pods), pods, strict=True))
-    shapes: dict[_Shape, int] = {}
+    shapes: dict[Shape, int] = {}
     for key, n in counts.items():
-        shape = tuple(sorted(first[key].items()))
+        shape = shape_of(first[key])
         shapes[shape] = shapes.get(shape, 0) + n
+    return tuple(shapes.items())
+
+
+def plus(shapes: Shapes, pod: Mapping[str, int], n: int) -> Shapes:
+    """``shapes`` with ``n`` more pods like ``pod`` placed after them: :func:`shapes_of` of
+    the pods followed by ``n`` copies of ``pod``."""
+    if n <= 0:
+        return shapes
+    mine = shape_of(pod)
+    if any(shape == mine for shape, _ in shapes):
+        return tuple((shape, count + n if shape == mine else count) for shape, count in shapes)
+    return (*shapes, (mine, n))
+
+
+def total(shapes: Shapes, resource: str) -> int:
+    """What the pods ask of ``resource`` together."""
+    return sum(count * dict(shape).get(resource, 0) for shape, count in shapes)
+
+
+def pack_shapes(shapes: Shapes, pool: Pool) -> int | None:
+    """:func:`pack` of pods given by shape."""
     nodes = tuple(
-        (pool.ceiling(p), tuple(sorted(shape.allocatable.items())))
+        (pool.ceiling(p), shape_of(shape.allocatable))
         for p, shape in zip(pool.pools, pool.nodes, strict=True)
     )
-    return _pack(tuple(shapes.items()), nodes)
-
-
-_Shape = tuple[tuple[str, int], ...]
+    return _pack(shapes, nodes)
 
 
 @functools.lru_cache(maxsize=1024)
-def _pack(
-    shapes: tuple[tuple[_Shape, int], ...], pools: tuple[tuple[int, _Shape], ...]
-) -> int | None:
+def _pack(shapes: Shapes, pools: tuple[tuple[int, Shape], ...]) -> int | None:
     """:func:`pack` of ``count`` pods of each shape onto ``count`` nodes of each shape."""
     pods = [dict(shape) for shape, count in shapes for _ in range(count)]
     nodes = [dict(shape) for count, shape in pools for _ in range(count)]
@@ -360,10 +391,10 @@ def _pack(
     # Rooms only shrink: a node that could not take a pod cannot take the next pod of the
     # same shape either, so a run of equal pods (a deployment's replicas) resumes where the
     # last one landed instead of trying every open node again.
-    shape: tuple[tuple[str, int], ...] | None = None
+    shape: Shape | None = None
     tried: list[int] = []
     for pod in order:
-        if (key := tuple(sorted(pod.items()))) != shape:
+        if (key := shape_of(pod)) != shape:
             shape, tried = key, list(reversed(rooms))  # the first opened is tried first
         at = None
         while tried:

@@ -19,7 +19,7 @@ sharing the pool count with their pods at rest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -259,21 +259,66 @@ def _peak(ts: list[Track]) -> tuple[int, int, str]:
 
 #: Deployments sharing the pool a verdict names (the others are counted).
 BESIDES_SHOWN = 5
-#: The last stacks' pods at rest by GPU type (see :func:`_demands`), each kept with its stack.
-_DEMANDS: dict[tuple[int, GpuType], tuple[StackConfig, dict[str, list[cap.Amounts]]]] = {}
+#: The last stacks' pods at rest by GPU type (see :func:`_census`), each kept with its stack.
+_CENSUS: dict[tuple[int, GpuType], tuple[StackConfig, _Census]] = {}
 
 
-def _demands(stack: StackConfig, gpu: GpuType) -> dict[str, list[cap.Amounts]]:
-    """Each deployment's pods at rest on ``gpu``, by name: the same for every edited
-    deployment of one review (a review of 1,000 edited deployments asked for them 2 million
-    times). Kept for the last few stacks; a stack is frozen, so its pods do not change."""
+@dataclass(frozen=True)
+class _Census:
+    """The pods at rest on one GPU type, by deployment and by shape, counted once per stack:
+    the same for every edited deployment of one review (a review of 1,000 edited
+    deployments asked for them 2 million times, and grouped them by shape 3,000 times)."""
+
+    #: Each deployment's pods at rest, by name, in the stack's order.
+    pods: dict[str, list[cap.Amounts]]
+    #: Every pod, grouped as :func:`servestack.config.capacity.shapes_of` groups them.
+    everyone: cap.Shapes
+    #: Each deployment with pods: (its place among them, its shape, how many).
+    own: dict[str, tuple[int, cap.Shape, int]]
+    #: The places of the first two deployments of each shape.
+    firsts: dict[cap.Shape, tuple[int, ...]]
+
+    @classmethod
+    def of(cls, stack: StackConfig, gpu: GpuType) -> _Census:
+        pods = {d.name: cap.demand(d) for d in cap.sharing(stack, gpu)}
+        own: dict[str, tuple[int, cap.Shape, int]] = {}
+        firsts: dict[cap.Shape, tuple[int, ...]] = {}
+        for i, (name, mine) in enumerate((n, p) for n, p in pods.items() if p):
+            shape = cap.shape_of(mine[0])  # a deployment's pods are one shape
+            own[name] = (i, shape, len(mine))
+            firsts[shape] = (*firsts.get(shape, ()), i)[:2]
+        everyone = cap.shapes_of([pod for mine in pods.values() for pod in mine])
+        return cls(pods, everyone, own, firsts)
+
+    def without(self, name: str) -> cap.Shapes:
+        """:func:`~servestack.config.capacity.shapes_of` of every pod but ``name``'s,
+        without going through the pods."""
+        if name not in self.own:
+            return self.everyone
+        at, mine, count = self.own[name]
+        placed = []
+        for shape, n in self.everyone:
+            first = self.firsts[shape][0]
+            if shape == mine:
+                n -= count
+                if not n:
+                    continue
+                # The next deployment of that shape, when ``name`` was its first.
+                first = self.firsts[shape][1] if first == at else first
+            placed.append((first, shape, n))
+        return tuple((shape, n) for _, shape, n in sorted(placed))
+
+
+def _census(stack: StackConfig, gpu: GpuType) -> _Census:
+    """The stack's :class:`_Census` of ``gpu``, kept for the last few stacks (a stack is
+    frozen, so its pods do not change)."""
     key = (id(stack), gpu)
-    found = _DEMANDS.get(key)
+    found = _CENSUS.get(key)
     if found is None or found[0] is not stack:
-        if len(_DEMANDS) >= 8:
-            _DEMANDS.clear()
-        found = (stack, {d.name: cap.demand(d) for d in cap.sharing(stack, gpu)})
-        _DEMANDS[key] = found
+        if len(_CENSUS) >= 8:
+            _CENSUS.clear()
+        found = (stack, _Census.of(stack, gpu))
+        _CENSUS[key] = found
     return found[1]
 
 
@@ -291,16 +336,17 @@ def verdict(
     pool = cap.pools_by_gpu(new).get(gpu)
     if pool is None:
         return None
-    others = {n: pods for n, pods in _demands(new, gpu).items() if n != spec.name}
-    rest = [pod for pods in others.values() for pod in pods]
-    running = cap.pack([pod for pods in _demands(old, gpu).values() for pod in pods], pool)
+    census = _census(new, gpu)
+    others = {n: pods for n, pods in census.pods.items() if n != spec.name}
+    rest = census.without(spec.name)
+    running = cap.pack_shapes(_census(old, gpu).everyone, pool)
     now = max(pool.min_nodes, running if running is not None else pool.max_nodes)
     pod = cap.pod_requests(spec)
     peak, least, how = _peak(ts)
-    need = cap.pack(rest + [pod] * peak, pool)
+    need = cap.pack_shapes(cap.plus(rest, pod, peak), pool)
     each = spec.resources.gpu.count
     resource = cap.gpu_resource(spec.resources)
-    total = (peak * each) + sum(p.get(resource, 0) for p in rest)
+    total = (peak * each) + cap.total(rest, resource)
     if each != 1:
         how += f", {cap.amount(each, resource, gpu)} each"
     sharing = [(n, pods) for n, pods in others.items() if pods and pods[0].get(resource)]
@@ -333,9 +379,9 @@ def verdict(
             f"autoscaler adds up to maxNodes {pool.max_nodes}) for {numbers}"
         )
         return Verdict(fit=Fit.NEEDS_NODES, text=text, nodes_needed=need, **base)
-    binding = _binding(rest + [pod] * peak, pool, resource)
+    binding = _binding(cap.plus(rest, pod, peak), pool, resource)
     holds = f"{pool.label} holds at most {pool.holds(resource)}{binding}"
-    slow = cap.pack(rest + [pod] * least, pool)
+    slow = cap.pack_shapes(cap.plus(rest, pod, least), pool)
     if slow is not None:
         text = (
             f"finishes, slower: {holds}, not the {numbers}; surge pods beyond its room wait "
@@ -348,13 +394,13 @@ def verdict(
     return Verdict(fit=Fit.CANNOT_FINISH, text=text, remedies=remedies, **base)
 
 
-def _binding(pods: Sequence[Mapping[str, int]], pool: cap.Pool, resource: str) -> str:
+def _binding(pods: cap.Shapes, pool: cap.Pool, resource: str) -> str:
     """Which resources run out, when it is not (only) the GPUs (or slices)."""
     nodes = pool.node_list()
     short = [
         name
         for name in (cap.CPU, cap.MEMORY, cap.STORAGE, resource, cap.PODS)
-        if sum(p.get(name, 0) for p in pods) > sum(n.allocatable.get(name, 0) for _, n in nodes)
+        if cap.total(pods, name) > sum(n.allocatable.get(name, 0) for _, n in nodes)
     ]
     if resource in short:
         return ""
@@ -363,7 +409,7 @@ def _binding(pods: Sequence[Mapping[str, int]], pool: cap.Pool, resource: str) -
     return f", and its nodes run out of allocatable {', '.join(short)} before that"
 
 
-def _nodes_for(pods: Sequence[Mapping[str, int]], pool: cap.Pool) -> int | None:
+def _nodes_for(pods: cap.Shapes, pool: cap.Pool) -> int | None:
     """Nodes of the pool's (first) shape the pods would need, however many the pool has."""
     p, node = pool.pools[0], pool.nodes[0]
     wide = cap.Pool(
@@ -372,20 +418,20 @@ def _nodes_for(pods: Sequence[Mapping[str, int]], pool: cap.Pool) -> int | None:
         (node,),
         pool.provider,
     )
-    return cap.pack(pods, wide)
+    return cap.pack_shapes(pods, wide)
 
 
 def _remedies(
     ts: list[Track],
     spec: DeploymentSpec,
     pool: cap.Pool,
-    others: Sequence[Mapping[str, int]],
+    others: cap.Shapes,
     peak: int,
 ) -> tuple[str, ...]:
     pod = cap.pod_requests(spec)
     bound = "minNodes" if pool.provider is CloudProvider.local else "maxNodes"
     out = []
-    nodes = _nodes_for([*others, *[pod] * peak], pool)
+    nodes = _nodes_for(cap.plus(others, pod, peak), pool)
     if nodes is not None:
         out.append(
             f"raise {paths.node_pool(pool.pools[-1].name, bound)} to "
@@ -405,7 +451,7 @@ def _remedies(
         (
             r
             for r in range(stable_pods - 1, 0, -1)
-            if cap.pack([*others, *[pod] * (r + surge)], pool) is not None
+            if cap.pack_shapes(cap.plus(others, pod, r + surge), pool) is not None
         ),
         None,
     )
@@ -418,9 +464,7 @@ def _remedies(
     return tuple(out)
 
 
-def _ceiling(
-    spec: DeploymentSpec, others: Sequence[Mapping[str, int]], pool: cap.Pool
-) -> tuple[str, ...]:
+def _ceiling(spec: DeploymentSpec, others: cap.Shapes, pool: cap.Pool) -> tuple[str, ...]:
     """An autoscaled deployment whose ceiling the pool cannot hold: say where it stops."""
     eff = effective(spec)
     if eff.autoscaling is None:
@@ -430,7 +474,7 @@ def _ceiling(
     extra = cap.canary_pods(spec)
 
     def holds(replicas: int) -> bool:
-        return cap.pack([*others, *[pod] * (replicas + extra)], pool) is not None
+        return cap.pack_shapes(cap.plus(others, pod, replicas + extra), pool) is not None
 
     if holds(top):
         return ()

@@ -287,3 +287,35 @@ def test_explain_carries_the_verdicts() -> None:
     data = json.loads(report.explain_json([], result))
     assert [v["verdict"] for v in data["capacity"]] == ["cannot finish"]
     assert "#### Capacity" in report.explain_markdown([], capacity=result)
+
+
+def test_the_pools_other_pods_are_counted_by_shape_without_walking_them() -> None:
+    """A verdict takes the pool's pods but the edited deployment's from the stack's census
+    (a review of every deployment would otherwise group all pods once per deployment): it
+    must group them exactly as the pods themselves group, in the same order, whichever
+    deployment is edited: the first of its shape, a later one, the only one."""
+    from servestack.config import capacity as cap
+    from servestack.config.gpu import GpuType
+    from servestack.config.validation import parse_stack, read_stack_text
+    from servestack.review.capacity import _census
+
+    deployments = [
+        dep("a", 2),
+        dep("b", 1, gpus=2),
+        dep("c", 3),
+        dep("d", 0),
+        dep("e", 1, gpus=2),
+        {
+            **dep("f", 1),
+            "resources": {"cpu": 3, "memory": "8Gi", "gpu": {"count": 1, "type": "L4"}},
+        },
+    ]
+    stack = parse_stack(read_stack_text(text(deployments, nodes=8, gpus_per_node=4)))
+    census = _census(stack, GpuType.L4)
+    assert len(census.everyone) == 3  # a and c, b and e, f
+    for name in "abcdef":
+        others = [pod for n, pods in census.pods.items() if n != name for pod in pods]
+        assert census.without(name) == cap.shapes_of(others), name
+    # a is the first of its shape: without it, that shape first appears at c, after b's.
+    order = [dict(shape)["nvidia.com/gpu"] for shape, _ in census.without("a")]
+    assert order == [2, 1, 1]
