@@ -41,7 +41,7 @@ from bench.engine import stack_text
 from bench.floor import NAME
 from bench.stacks import stack_raw
 from servestack.config.stackfile import engine_config_text
-from servestack.engine import Engine, make_project
+from servestack.engine import Engine, load_project, make_project
 from servestack.manifests import naming
 
 #: The checkout (the floor's program imports `bench` from it).
@@ -84,7 +84,8 @@ def _timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]
 
 
 def _pulumi(project: Path, stack: str, *args: str, **env: str) -> tuple[float, str]:
-    engine = Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project)
+    proj = load_project(project)
+    engine = Engine(proj.engine_state, passphrase=PASSPHRASE, project_dir=project)
     engine.stack(project, stack)  # `pulumi stack init`
     argv = [str(engine.bin_dir / "pulumi"), "up", "--yes", "--skip-preview", "-s", stack, *args]
     return _timed([*argv, "--non-interactive"], project, {**_env(project), **engine.env(), **env})
@@ -114,7 +115,8 @@ def engine_floor(project: Path, stack: str, n: int, repeats: int = 3) -> dict[st
     deployments; see bench/floor.py), and of loading and serializing its checkpoint once
     (`pulumi stack export`); medians. It leaves the stack without its outputs: measure it
     after the operations."""
-    engine = Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project)
+    proj = load_project(project)
+    engine = Engine(proj.engine_state, passphrase=PASSPHRASE, project_dir=project)
     pulumi = str(engine.bin_dir / "pulumi")
     env = {**_env(project), **engine.env()}
     floor = project.parent / "floor"
@@ -122,11 +124,9 @@ def engine_floor(project: Path, stack: str, n: int, repeats: int = 3) -> dict[st
     (floor / "Pulumi.yaml").write_text((project / "Pulumi.yaml").read_text())
     (floor / "__main__.py").write_text(FLOOR_PROGRAM)
     # The stack's encryption salt alone: the floor reads no config.
-    salt = re.search(
-        r"^encryptionsalt: .*$", (project / "stacks" / f"Pulumi.{stack}.yaml").read_text(), re.M
-    )
+    salt = re.search(r"^encryptionsalt: .*$", proj.stack_file(stack).read_text(), re.M)
     (floor / "engine.yaml").write_text(f"{salt.group(0) if salt else ''}\n")
-    urn = f"urn:pulumi:{stack}::{engine_project(project)}::{naming.MODEL_DEPLOYMENT}::{NAME}"
+    urn = f"urn:pulumi:{stack}::{proj.name}::{naming.MODEL_DEPLOYMENT}::{NAME}"
     up = [pulumi, "up", "--yes", "--skip-preview", "--non-interactive", "--suppress-outputs"]
     up += ["--stack", stack, "--config-file", str(floor / "engine.yaml")]
     up += [f"--target={urn}", "--target-dependents"]
@@ -144,12 +144,6 @@ def engine_floor(project: Path, stack: str, n: int, repeats: int = 3) -> dict[st
         "floor_runs_s": [w for w, _ in runs],
         "export_s": round(statistics.median(exports), 2),
     }
-
-
-def engine_project(project: Path) -> str:
-    """The Pulumi project name in ``project``'s Pulumi.yaml."""
-    found = re.search(r"^name: *(\S+)", (project / "Pulumi.yaml").read_text(), re.M)
-    return found.group(1) if found else "servestack"
 
 
 def writes_per_deployment(n: int) -> dict[str, float]:
@@ -187,10 +181,11 @@ def _fleet_row(n: int, sizes: list[int], op_sizes: list[int], plain_max: int) ->
         row["up_s"] = _servestack(project, "up", "fast", "--yes")
         if n in sizes:
             # After `pulumi stack init`, which writes the stack's encryption salt.
-            Engine(project / ".pulumi-state", passphrase=PASSPHRASE, project_dir=project).stack(
+            proj = load_project(project)
+            Engine(proj.engine_state, passphrase=PASSPHRASE, project_dir=project).stack(
                 project, "limit"
             )
-            limit_text = (project / "stacks" / "Pulumi.limit.yaml").read_text()
+            limit_text = proj.stack_file("limit").read_text()
             handed = project / "limit-program.yaml"
             handed.write_text(limit_text)
             engine_file = project / "limit-engine.yaml"
