@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import mock_run
 from bench.stacks import stack_raw
 from harness import use_checkout_engine
 from servestack.config.validation import parse_stack
@@ -57,10 +58,9 @@ def _time(fn: Any) -> float:
 
 
 def _mock_run(variant: str, n: int, gc_mode: str) -> dict[str, Any]:
-    env = {k: v for k, v in os.environ.items() if k != "SERVESTACK_PROGRAM_GC"}
+    argv, env = mock_run.command(variant, n, gc_mode)
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.mock_run", "--variant", variant, "--n", str(n)]
-        + ["--gc", gc_mode],
+        argv,
         cwd=HERE.parent,
         env=env,
         check=True,

@@ -11,17 +11,18 @@ run with none (imports, warm-up and the fixed resources cancel), divided by N.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from bench import mock_run
+
 HERE = Path(__file__).resolve().parent
+#: Hand-written first: the others are counted against it.
 VARIANTS = ("handwritten", "layers", "components")
 #: callgrind's closing summary, on standard error: `==123== Collected : 4058663812`.
 _COLLECTED = re.compile(r"^==\d+== Collected : (\d+)$", re.MULTILINE)
@@ -36,14 +37,12 @@ def collected(stderr: str) -> int:
 
 
 def _count(valgrind: str, variant: str, n: int) -> int:
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    env.pop("SERVESTACK_PROGRAM_GC", None)
+    argv, env = mock_run.command(variant, n)
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out"]
-            + [sys.executable, "-m", "bench.mock_run", "--variant", variant, "--n", str(n)],
+            [valgrind, "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out", *argv],
             cwd=HERE.parent,
-            env=env,
+            env={**env, "PYTHONHASHSEED": "0"},
             check=True,
             capture_output=True,
             text=True,

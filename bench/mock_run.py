@@ -11,25 +11,37 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import resource
 import sys
 import time
 
-from bench.handwritten_program import handwritten, handwritten_with_layers
-from bench.stacks import stack_raw
-from servestack.config.validation import parse_stack
-from servestack.program.process import tune_gc
-from servestack.program.stack import build
-from tests.mocks import run_program
-
 #: `layers`: the hand-written program plus the components' empty ComponentResources (the
 #: floor of the overhead ratio, see :func:`bench.handwritten_program.handwritten_with_layers`).
-PROGRAMS = {"components": build, "handwritten": handwritten, "layers": handwritten_with_layers}
+VARIANTS = ("components", "handwritten", "layers")
+
+
+def command(variant: str, n: int, gc_mode: str = "program") -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of one measurement in a fresh process. The
+    collector settings are ``gc_mode``'s alone: the caller's `SERVESTACK_PROGRAM_GC` is
+    dropped."""
+    argv = [sys.executable, "-m", "bench.mock_run", "--variant", variant, "--n", str(n)]
+    env = {k: v for k, v in os.environ.items() if k != "SERVESTACK_PROGRAM_GC"}
+    return [*argv, "--gc", gc_mode], env
 
 
 def main() -> int:
+    # Imported here: the bench's driver builds the command line without the Pulumi SDK.
+    from bench.handwritten_program import handwritten, handwritten_with_layers
+    from bench.stacks import stack_raw
+    from servestack.config.validation import parse_stack
+    from servestack.program.process import tune_gc
+    from servestack.program.stack import build
+    from tests.mocks import run_program
+
+    programs = {"components": build, "handwritten": handwritten, "layers": handwritten_with_layers}
     ap = argparse.ArgumentParser(prog="python -m bench.mock_run")
-    ap.add_argument("--variant", choices=sorted(PROGRAMS), required=True)
+    ap.add_argument("--variant", choices=VARIANTS, required=True)
     ap.add_argument("--n", type=int, required=True)
     ap.add_argument("--gc", choices=["program", "default"], default="program")
     ap.add_argument(
@@ -38,7 +50,7 @@ def main() -> int:
         help="also write cProfile stats of the measured run (read with `python -m pstats FILE`)",
     )
     args = ap.parse_args()
-    program = PROGRAMS[args.variant]
+    program = programs[args.variant]
     if args.gc == "program" and not tune_gc():  # as __main__.py does, after its imports
         raise SystemExit("SERVESTACK_PROGRAM_GC=default is set: unset it, or use --gc default")
     warm = parse_stack(stack_raw(2))
