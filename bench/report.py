@@ -142,7 +142,7 @@ def instruction_section(r: dict[str, Any]) -> list[str]:
         "|---|---|---|",
         *(
             f"| `{v}` | {i['per_deployment_m'][v]} | {i['ratio'][v]} |"
-            for v in ("handwritten", "layers", "components")
+            for v in i["per_deployment_m"]  # in bench.instructions.VARIANTS' order
         ),
     ]
 
